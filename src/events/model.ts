@@ -1,0 +1,64 @@
+/** The typed internal model every event document form is parsed into. */
+
+export type Methods = '*' | readonly string[]; // upper-case method names
+
+export interface HttpTrigger {
+  kind: 'http';
+  /** pattern as written, e.g. "/emit_document/:db/:docid" or "/files/*". */
+  path: string;
+  methods: Methods;
+  /** literal values must equal the message's parameter; ":name" binds it. */
+  parameters: Record<string, unknown>;
+}
+
+export interface ChangesTrigger {
+  kind: 'changes';
+  db: string;
+  selector?: Record<string, unknown>;
+  includeDocs: boolean;
+}
+
+export interface ScheduleTrigger {
+  kind: 'schedule';
+  /** ms between ticks ("every": "1m"). */
+  every?: number;
+  /** five-field cron expression. */
+  cron?: string;
+}
+
+export type Trigger = HttpTrigger | ChangesTrigger | ScheduleTrigger;
+
+export interface EventWorkerRef {
+  name: string;
+  /** the event's arguments for this worker (may hold ":name" / "*" placeholders). */
+  arguments: Record<string, unknown>;
+}
+
+export type EventAuth = 'public' | 'user' | 'admin' | { role: string };
+
+export interface EventDef {
+  id: string;
+  rev?: string;
+  triggers: readonly Trigger[];
+  workers: readonly EventWorkerRef[];
+  disabled: boolean;
+  auth: EventAuth;
+}
+
+export type ParseResult =
+  | { ok: true; event: EventDef }
+  | { ok: false; id: string; reason: string };
+
+/** One event fired by one HTTP trigger, with what the trigger bound. */
+export interface EventMatch {
+  event: EventDef;
+  trigger: HttpTrigger;
+  /** path bindings (":db" → "db", "*" → "*") and bound trigger parameters, by name without ':'. */
+  bindings: Record<string, string>;
+}
+
+export type MatchResult =
+  | { kind: 'match'; matches: EventMatch[] }
+  /** some pattern matched the path, none the method: 405 with the allowed methods. */
+  | { kind: 'method'; allowed: string[] }
+  | { kind: 'none' };

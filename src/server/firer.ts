@@ -1,0 +1,33 @@
+/**
+ * What the HTTP server needs from the runtime. The server parses the request
+ * (URL, query, body, limits) and maps thrown LivelyErrors to their status;
+ * the runtime matches, authorises and dispatches.
+ */
+import type { WorkerOutcome } from '../shared/message.ts';
+
+export interface HttpTriggerRequest {
+  method: string;
+  /** the path after "/_events", starting with "/", percent-decoded per segment. */
+  path: string;
+  query: Record<string, unknown>;
+  headers: Record<string, string | string[] | undefined>;
+  /** parsed JSON, form fields, raw text, or undefined when empty. */
+  body: unknown;
+  /** wait for the workers to finish (`?wait=true`). */
+  wait: boolean;
+}
+
+export interface HttpTriggerReply {
+  activation: string;
+  events: string[];
+  workers: string[];
+  /** present when wait was requested. */
+  outcomes?: WorkerOutcome[];
+}
+
+export interface EventFirer {
+  /** Throws LivelyError LC_NO_EVENT (404), LC_METHOD_NOT_ALLOWED (405), LC_QUEUE_FULL (503), LC_UNAUTHORIZED/LC_FORBIDDEN. */
+  fireHttp(req: HttpTriggerRequest): Promise<HttpTriggerReply>;
+  health(): Promise<{ ok: boolean; store: boolean; [k: string]: unknown }>;
+  status(): Promise<Record<string, unknown>>;
+}

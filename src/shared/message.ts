@@ -1,0 +1,50 @@
+/** What a worker receives (one JSON line on stdin) and what comes back from it. */
+
+export type TriggerKind = 'http' | 'event' | 'changes' | 'schedule' | 'lively';
+
+export interface HttpRequestPart {
+  query: Record<string, unknown>;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+}
+
+/** The message envelope, exactly as DESIGN.md "What a worker receives". */
+export interface WorkerMessage {
+  activation: string;
+  event: string;
+  worker: string;
+  trigger: TriggerKind;
+  method?: string;
+  path?: string;
+  arguments: Record<string, unknown>;
+  parameters: Record<string, unknown>;
+  request?: HttpRequestPart;
+  change?: unknown;
+  tick?: unknown;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface LogLine {
+  t: number; // ms since epoch
+  level: LogLevel;
+  msg: string;
+}
+
+/** `{"emit": "sent", "parameters": {…}}` from a worker: fires `/<worker>/sent`. */
+export interface EmitCommand {
+  emit: string;
+  parameters: Record<string, unknown>;
+}
+
+export type ActivationStatus = 'ok' | 'error' | 'timeout';
+
+/** How one worker's handling of one message ended. */
+export interface WorkerOutcome {
+  worker: string;
+  status: ActivationStatus;
+  result?: unknown;
+  error?: { code: string; message: string };
+  logs: LogLine[];
+  durationMs: number;
+}

@@ -1,0 +1,73 @@
+/**
+ * Worker output protocol, shared by thread, process and isolate workers:
+ * each stdout line that is a JSON object with one of the command keys is a command,
+ * anything else is a log line.
+ */
+import type { EmitCommand, LogLevel } from './message.ts';
+
+export type OutputCommand =
+  | { kind: 'emit'; emit: EmitCommand }
+  | { kind: 'result'; value: unknown }
+  | { kind: 'done' }
+  | { kind: 'log'; level: LogLevel; msg: string };
+
+const LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
+
+export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): OutputCommand {
+  if (stream === 'stdout' && line.length > 1 && line.charCodeAt(0) === 123 /* { */) {
+    let obj: unknown;
+    try { obj = JSON.parse(line); } catch { obj = undefined; }
+    if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
+      const o = obj as Record<string, unknown>;
+      if (typeof o.emit === 'string' && o.emit.length > 0) {
+        const p = o.parameters;
+        return { kind: 'emit', emit: { emit: o.emit, parameters: p && typeof p === 'object' && !Array.isArray(p) ? p as Record<string, unknown> : {} } };
+      }
+      if ('result' in o) return { kind: 'result', value: o.result };
+      if (o.done === true) return { kind: 'done' };
+      if (typeof o.log === 'string') {
+        const level = typeof o.level === 'string' && LEVELS.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
+        return { kind: 'log', level, msg: o.log };
+      }
+    }
+  }
+  return { kind: 'log', level: stream === 'stderr' ? 'error' : 'info', msg: line };
+}
+
+/** Splits a byte stream into lines, cutting any line longer than `maxLine` chars. */
+export class LineSplitter {
+  private buf = '';
+  private dropping = false;
+  constructor(private readonly onLine: (line: string, truncated: boolean) => void, private readonly maxLine = 64 * 1024) {}
+
+  push(chunk: string): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf('\n', start);
+      if (nl === -1) { this.append(chunk.slice(start)); return; }
+      this.append(chunk.slice(start, nl));
+      this.flushLine();
+      start = nl + 1;
+    }
+  }
+
+  end(): void { if (this.buf.length > 0 || this.dropping) this.flushLine(); }
+
+  private append(s: string): void {
+    if (this.dropping) return;
+    this.buf += s;
+    if (this.buf.length > this.maxLine) {
+      this.onLine(this.buf.slice(0, this.maxLine), true);
+      this.buf = '';
+      this.dropping = true;
+    }
+  }
+
+  private flushLine(): void {
+    if (this.dropping) { this.dropping = false; this.buf = ''; return; }
+    let line = this.buf;
+    this.buf = '';
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    this.onLine(line, false);
+  }
+}
