@@ -1,0 +1,129 @@
+/**
+ * Activation records in the logs database, written in batches so that logging never
+ * throttles triggering. Record ids start with the ISO time, so pruning old records is a
+ * range read of `_all_docs` — no view needed, on CouchDB and on the embedded store alike.
+ * When the store cannot keep up the buffer is bounded: the oldest unwritten records are
+ * dropped and counted (`dropped` in status), never the triggers.
+ */
+import type { DocumentScope } from 'nano';
+import type { WorkerOutcome, TriggerKind } from '../shared/message.ts';
+import type { Logger } from '../shared/log.ts';
+import { describeError } from '../shared/errors.ts';
+
+export interface ActivationRecord {
+  activation: string;
+  events: string[];
+  trigger: TriggerKind;
+  path?: string;
+  method?: string;
+  started: number;
+  durationMs: number;
+  workers: WorkerOutcome[];
+}
+
+export interface ActivationLogOptions {
+  flushMs?: number;
+  maxBuffer?: number;
+  maxBatch?: number;
+  retentionDays: number;
+  logger: Logger;
+}
+
+const MAX_RESULT_CHARS = 16 * 1024;
+const MAX_LOG_LINES = 200;
+
+function compact(w: WorkerOutcome): WorkerOutcome {
+  let result = w.result;
+  if (result !== undefined) {
+    const text = JSON.stringify(result);
+    if (text !== undefined && text.length > MAX_RESULT_CHARS) result = { truncated: text.slice(0, MAX_RESULT_CHARS) };
+  }
+  const logs = w.logs.length > MAX_LOG_LINES ? w.logs.slice(-MAX_LOG_LINES) : w.logs;
+  return { ...w, result, logs };
+}
+
+export class ActivationLog {
+  private buffer: Array<Record<string, unknown>> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private readonly flushMs: number;
+  private readonly maxBuffer: number;
+  private readonly maxBatch: number;
+  written = 0;
+  dropped = 0;
+
+  constructor(private readonly db: DocumentScope<Record<string, unknown>>, private readonly opts: ActivationLogOptions) {
+    this.flushMs = opts.flushMs ?? 250;
+    this.maxBuffer = opts.maxBuffer ?? 20_000;
+    this.maxBatch = opts.maxBatch ?? 2_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.flushMs);
+    this.timer.unref();
+    const prune = () => void this.prune().catch((err) => this.opts.logger.warn('pruning activation records failed', { error: describeError(err) }));
+    prune();
+    this.pruneTimer = setInterval(prune, 3_600_000);
+    this.pruneTimer.unref();
+  }
+
+  record(rec: ActivationRecord): void {
+    if (this.buffer.length >= this.maxBuffer) {
+      this.buffer.shift();
+      this.dropped++;
+    }
+    this.buffer.push({
+      _id: `${new Date(rec.started).toISOString()}-${rec.activation}`,
+      type: 'activation',
+      ...rec,
+      workers: rec.workers.map(compact),
+    });
+  }
+
+  /** Writes what is buffered; concurrent callers share one write. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (this.buffer.length === 0) return Promise.resolve();
+    this.flushing = (async () => {
+      try {
+        while (this.buffer.length > 0) {
+          const batch = this.buffer.splice(0, this.maxBatch);
+          try {
+            await this.db.bulk({ docs: batch });
+            this.written += batch.length;
+          } catch (err) {
+            // The store is away (restarting): put the batch back, bounded, and try on the next tick.
+            this.buffer.unshift(...batch);
+            const over = this.buffer.length - this.maxBuffer;
+            if (over > 0) { this.buffer.splice(0, over); this.dropped += over; }
+            this.opts.logger.debug('activation log write deferred', { error: describeError(err) });
+            return;
+          }
+        }
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    return this.flushing;
+  }
+
+  /** Deletes records older than the retention period. */
+  async prune(now = Date.now()): Promise<number> {
+    const cutoff = new Date(now - this.opts.retentionDays * 86_400_000).toISOString();
+    let deleted = 0;
+    for (;;) {
+      const page = await this.db.list({ startkey: '0', endkey: cutoff, limit: 1000 });
+      const docs = page.rows.filter((r) => !r.id.startsWith('_')).map((r) => ({ _id: r.id, _rev: r.value.rev, _deleted: true }));
+      if (docs.length === 0) return deleted;
+      await this.db.bulk({ docs });
+      deleted += docs.length;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.flush();
+  }
+}

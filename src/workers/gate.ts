@@ -1,0 +1,58 @@
+/**
+ * Admission control in front of every dispatcher: at most `concurrency` messages of one
+ * worker run at once, at most `maxWorkerQueue` wait behind them, and at most `maxQueue`
+ * wait in all. Beyond that a message is refused with LC_QUEUE_FULL (HTTP 503) at once,
+ * so an overloaded runtime sheds load instead of growing memory.
+ */
+import { LivelyError } from '../shared/errors.ts';
+
+interface Lane {
+  running: number;
+  waiting: Array<() => void>;
+  head: number;
+}
+
+export class WorkerGate {
+  private readonly lanes = new Map<string, Lane>();
+  private queued = 0;
+
+  constructor(private readonly maxQueue: number, private readonly maxWorkerQueue: number) {}
+
+  /** Throws LC_QUEUE_FULL synchronously when the message cannot even wait. */
+  admit(worker: string, concurrency: number): Promise<void> | undefined {
+    let lane = this.lanes.get(worker);
+    if (!lane) { lane = { running: 0, waiting: [], head: 0 }; this.lanes.set(worker, lane); }
+    if (lane.running < concurrency && lane.waiting.length === lane.head) {
+      lane.running++;
+      return undefined; // admitted now: the caller avoids a promise on the fast path
+    }
+    const depth = lane.waiting.length - lane.head;
+    if (depth >= this.maxWorkerQueue) throw new LivelyError('LC_QUEUE_FULL', `worker "${worker}" has ${depth} messages waiting`);
+    if (this.queued >= this.maxQueue) throw new LivelyError('LC_QUEUE_FULL', `${this.queued} messages waiting in all`);
+    this.queued++;
+    const l = lane;
+    return new Promise<void>((resolve) => { l.waiting.push(resolve); });
+  }
+
+  release(worker: string, concurrency: number): void {
+    const lane = this.lanes.get(worker);
+    if (!lane) return;
+    lane.running--;
+    while (lane.running < concurrency && lane.head < lane.waiting.length) {
+      const next = lane.waiting[lane.head]!;
+      lane.waiting[lane.head++] = undefined as unknown as () => void;
+      this.queued--;
+      lane.running++;
+      next();
+    }
+    if (lane.head > 1024 && lane.head * 2 > lane.waiting.length) {
+      lane.waiting = lane.waiting.slice(lane.head);
+      lane.head = 0;
+    }
+    if (lane.running === 0 && lane.head === lane.waiting.length) this.lanes.delete(worker);
+  }
+
+  stats(): { queued: number; busyWorkers: number } {
+    return { queued: this.queued, busyWorkers: this.lanes.size };
+  }
+}
