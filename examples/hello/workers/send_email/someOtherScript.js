@@ -1,0 +1,1 @@
+exports.compose = (from, to) => ({ from, to, subject: 'Hello from LivelyCouch' });

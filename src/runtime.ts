@@ -1,0 +1,198 @@
+/**
+ * The composition root: store → databases → event catalog and worker registry (both
+ * live on `_changes`) → dispatchers → firing → HTTP server. Nothing else wires parts together.
+ */
+import path from 'node:path';
+import type { DocumentScope, ServerScope } from 'nano';
+import type { Config } from './config/index.ts';
+import { describeConfig } from './config/index.ts';
+import { LivelyError, describeError } from './shared/errors.ts';
+import type { Logger } from './shared/log.ts';
+import { silentLogger } from './shared/log.ts';
+import { EmbeddedStore } from './store/embedded/supervisor.ts';
+import { connect } from './store/couch.ts';
+import { initStore } from './store/init.ts';
+import { ChangesFeed } from './store/changes.ts';
+import { ActivationLog } from './activations/log.ts';
+import { WorkerGate } from './workers/gate.ts';
+import { WorkerRegistry } from './workers/registry.ts';
+import type { Dispatcher } from './workers/dispatcher.ts';
+import { ThreadDispatcher } from './workers/dispatch/thread.ts';
+import { ProcessDispatcher } from './workers/dispatch/process.ts';
+import { IsolateDispatcher } from './workers/dispatch/isolate.ts';
+import { createLivelyServer } from './server/http.ts';
+import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/firer.ts';
+import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
+import { Firing } from './runtime/firing.ts';
+import { createAuthorizer } from './runtime/auth.ts';
+import { deploySampleIfEmpty } from './runtime/sample.ts';
+
+type Db = DocumentScope<Record<string, unknown>>;
+
+export interface RuntimeOptions {
+  config: Readonly<Config>;
+  logger?: Logger;
+  /** extra dispatchers tried before the built-in ones (tests, embedders). */
+  dispatchers?: Dispatcher[];
+}
+
+export class Runtime implements EventFirer {
+  readonly config: Readonly<Config>;
+  readonly logger: Logger;
+  store?: EmbeddedStore;
+  couchUrl = '';
+  nano!: ServerScope;
+  db!: { events: Db; workers: Db; logs: Db };
+  readonly catalog = new EventCatalog();
+  registry!: WorkerRegistry;
+  dispatchers: Dispatcher[] = [];
+  firing!: Firing;
+  activations!: ActivationLog;
+  private feeds: ChangesFeed[] = [];
+  private server?: ReturnType<typeof createLivelyServer>;
+  private stopping = false;
+  port = 0;
+
+  constructor(private readonly opts: RuntimeOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger ?? silentLogger;
+  }
+
+  /** The runtime's own origin: triggers under /_events, everything else proxied to CouchDB. */
+  get url(): string {
+    return `http://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    const { config, logger } = this;
+    logger.info('livelycouch starting', describeConfig(config));
+    if (config.couchUrl) {
+      this.couchUrl = config.couchUrl;
+    } else {
+      this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger });
+      this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
+      await this.store.start();
+      this.couchUrl = this.store.url;
+    }
+    this.nano = connect(this.couchUrl);
+    await initStore(this.nano, { prefix: config.dbPrefix, writerRole: config.writerRole });
+    const p = config.dbPrefix;
+    this.db = { events: this.nano.use(`${p}events`), workers: this.nano.use(`${p}workers`), logs: this.nano.use(`${p}logs`) };
+
+    if (config.sample) await deploySampleIfEmpty(this.db.events, this.db.workers, logger);
+    await this.followEvents();
+    this.registry = new WorkerRegistry(this.db.workers, config);
+    this.followWorkers();
+
+    const cacheDir = path.join(config.dataDir, 'cache');
+    this.dispatchers = [
+      ...(this.opts.dispatchers ?? []),
+      new ThreadDispatcher({ threads: config.threads, cacheDir, couchUrl: this.couchUrl, logger }),
+      new IsolateDispatcher({ cacheDir, logger }),
+      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, logger }),
+    ];
+    this.activations = new ActivationLog(this.db.logs, { retentionDays: config.logRetentionDays, logger });
+    this.activations.start();
+    this.firing = new Firing({
+      catalog: this.catalog,
+      registry: this.registry,
+      gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
+      dispatchers: this.dispatchers,
+      log: this.activations,
+      logger,
+      maxChainDepth: config.maxChainDepth,
+      authorize: createAuthorizer(this.couchUrl),
+    });
+
+    this.server = createLivelyServer({ config, firer: this, couchUrl: this.couchUrl, logger });
+    const { port } = await this.server.listen();
+    this.port = port;
+    logger.info('livelycouch listening', { url: this.url, events: this.catalog.matcher.size });
+    this.firing.fireInternal('lively', '/lively/started', { url: this.url }, 0);
+    return this;
+  }
+
+  /** Loads every event, then follows the feed from where the load ended. */
+  private async followEvents(): Promise<void> {
+    const first = await this.db.events.changes({ since: '0', include_docs: true } as never);
+    this.catalog.apply(first.results as unknown as ChangeRow[]);
+    const feed = new ChangesFeed(this.db.events, {
+      since: String(first.last_seq),
+      includeDocs: true,
+      logger: this.logger,
+      onBatch: async (rows) => { this.catalog.apply(rows as unknown as ChangeRow[]); },
+    });
+    feed.on('error', (err: unknown) => this.logger.error('events feed stopped', { error: describeError(err) }));
+    feed.start();
+    this.feeds.push(feed);
+  }
+
+  private followWorkers(): void {
+    const feed = new ChangesFeed(this.db.workers, {
+      since: 'now',
+      includeDocs: false,
+      logger: this.logger,
+      onBatch: async (rows) => {
+        for (const row of rows as unknown as Array<{ id: string; deleted?: boolean; changes: Array<{ rev: string }> }>) {
+          const rev = row.deleted ? undefined : row.changes[0]?.rev;
+          this.registry.changed(row.id, rev);
+          // Retire in every dispatcher: instances of other revisions finish, then get stdin end.
+          await Promise.all(this.dispatchers.map((d) => d.retire(row.id, rev).catch((err) =>
+            this.logger.warn('retiring worker failed', { worker: row.id, error: describeError(err) }))));
+        }
+      },
+    });
+    feed.on('error', (err: unknown) => this.logger.error('workers feed stopped', { error: describeError(err) }));
+    feed.start();
+    this.feeds.push(feed);
+  }
+
+  async fireHttp(req: HttpTriggerRequest): Promise<HttpTriggerReply> {
+    if (this.stopping) throw new LivelyError('LC_SHUTTING_DOWN');
+    const body = req.body;
+    const params = body && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body)
+      ? { ...req.query, ...(body as Record<string, unknown>) }
+      : req.query;
+    const fired = await this.firing.fire(
+      { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
+      req.path.slice(1),
+    );
+    const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
+    if (req.wait) reply.outcomes = await fired.done;
+    return reply;
+  }
+
+  async health(): Promise<{ ok: boolean; store: boolean }> {
+    let store = false;
+    try {
+      await this.nano.info();
+      store = true;
+    } catch { /* reported below */ }
+    return { ok: store && !this.stopping, store };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return {
+      ok: !this.stopping,
+      url: this.url,
+      store: this.store ? { embedded: true, pid: this.store.pid } : { embedded: false },
+      events: { loaded: this.catalog.matcher.size, invalid: this.catalog.invalid() },
+      workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid() },
+      dispatchers: this.dispatchers.map((d) => d.stats()),
+      activations: { fired: this.firing.fired, inFlight: this.firing.inFlight, logged: this.activations.written, dropped: this.activations.dropped },
+    };
+  }
+
+  /** Stops taking triggers, lets in-flight work finish up to the deadline, then stops everything. */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const until = Date.now() + deadlineMs;
+    await this.server?.close();
+    while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));
+    for (const f of this.feeds) f.stop();
+    await this.activations?.close().catch(() => undefined);
+    await this.store?.stop();
+  }
+}
