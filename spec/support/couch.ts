@@ -1,0 +1,42 @@
+/**
+ * What specs need to reach the suite's store: its URL, a unique database prefix per spec,
+ * and a cleanup that removes that prefix's databases.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect } from '../../src/store/couch.ts';
+import type { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
+
+export const kUrlEnv = 'LIVELY_TEST_COUCH_URL';
+export const kEmbeddedPidEnv = 'LIVELY_TEST_EMBEDDED_PID';
+
+let embedded: EmbeddedStore | undefined;
+
+/** Set by the global fixture when it started the embedded store. */
+export function setEmbeddedStore(store: EmbeddedStore): void {
+  embedded = store;
+}
+
+/** The suite's embedded store, or undefined when the suite runs against COUCHDB_URL. */
+export function embeddedStore(): EmbeddedStore | undefined {
+  return embedded;
+}
+
+/** The admin URL of the suite's store (with credentials). */
+export function couchUrl(): string {
+  const url = process.env[kUrlEnv];
+  if (!url) throw new Error(`${kUrlEnv} is not set: run specs through mocha (spec/support/global.ts starts the store)`);
+  return url;
+}
+
+/** A database-name prefix no other spec uses: `t<random>_`. */
+export function uniquePrefix(): string {
+  return `t${randomBytes(5).toString('hex')}_`;
+}
+
+/** Deletes every database whose name starts with `prefix`. */
+export async function dropPrefix(prefix: string): Promise<void> {
+  if (!/^[a-z][a-z0-9_$()+/-]*$/.test(prefix)) throw new Error(`refusing to drop databases for prefix ${JSON.stringify(prefix)}`);
+  const server = connect(couchUrl());
+  const dbs = await server.db.list();
+  await Promise.all(dbs.filter((db) => db.startsWith(prefix)).map((db) => server.db.destroy(db).catch(() => undefined)));
+}

@@ -1,0 +1,89 @@
+/**
+ * Child-process entry of the embedded CouchDB-compatible store: express-pouchdb over
+ * pouchdb-node (LevelDB under `<dataDir>/store`, or memory for tests), served by node:http
+ * on loopback with LivelyCouch's shield in front (see ./shield.ts). Started and restarted by
+ * ./supervisor.ts; never outlives it.
+ */
+import { createRequire } from 'node:module';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Env, kAdminName, type ReadyLine } from './protocol.ts';
+import { createShield } from './shield.ts';
+
+const require = createRequire(import.meta.url);
+
+function fail(msg: string): never {
+  process.stderr.write(`embedded store: ${msg}\n`);
+  process.exit(2);
+}
+
+const dataDir = process.env[Env.dataDir] ?? fail(`${Env.dataDir} is not set`);
+const password = process.env[Env.password] ?? fail(`${Env.password} is not set`);
+const port = Number(process.env[Env.port] ?? '0');
+const memory = process.env[Env.memory] === '1';
+const parentPid = Number(process.env[Env.parentPid] ?? process.ppid);
+
+// A store without its parent would hold the port and the LevelDB lock forever.
+function watchParent(): void {
+  if (process.send) process.on('disconnect', () => process.exit(0));
+  const timer = setInterval(() => {
+    try { process.kill(parentPid, 0); } catch { process.exit(0); }
+  }, 1000);
+  timer.unref();
+}
+
+// express-pouchdb keeps its config, log file and (disk mode) databases relative to paths we
+// give it; it dies on a missing log directory, so all of them are made first.
+const storeDir = path.join(dataDir, 'store');
+const etcDir = path.join(dataDir, 'etc');
+fs.mkdirSync(storeDir, { recursive: true });
+fs.mkdirSync(etcDir, { recursive: true });
+
+async function main(): Promise<void> {
+  watchParent();
+  let PouchDB = require('pouchdb-node');
+  if (memory) {
+    PouchDB.plugin(require('pouchdb-adapter-memory'));
+    PouchDB = PouchDB.defaults({ adapter: 'memory' });
+  } else {
+    PouchDB = PouchDB.defaults({ prefix: storeDir + path.sep });
+  }
+
+  const expressPouchDB = require('express-pouchdb');
+  const app = expressPouchDB({
+    configPath: path.join(etcDir, 'config.json'),
+    logPath: path.join(etcDir, 'log.txt'),
+    inMemoryConfig: true,
+    overrideMode: { exclude: ['routes/fauxton', 'routes/replicate', 'replicator', 'routes/active-tasks'] },
+  });
+  // The admin ends the admin party before the first request: creating databases, writing
+  // `_security` and design documents then need the admin, and validate_doc_update sees
+  // the caller's real userCtx.
+  await new Promise<void>((resolve, reject) =>
+    app.couchConfig.set('admins', kAdminName, password, (err: unknown) => (err ? reject(err) : resolve())));
+  app.couchConfig.set('log', 'level', 'error', () => {});
+  await app.setPouchDB(PouchDB);
+
+  // read straight from the database, past express-pouchdb's authorisation: only the
+  // sequence number of a longpoll that timed out is taken from it
+  const updateSeq = async (db: string): Promise<unknown> => {
+    const info = await new PouchDB(db, { skip_setup: true }).info();
+    return info.update_seq;
+  };
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq));
+  server.keepAliveTimeout = 65_000;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');
+    else socket.destroy();
+  });
+  server.listen(port, '127.0.0.1', () => {
+    const address = server.address();
+    if (!address || typeof address === 'string') fail('no TCP address');
+    const line: ReadyLine = { ready: true, port: address.port };
+    process.stdout.write(JSON.stringify(line) + '\n');
+  });
+  server.on('error', (err) => fail(`cannot listen: ${err.message}`));
+}
+
+main().catch((err) => fail(err instanceof Error ? err.stack ?? err.message : String(err)));

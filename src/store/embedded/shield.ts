@@ -1,0 +1,186 @@
+/**
+ * LivelyCouch's middleware in front of express-pouchdb. express-pouchdb is unmaintained and
+ * takes its process down on some requests; the shield repairs those before they reach it:
+ * - a `multipart/related` document PUT is parsed here and handed on as the JSON document
+ *   with inline base64 attachments;
+ * - `_changes?filter=_selector` is handed on as PouchDB's own `selector` option;
+ * - any error express would answer with an HTML page is answered as CouchDB-style JSON.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { multipartToDocument, MultipartError } from './multipart.ts';
+
+/** The body limit for requests the shield has to read itself (document uploads). */
+const kMaxBody = 256 * 1024 * 1024;
+
+type ExpressApp = (req: IncomingMessage, res: ServerResponse, done: (err?: unknown) => void) => void;
+type ShieldedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly error: string, reason: string) {
+    super(reason);
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'must-revalidate' });
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > kMaxBody) {
+        reject(new HttpError(413, 'too_large', 'the request entity is too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function parseJsonBody(buf: Buffer): Record<string, unknown> {
+  if (buf.length === 0) return {};
+  let v: unknown;
+  try { v = JSON.parse(buf.toString('utf8')); } catch {
+    throw new HttpError(400, 'bad_request', 'invalid_json');
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'bad_request', 'request body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** Marks the request as already parsed so express-pouchdb's body-parser leaves it alone. */
+function setParsedBody(req: ShieldedRequest, body: unknown): void {
+  req.body = body;
+  req._body = true;
+  req.headers['content-type'] = 'application/json';
+}
+
+async function repairMultipartPut(req: ShieldedRequest): Promise<void> {
+  const body = await readBody(req);
+  try {
+    setParsedBody(req, multipartToDocument(body, req.headers['content-type']));
+  } catch (err) {
+    if (err instanceof MultipartError) throw new HttpError(400, 'bad_request', err.message);
+    throw err;
+  }
+}
+
+async function repairSelectorChanges(req: ShieldedRequest, url: URL): Promise<void> {
+  let selector: unknown;
+  if (req.method === 'POST') {
+    const body = parseJsonBody(await readBody(req));
+    selector = body.selector;
+    delete body.selector;
+    setParsedBody(req, body);
+  }
+  if (selector === undefined && url.searchParams.has('selector')) {
+    try { selector = JSON.parse(url.searchParams.get('selector')!); } catch {
+      throw new HttpError(400, 'bad_request', 'selector is not valid JSON');
+    }
+  }
+  if (!selector || typeof selector !== 'object' || Array.isArray(selector)) {
+    throw new HttpError(400, 'bad_request', 'Selector must be specified in POST payload');
+  }
+  url.searchParams.delete('filter');
+  url.searchParams.set('selector', JSON.stringify(selector));
+  req.url = url.pathname + url.search;
+}
+
+/** Whether the request carries the store admin's Basic credentials. */
+function isServerAdmin(req: IncomingMessage, admin: { name: string; password: string }): boolean {
+  const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const given = Buffer.from(m[1]!, 'base64');
+  const expected = Buffer.from(`${admin.name}:${admin.password}`);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** The default longpoll timeout, as CouchDB's. */
+const kLongpollTimeout = 60_000;
+
+/**
+ * express-pouchdb's longpoll never times out and only stops listening when the socket closes,
+ * which a keep-alive client never does. The route is given a stand-in for `req.connection`
+ * (the only thing it listens on) so the shield can end the poll after `timeout`, as CouchDB does.
+ */
+function boundLongpoll(req: ShieldedRequest, res: ServerResponse, url: URL, updateSeq: (db: string) => Promise<unknown>): void {
+  const stand = Object.assign(new EventEmitter(), { encrypted: false, remoteAddress: req.socket.remoteAddress });
+  Object.defineProperty(req, 'connection', { value: stand, configurable: true });
+  const close = () => stand.emit('close');
+  req.socket.once('close', close);
+  res.once('finish', () => req.socket.removeListener('close', close));
+  const asked = Number(url.searchParams.get('timeout'));
+  const timeout = Number.isFinite(asked) && asked > 0 ? Math.min(asked, kLongpollTimeout) : kLongpollTimeout;
+  const db = decodeURIComponent(url.pathname.split('/').filter(Boolean)[0]!);
+  const timer = setTimeout(() => {
+    if (res.writableEnded) return;
+    void updateSeq(db).catch(() => null).then((seq) => {
+      if (res.writableEnded) return;
+      // the route has already started the body when it is still waiting
+      const tail = `${res.headersSent ? '' : '{"results":['}],\n"last_seq":${JSON.stringify(seq ?? null)},"pending":0}\n`;
+      res.end(tail);
+      close();
+    });
+  }, timeout);
+  res.once('close', () => clearTimeout(timer));
+  // after the shield ended the poll, the cancelled feed may still try to write
+  const write = res.write.bind(res);
+  const end = res.end.bind(res);
+  res.write = ((...a: Parameters<typeof write>) => (res.writableEnded ? true : write(...a))) as typeof res.write;
+  res.end = ((...a: Parameters<typeof end>) => (res.writableEnded ? res : end(...a))) as typeof res.end;
+}
+
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>): (req: IncomingMessage, res: ServerResponse) => void {
+  const fallback = (res: ServerResponse) => (err?: unknown) => {
+    if (err === undefined) return sendJson(res, 404, { error: 'not_found', reason: 'missing' });
+    const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
+    const code = typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
+    const reason = err instanceof Error ? err.message : String(err);
+    sendJson(res, code, { error: code < 500 ? 'bad_request' : 'unknown_error', reason });
+  };
+
+  return (req: ShieldedRequest, res) => {
+    void (async () => {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://store');
+        // express decodes path segments itself and throws on bad escapes
+        decodeURIComponent(url.pathname);
+      } catch {
+        throw new HttpError(400, 'bad_request', 'malformed URL');
+      }
+      const segments = url.pathname.split('/').filter(Boolean);
+      const contentType = req.headers['content-type'] ?? '';
+      // express-pouchdb crashes when a non-admin creates or deletes a database (its
+      // authorisation wrapper returns a rejected promise where a database is expected)
+      if ((req.method === 'PUT' || req.method === 'DELETE') && segments.length === 1 && !isServerAdmin(req, admin)) {
+        throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
+      }
+      if (req.method === 'PUT' && /^multipart\/related/i.test(contentType) && segments.length >= 2) {
+        await repairMultipartPut(req);
+      } else if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('filter') === '_selector') {
+        await repairSelectorChanges(req, url);
+      }
+      if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('feed') === 'longpoll') {
+        boundLongpoll(req, res, url, updateSeq);
+      }
+      app(req, res, fallback(res));
+    })().catch((err: unknown) => {
+      if (err instanceof HttpError) sendJson(res, err.status, { error: err.error, reason: err.message });
+      else fallback(res)(err);
+    });
+  };
+}
