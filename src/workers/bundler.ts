@@ -1,0 +1,199 @@
+/**
+ * Bundles a worker revision from its attachments with esbuild.
+ *
+ * Attachments live in memory (they come from CouchDB), so a plugin with its own namespace
+ * resolves relative imports to other attachments. Bare imports stay external: for node they
+ * are resolved at run time by the thread's `require` from the runtime's own node_modules;
+ * for 'neutral' (isolates) only the helper API may stay external and node builtins are refused.
+ *
+ * `require(variable)` cannot be resolved at bundle time. esbuild leaves it as a call to the
+ * `require` the thread supplies, and that function refuses relative and absolute paths, so a
+ * dynamic require never reaches the runtime's own source files (see workers-runtime/require.ts).
+ *
+ * Bundles are cached by (worker id, revision) in memory and on disk, so a restart does not
+ * rebundle; bundling a new revision deletes the previous revision's file.
+ */
+import { createHash } from 'node:crypto';
+import { builtinModules } from 'node:module';
+import { mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { LivelyError } from '../shared/errors.ts';
+import { specKey, type WorkerSpec } from './spec.ts';
+
+export type BundlePlatform = 'node' | 'neutral';
+
+export interface BundleOptions {
+  platform: BundlePlatform;
+  /** where bundles are kept across restarts; without it, memory only. */
+  cacheDir?: string;
+}
+
+export interface Bundle {
+  /** `<id>@<rev>`: what a thread uses to keep one evaluated copy per revision. */
+  key: string;
+  /** CommonJS, expecting `require`, `module`, `exports` from its caller. */
+  code: string;
+  /** the cached file on disk, when a cacheDir was given. */
+  file?: string;
+}
+
+export interface BundlerStats {
+  built: number;
+  fromDisk: number;
+  fromMemory: number;
+}
+
+/** The import that gives worker code the helper API (emit, log, couch). */
+export const kHelperModule = 'livelycouch/worker';
+
+const NS = 'lc-attachment';
+const EXTENSIONS = ['', '.js', '.cjs', '.mjs', '.json', '/index.js'];
+const LOADERS: Record<string, esbuild.Loader> = {
+  '.js': 'js', '.cjs': 'js', '.mjs': 'js', '.json': 'json', '.ts': 'ts', '.txt': 'text',
+};
+const BUILTINS = new Set(builtinModules);
+/** the project root, so that anything esbuild resolves by itself resolves here. */
+const kModuleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const isBuiltin = (p: string) => p.startsWith('node:') || BUILTINS.has(p) || BUILTINS.has(p.split('/')[0]!);
+
+function fileKey(id: string): string {
+  return createHash('sha256').update(id).digest('hex').slice(0, 24);
+}
+
+/** One cache (memory + disk). The runtime uses one per process; specs make their own. */
+export class Bundler {
+  private readonly memory = new Map<string, { rev: string; promise: Promise<Bundle> }>();
+  private readonly counts: BundlerStats = { built: 0, fromDisk: 0, fromMemory: 0 };
+
+  stats(): BundlerStats { return { ...this.counts }; }
+
+  bundle(spec: WorkerSpec, opts: BundleOptions): Promise<Bundle> {
+    const slot = `${opts.platform}\0${opts.cacheDir ?? ''}\0${spec.id}`;
+    const held = this.memory.get(slot);
+    if (held && held.rev === spec.rev) { this.counts.fromMemory++; return held.promise; }
+    // A failure is kept too: the same revision would fail the same way on every trigger.
+    const promise = this.load(spec, opts);
+    this.memory.set(slot, { rev: spec.rev, promise });
+    return promise;
+  }
+
+  /** Forgets a worker (document deleted); its files stay until the next revision replaces them. */
+  forget(workerId: string): void {
+    for (const k of this.memory.keys()) if (k.endsWith(`\0${workerId}`)) this.memory.delete(k);
+  }
+
+  private async load(spec: WorkerSpec, opts: BundleOptions): Promise<Bundle> {
+    const key = specKey(spec);
+    if (!opts.cacheDir) {
+      const code = await build(spec, opts.platform);
+      this.counts.built++;
+      return { key, code };
+    }
+    const prefix = `${fileKey(spec.id)}-${opts.platform}-`;
+    const file = path.join(opts.cacheDir, `${prefix}${fileKey(spec.rev)}.cjs`);
+    try {
+      const code = await readFile(file, 'utf8');
+      this.counts.fromDisk++;
+      return { key, code, file };
+    } catch { /* not cached yet */ }
+    const code = await build(spec, opts.platform);
+    this.counts.built++;
+    await mkdir(opts.cacheDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+    await writeFile(tmp, code);
+    await rename(tmp, file);
+    for (const name of await readdir(opts.cacheDir)) {
+      if (name.startsWith(prefix) && path.join(opts.cacheDir, name) !== file && name.endsWith('.cjs')) {
+        await unlink(path.join(opts.cacheDir, name)).catch(() => {});
+      }
+    }
+    return { key, code, file };
+  }
+}
+
+const defaultBundler = new Bundler();
+
+/** Bundles one worker revision (cached per process, and on disk under `cacheDir`). */
+export function bundleWorker(spec: WorkerSpec, opts: BundleOptions): Promise<Bundle> {
+  return defaultBundler.bundle(spec, opts);
+}
+
+function resolveAttachment(spec: WorkerSpec, from: string, request: string): string | undefined {
+  const base = path.posix.normalize(path.posix.join(path.posix.dirname(from), request));
+  if (base.startsWith('..')) return undefined;
+  for (const ext of EXTENSIONS) {
+    const name = (base + ext).replace(/^\.\//, '');
+    if (Object.hasOwn(spec.attachments, name)) return name;
+  }
+  return undefined;
+}
+
+function attachmentPlugin(spec: WorkerSpec, platform: BundlePlatform): esbuild.Plugin {
+  return {
+    name: 'livelycouch-attachments',
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, (args) => {
+        if (args.kind === 'entry-point') return { path: spec.delegate, namespace: NS };
+        const p = args.path;
+        if (p.startsWith('./') || p.startsWith('../') || p === '.' || p === '..') {
+          const name = resolveAttachment(spec, args.importer, p);
+          if (name === undefined) {
+            return { errors: [{ text: `cannot find module '${p}' required from ${args.importer}: no such attachment` }] };
+          }
+          return { path: name, namespace: NS };
+        }
+        if (p.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(p)) {
+          return { errors: [{ text: `absolute path '${p}' in ${args.importer}: workers may only load their own attachments and packages` }] };
+        }
+        if (p === kHelperModule) return { path: p, external: true };
+        if (platform === 'neutral') {
+          const what = isBuiltin(p) ? 'node builtin' : 'package';
+          return { errors: [{ text: `${what} '${p}' imported by ${args.importer} is not available to isolate workers` }] };
+        }
+        return { path: p, external: true };
+      });
+      build.onLoad({ filter: /.*/, namespace: NS }, (args) => {
+        const att = spec.attachments[args.path]!;
+        const loader = LOADERS[path.posix.extname(args.path)] ?? 'js';
+        return { contents: att.data, loader, resolveDir: kModuleRoot };
+      });
+    },
+  };
+}
+
+async function build(spec: WorkerSpec, platform: BundlePlatform): Promise<string> {
+  if (!Object.hasOwn(spec.attachments, spec.delegate)) {
+    throw new LivelyError('LC_BUNDLE_FAILED',
+      `worker '${spec.id}': delegate '${spec.delegate}' is not one of its attachments (${Object.keys(spec.attachments).join(', ') || 'none'})`,
+      { file: spec.delegate });
+  }
+  try {
+    const out = await esbuild.build({
+      entryPoints: [spec.delegate],
+      bundle: true,
+      write: false,
+      format: 'cjs',
+      platform: platform === 'node' ? 'node' : 'neutral',
+      target: 'node20',
+      logLevel: 'silent',
+      sourcemap: false,
+      plugins: [attachmentPlugin(spec, platform)],
+    });
+    return out.outputFiles[0]!.text;
+  } catch (err) {
+    throw toBundleError(spec, err);
+  }
+}
+
+function toBundleError(spec: WorkerSpec, err: unknown): LivelyError {
+  const first = (err as esbuild.BuildFailure).errors?.[0];
+  if (!first) return new LivelyError('LC_BUNDLE_FAILED', `worker '${spec.id}': ${(err as Error)?.message ?? String(err)}`);
+  const loc = first.location;
+  const file = loc?.file ? loc.file.replace(`${NS}:`, '') : spec.delegate;
+  const where = loc ? `${file}:${loc.line}:${loc.column}` : file;
+  return new LivelyError('LC_BUNDLE_FAILED', `worker '${spec.id}': ${where}: ${first.text}`,
+    { file, line: loc?.line, column: loc?.column });
+}
