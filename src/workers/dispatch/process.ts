@@ -1,0 +1,307 @@
+/**
+ * Process workers: python, sh, bash, ruby, perl, … and node with `isolation: "process"`.
+ * One pool of kept processes per worker revision (up to `limits.concurrency`), each fed one
+ * message at a time on its real stdin. See ./process/child.ts for a single process's protocol.
+ *
+ * This dispatcher is the fallback for every type that is neither `isolate` nor a thread node
+ * worker, so an unknown type reaches it and gets LC_UNKNOWN_TYPE as its outcome.
+ */
+import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import type { WorkerOutcome } from '../../shared/message.ts';
+import { checkAttachments, removeRevisionFiles, writeRevisionFiles } from '../attachments.ts';
+import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
+import { specKey, type WorkerSpec } from '../spec.ts';
+import { Watchdog } from '../watchdog.ts';
+import { ChildWorker, type RunEnd } from './process/child.ts';
+import { findExecutable } from './process/host.ts';
+import path from 'node:path';
+
+export interface ProcessDispatcherOptions {
+  /** type → command line (Config.interpreters); the delegate's file name is appended. */
+  interpreters: Readonly<Record<string, readonly string[]>>;
+  dataDir: string;
+  /**
+   * The URL handed to `"couch": true` workers as COUCHDB_URL. Default: `couchUrl` without its
+   * credentials, so such a worker reaches only what anonymous users may (see README).
+   */
+  couchAccess?: (spec: WorkerSpec) => string | undefined | Promise<string | undefined>;
+  couchUrl?: string;
+  logger?: Logger;
+  settleMs?: number;
+  killGraceMs?: number;
+  maxLine?: number;
+  maxLogLines?: number;
+  stderrTail?: number;
+  /** first delay after repeated crashes; doubles per crash up to backoffMaxMs. */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** guard against orphans with a watchdog process (default true). */
+  watchdog?: boolean;
+}
+
+const kDefaultOptions = {
+  settleMs: 150,
+  killGraceMs: 2000,
+  maxLine: 64 * 1024,
+  maxLogLines: 1000,
+  stderrTail: 10,
+  backoffBaseMs: 100,
+  backoffMaxMs: 30_000,
+  watchdog: true,
+};
+
+/** The environment a worker process gets: nothing of the runtime's but PATH and LANG. */
+export function workerEnv(spec: WorkerSpec, dir: string, couchUrl?: string): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH || '/usr/local/bin:/usr/bin:/bin',
+    HOME: dir,
+    LANG: process.env.LANG || 'C.UTF-8',
+    LIVELY_WORKER: spec.id,
+    LIVELY_WORKER_REV: spec.rev,
+    ...spec.env,
+  };
+  if (spec.couch && couchUrl) env.COUCHDB_URL = couchUrl;
+  else delete env.COUCHDB_URL;
+  return env;
+}
+
+function publicUrl(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.toString().replace(/\/$/, '');
+}
+
+interface Waiter { resolve: (c: ChildWorker | undefined) => void }
+
+class RevisionPool {
+  readonly children = new Set<ChildWorker>();
+  readonly idle: ChildWorker[] = [];
+  readonly waiters: Waiter[] = [];
+  readonly idleTimers = new Map<ChildWorker, NodeJS.Timeout>();
+  starting = 0;
+  crashes = 0;
+  lastCrash = 0;
+  retiring = false;
+  dir?: Promise<string>;
+  constructor(public spec: WorkerSpec) {}
+  get size(): number { return this.children.size + this.starting; }
+}
+
+export class ProcessDispatcher implements Dispatcher {
+  readonly name = 'process';
+  private readonly opts: Required<Omit<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl'>> & Pick<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl'>;
+  private readonly pools = new Map<string, Map<string, RevisionPool>>();
+  private readonly watchdog?: Watchdog;
+  private readonly children = new Set<ChildWorker>();
+  private inFlight = 0;
+  private closed = false;
+
+  constructor(options: ProcessDispatcherOptions) {
+    if (!options || typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
+      throw new LivelyError('LC_CONFIG', 'options.dataDir must be a non-empty string');
+    }
+    if (!options.interpreters || typeof options.interpreters !== 'object') {
+      throw new LivelyError('LC_CONFIG', 'options.interpreters must map worker types to command lines');
+    }
+    this.opts = { ...kDefaultOptions, logger: silentLogger, ...options, dataDir: path.resolve(options.dataDir) };
+    if (this.opts.watchdog) this.watchdog = new Watchdog(this.opts.killGraceMs);
+  }
+
+  serves(spec: WorkerSpec): boolean {
+    if (spec.type === 'isolate') return false;
+    if (spec.type === 'node') return spec.isolation === 'process';
+    return true;
+  }
+
+  /** Why this worker cannot run here (for the document's status), or undefined. */
+  problem(spec: WorkerSpec): LivelyError | undefined {
+    try { this.commandFor(spec); checkAttachments(spec); } catch (e) { return e as LivelyError; }
+    return undefined;
+  }
+
+  async dispatch(ctx: DispatchContext): Promise<WorkerOutcome> {
+    if (this.closed) throw new LivelyError('LC_SHUTTING_DOWN', 'the process dispatcher is closed');
+    const { spec, message } = ctx;
+    const started = Date.now();
+    const deadline = started + spec.limits.timeout;
+    const outcome = (end: RunEnd | { kind: 'error'; error: LivelyError; logs?: RunEnd['logs'] }): WorkerOutcome => {
+      const base = { worker: spec.id, logs: end.logs ?? [], durationMs: Date.now() - started };
+      if (end.kind === 'ok') return { ...base, status: 'ok', ...(end.result === undefined ? {} : { result: end.result }) };
+      return { ...base, status: end.kind === 'timeout' ? 'timeout' : 'error', error: { code: end.error.code, message: end.error.message } };
+    };
+    this.inFlight++;
+    let pool: RevisionPool | undefined;
+    let child: ChildWorker | undefined;
+    try {
+      const command = this.commandFor(spec);
+      pool = this.poolFor(spec);
+      child = await this.acquire(pool, command, deadline);
+      if (!child) return outcome({ kind: 'timeout', error: new LivelyError('LC_WORKER_TIMEOUT', `worker "${spec.id}": no process became free within ${spec.limits.timeout} ms`), logs: [] });
+      const end = await child.run(message, ctx.onEmit, Math.max(1, deadline - Date.now()));
+      if (end.kind === 'crash') { pool.crashes++; pool.lastCrash = Date.now(); }
+      else if (end.kind === 'ok') pool.crashes = 0;
+      return outcome(end);
+    } catch (e) {
+      const error = isLivelyError(e) ? e : new LivelyError('LC_WORKER_ERROR', `worker "${spec.id}": ${describeError(e)}`);
+      return outcome({ kind: 'error', error });
+    } finally {
+      this.inFlight--;
+      if (pool && child) this.release(pool, child);
+    }
+  }
+
+  async retire(workerId: string, currentRev?: string): Promise<void> {
+    const revs = this.pools.get(workerId);
+    if (!revs) return;
+    const waits: Promise<void>[] = [];
+    for (const [rev, pool] of revs) if (rev !== currentRev) waits.push(this.retirePool(pool));
+    await Promise.all(waits);
+  }
+
+  stats(): DispatcherStats {
+    let warm = 0, revisions = 0;
+    for (const revs of this.pools.values()) for (const p of revs.values()) { warm += p.children.size; revisions++; }
+    return { name: this.name, warm, inFlight: this.inFlight, revisions, watchdog: this.watchdog?.pid };
+  }
+
+  async close(deadlineMs = 10_000): Promise<void> {
+    this.closed = true;
+    const all = [...this.pools.values()].flatMap((revs) => [...revs.values()]);
+    const retired = Promise.all(all.map((p) => this.retirePool(p)));
+    let timer: NodeJS.Timeout | undefined;
+    const overdue = new Promise<'overdue'>((resolve) => { timer = setTimeout(() => resolve('overdue'), deadlineMs); });
+    if (await Promise.race([retired.then(() => 'done' as const), overdue]) === 'overdue') {
+      const left = [...this.children];
+      for (const c of left) c.signal('SIGKILL');
+      await Promise.all(left.map((c) => c.closed));
+    }
+    clearTimeout(timer);
+    await this.watchdog?.close();
+  }
+
+  private commandFor(spec: WorkerSpec): string[] {
+    if (!this.serves(spec) || !Object.hasOwn(this.opts.interpreters, spec.type)) {
+      throw new LivelyError('LC_UNKNOWN_TYPE', `worker "${spec.id}": no interpreter is configured for type "${spec.type}"`, { type: spec.type });
+    }
+    const [cmd, ...args] = this.opts.interpreters[spec.type]!;
+    const exe = cmd ? findExecutable(cmd) : undefined;
+    if (!exe) throw new LivelyError('LC_INTERPRETER_MISSING', `worker "${spec.id}": interpreter "${cmd}" for type "${spec.type}" is not installed`, { type: spec.type });
+    return [exe, ...args];
+  }
+
+  private poolFor(spec: WorkerSpec): RevisionPool {
+    let revs = this.pools.get(spec.id);
+    if (!revs) this.pools.set(spec.id, revs = new Map());
+    let pool = revs.get(spec.rev);
+    if (!pool || pool.retiring) {
+      pool = new RevisionPool(spec);
+      revs.set(spec.rev, pool);
+      // a message for a new revision supersedes the old ones: they finish and go
+      for (const [rev, old] of revs) if (rev !== spec.rev) void this.retirePool(old);
+    }
+    return pool;
+  }
+
+  /** An idle process of this revision, a new one, or (all busy) the next one released. */
+  private async acquire(pool: RevisionPool, command: string[], deadline: number): Promise<ChildWorker | undefined> {
+    for (;;) {
+      const idle = pool.idle.pop();
+      if (idle) {
+        clearTimeout(pool.idleTimers.get(idle));
+        pool.idleTimers.delete(idle);
+        if (idle.alive) return idle;
+        continue;
+      }
+      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, command, deadline);
+      const waited = await new Promise<ChildWorker | undefined>((resolve) => {
+        const w: Waiter = { resolve: (c) => { clearTimeout(t); resolve(c); } };
+        const t = setTimeout(() => { const i = pool.waiters.indexOf(w); if (i !== -1) pool.waiters.splice(i, 1); resolve(undefined); }, Math.max(0, deadline - Date.now()));
+        pool.waiters.push(w);
+      });
+      if (waited?.alive) return waited;
+      if (Date.now() >= deadline) return undefined;
+    }
+  }
+
+  private async startChild(pool: RevisionPool, command: string[], deadline: number): Promise<ChildWorker> {
+    const { spec } = pool;
+    pool.starting++;
+    try {
+      const delay = pool.crashes <= 1 ? 0
+        : Math.min(this.opts.backoffBaseMs * 2 ** (pool.crashes - 2), this.opts.backoffMaxMs) - (Date.now() - pool.lastCrash);
+      if (delay > 0) {
+        if (Date.now() + delay >= deadline) {
+          throw new LivelyError('LC_WORKER_ERROR', `worker "${spec.id}": crashed ${pool.crashes} times in a row; next start in ${delay} ms`, { crashes: pool.crashes });
+        }
+        await new Promise((r) => setTimeout(r, delay));
+      }
+      pool.dir ??= writeRevisionFiles(this.opts.dataDir, spec);
+      const dir = await pool.dir.catch((e) => { pool.dir = undefined; throw e; });
+      const couchUrl = spec.couch ? await (this.opts.couchAccess?.(spec) ?? publicUrl(this.opts.couchUrl)) : undefined;
+      const [exe, ...args] = command;
+      const child = await ChildWorker.start({
+        command: exe!, args: [...args, spec.delegate], cwd: dir, env: workerEnv(spec, dir, couchUrl),
+        maxLine: this.opts.maxLine, maxLogLines: this.opts.maxLogLines, stderrTail: this.opts.stderrTail,
+        settleMs: this.opts.settleMs, killGraceMs: this.opts.killGraceMs, logger: this.opts.logger,
+        label: `worker "${spec.id}"`,
+      });
+      this.watchdog?.guard(child.pid);
+      pool.children.add(child);
+      this.children.add(child);
+      this.opts.logger.debug('worker process started', { worker: spec.id, rev: spec.rev, pid: child.pid });
+      void child.closed.then(() => this.forget(pool, child));
+      return child;
+    } finally {
+      pool.starting--;
+    }
+  }
+
+  private release(pool: RevisionPool, child: ChildWorker): void {
+    if (!child.alive) return;
+    const waiter = pool.waiters.shift();
+    if (waiter) { waiter.resolve(child); return; }
+    if (pool.retiring || this.closed) { child.end(); return; }
+    pool.idle.push(child);
+    const t = setTimeout(() => {
+      pool.idleTimers.delete(child);
+      const i = pool.idle.indexOf(child);
+      if (i !== -1) pool.idle.splice(i, 1);
+      child.end();
+    }, pool.spec.limits.idle);
+    t.unref();
+    pool.idleTimers.set(child, t);
+  }
+
+  private forget(pool: RevisionPool, child: ChildWorker): void {
+    this.watchdog?.release(child.pid);
+    pool.children.delete(child);
+    this.children.delete(child);
+    const i = pool.idle.indexOf(child);
+    if (i !== -1) pool.idle.splice(i, 1);
+    clearTimeout(pool.idleTimers.get(child));
+    pool.idleTimers.delete(child);
+    // a waiter must not wait for a process that will never be released: let it start one
+    pool.waiters.shift()?.resolve(undefined);
+    if (pool.retiring && pool.size === 0) this.drop(pool);
+  }
+
+  private retirePool(pool: RevisionPool): Promise<void> {
+    pool.retiring = true;
+    for (const c of pool.idle.splice(0)) { clearTimeout(pool.idleTimers.get(c)); c.end(); }
+    pool.idleTimers.clear();
+    if (pool.size === 0) this.drop(pool);
+    return Promise.all([...pool.children].map((c) => c.closed)).then(() => undefined);
+  }
+
+  private drop(pool: RevisionPool): void {
+    const revs = this.pools.get(pool.spec.id);
+    if (revs?.get(pool.spec.rev) !== pool) return;
+    revs.delete(pool.spec.rev);
+    if (revs.size === 0) this.pools.delete(pool.spec.id);
+    void removeRevisionFiles(this.opts.dataDir, pool.spec).catch(() => { /* best effort */ });
+    this.opts.logger.debug('worker revision retired', { worker: specKey(pool.spec) });
+  }
+}

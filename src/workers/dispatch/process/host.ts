@@ -1,0 +1,42 @@
+/**
+ * What the dispatcher asks of the operating system: where an interpreter lives, and whether a
+ * silent worker process is waiting for its next line (the "never-acknowledging" rule).
+ */
+import { accessSync, constants, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Absolute path of `command` (a bare name is searched on PATH), or undefined. */
+export function findExecutable(command: string, searchPath = process.env.PATH ?? ''): string | undefined {
+  const candidates = command.includes('/')
+    ? [path.resolve(command)]
+    : searchPath.split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, command));
+  for (const file of candidates) {
+    try { accessSync(file, constants.X_OK); return file; } catch { /* next */ }
+  }
+  return undefined;
+}
+
+// syscall numbers by architecture: read, and the calls an event loop waits in
+const kSyscalls: Record<string, { read: number; waits: number[] }> = {
+  x64: { read: 0, waits: [7, 23, 232, 270, 271, 281, 441] }, // poll select epoll_wait pselect6 ppoll epoll_pwait epoll_pwait2
+  arm64: { read: 63, waits: [22, 72, 73, 441] }, // epoll_pwait pselect6 ppoll epoll_pwait2
+};
+
+/**
+ * Whether process `pid` looks like it is waiting for input: blocked in read(0), or idle in an
+ * event loop (node, select-based scripts). A process that is computing, sleeping, waiting for a
+ * child command or reading another descriptor (a socket) is not. Where the kernel does not tell
+ * (/proc unreadable, another OS or architecture) silence alone decides, so this returns true.
+ */
+export function looksWaitingForInput(pid: number): boolean {
+  const table = kSyscalls[process.arch];
+  if (!table || process.platform !== 'linux') return true;
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim(); } catch { return true; }
+  if (text === 'running') return false;
+  const [nr, arg0] = text.split(' ');
+  const n = Number(nr);
+  if (!Number.isInteger(n) || n < 0) return true; // "-1 …": blocked outside a system call; unknown
+  if (n === table.read) return Number(arg0) === 0;
+  return table.waits.includes(n);
+}
