@@ -179,7 +179,7 @@ export class Runtime implements EventFirer {
       events: { loaded: this.catalog.matcher.size, invalid: this.catalog.invalid() },
       workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid() },
       dispatchers: this.dispatchers.map((d) => d.stats()),
-      activations: { fired: this.firing.fired, inFlight: this.firing.inFlight, logged: this.activations.written, dropped: this.activations.dropped },
+      activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, logged: this.activations.written, dropped: this.activations.dropped },
     };
   }
 

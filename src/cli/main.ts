@@ -122,7 +122,7 @@ async function main(argv: string[]): Promise<void> {
         let since = 'now';
         for (;;) {
           const ch = await db.changes({ since, feed: 'longpoll', include_docs: true, timeout: 30_000 } as never);
-          for (const r of ch.results) if (r.doc && !r.deleted) process.stdout.write(JSON.stringify(r.doc) + '\n');
+          for (const r of ch.results as Array<{ doc?: unknown; deleted?: boolean }>) if (r.doc && !r.deleted) process.stdout.write(JSON.stringify(r.doc) + "\n");
           since = String(ch.last_seq);
         }
       });

@@ -65,6 +65,8 @@ export class Firing {
   private readonly dispatcherBySpec = new WeakMap<WorkerSpec, Dispatcher>();
   inFlight = 0;
   fired = 0;
+  /** activations whose workers have all finished (benchmarks count throughput on it). */
+  completed = 0;
 
   constructor(private readonly deps: FiringDeps) {}
 
@@ -152,6 +154,7 @@ export class Firing {
     this.fired++;
     const done = Promise.all(pending);
     done.then((outcomes) => {
+      this.completed++;
       this.deps.log.record({
         activation, events, trigger: input.trigger, path: input.path, method: input.method,
         started, durationMs: Date.now() - started, workers: outcomes,

@@ -1,0 +1,1 @@
+module.exports = async (msg) => ({ ok: true, n: msg.parameters.n ?? null });

@@ -1,0 +1,110 @@
+/**
+ * `npm run bench`: every way of answering a trigger, measured side by side in one run with
+ * one load generator (autocannon, in this process; each server in its own process).
+ * Rounds alternate between scenarios so machine noise spreads over all of them; medians
+ * are reported, and ratios are computed from those medians. Output: JSON in
+ * bench/results/latest.json and a markdown table on stdout (pasted into the README).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import autocannon from 'autocannon';
+import { request } from 'undici';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = 50;
+
+interface Target { proc: ChildProcess; url: string }
+
+async function startTarget(mode: string): Promise<Target> {
+  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`${mode} target exited with ${code}`)));
+    createInterface({ input: proc.stdout! }).on('line', (line) => { if (line.startsWith('READY ')) resolve(line.slice(6)); });
+  });
+  return { proc, url };
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  t.proc.kill('SIGTERM');
+  await new Promise((r) => { t.proc.once('exit', r); setTimeout(r, 5_000); });
+}
+
+interface Sample { rps: number; p50: number; p99: number; errors: number; non2xx: number }
+
+async function load(url: string, seconds: number, connections: number): Promise<Sample> {
+  const r = await autocannon({ url, connections, duration: seconds, pipelining: 1 });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+}
+
+async function status(base: string): Promise<{ fired: number; completed: number }> {
+  const res = await request(`${base}/_lively/status`);
+  const body = (await res.body.json()) as { activations: { fired: number; completed: number } };
+  return body.activations;
+}
+
+/** Fire-and-forget: triggers *processed* per second, counted once the queue has drained. */
+async function processed(base: string, path: string, seconds: number): Promise<Sample> {
+  const before = await status(base);
+  const t0 = performance.now();
+  const s = await load(base + path, seconds, CONNECTIONS);
+  let after = await status(base);
+  while (after.completed < after.fired) { await new Promise((r) => setTimeout(r, 20)); after = await status(base); }
+  const elapsed = (performance.now() - t0) / 1000;
+  return { ...s, rps: (after.completed - before.completed) / elapsed };
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+
+async function main(): Promise<void> {
+  const bare = await startTarget('bare');
+  const rt = await startTarget('runtime');
+  const persistent = await startTarget('persistent');
+  const fresh = await startTarget('fresh');
+  // Warm every worker once so cold starts are not in the throughput figures.
+  for (const p of ['thread', 'process', 'python', 'isolate']) {
+    const res = await request(`${rt.url}/_events/bench/${p}?wait=true`);
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
+  }
+  const scenarios: Array<{ key: string; label: string; run: () => Promise<Sample> }> = [
+    { key: 'a', label: '(a) bare node:http, 200', run: () => load(bare.url, SECONDS, CONNECTIONS) },
+    { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/thread', SECONDS) },
+    { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'd', label: '(d) persistent child per worker, JSON lines (2010 warm, stand-in)', run: () => load(persistent.url, SECONDS, CONNECTIONS) },
+    { key: 'd2', label: '(d2) /_events, process worker (node, isolation "process"), ?wait=true', run: () => load(`${rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(fresh.url, Math.min(SECONDS, 3), 4) },
+    { key: 'a1', label: '(a) bare, 1 connection', run: () => load(bare.url, SECONDS, 1) },
+    { key: 'c1', label: '(c) thread worker ?wait=true, 1 connection', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, 1) },
+  ];
+  const only = process.env.BENCH_ONLY?.split(',');
+  const chosen = only ? scenarios.filter((s) => only.includes(s.key)) : scenarios;
+  const samples = new Map<string, Sample[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const s of chosen) {
+      const r = await s.run();
+      (samples.get(s.key) ?? samples.set(s.key, []).get(s.key)!).push(r);
+      process.stderr.write(`round ${round + 1} ${s.key}: ${Math.round(r.rps)} req/s p50 ${r.p50} ms p99 ${r.p99} ms${r.errors || r.non2xx ? ` errors ${r.errors} non2xx ${r.non2xx}` : ''}\n`);
+    }
+  }
+  await Promise.all([bare, rt, persistent, fresh].map(stopTarget));
+  const result: Record<string, { label: string; rps: number; p50: number; p99: number; errors: number }> = {};
+  for (const s of chosen) {
+    const xs = samples.get(s.key)!;
+    result[s.key] = { label: s.label, rps: Math.round(median(xs.map((x) => x.rps))), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), errors: xs.reduce((n, x) => n + x.errors + x.non2xx, 0) };
+  }
+  const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
+  const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
+  mkdirSync(new URL('./results', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios }, null, 2));
+  const lines = ['| scenario | req/s (median) | p50 ms | p99 ms |', '|---|---:|---:|---:|'];
+  for (const r of Object.values(result)) lines.push(`| ${r.label} | ${r.rps} | ${r.p50} | ${r.p99} |${r.errors ? ` (${r.errors} errors)` : ''}`);
+  process.stdout.write(`${JSON.stringify(machine)}\n\n${lines.join('\n')}\n\nratios: ${JSON.stringify(ratios)}\n`);
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

@@ -1,0 +1,66 @@
+/**
+ * One server under test per process, so the load generator (bench/run.ts) never shares
+ * an event loop with it. Prints `READY <url>` when it serves.
+ *   bare        node:http answering 200: the ceiling
+ *   runtime     LivelyCouch on an embedded store with bench/app deployed
+ *   persistent  the 2010 design once warm: one child process fed JSON lines, answering each
+ *   fresh       the 2010 design cold: a new `node` process per trigger
+ */
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { makeConfig } from '../src/config/index.ts';
+import { Runtime } from '../src/runtime.ts';
+import { deployDir } from '../src/runtime/deploy.ts';
+
+const mode = process.argv[2];
+const CHILD = `const rl=require('readline').createInterface({input:process.stdin});rl.on('line',l=>{const m=JSON.parse(l);process.stdout.write(JSON.stringify({result:{ok:true,n:m.n??null}})+'\\n')})`;
+
+function listen(server: http.Server): void {
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as { port: number };
+    process.stdout.write(`READY http://127.0.0.1:${port}\n`);
+  });
+}
+
+async function main(): Promise<void> {
+  if (mode === 'bare') {
+    listen(http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"ok":true}'); }));
+  } else if (mode === 'persistent') {
+    const child = spawn(process.execPath, ['-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const waiting: Array<(line: string) => void> = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => waiting.shift()?.(line));
+    let n = 0;
+    listen(http.createServer((req, res) => {
+      req.resume();
+      waiting.push((line) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(line); });
+      child.stdin!.write(JSON.stringify({ n: n++, path: req.url }) + '\n');
+    }));
+  } else if (mode === 'fresh') {
+    listen(http.createServer((req, res) => {
+      req.resume();
+      const child = spawn(process.execPath, ['-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d) => { out += d; });
+      child.on('exit', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(out.trim()); });
+      child.stdin!.end(JSON.stringify({ n: 0 }) + '\n');
+    }));
+  } else if (mode === 'runtime') {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-'));
+    const config = makeConfig({ port: 0, dataDir, embeddedMemory: true, sample: false, logLevel: 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism() });
+    const rt = await new Runtime({ config }).start();
+    await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
+    for (;;) { if (rt.catalog.matcher.size >= 4) break; await new Promise((r) => setTimeout(r, 20)); }
+    process.stdout.write(`READY ${rt.url}\n`);
+    process.on('SIGTERM', () => { void rt.stop(2_000).then(() => process.exit(0)); });
+  } else {
+    throw new Error(`unknown mode ${mode}`);
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

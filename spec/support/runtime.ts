@@ -1,0 +1,35 @@
+/** Starts a Runtime on the suite's store under a fresh database prefix, on a free port. */
+import { makeConfig, type ConfigInput } from '../../src/config/index.ts';
+import { Runtime } from '../../src/runtime.ts';
+import type { Dispatcher } from '../../src/workers/dispatcher.ts';
+import { couchUrl, uniquePrefix } from './couch.ts';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtempSync } from 'node:fs';
+
+export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: Dispatcher[]; before?: (prefix: string) => Promise<void> } = {}): Promise<Runtime> {
+  const prefix = opts.config?.dbPrefix ?? uniquePrefix();
+  if (opts.before) await opts.before(prefix);
+  const config = makeConfig({
+    couchUrl: couchUrl(),
+    port: 0,
+    dataDir: mkdtempSync(path.join(os.tmpdir(), 'lively-rt-')),
+    threads: 2,
+    sample: false,
+    logLevel: 'silent',
+    ...opts.config,
+    dbPrefix: prefix,
+  });
+  const rt = new Runtime({ config, dispatchers: opts.dispatchers });
+  return rt.start();
+}
+
+/** Polls `check` until it returns true, failing after `ms`; hot-reload specs wait on the store this way. */
+export async function eventually(check: () => Promise<boolean> | boolean, ms = 5_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
