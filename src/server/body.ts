@@ -1,0 +1,131 @@
+/**
+ * Reading and parsing a trigger request's body.
+ *
+ * What a worker gets as `request.body`, by Content-Type:
+ *   application/json, any `+json`        → the parsed value (400 LC_BAD_JSON if it is not JSON)
+ *   application/x-www-form-urlencoded    → an object of fields (repeated fields → arrays)
+ *   no Content-Type, text/*, xml, javascript, ndjson, or any type with a `charset`
+ *                                        → the body as a UTF-8 string
+ *   anything else (octet-stream, images, multipart, …)
+ *                                        → the body as a base64 string
+ *   an empty body                        → undefined
+ * The type decides, never the bytes, so a worker always knows which one it gets.
+ */
+import type { IncomingMessage } from 'node:http';
+import { parse as parseQueryString } from 'node:querystring';
+import { LivelyError } from '../shared/errors.ts';
+
+/**
+ * JSON deeper than this is refused before parsing: a value nested 100k deep
+ * parses, but every later step that walks it recursively (structured clone to
+ * a worker thread, JSON.stringify for the activation log) overflows the stack.
+ */
+export const kMaxJsonDepth = 512;
+
+/**
+ * Reads the whole body up to `limit` bytes. Throws LC_BODY_TOO_LARGE as soon as
+ * the declared or the received size passes the limit, without keeping the excess.
+ * Resolves undefined when the request has no body.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const declared = req.headers['content-length'];
+  if (declared === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(undefined);
+  if (declared !== undefined) {
+    // node's parser has already refused a Content-Length that is not digits.
+    const n = Number(declared);
+    if (n > limit) return Promise.reject(new LivelyError('LC_BODY_TOO_LARGE', `request body of ${n} bytes is over the limit of ${limit}`));
+    if (n === 0) {
+      req.resume();
+      return Promise.resolve(undefined);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onFail);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        done();
+        chunks.length = 0;
+        reject(new LivelyError('LC_BODY_TOO_LARGE', `request body is over the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      done();
+      if (size === 0) resolve(undefined);
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onFail = (err: Error): void => {
+      done();
+      reject(new LivelyError('LC_BAD_REQUEST', `request body could not be read: ${err.message}`));
+    };
+    // A client that goes away mid-body ends in 'close' without 'end'.
+    const onClose = (): void => {
+      if (!req.complete) onFail(new Error('the client closed the connection'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onFail);
+    req.on('close', onClose);
+  });
+}
+
+/** The media type of a Content-Type header, lower-cased, without parameters. */
+function mediaType(contentType: string): string {
+  const semi = contentType.indexOf(';');
+  return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+}
+
+const kTextTypes = new Set(['application/xml', 'application/javascript', 'application/x-ndjson', 'application/ndjson', 'application/yaml', 'application/x-yaml']);
+
+function isTextual(contentType: string, type: string): boolean {
+  return type.startsWith('text/') || type.endsWith('+xml') || kTextTypes.has(type) || /;\s*charset=/i.test(contentType);
+}
+
+export function parseBody(buf: Buffer | undefined, contentType: string | undefined): unknown {
+  if (buf === undefined || buf.length === 0) return undefined;
+  if (contentType === undefined) return buf.toString('utf8');
+  const type = mediaType(contentType);
+  if (type === 'application/json' || type.endsWith('+json')) return parseJson(buf.toString('utf8'));
+  if (type === 'application/x-www-form-urlencoded') return parseQueryString(buf.toString('utf8'));
+  if (isTextual(contentType, type)) return buf.toString('utf8');
+  return buf.toString('base64');
+}
+
+export function parseJson(text: string): unknown {
+  checkDepth(text);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new LivelyError('LC_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** One pass over the text counting brackets outside strings; cheaper than the parse it guards. */
+function checkDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > kMaxJsonDepth) {
+        throw new LivelyError('LC_BAD_JSON', `request body is nested deeper than ${kMaxJsonDepth} levels`);
+      }
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The one HTTP server of LivelyCouch (node:http).
+ *
+ *   ANY /_events/<rest>   → parse (path, query, body) → firer.fireHttp
+ *                            202 {"ok":true,"activation","events","workers"}
+ *                            200 … + "outcomes" with ?wait=true (or wait=1)
+ *                            400 bad percent-encoding / LC_BAD_JSON, 413 over config.bodyLimit,
+ *                            any LivelyError → its status, anything else → 500 LC_INTERNAL
+ *   GET /_lively/health   → 200 when firer.health().ok, else 503
+ *   GET /_lively/status   → 200 firer.status()
+ *   anything else         → proxied to CouchDB (proxy.ts), 502 LC_STORE_UNAVAILABLE when it is down
+ *   unparsable HTTP       → 400/408/431 JSON, connection closed (clientError)
+ */
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../shared/log.ts';
+import { LivelyError, describeError } from '../shared/errors.ts';
+import type { EventFirer, HttpTriggerReply } from './firer.ts';
+import { createCouchProxy } from './proxy.ts';
+import { sendError, sendJson } from './reply.ts';
+import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
+
+export interface LivelyServerOptions {
+  config: Pick<Config, 'host' | 'port' | 'bodyLimit'>;
+  firer: EventFirer;
+  /** CouchDB origin; its credentials are never forwarded (the proxy strips them). */
+  couchUrl: string;
+  logger: Logger;
+}
+
+export interface LivelyServer {
+  server: http.Server;
+  listen(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Longer than the 60 s idle timeout of common clients and load balancers, so
+ * that the server is not the side closing a connection a client is about to reuse.
+ */
+const kKeepAliveTimeout = 65_000;
+/** How long close() lets open responses (feeds, slow workers) finish before cutting them. */
+const kCloseGrace = 2_000;
+
+const kLivelyPrefix = '/_lively';
+
+/** `pathname` is `prefix` or `prefix/…`. */
+function under(pathname: string, prefix: string): boolean {
+  return pathname.startsWith(prefix) && (pathname.length === prefix.length || pathname.charCodeAt(prefix.length) === 0x2f);
+}
+
+export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
+  const { config, firer, logger } = opts;
+  const proxy = createCouchProxy(opts.couchUrl, logger);
+
+  const lively: Record<string, (res: ServerResponse) => Promise<void>> = {
+    '/_lively/health': async (res) => {
+      let health: { ok: boolean } & Record<string, unknown>;
+      try {
+        health = await firer.health();
+      } catch (err) {
+        health = { ok: false, store: false, reason: describeError(err) };
+      }
+      sendJson(res, health.ok ? 200 : 503, health);
+    },
+    '/_lively/status': async (res) => sendJson(res, 200, await firer.status()),
+  };
+
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    if (!(err instanceof LivelyError)) {
+      logger.error('request failed', { method: req.method, url: req.url, error: describeError(err), stack: (err as Error)?.stack });
+    }
+    // A body left unread (too large, client gone) cannot be followed by another request.
+    sendError(res, err, req.complete ? undefined : { connection: 'close' });
+  }
+
+  function replyFired(res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
+    const out: Record<string, unknown> = { ok: true, activation: reply.activation, events: reply.events, workers: reply.workers };
+    if (reply.outcomes !== undefined) out.outcomes = reply.outcomes;
+    sendJson(res, wait ? 200 : 202, out);
+  }
+
+  async function trigger(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
+    const request = await readTriggerRequest(req, pathname, search, config.bodyLimit);
+    replyFired(res, await firer.fireHttp(request), request.wait);
+  }
+
+  async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    const route = lively[pathname];
+    if (route === undefined) {
+      sendJson(res, 404, { error: 'LC_NOT_FOUND', reason: `no such path: ${pathname}` });
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `${pathname} accepts GET only`, { allow: ['GET', 'HEAD'] });
+    }
+    await route(res);
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      const url = req.url ?? '/';
+      if (url.charCodeAt(0) !== 0x2f) throw new LivelyError('LC_BAD_REQUEST', 'the request target must be a path');
+      const q = url.indexOf('?');
+      const pathname = q === -1 ? url : url.slice(0, q);
+      if (under(pathname, kEventsPrefix)) {
+        trigger(req, res, pathname, q === -1 ? '' : url.slice(q + 1)).catch((err) => fail(req, res, err));
+      } else if (under(pathname, kLivelyPrefix)) {
+        ownRoute(req, res, pathname).catch((err) => fail(req, res, err));
+      } else {
+        proxy.handle(req, res);
+      }
+    } catch (err) {
+      fail(req, res, err);
+    }
+  }
+
+  const server = http.createServer({ keepAlive: true }, onRequest);
+  server.keepAliveTimeout = kKeepAliveTimeout;
+
+  // Requests node cannot parse (garbage request line, header overflow, bad chunking)
+  // still get a well-formed HTTP reply with a JSON body, then the connection closes.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const pending = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || (pending && pending.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = JSON.stringify({ error: 'LC_BAD_REQUEST', reason: `malformed HTTP request (${err.code ?? 'unknown'})` });
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\n`
+      + `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+
+  return {
+    server,
+    listen: () => new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      server.once('error', onError);
+      server.listen(config.port, config.host, () => {
+        server.off('error', onError);
+        const addr = server.address();
+        resolve({ port: typeof addr === 'object' && addr ? addr.port : config.port });
+      });
+    }),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const cut = setTimeout(() => server.closeAllConnections(), kCloseGrace);
+      // Ends proxied feeds at once; their clients see the connection close.
+      await proxy.close();
+      await closed;
+      clearTimeout(cut);
+    },
+  };
+}
