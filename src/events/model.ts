@@ -47,7 +47,8 @@ export interface EventDef {
 
 export type ParseResult =
   | { ok: true; event: EventDef }
-  | { ok: false; id: string; reason: string };
+  /** `design: true` marks a design document (`_design/…`): not an event, skip it without listing it as invalid. */
+  | { ok: false; id: string; reason: string; design?: true };
 
 /** One event fired by one HTTP trigger, with what the trigger bound. */
 export interface EventMatch {
