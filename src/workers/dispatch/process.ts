@@ -175,7 +175,7 @@ export class ProcessDispatcher implements Dispatcher {
     const overdue = new Promise<'overdue'>((resolve) => { timer = setTimeout(() => resolve('overdue'), deadlineMs); });
     if (await Promise.race([retired.then(() => 'done' as const), overdue]) === 'overdue') {
       const left = [...this.children];
-      for (const c of left) c.signal('SIGKILL');
+      for (const c of left) c.forceKill();
       await Promise.all(left.map((c) => c.closed));
     }
     clearTimeout(timer);

@@ -155,6 +155,12 @@ export class ChildWorker {
     this.later(this.opts.killGraceMs, () => this.signal('SIGKILL'));
   }
 
+  /** SIGKILL to the whole group now (a shutdown deadline passed). */
+  forceKill(): void {
+    this.ending = true;
+    this.signal('SIGKILL');
+  }
+
   signal(sig: NodeJS.Signals): void {
     if (this.dead) return;
     try { process.kill(-this.pid, sig); } catch { /* group already gone */ }

@@ -1,0 +1,101 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { kDefaultInterpreters } from '../../src/config/index.ts';
+import { ProcessDispatcher } from '../../src/workers/dispatch/process.ts';
+import { alive, gone, message, workerSpec } from '../fixtures/workers/process/specs.ts';
+
+const runtimeScript = fileURLToPath(new URL('../fixtures/workers/process/runtime.ts', import.meta.url));
+
+describe('ProcessDispatcher - lifecycle', () => {
+  let dataDir: string;
+  beforeEach(() => { dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-process-life-')); });
+  afterEach(() => { rmSync(dataDir, { recursive: true, force: true }); });
+  const make = (over: Partial<ConstructorParameters<typeof ProcessDispatcher>[0]> = {}) =>
+    new ProcessDispatcher({ interpreters: kDefaultInterpreters, dataDir, killGraceMs: 300, ...over });
+
+  it('closes stdin after idle and the process exits', async () => {
+    const d = make();
+    try {
+      const spec = workerSpec('python', 'echo.py', { limits: { idle: 100 } });
+      const o = await d.dispatch({ spec, message: message(spec), onEmit: () => {} });
+      const pid = (o.result as { pid: number }).pid;
+      expect(await gone(pid)).to.equal(true);
+      expect(d.stats().warm).to.equal(0);
+    } finally { await d.close(1000); }
+  });
+
+  it('kills a process that ignores the end of its stdin and SIGTERM (SIGKILL after the grace period)', async () => {
+    const d = make();
+    try {
+      const spec = workerSpec('python', 'stubborn.py', { limits: { idle: 50 } });
+      const o = await d.dispatch({ spec, message: message(spec), onEmit: () => {} });
+      expect(o.status).to.equal('ok');
+      expect(await gone((o.result as { pid: number }).pid)).to.equal(true);
+    } finally { await d.close(1000); }
+  });
+
+  it('retirement lets the in-flight message finish before the process goes', async () => {
+    const d = make();
+    try {
+      const spec = workerSpec('python', 'slow.py');
+      await d.dispatch({ spec, message: message(spec, { ms: 0 }), onEmit: () => {} });
+      const pending = d.dispatch({ spec, message: message(spec, { ms: 300 }), onEmit: () => {} });
+      await new Promise((r) => setTimeout(r, 50));
+      const retired = d.retire(spec.id);
+      const o = await pending;
+      expect(o.status).to.equal('ok');
+      await retired;
+      expect(alive((o.result as { pid: number }).pid)).to.equal(false);
+      expect(d.stats().warm).to.equal(0);
+    } finally { await d.close(1000); }
+  });
+
+  it('close(deadline) lets in-flight messages finish, then the processes are gone', async () => {
+    const d = make();
+    const spec = workerSpec('python', 'slow.py', { limits: { concurrency: 2 } });
+    const warm = await d.dispatch({ spec, message: message(spec, { ms: 0 }), onEmit: () => {} });
+    const inflight = [1, 2].map(() => d.dispatch({ spec, message: message(spec, { ms: 400 }), onEmit: () => {} }));
+    await new Promise((r) => setTimeout(r, 100));
+    await d.close(5000);
+    const outs = await Promise.all(inflight);
+    expect(outs.map((o) => o.status)).to.deep.equal(['ok', 'ok']);
+    const pids = outs.map((o) => (o.result as { pid: number }).pid);
+    expect(pids).to.include((warm.result as { pid: number }).pid);
+    for (const pid of pids) expect(alive(pid)).to.equal(false);
+  });
+
+  it('close(deadline) kills what is still running at the deadline and says so in the outcome', async () => {
+    const d = make();
+    const spec = workerSpec('python', 'slow.py');
+    await d.dispatch({ spec, message: message(spec, { ms: 0 }), onEmit: () => {} });
+    const inflight = d.dispatch({ spec, message: message(spec, { ms: 60_000 }), onEmit: () => {} });
+    await new Promise((r) => setTimeout(r, 100));
+    await d.close(200);
+    const o = await inflight;
+    expect(o.status).to.equal('error');
+    expect(o.error!.code).to.equal('LC_WORKER_RETIRED');
+  });
+
+  it('SIGKILL of the runtime leaves no worker process behind (the watchdog kills its group)', async function () {
+    this.timeout(30_000);
+    const rt = spawn(process.execPath, ['--import', 'tsx', runtimeScript, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: rt.stdout! }).once('line', resolve);
+        rt.once('exit', () => reject(new Error('runtime fixture exited before its worker started')));
+      });
+      const [workerPid, watchdogPid] = line.split(' ').map(Number) as [number, number];
+      expect(alive(workerPid)).to.equal(true);
+      rt.kill('SIGKILL');
+      expect(await gone(workerPid)).to.equal(true);
+      expect(await gone(watchdogPid)).to.equal(true);
+    } finally {
+      rt.kill('SIGKILL');
+    }
+  });
+});
