@@ -12,7 +12,8 @@ import { kUrlEnv, kEmbeddedPidEnv, setEmbeddedStore } from './couch.ts';
 let store: EmbeddedStore | undefined;
 let dataDir: string | undefined;
 
-export async function mochaGlobalSetup(): Promise<void> {
+async function startStore(): Promise<void> {
+  if (process.env[kUrlEnv]) return;
   if (process.env.COUCHDB_URL) {
     process.env[kUrlEnv] = process.env.COUCHDB_URL;
     return;
@@ -23,6 +24,14 @@ export async function mochaGlobalSetup(): Promise<void> {
   process.env[kUrlEnv] = store.url;
   process.env[kEmbeddedPidEnv] = String(store.pid);
   setEmbeddedStore(store);
+}
+
+// Started while mocha loads this file, before any spec file: `couchUrl()` then works even
+// in a describe body.
+await startStore();
+
+export async function mochaGlobalSetup(): Promise<void> {
+  await startStore();
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {

@@ -4,7 +4,10 @@
  * - a `multipart/related` document PUT is parsed here and handed on as the JSON document
  *   with inline base64 attachments;
  * - `_changes?filter=_selector` is handed on as PouchDB's own `selector` option;
- * - any error express would answer with an HTML page is answered as CouchDB-style JSON.
+ * - any error express would answer with an HTML page is answered as CouchDB-style JSON;
+ * - creating or deleting a database needs the store admin (express-pouchdb crashes otherwise);
+ * - longpoll `_changes` ends after `timeout`, as CouchDB's does;
+ * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -162,6 +165,9 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       } catch {
         throw new HttpError(400, 'bad_request', 'malformed URL');
       }
+      // Apache CouchDB 3 answers JSON whatever the Accept header says; express-pouchdb
+      // answers text/plain unless asked for JSON, and nano only parses JSON answers
+      req.headers.accept = 'application/json';
       const segments = url.pathname.split('/').filter(Boolean);
       const contentType = req.headers['content-type'] ?? '';
       // express-pouchdb crashes when a non-admin creates or deletes a database (its

@@ -1,0 +1,128 @@
+/**
+ * The requests that crash an unshielded express-pouchdb, through nano against the suite's
+ * store (embedded, or Apache CouchDB when COUCHDB_URL is set: the same answers are expected).
+ */
+import { expect } from 'chai';
+import { request } from 'undici';
+import { connect } from '../../src/store/couch.ts';
+import { couchUrl, dropPrefix, embeddedStore, uniquePrefix } from '../support/couch.ts';
+
+function plainUrl(): { origin: string; auth: string } {
+  const u = new URL(couchUrl());
+  const auth = 'Basic ' + Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
+  return { origin: u.origin, auth };
+}
+
+describe('store shield', () => {
+  const prefix = uniquePrefix();
+  const dbName = `${prefix}shield`;
+  const server = connect(couchUrl());
+  const db = server.use<Record<string, unknown>>(dbName);
+  const pidBefore = embeddedStore()?.pid;
+
+  before(async () => { await server.db.create(dbName); });
+  after(() => dropPrefix(prefix));
+  afterEach(() => {
+    // none of these requests may have cost the store its process
+    expect(embeddedStore()?.pid).to.equal(pidBefore);
+  });
+
+  it('PUT /db/doc multipart/related - db.multipart.insert with two attachments reads back byte-equal', async () => {
+    const binary = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 37) % 256));
+    const script = Buffer.from('module.exports = () => "--boundary-lookalike\\r\\n";\n');
+    const res = await db.multipart.insert({ type: 'node', delegate: 'main.js' }, [
+      { name: 'main.js', data: script, content_type: 'application/javascript' },
+      { name: 'blob.bin', data: binary, content_type: 'application/octet-stream' },
+    ], 'worker1');
+    expect(res.ok).to.equal(true);
+    const doc = await db.get('worker1') as Record<string, unknown> & { _attachments: Record<string, { content_type: string; length: number }> };
+    expect(doc.delegate).to.equal('main.js');
+    expect(Object.keys(doc._attachments).sort()).to.deep.equal(['blob.bin', 'main.js']);
+    expect(doc._attachments['main.js']!.content_type).to.equal('application/javascript');
+    expect((await db.attachment.get('worker1', 'main.js')).equals(script)).to.equal(true);
+    expect((await db.attachment.get('worker1', 'blob.bin')).equals(binary)).to.equal(true);
+  });
+
+  it('PUT /db/doc multipart/related - a second revision with ?rev replaces the attachments', async () => {
+    const first = await db.multipart.insert({ v: 1 }, [{ name: 'a.txt', data: Buffer.from('one'), content_type: 'text/plain' }], 'worker2');
+    const second = await db.multipart.insert({ v: 2, _rev: first.rev }, [{ name: 'a.txt', data: Buffer.from('two'), content_type: 'text/plain' }], 'worker2');
+    expect(second.rev).to.match(/^2-/);
+    expect((await db.attachment.get('worker2', 'a.txt')).toString()).to.equal('two');
+  });
+
+  it('PUT /db/doc multipart/related - a body missing an announced attachment is a 400, not a crash', async () => {
+    const { origin, auth } = plainUrl();
+    const body = '--xyz\r\ncontent-type: application/json\r\n\r\n{"_attachments":{"a.txt":{"follows":true,"content_type":"text/plain","length":3}}}\r\n--xyz--\r\n';
+    const res = await request(`${origin}/${dbName}/broken`, {
+      method: 'PUT', body, headers: { authorization: auth, 'content-type': 'multipart/related; boundary=xyz' },
+    });
+    expect(res.statusCode).to.equal(400);
+    expect(await res.body.json()).to.have.property('error');
+  });
+
+  it('POST /db/_changes?filter=_selector - db.changes with a selector returns only matching changes', async () => {
+    await db.bulk({ docs: [{ _id: 'r1', color: 'red' }, { _id: 'b1', color: 'blue' }, { _id: 'r2', color: 'red' }] });
+    const res = await server.request({
+      db: dbName, path: '_changes', method: 'POST', qs: { filter: '_selector', include_docs: true }, body: { selector: { color: 'red' } },
+    }) as { results: Array<{ id: string; doc: { color: string } }>; last_seq: unknown };
+    expect(res.results.map((r) => r.id).sort()).to.deep.equal(['r1', 'r2']);
+    expect(res.results.every((r) => r.doc.color === 'red')).to.equal(true);
+    expect(res.last_seq).to.not.equal(undefined);
+  });
+
+  it('POST /db/_changes?filter=_selector&feed=longpoll - waits for the next matching change', async () => {
+    const now = await server.request({ db: dbName, path: '_changes', qs: { since: 'now', limit: 1 } }) as { last_seq: unknown };
+    const pending = server.request({
+      db: dbName, path: '_changes', method: 'POST',
+      qs: { filter: '_selector', feed: 'longpoll', since: String(now.last_seq), timeout: 10000 },
+      body: { selector: { color: 'green' } },
+    }) as Promise<{ results: Array<{ id: string }> }>;
+    await db.insert({ _id: 'x1', color: 'blue' });
+    await db.insert({ _id: 'g1', color: 'green' });
+    const res = await pending;
+    expect(res.results.map((r) => r.id)).to.deep.equal(['g1']);
+  });
+
+  it('GET /db/_changes?filter=_selector - without a selector is a 400 JSON error', async () => {
+    const { origin, auth } = plainUrl();
+    const res = await request(`${origin}/${dbName}/_changes?filter=_selector`, { headers: { authorization: auth } });
+    expect(res.statusCode).to.equal(400);
+    expect(res.headers['content-type']).to.match(/application\/json/);
+    expect(await res.body.json()).to.have.property('error');
+  });
+
+  it('GET /db/_changes?feed=longpoll&timeout=200 - an idle longpoll ends with no results and a last_seq', async () => {
+    const res = await server.request({ db: dbName, path: '_changes', qs: { feed: 'longpoll', since: 'now', timeout: 200 } }) as { results: unknown[]; last_seq: unknown };
+    expect(res.results).to.deep.equal([]);
+    expect(res.last_seq).to.not.equal(undefined);
+  });
+
+  for (const [title, path, init] of [
+    ['GET /db/%E0%A4%A - bad percent-encoding', `/%db%/%E0%A4%A`, { method: 'GET' }],
+    ['PUT /db/doc - invalid JSON body', `/%db%/doc`, { method: 'PUT', body: '{"a":', headers: { 'content-type': 'application/json' } }],
+    ['POST /db/_bulk_docs - invalid JSON body', `/%db%/_bulk_docs`, { method: 'POST', body: '[[[', headers: { 'content-type': 'application/json' } }],
+  ] as const) {
+    it(`${title} gets a JSON error, not HTML`, async () => {
+      const { origin, auth } = plainUrl();
+      const init2 = init as { method: 'GET' | 'PUT' | 'POST'; body?: string; headers?: Record<string, string> };
+      const res = await request(origin + path.replace('%db%', dbName), { ...init2, headers: { ...init2.headers, authorization: auth } });
+      expect(res.statusCode).to.be.within(400, 499);
+      expect(res.headers['content-type']).to.match(/application\/json/);
+      expect(await res.body.json()).to.have.property('error');
+    });
+  }
+
+  it('PUT /db - creating a database without admin credentials is 401', async () => {
+    const { origin } = plainUrl();
+    const res = await request(`${origin}/${prefix}anon`, { method: 'PUT' });
+    expect(res.statusCode).to.equal(401);
+    expect(await res.body.json()).to.have.property('error', 'unauthorized');
+  });
+
+  it('PUT /db/_design/x - a design document without admin credentials is refused', async () => {
+    const { origin } = plainUrl();
+    const res = await request(`${origin}/${dbName}/_design/x`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).to.be.oneOf([401, 403]);
+    await res.body.dump();
+  });
+});

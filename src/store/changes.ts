@@ -1,0 +1,174 @@
+/**
+ * Following one database's `_changes` through nano: longpoll with `since`, one batch at a time.
+ * `since` moves (and the checkpoint is written) only after the batch was handled, so a crash,
+ * a store restart or a lost connection replays from the last handled batch: at-least-once,
+ * nothing skipped. Sequence ids are opaque strings (Apache CouchDB 3.x): passed back as received.
+ */
+import { EventEmitter } from 'node:events';
+import type nano from 'nano';
+import { LivelyError, describeError } from '../shared/errors.ts';
+import { silentLogger, type Logger } from '../shared/log.ts';
+import { sleep, statusOf } from './couch.ts';
+
+export interface ChangeRow {
+  id: string;
+  seq: string;
+  changes: Array<{ rev: string }>;
+  deleted?: boolean;
+  doc?: Record<string, unknown> & { _id: string; _rev: string };
+}
+
+export interface ChangesFeedOptions {
+  /** where to start: 'now' (only what happens from here on), '0' (everything) or a saved seq. */
+  since?: string;
+  includeDocs?: boolean;
+  /** a Mango selector: only matching changes are delivered (`filter=_selector`). */
+  selector?: Record<string, unknown>;
+  /** most changes per batch. */
+  batchSize?: number;
+  /** longpoll timeout the store is asked for, ms. */
+  timeout?: number;
+  /** longest wait between retries after a failure, ms. */
+  maxBackoff?: number;
+  logger?: Logger;
+  /** handles one batch; `since` advances only after it resolves. */
+  onBatch: (results: ChangeRow[], lastSeq: string) => Promise<void>;
+  /** called with the new `since` once a batch was handled (e.g. saves a `_local` checkpoint). */
+  checkpoint?: (seq: string) => Promise<void>;
+}
+
+export const kDefaultFeedOptions = Object.freeze({
+  since: 'now',
+  includeDocs: false,
+  batchSize: 500,
+  timeout: 30_000,
+  maxBackoff: 60_000,
+});
+const kBackoffStart = 100;
+
+/** Events: 'batch' (results, lastSeq) after a batch was handled; 'retry' (error, delay);
+ * 'error' (fatal: the feed has stopped); 'stop'. */
+export class ChangesFeed extends EventEmitter {
+  readonly #db: nano.DocumentScope<unknown>;
+  readonly #opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint'>;
+  #since: string;
+  #controller: AbortController | undefined;
+  #running = false;
+  #done: Promise<void> | undefined;
+
+  constructor(db: nano.DocumentScope<unknown>, options: ChangesFeedOptions) {
+    super();
+    if (!options || typeof options.onBatch !== 'function') {
+      throw new LivelyError('LC_CONFIG', 'options.onBatch must be a function');
+    }
+    const opts = { ...kDefaultFeedOptions, logger: silentLogger, ...stripUndefined(options) };
+    if (typeof opts.since !== 'string' || opts.since === '') throw new LivelyError('LC_CONFIG', 'options.since must be a non-empty string');
+    for (const key of ['batchSize', 'timeout', 'maxBackoff'] as const) {
+      if (!Number.isInteger(opts[key]) || opts[key] < 1) throw new LivelyError('LC_CONFIG', `options.${key} must be a positive integer`);
+    }
+    this.#db = db;
+    this.#opts = opts;
+    this.#since = opts.since;
+  }
+
+  /** The seq after the last handled batch (or the start `since`). */
+  get since(): string {
+    return this.#since;
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  start(): this {
+    if (this.#running) return this;
+    this.#running = true;
+    this.#controller = new AbortController();
+    this.#done = this.#loop(this.#controller.signal);
+    return this;
+  }
+
+  /** Stops the feed; resolves once no batch is being handled any more. */
+  async stop(): Promise<void> {
+    if (!this.#running) return this.#done;
+    this.#running = false;
+    this.#controller?.abort();
+    await this.#done;
+  }
+
+  async #loop(signal: AbortSignal): Promise<void> {
+    const { logger, maxBackoff } = this.#opts;
+    let backoff = kBackoffStart;
+    while (!signal.aborted) {
+      let page: { results: ChangeRow[]; last_seq: string };
+      try {
+        page = await this.#poll(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        const status = statusOf(err);
+        if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
+          this.#running = false;
+          this.emit('error', new LivelyError('LC_STORE_UNAVAILABLE', `_changes of ${this.#db.config.db} failed: ${describeError(err)}`, { status }));
+          break;
+        }
+        logger.warn('changes feed retrying', { db: this.#db.config.db, error: describeError(err), in: backoff });
+        this.emit('retry', err, backoff);
+        await sleep(backoff, signal).catch(() => undefined);
+        backoff = Math.min(backoff * 2, maxBackoff);
+        continue;
+      }
+      backoff = kBackoffStart;
+      const lastSeq = String(page.last_seq);
+      if (page.results.length > 0) {
+        try {
+          await this.#opts.onBatch(page.results, lastSeq);
+        } catch (err) {
+          // the batch is not acknowledged: it is delivered again from the same `since`
+          logger.error('changes batch failed; retrying it', { db: this.#db.config.db, error: describeError(err) });
+          this.emit('retry', err, backoff);
+          await sleep(backoff, signal).catch(() => undefined);
+          backoff = Math.min(backoff * 2, maxBackoff);
+          continue;
+        }
+        this.#since = lastSeq;
+        if (this.#opts.checkpoint) {
+          await this.#opts.checkpoint(lastSeq).catch((err) =>
+            logger.warn('changes checkpoint failed', { db: this.#db.config.db, error: describeError(err) }));
+        }
+        this.emit('batch', page.results, lastSeq);
+      } else {
+        this.#since = lastSeq;
+      }
+    }
+    this.emit('stop');
+  }
+
+  async #poll(signal: AbortSignal): Promise<{ results: ChangeRow[]; last_seq: string }> {
+    const { includeDocs, batchSize, timeout, selector } = this.#opts;
+    const qs: Record<string, unknown> = {
+      feed: 'longpoll',
+      since: this.#since,
+      timeout,
+      limit: batchSize,
+      include_docs: includeDocs,
+    };
+    if (selector) qs.filter = '_selector';
+    const res = await this.#db.server.request({
+      db: this.#db.config.db,
+      path: '_changes',
+      method: selector ? 'POST' : 'GET',
+      qs,
+      ...(selector ? { body: { selector } } : {}),
+      signal,
+    } as nano.RequestOptions & { signal: AbortSignal });
+    const page = res as { results?: ChangeRow[]; last_seq?: unknown };
+    if (!page || !Array.isArray(page.results) || page.last_seq === undefined || page.last_seq === null) {
+      throw new LivelyError('LC_STORE_UNAVAILABLE', '_changes answered without results and last_seq');
+    }
+    return { results: page.results, last_seq: String(page.last_seq) };
+  }
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

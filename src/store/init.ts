@@ -1,0 +1,102 @@
+/**
+ * `init`: the three databases, `_security` on events and workers, and the validation design
+ * documents. Idempotent: run at every start and by `livelycouch init`.
+ *
+ * Writing a worker is running code on the server, so only admins (and `writerRole`) may write
+ * events and workers. `_security` names them db admins (design documents need that); the write
+ * rule for ordinary documents is in validate_doc_update, because `_security` members would
+ * also restrict who may read.
+ */
+import type nano from 'nano';
+import { eventsDesignDoc, workersDesignDoc } from '../events/design.ts';
+import { LivelyError } from '../shared/errors.ts';
+import { ensureDb, retry, statusOf } from './couch.ts';
+
+export interface InitOptions {
+  prefix: string;
+  writerRole?: string;
+}
+
+export interface StoreDatabases {
+  events: string;
+  workers: string;
+  logs: string;
+}
+
+const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
+
+export function databaseNames(prefix: string): StoreDatabases {
+  const names = { events: `${prefix}events`, workers: `${prefix}workers`, logs: `${prefix}logs` };
+  for (const name of Object.values(names)) {
+    if (!kDbName.test(name)) throw new LivelyError('LC_CONFIG', `options.prefix gives an invalid CouchDB database name: ${JSON.stringify(name)}`);
+  }
+  return names;
+}
+
+export function securityObject(writerRole?: string): { admins: { names: string[]; roles: string[] }; members: { names: string[]; roles: string[] } } {
+  return {
+    admins: { names: [], roles: writerRole ? ['_admin', writerRole] : ['_admin'] },
+    members: { names: [], roles: [] },
+  };
+}
+
+export async function initStore(server: nano.ServerScope, opts: InitOptions): Promise<StoreDatabases> {
+  if (!opts || typeof opts.prefix !== 'string') throw new LivelyError('LC_CONFIG', 'options.prefix must be a string');
+  if (opts.writerRole !== undefined && (typeof opts.writerRole !== 'string' || opts.writerRole === '' || opts.writerRole.startsWith('_'))) {
+    throw new LivelyError('LC_CONFIG', 'options.writerRole must be a non-empty role name not starting with "_"');
+  }
+  const names = databaseNames(opts.prefix);
+  for (const name of Object.values(names)) await retry(() => ensureDb(server, name));
+
+  const security = securityObject(opts.writerRole);
+  for (const [name, ddoc] of [
+    [names.events, eventsDesignDoc(opts.writerRole)],
+    [names.workers, workersDesignDoc(opts.writerRole)],
+  ] as const) {
+    await retry(() => putSecurity(server, name, security));
+    await retry(() => installDesignDoc(server.use(name), ddoc as DesignDoc));
+  }
+  return names;
+}
+
+async function putSecurity(server: nano.ServerScope, db: string, security: object): Promise<void> {
+  await server.request({ db, path: '_security', method: 'PUT', body: security });
+}
+
+type DesignDoc = { _id: string; _rev?: string } & Record<string, unknown>;
+
+function sameContent(a: DesignDoc, b: DesignDoc): boolean {
+  const strip = ({ _rev: _r, ...rest }: DesignDoc) => rest;
+  return JSON.stringify(sortKeys(strip(a))) === JSON.stringify(sortKeys(strip(b)));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+  }
+  return v;
+}
+
+/** Writes the design document when it is missing or differs, carrying the current _rev. */
+export async function installDesignDoc(db: nano.DocumentScope<unknown>, ddoc: DesignDoc): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    let current: DesignDoc | undefined;
+    try {
+      current = (await db.get(ddoc._id)) as unknown as DesignDoc;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    if (current && sameContent(current, ddoc)) return;
+    const doc: DesignDoc = { ...ddoc };
+    delete doc._rev;
+    if (current) doc._rev = current._rev;
+    try {
+      await db.insert(doc as never);
+      return;
+    } catch (err) {
+      // another instance installed it at the same moment: compare again
+      if (statusOf(err) !== 409 || attempt >= 2) throw err;
+    }
+  }
+}
