@@ -54,7 +54,7 @@ export async function initStore(server: nano.ServerScope, opts: InitOptions): Pr
     [names.workers, workersDesignDoc(opts.writerRole)],
   ] as const) {
     await retry(() => putSecurity(server, name, security));
-    await retry(() => installDesignDoc(server.use(name), ddoc as DesignDoc));
+    await retry(() => installDesignDoc(server.use(name), ddoc));
   }
   return names;
 }
@@ -79,7 +79,8 @@ function sortKeys(v: unknown): unknown {
 }
 
 /** Writes the design document when it is missing or differs, carrying the current _rev. */
-export async function installDesignDoc(db: nano.DocumentScope<unknown>, ddoc: DesignDoc): Promise<void> {
+export async function installDesignDoc(db: nano.DocumentScope<unknown>, design: { _id: string; _rev?: string }): Promise<void> {
+  const ddoc = design as DesignDoc;
   for (let attempt = 0; ; attempt++) {
     let current: DesignDoc | undefined;
     try {

@@ -1,0 +1,94 @@
+import { expect } from 'chai';
+import { connect, statusOf } from '../../src/store/couch.ts';
+import { initStore } from '../../src/store/init.ts';
+import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+
+function asUser(name: string, password: string): string {
+  const u = new URL(couchUrl());
+  u.username = name;
+  u.password = password;
+  return u.toString();
+}
+
+async function rejection(p: Promise<unknown>): Promise<{ statusCode?: number; reason?: string; message: string }> {
+  try { await p; } catch (err) { return err as { statusCode?: number; reason?: string; message: string }; }
+  throw new Error('expected the request to be refused');
+}
+
+describe('initStore', () => {
+  const prefix = uniquePrefix();
+  const server = connect(couchUrl());
+  const user = `${prefix}bob`;
+  before(async () => {
+    await server.db.create('_users').catch((err) => { if (statusOf(err) !== 412) throw err; });
+    await server.use('_users').insert({ _id: `org.couchdb.user:${user}`, name: user, password: 'pw-bob', roles: [], type: 'user' } as never);
+  });
+  after(async () => {
+    await dropPrefix(prefix);
+    const users = server.use<{ _rev: string }>('_users');
+    const doc = await users.get(`org.couchdb.user:${user}`).catch(() => undefined);
+    if (doc) await users.destroy(`org.couchdb.user:${user}`, doc._rev);
+  });
+
+  it('PUT /<prefix>events, /<prefix>workers, /<prefix>logs - creates the three databases', async () => {
+    const names = await initStore(server, { prefix });
+    expect(names).to.deep.equal({ events: `${prefix}events`, workers: `${prefix}workers`, logs: `${prefix}logs` });
+    const dbs = await server.db.list();
+    expect(dbs).to.include.members(Object.values(names));
+  });
+
+  it('initStore twice - is idempotent: the design documents keep their revision', async () => {
+    const before = await server.use<{ _rev: string }>(`${prefix}events`).get('_design/lively');
+    await initStore(server, { prefix });
+    const after = await server.use<{ _rev: string }>(`${prefix}events`).get('_design/lively');
+    expect(after._rev).to.equal(before._rev);
+  });
+
+  it('initStore with a writer role - updates the design documents carrying their _rev', async () => {
+    const before = await server.use<{ _rev: string }>(`${prefix}workers`).get('_design/lively');
+    await initStore(server, { prefix, writerRole: 'deployer' });
+    const after = await server.use<{ _rev: string; validate_doc_update: string }>(`${prefix}workers`).get('_design/lively');
+    expect(after._rev).to.not.equal(before._rev);
+    expect(after.validate_doc_update).to.contain('deployer');
+  });
+
+  it('GET /<prefix>events/_security - admins are _admin and the writer role', async () => {
+    for (const db of ['events', 'workers']) {
+      const sec = await server.request({ db: `${prefix}${db}`, path: '_security' }) as { admins: { roles: string[] } };
+      expect(sec.admins.roles).to.have.members(['_admin', 'deployer']);
+    }
+  });
+
+  it('PUT /<prefix>events/bad - a malformed event is refused 403 with a reason naming the field', async () => {
+    const err = await rejection(server.use(`${prefix}events`).insert({ _id: 'bad', trigger: 42, workers: { w: {} } } as never));
+    expect(err.statusCode).to.equal(403);
+    expect(err.reason ?? err.message).to.match(/trigger/);
+  });
+
+  it('PUT /<prefix>events/email_event - the seed event is accepted from an admin', async () => {
+    const res = await server.use(`${prefix}events`).insert({
+      _id: 'email_event', trigger: { '/send_email': { method: 'GET' } }, workers: { send_email: { recipient: 'support@yourcompany.com' } },
+    } as never);
+    expect(res.ok).to.equal(true);
+  });
+
+  it('PUT /<prefix>workers/w - a user who is not an admin cannot write a worker document', async () => {
+    const bob = connect(asUser(user, 'pw-bob'));
+    const err = await rejection(bob.use(`${prefix}workers`).insert({ _id: 'w', type: 'node', delegate: 'main.js' } as never));
+    expect(err.statusCode).to.be.oneOf([401, 403]);
+    const anon = connect(new URL(couchUrl()).origin);
+    const err2 = await rejection(anon.use(`${prefix}events`).insert({ _id: 'e', trigger: { '/x': {} }, workers: { w: {} } } as never));
+    expect(err2.statusCode).to.be.oneOf([401, 403]);
+  });
+
+  it('GET /<prefix>events/email_event - a user who is not an admin can still read', async () => {
+    const bob = connect(asUser(user, 'pw-bob'));
+    const doc = await bob.use<{ workers: unknown }>(`${prefix}events`).get('email_event');
+    expect(doc.workers).to.deep.equal({ send_email: { recipient: 'support@yourcompany.com' } });
+  });
+
+  it('initStore - a prefix that makes an invalid database name is LC_CONFIG', async () => {
+    const err = await rejection(initStore(server, { prefix: 'Bad Prefix' }));
+    expect((err as unknown as { code: string }).code).to.equal('LC_CONFIG');
+  });
+});
