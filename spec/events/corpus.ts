@@ -1,0 +1,170 @@
+/**
+ * Event and worker documents, good and bad, shared by the parser spec and the
+ * validate_doc_update spec so both judge the same documents. Each bad one names the
+ * field the reason must start with.
+ */
+
+/** The seed's event document, exactly as the announcement shows it (minus its trailing comma). */
+export const seedEvent = {
+  _id: 'email_event',
+  trigger: { '/send_email': { method: 'GET' } },
+  workers: { send_email: { recipient: 'support@yourcompany.com' } },
+};
+
+/** The seed's worker document, with stubbed attachments as CouchDB hands them to validate_doc_update. */
+export const seedWorker = {
+  _id: 'send_email',
+  arguments: {},
+  delegate: 'sendmail.js',
+  type: 'node',
+  _attachments: {
+    'sendmail.js': { content_type: 'application/javascript', stub: true, length: 10, digest: 'md5-x' },
+    'someOtherScript.js': { content_type: 'application/javascript', stub: true, length: 10, digest: 'md5-y' },
+  },
+};
+
+const ev = (extra: Record<string, unknown>) => ({ _id: 'e', workers: { w: {} }, ...extra });
+
+export const goodEvents: Array<[string, Record<string, unknown>]> = [
+  ['the seed event', seedEvent],
+  ['the array form', { _id: 'a', trigger: [{ path: '/p', method: 'GET', parameters: { color: ':color' } }], workers: [{ name: 'w', parameters: { x: 1 } }] }],
+  ['"arguments" as a synonym of "parameters"', { _id: 'a', trigger: [{ path: '/p' }], workers: [{ name: 'w', arguments: { x: 1 } }] }],
+  ['a worker without arguments in the array form', { _id: 'a', trigger: [], workers: [{ name: 'w' }] }],
+  ['no trigger at all (fired by id)', { _id: 'by_id', workers: { w: {} } }],
+  ['a method list', ev({ trigger: { '/p': { method: ['get', 'Post'] } } })],
+  ['method "*"', ev({ trigger: { '/p': { method: '*' } } })],
+  ['bindings and a wildcard', ev({ trigger: { '/emit_document/:db/:docid': {}, '/files/*': {}, '/': {}, '/*': {} } })],
+  ['literal parameters', ev({ trigger: { '/p': { parameters: { n: 5, on: true, color: 'red' } } } })],
+  ['a changes trigger (object form)', ev({ trigger: { changes: { db: 'inbox', selector: { type: 'mail' }, include_docs: true } } })],
+  ['a changes trigger (array form)', ev({ trigger: [{ changes: { db: 'inbox' } }] })],
+  ['schedule every "1m"', ev({ trigger: { schedule: { every: '1m' } } })],
+  ['schedule every ms', ev({ trigger: [{ schedule: { every: 2500 } }] })],
+  ['schedule cron', ev({ trigger: { schedule: { cron: '*/5 * * * *' } } })],
+  ['cron with ranges, lists, steps and names', ev({ trigger: { schedule: { cron: '0,30 8-18/2 1-15 jan-jun MON-FRI' } } })],
+  ['disabled', ev({ disabled: true, trigger: { '/p': {} } })],
+  ['auth user', ev({ auth: 'user' })],
+  ['auth admin', ev({ auth: 'admin' })],
+  ['auth role', ev({ auth: { role: 'ops' } })],
+  ['extra top-level fields (a description)', ev({ description: 'sends mail', _rev: '1-abc' })],
+];
+
+export const badEvents: Array<[string, unknown, string]> = [
+  ['not an object', [1, 2], 'document: must be an object'],
+  ['no _id', { trigger: {}, workers: {} }, '_id:'],
+  ['disabled not boolean', ev({ disabled: 'yes' }), 'disabled:'],
+  ['unknown auth', ev({ auth: 'everyone' }), 'auth:'],
+  ['auth role empty', ev({ auth: { role: '' } }), 'auth.role:'],
+  ['auth with an unknown field', ev({ auth: { role: 'x', name: 'y' } }), 'auth.name:'],
+  ['trigger a string', ev({ trigger: '/x' }), 'trigger:'],
+  ['path without "/"', ev({ trigger: { send_email: {} } }), 'trigger.send_email:'],
+  ['method a number', ev({ trigger: { '/x': { method: 5 } } }), 'trigger["/x"].method: must be a string or a list of strings'],
+  ['method list with a number', ev({ trigger: { '/x': { method: ['GET', 5] } } }), 'trigger["/x"].method:'],
+  ['method list empty', ev({ trigger: { '/x': { method: [] } } }), 'trigger["/x"].method:'],
+  ['method not a token', ev({ trigger: { '/x': { method: 'G ET' } } }), 'trigger["/x"].method: "G ET" is not an HTTP method'],
+  ['method list item not a token', ev({ trigger: [{ path: '/x', method: ['GET', 'PO/ST'] }] }), 'trigger[0].method[1]:'],
+  ['"*" in the middle', ev({ trigger: { '/a/*/b': {} } }), 'trigger["/a/*/b"]:'],
+  ['"*" inside a segment', ev({ trigger: { '/a/b*': {} } }), 'trigger["/a/b*"]:'],
+  ['empty segment', ev({ trigger: { '/a//b': {} } }), 'trigger["/a//b"]:'],
+  ['trailing slash', ev({ trigger: { '/a/': {} } }), 'trigger["/a/"]:'],
+  ['query in the path', ev({ trigger: { '/a?x=1': {} } }), 'trigger["/a?x=1"]:'],
+  ['bad binding name', ev({ trigger: { '/a/:1x': {} } }), 'trigger["/a/:1x"]:'],
+  ['empty binding name', ev({ trigger: { '/a/:': {} } }), 'trigger["/a/:"]:'],
+  ['__proto__ as a binding', ev({ trigger: { '/a/:__proto__': {} } }), 'trigger["/a/:__proto__"]:'],
+  ['a name bound twice', ev({ trigger: { '/a/:x/:x': {} } }), 'trigger["/a/:x/:x"]:'],
+  ['trigger spec not an object', ev({ trigger: { '/x': 'GET' } }), 'trigger["/x"]:'],
+  ['unknown field in a trigger', ev({ trigger: { '/x': { methods: ['GET'] } } }), 'trigger["/x"].methods: unknown field'],
+  ['parameters not an object', ev({ trigger: { '/x': { parameters: ['a'] } } }), 'trigger["/x"].parameters:'],
+  ['parameter value an object', ev({ trigger: { '/x': { parameters: { color: { a: 1 } } } } }), 'trigger["/x"].parameters.color:'],
+  ['parameter value null', ev({ trigger: { '/x': { parameters: { color: null } } } }), 'trigger["/x"].parameters.color:'],
+  ['parameter bad binding', ev({ trigger: { '/x': { parameters: { color: ':' } } } }), 'trigger["/x"].parameters.color:'],
+  ['parameter binds a path name again', ev({ trigger: { '/x/:db': { parameters: { d: ':db' } } } }), 'trigger["/x/:db"].parameters.d:'],
+  ['array trigger not an object', ev({ trigger: ['/x'] }), 'trigger[0]:'],
+  ['array trigger with path and changes', ev({ trigger: [{ path: '/x', changes: { db: 'a' } }] }), 'trigger[0]:'],
+  ['array trigger with nothing', ev({ trigger: [{ method: 'GET' }] }), 'trigger[0]:'],
+  ['array trigger path not a string', ev({ trigger: [{ path: 5 }] }), 'trigger[0].path:'],
+  ['array trigger unknown field', ev({ trigger: [{ path: '/x', verb: 'GET' }] }), 'trigger[0].verb:'],
+  ['changes without db', ev({ trigger: { changes: {} } }), 'trigger.changes.db:'],
+  ['changes db not a database name', ev({ trigger: [{ changes: { db: 'Inbox' } }] }), 'trigger[0].changes.db:'],
+  ['changes selector a string', ev({ trigger: { changes: { db: 'a', selector: 'x' } } }), 'trigger.changes.selector:'],
+  ['changes include_docs a string', ev({ trigger: { changes: { db: 'a', include_docs: 'yes' } } }), 'trigger.changes.include_docs:'],
+  ['changes unknown field', ev({ trigger: { changes: { db: 'a', since: 'now' } } }), 'trigger.changes.since:'],
+  ['changes beside another field', ev({ trigger: [{ changes: { db: 'a' }, method: 'GET' }] }), 'trigger[0].method:'],
+  ['schedule empty', ev({ trigger: { schedule: {} } }), 'trigger.schedule:'],
+  ['schedule both every and cron', ev({ trigger: { schedule: { every: '1m', cron: '* * * * *' } } }), 'trigger.schedule:'],
+  ['every not a duration', ev({ trigger: { schedule: { every: 'soon' } } }), 'trigger.schedule.every:'],
+  ['every zero', ev({ trigger: { schedule: { every: 0 } } }), 'trigger.schedule.every:'],
+  ['every negative', ev({ trigger: [{ schedule: { every: -5 } }] }), 'trigger[0].schedule.every:'],
+  ['cron with four fields', ev({ trigger: { schedule: { cron: '* * * *' } } }), 'trigger.schedule.cron: must have five fields'],
+  ['cron minute out of range', ev({ trigger: { schedule: { cron: '60 * * * *' } } }), 'trigger.schedule.cron: minute field'],
+  ['cron hour out of range', ev({ trigger: { schedule: { cron: '0 24 * * *' } } }), 'trigger.schedule.cron: hour field'],
+  ['cron day-of-month zero', ev({ trigger: { schedule: { cron: '0 0 0 * *' } } }), 'trigger.schedule.cron: day-of-month field'],
+  ['cron unknown month name', ev({ trigger: { schedule: { cron: '0 0 1 foo *' } } }), 'trigger.schedule.cron: month field'],
+  ['cron day-of-week 8', ev({ trigger: { schedule: { cron: '0 0 * * 8' } } }), 'trigger.schedule.cron: day-of-week field'],
+  ['cron backwards range', ev({ trigger: { schedule: { cron: '30-10 * * * *' } } }), 'trigger.schedule.cron: minute field'],
+  ['cron zero step', ev({ trigger: { schedule: { cron: '*/0 * * * *' } } }), 'trigger.schedule.cron: minute field'],
+  ['cron empty list item', ev({ trigger: { schedule: { cron: '1,,2 * * * *' } } }), 'trigger.schedule.cron: minute field'],
+  ['cron not a string', ev({ trigger: { schedule: { cron: 5 } } }), 'trigger.schedule.cron:'],
+  ['schedule unknown field', ev({ trigger: { schedule: { at: '12:00' } } }), 'trigger.schedule.at:'],
+  ['workers missing', { _id: 'e', trigger: {} }, 'workers:'],
+  ['workers a string', ev({ workers: 'send_email' }), 'workers:'],
+  ['worker arguments a string', ev({ workers: { send_email: 'x' } }), 'workers["send_email"]:'],
+  ['worker name starting with "_"', ev({ workers: { _all_docs: {} } }), 'workers["_all_docs"]:'],
+  ['array worker without name', ev({ workers: [{ parameters: {} }] }), 'workers[0].name:'],
+  ['array worker not an object', ev({ workers: ['send_email'] }), 'workers[0]:'],
+  ['array worker parameters a list', ev({ workers: [{ name: 'w', parameters: [1] }] }), 'workers[0].parameters:'],
+  ['array worker arguments a string', ev({ workers: [{ name: 'w', arguments: 'x' }] }), 'workers[0].arguments:'],
+  ['array worker with both parameters and arguments', ev({ workers: [{ name: 'w', parameters: {}, arguments: {} }] }), 'workers[0]:'],
+  ['array worker unknown field', ev({ workers: [{ name: 'w', args: {} }] }), 'workers[0].args:'],
+];
+
+const wk = (extra: Record<string, unknown>) => ({ _id: 'w', delegate: 'main.js', ...extra });
+const stub = { content_type: 'text/plain', stub: true };
+
+export const goodWorkers: Array<[string, Record<string, unknown>]> = [
+  ['the seed worker', seedWorker],
+  ['no attachments yet', wk({})],
+  ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, idle: 30, isolation: 'process', couch: true, env: { A: 'b' }, arguments: { x: 1 } })],
+  ['isolate type', wk({ type: 'isolate', _attachments: { 'main.js': stub } })],
+];
+
+export const badWorkers: Array<[string, unknown, string]> = [
+  ['not an object', 'x', 'document:'],
+  ['type upper-case', wk({ type: 'Node' }), 'type:'],
+  ['type a number', wk({ type: 1 }), 'type:'],
+  ['no delegate', { _id: 'w' }, 'delegate:'],
+  ['empty delegate', wk({ delegate: '' }), 'delegate:'],
+  ['delegate not attached', wk({ _attachments: { 'other.js': stub } }), 'delegate: no attachment named "main.js"'],
+  ['_attachments a list', wk({ _attachments: [] }), '_attachments:'],
+  ['attachment with "/"', wk({ _attachments: { 'main.js': stub, 'a/b.js': stub } }), '_attachments["a/b.js"]: contains a path separator'],
+  ['attachment with "\\"', wk({ _attachments: { 'main.js': stub, 'a\\b.js': stub } }), '_attachments["a\\\\b.js"]:'],
+  ['attachment with NUL', wk({ _attachments: { 'main.js': stub, 'a\u0000b': stub } }), '_attachments["a\\u0000b"]:'],
+  ['attachment with ".."', wk({ _attachments: { 'main.js': stub, 'a..b': stub } }), '_attachments["a..b"]:'],
+  ['attachment starting with "."', wk({ _attachments: { 'main.js': stub, '.env': stub } }), '_attachments[".env"]:'],
+  ['arguments a list', wk({ arguments: [] }), 'arguments:'],
+  ['env with a number', wk({ env: { A: 1 } }), 'env:'],
+  ['env a string', wk({ env: 'A=1' }), 'env:'],
+  ['timeout zero', wk({ timeout: 0 }), 'timeout:'],
+  ['memory a string', wk({ memory: '64' }), 'memory:'],
+  ['idle negative', wk({ idle: -1 }), 'idle:'],
+  ['concurrency fractional', wk({ concurrency: 1.5 }), 'concurrency:'],
+  ['isolation unknown', wk({ isolation: 'vm' }), 'isolation:'],
+  ['couch a string', wk({ couch: 'yes' }), 'couch:'],
+];
+
+/** Random documents built from the words the rules care about; seeded, so every run sees the same ones. */
+export function randomEventDocs(count: number, seed = 7): Array<Record<string, unknown>> {
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const atoms = [null, 0, -1, 'GET', '/x', ':a', '*', '', true, [], {}, '/a/:b/*', '* * * * *', '1m', 'inbox'];
+  const keys = ['_id', 'trigger', 'workers', 'path', 'method', 'parameters', 'changes', 'schedule', 'every', 'cron', 'db', 'name', 'disabled', 'auth', '/x', '/y/:id', 'role'];
+  const gen = (depth: number): unknown => {
+    const r = rand();
+    if (depth > 3 || r < 0.4) return atoms[Math.floor(rand() * atoms.length)];
+    if (r < 0.6) return Array.from({ length: Math.floor(rand() * 3) }, () => gen(depth + 1));
+    const o: Record<string, unknown> = {};
+    for (let i = Math.floor(rand() * 4); i > 0; i--) o[keys[Math.floor(rand() * keys.length)]!] = gen(depth + 1);
+    return o;
+  };
+  const docs: Array<Record<string, unknown>> = [];
+  for (let i = 0; i < count; i++) docs.push({ _id: `f${i}`, trigger: gen(0), workers: gen(0), ...(rand() < 0.3 ? { auth: gen(1) } : {}) });
+  return docs;
+}
