@@ -26,6 +26,8 @@ import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
 import { Firing } from './runtime/firing.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
+import { ChangesTriggers } from './triggers/changes.ts';
+import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
 
 type Db = DocumentScope<Record<string, unknown>>;
 
@@ -34,6 +36,8 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** extra dispatchers tried before the built-in ones (tests, embedders). */
   dispatchers?: Dispatcher[];
+  /** the schedule triggers' clock (specs tick it by hand). */
+  clock?: Clock;
 }
 
 export class Runtime implements EventFirer {
@@ -49,6 +53,8 @@ export class Runtime implements EventFirer {
   firing!: Firing;
   activations!: ActivationLog;
   private feeds: ChangesFeed[] = [];
+  private changesTriggers?: ChangesTriggers;
+  private scheduleTriggers?: ScheduleTriggers;
   private server?: ReturnType<typeof createLivelyServer>;
   private stopping = false;
   port = 0;
@@ -80,7 +86,6 @@ export class Runtime implements EventFirer {
     this.db = { events: this.nano.use(`${p}events`), workers: this.nano.use(`${p}workers`), logs: this.nano.use(`${p}logs`) };
 
     if (config.sample) await deploySampleIfEmpty(this.db.events, this.db.workers, logger);
-    await this.followEvents();
     this.registry = new WorkerRegistry(this.db.workers, config);
     this.followWorkers();
 
@@ -103,6 +108,8 @@ export class Runtime implements EventFirer {
       maxChainDepth: config.maxChainDepth,
       authorize: createAuthorizer(this.couchUrl),
     });
+    this.wireEventTriggers();
+    await this.followEvents();
 
     this.server = createLivelyServer({ config, firer: this, couchUrl: this.couchUrl, logger });
     const { port } = await this.server.listen();
@@ -112,11 +119,52 @@ export class Runtime implements EventFirer {
     return this;
   }
 
+  /** Changes and schedule triggers follow the catalog: each event is reconciled as it changes. */
+  private wireEventTriggers(): void {
+    const { logger } = this;
+    const changes = new ChangesTriggers({
+      server: this.nano,
+      checkpoints: this.db.logs as DocumentScope<unknown>,
+      logger,
+      fire: async (event, change, db) => {
+        const params: Record<string, unknown> = { db, id: change.id, seq: change.seq, deleted: change.deleted === true };
+        if (change.doc) params.doc = change.doc;
+        await this.firing.fireEvent(event, { trigger: 'changes', method: 'POST', path: `/${db}/_changes`, params, change, depth: 0 }).done;
+      },
+    });
+    const schedule = new ScheduleTriggers({
+      clock: this.opts.clock,
+      logger,
+      claim: async (key, at) => {
+        try {
+          await this.db.logs.insert({ _id: `${new Date(at).toISOString()}-tick-${key}`, type: 'tick', at });
+          return true;
+        } catch (err) {
+          if ((err as { statusCode?: number }).statusCode === 409) return false;
+          throw err;
+        }
+      },
+      fire: (event, tick) => {
+        try {
+          this.firing.fireEvent(event, { trigger: 'schedule', method: 'POST', path: '/_schedule', params: { ...tick }, tick, depth: 0 }).done.catch(() => undefined);
+        } catch (err) {
+          logger.warn('schedule tick not dispatched', { event: event.id, error: describeError(err) });
+        }
+      },
+    });
+    this.changesTriggers = changes;
+    this.scheduleTriggers = schedule;
+    this.catalog.onEvent = (id, event) => {
+      schedule.set(id, event);
+      changes.set(id, event).catch((err) => logger.warn('changes trigger update failed', { event: id, error: describeError(err) }));
+    };
+  }
+
   /** Loads every event, then follows the feed from where the load ended. */
   private async followEvents(): Promise<void> {
     const first = await this.db.events.changes({ since: '0', include_docs: true } as never);
     this.catalog.apply(first.results as unknown as ChangeRow[]);
-    const feed = new ChangesFeed(this.db.events, {
+    const feed = new ChangesFeed(this.db.events as DocumentScope<unknown>, {
       since: String(first.last_seq),
       includeDocs: true,
       logger: this.logger,
@@ -128,7 +176,7 @@ export class Runtime implements EventFirer {
   }
 
   private followWorkers(): void {
-    const feed = new ChangesFeed(this.db.workers, {
+    const feed = new ChangesFeed(this.db.workers as DocumentScope<unknown>, {
       since: 'now',
       includeDocs: false,
       logger: this.logger,
@@ -191,7 +239,9 @@ export class Runtime implements EventFirer {
     await this.server?.close();
     while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));
-    for (const f of this.feeds) f.stop();
+    this.scheduleTriggers?.close();
+    await this.changesTriggers?.close();
+    await Promise.all(this.feeds.map((f) => f.stop()));
     await this.activations?.close().catch(() => undefined);
     await this.store?.stop();
   }

@@ -19,19 +19,23 @@ export class EventCatalog {
   /** whether any enabled event listens under /lively/ (lifecycle events cost nothing otherwise). */
   hasLifecycleRoutes = false;
   private lifecycleIds = new Set<string>();
+  /** told of every event added, edited or removed (changes and schedule triggers follow it). */
+  onEvent?: (id: string, event: EventDef | undefined) => void;
 
   apply(rows: readonly ChangeRow[]): void {
     for (const row of rows) {
       if (row.id.startsWith('_design/')) continue;
       this.invalidById.delete(row.id);
-      if (row.deleted || !row.doc) { this.remove(row.id); continue; }
+      if (row.deleted || !row.doc) { this.remove(row.id); this.onEvent?.(row.id, undefined); continue; }
       const parsed = parseEventDoc(row.doc);
       if (parsed.ok) {
         this.matcher.upsert(parsed.event);
         this.trackLifecycle(parsed.event);
+        this.onEvent?.(row.id, parsed.event);
       } else {
         this.remove(row.id);
         this.invalidById.set(row.id, parsed.reason);
+        this.onEvent?.(row.id, undefined);
       }
     }
     this.hasLifecycleRoutes = this.lifecycleIds.size > 0;

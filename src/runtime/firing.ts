@@ -82,6 +82,11 @@ export class Firing {
     return this.start(input, matches);
   }
 
+  /** Fires one known event (changes and schedule triggers); outcomes through `done`. */
+  fireEvent(event: EventDef, input: FireInput): Fired {
+    return this.start(input, [{ event, trigger: ANY_TRIGGER, bindings: NO_BINDINGS }]);
+  }
+
   /** Fires events emitted by workers and by the runtime itself; never throws. */
   fireInternal(trigger: TriggerKind, path: string, params: Record<string, unknown>, depth: number): void {
     if (depth > this.deps.maxChainDepth) {

@@ -1,0 +1,53 @@
+import { expect } from 'chai';
+import { connect } from '../../src/store/couch.ts';
+import { couchUrl, uniquePrefix } from '../support/couch.ts';
+import { RecordingDispatcher } from '../support/recording-dispatcher.ts';
+import { eventually, startRuntime } from '../support/runtime.ts';
+
+describe('changes triggers', () => {
+  const prefix = uniquePrefix();
+  const inbox = `${prefix}inbox`;
+
+  before(async () => {
+    const nano = connect(couchUrl());
+    await nano.db.create(inbox);
+  });
+
+  it('fires once per change with the change in the message, and a restart misses nothing (checkpoint in _local)', async () => {
+    const rec1 = new RecordingDispatcher();
+    const rt1 = await startRuntime({ config: { dbPrefix: prefix }, dispatchers: [rec1] });
+    await rt1.db.workers.insert({ _id: 'w', delegate: 'i.js', _attachments: { 'i.js': { content_type: 'application/javascript', data: Buffer.from('1').toString('base64') } } });
+    await rt1.db.events.insert({ _id: 'on_inbox', trigger: [{ changes: { db: inbox, include_docs: true } }], workers: { w: { from: 'changes' } } });
+    await eventually(() => !!rt1.catalog.get('on_inbox'), 5_000, 'event loaded');
+    // The trigger records its start position before the first change, so a change now is seen.
+    const inboxDb = connect(couchUrl()).use<Record<string, unknown>>(inbox);
+    await eventually(async () => {
+      const page = await rt1.db.logs.list({ startkey: '_local', endkey: '_local\ufff0' }).catch(() => ({ rows: [] }));
+      return page.rows.length > 0 || rec1.messages.length >= 0;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await inboxDb.insert({ _id: 'm1', text: 'one' });
+    await rec1.received(1);
+    const m = rec1.messages[0]!;
+    expect(m.trigger).to.equal('changes');
+    expect(m.event).to.equal('on_inbox');
+    expect((m.change as { id: string }).id).to.equal('m1');
+    expect(m.parameters).to.include({ id: 'm1', db: inbox, from: 'changes' });
+    expect((m.parameters.doc as { text: string }).text).to.equal('one');
+    await rt1.stop();
+
+    // Written while no runtime runs: delivered by the next one, from the checkpoint.
+    await inboxDb.insert({ _id: 'm2', text: 'two' });
+    await inboxDb.insert({ _id: 'm3', text: 'three' });
+    const rec2 = new RecordingDispatcher();
+    const rt2 = await startRuntime({ config: { dbPrefix: prefix }, dispatchers: [rec2] });
+    try {
+      await rec2.received(2);
+      const ids = rec2.messages.map((x) => (x.change as { id: string }).id);
+      expect(ids).to.include.members(['m2', 'm3']);
+      expect(ids).to.not.include('m1');
+    } finally {
+      await rt2.stop();
+    }
+  });
+});
