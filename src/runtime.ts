@@ -53,7 +53,7 @@ export class Runtime implements EventFirer {
   firing!: Firing;
   activations!: ActivationLog;
   private feeds: ChangesFeed[] = [];
-  private changesTriggers?: ChangesTriggers;
+  changesTriggers?: ChangesTriggers;
   private scheduleTriggers?: ScheduleTriggers;
   private server?: ReturnType<typeof createLivelyServer>;
   private stopping = false;

@@ -82,6 +82,11 @@ export class ChangesTriggers {
     return feed;
   }
 
+  /** How many feeds of this event are running (status, specs). */
+  feeds(id: string): number {
+    return this.running.get(id)?.length ?? 0;
+  }
+
   async close(): Promise<void> {
     const all = [...this.running.values()].flat();
     this.running.clear();
