@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { IsolateDispatcher } from '../../src/workers/dispatch/isolate.ts';
+import type { WorkerSpec } from '../../src/workers/spec.ts';
+import { collectEmits, fixture, message, workerSpec } from '../fixtures/workers/process/specs.ts';
+
+describe('IsolateDispatcher - workers in isolated-vm sandboxes', () => {
+  let d: IsolateDispatcher;
+  beforeEach(() => { d = new IsolateDispatcher(); });
+  afterEach(async () => { await d.close(1000); });
+  const run = (spec: WorkerSpec, params: Record<string, unknown> = {}, args: Record<string, unknown> = {}) => {
+    const { emits, onEmit } = collectEmits();
+    return d.dispatch({ spec, message: message(spec, params, args), onEmit }).then((o) => ({ ...o, emits }));
+  };
+
+  it('serves only type "isolate"', () => {
+    expect(d.serves(workerSpec('isolate', 'echo.js'))).to.equal(true);
+    expect(d.serves({ ...workerSpec('isolate', 'echo.js'), type: 'node' })).to.equal(false);
+  });
+
+  it('returns the handler result; emit reaches onEmit and log reaches the activation logs', async () => {
+    const spec = workerSpec('isolate', 'echo.js', { attachments: {
+      'echo.js': { contentType: 'text/javascript', data: fixture('isolate', 'echo.js') },
+      'math.js': { contentType: 'text/javascript', data: fixture('isolate', 'math.js') },
+    } });
+    const o = await run(spec, { n: 21, emit: 'counted' }, { a: 1 });
+    expect(o.status, JSON.stringify(o.error)).to.equal('ok');
+    expect(o.result).to.deep.equal({ worker: spec.id, arguments: { a: 1 }, doubled: 42 });
+    expect(o.emits).to.deep.equal([{ emit: 'counted', parameters: { n: 4 } }]);
+    expect(o.logs).to.have.length(1);
+    expect(o.logs[0]!.msg).to.match(/^handling act-\d+$/);
+  });
+
+  it('takes an ESM default export as the handler', async () => {
+    const o = await run(workerSpec('isolate', 'esm.js'));
+    expect(o.result).to.deep.equal({ esm: true, path: '/spec' });
+  });
+
+  it('a thrown error is an error outcome and the isolate keeps serving', async () => {
+    const spec = workerSpec('isolate', 'thrower.js');
+    const bad = await run(spec, { fail: true });
+    expect(bad.status).to.equal('error');
+    expect(bad.error!.code).to.equal('LC_WORKER_ERROR');
+    expect(bad.error!.message).to.contain('refused on purpose');
+    expect((await run(spec)).result).to.equal('fine');
+  });
+
+  for (const loop of ['sync', 'async']) {
+    it(`a ${loop} endless loop is stopped by the timeout and the next message works`, async () => {
+      const spec = workerSpec('isolate', 'loop.js', { limits: { timeout: 500 } });
+      const o = await run(spec, { loop });
+      expect(o.status).to.equal('timeout');
+      expect(o.error!.code).to.equal('LC_WORKER_TIMEOUT');
+      const next = await run(spec);
+      expect(next.status).to.equal('ok');
+      expect(next.result).to.deep.equal({ ok: true });
+    });
+  }
+
+  it('isolates are reused per revision; a memory blow-up is stopped and the isolate recreated', async () => {
+    const spec = workerSpec('isolate', 'hog.js', { limits: { memory: 16 } });
+    expect((await run(spec)).result).to.deep.equal({ served: 1 });
+    expect((await run(spec)).result).to.deep.equal({ served: 2 });
+    const o = await run(spec, { hog: true });
+    expect(o.status).to.equal('error');
+    expect(o.error!.code).to.equal('LC_WORKER_MEMORY');
+    expect((await run(spec)).result).to.deep.equal({ served: 1 });
+  });
+
+  it('a new revision gets a new isolate', async () => {
+    const spec = workerSpec('isolate', 'hog.js');
+    await run(spec);
+    expect((await run(spec)).result).to.deep.equal({ served: 2 });
+    expect((await run({ ...spec, rev: spec.rev + '-next' })).result).to.deep.equal({ served: 1 });
+  });
+
+  it('importing a node builtin is a bundling error naming the file', async () => {
+    const o = await run(workerSpec('isolate', 'builtin.js'));
+    expect(o.status).to.equal('error');
+    expect(o.error!.code).to.equal('LC_BUNDLE_FAILED');
+    expect(o.error!.message).to.contain('builtin.js');
+    expect(o.error!.message).to.contain("'fs'");
+  });
+
+  it('cannot reach process, require, fetch, files or the runtime: every attempt fails cleanly', async () => {
+    const o = await run(workerSpec('isolate', 'escape.js'));
+    expect(o.status, JSON.stringify(o.error)).to.equal('ok');
+    const r = o.result as Record<string, unknown>;
+    expect(r.process).to.match(/^failed: process is not defined/);
+    expect(r.require).to.equal("failed: require('fs') is not available to isolate workers");
+    expect(r.dynamicRequire).to.equal("failed: require('child_process') is not available to isolate workers");
+    expect(r.fetch).to.match(/^failed: .*fetch is not a function/);
+    expect(r.importFs).to.match(/^failed: /);
+    expect(r.constructorEscape).to.match(/^failed: process is not defined/);
+    expect(r.globals).to.deep.equal([]);
+  });
+});

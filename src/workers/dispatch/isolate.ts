@@ -1,0 +1,256 @@
+/**
+ * Isolate workers (`type: "isolate"`): the delegate and its attachments, bundled for a neutral
+ * platform, run in an isolated-vm sandbox: a V8 isolate of its own with a heap limit, no
+ * `process`, no `require` beyond the helper module, no network and no files. The only ways
+ * out are the `emit` and `log` functions of the context each message is handed.
+ *
+ * One isolate per worker revision, reused for every message (messages may interleave when the
+ * handler awaits); a fatal error — memory limit, timeout — disposes it and the next message
+ * builds a fresh one.
+ */
+import ivm from 'isolated-vm';
+import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
+import { Bundler } from '../bundler.ts';
+import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
+import type { WorkerSpec } from '../spec.ts';
+
+export interface IsolateDispatcherOptions {
+  /** where bundles are cached across restarts. */
+  cacheDir?: string;
+  logger?: Logger;
+  /** MB of heap when the document sets no `memory`. */
+  defaultMemory?: number;
+  /** log lines kept per message. */
+  maxLogLines?: number;
+  bundler?: Bundler;
+}
+
+const kDefaultOptions = { defaultMemory: 64, maxLogLines: 1000 };
+
+/**
+ * Runs inside the isolate, once, after the bundle: finds the handler and installs `__lc_run`.
+ * The bridge references are taken off the global so worker code cannot call them directly.
+ */
+const kPrelude = `
+const __bridge = { emit: globalThis.__lc_emit, log: globalThis.__lc_log };
+delete globalThis.__lc_emit; delete globalThis.__lc_log;
+const __module = { exports: {} };
+const __helpers = new Map();
+globalThis.require = function require(name) {
+  if (name === 'livelycouch/worker') return __helpers.get(__current) || __helpers.values().next().value || {};
+  throw new Error("require('" + name + "') is not available to isolate workers");
+};
+let __current;
+`;
+
+const kEpilogue = `
+delete globalThis.require;
+const __exp = __module.exports;
+const __handler = typeof __exp === 'function' ? __exp : (__exp && typeof __exp.default === 'function' ? __exp.default : undefined);
+globalThis.__lc_run = async function (token, json) {
+  if (!__handler) throw new Error('the delegate exports no handler function (module.exports = fn, or export default fn)');
+  const log = (msg, level) => __bridge.log.applyIgnored(undefined, [token, String(msg), typeof level === 'string' ? level : 'info']);
+  const ctx = {
+    emit: (name, parameters) => __bridge.emit.applyIgnored(undefined, [token, String(name), JSON.stringify(parameters === undefined ? {} : parameters)]),
+    log,
+  };
+  __helpers.set(token, ctx);
+  __current = token;
+  try {
+    const result = await __handler(JSON.parse(json), ctx);
+    return result === undefined ? undefined : JSON.stringify(result);
+  } finally {
+    __helpers.delete(token);
+  }
+};
+`;
+
+interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: number }
+
+class Sandbox {
+  readonly isolate: ivm.Isolate;
+  private run?: ivm.Reference<(token: string, json: string) => Promise<string | undefined>>;
+  readonly jobs = new Map<string, Job>();
+  private tokens = 0;
+
+  constructor(readonly spec: WorkerSpec, memoryMb: number, private readonly maxLogLines: number) {
+    this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
+  }
+
+  get disposed(): boolean { return this.isolate.isDisposed; }
+
+  async load(code: string, timeoutMs: number): Promise<void> {
+    const context = await this.isolate.createContext();
+    await context.global.set('__lc_emit', new ivm.Reference((token: string, name: string, params: string) => this.onEmit(token, name, params)));
+    await context.global.set('__lc_log', new ivm.Reference((token: string, msg: string, level: string) => this.onLog(token, msg, level)));
+    // the bundle is CommonJS; run it with the module object the prelude made
+    const source = `${kPrelude}(function (module, exports, require) {\n${code}\n})(__module, __module.exports, globalThis.require);\n${kEpilogue}`;
+    const script = await this.isolate.compileScript(source, { filename: `${this.spec.id}/${this.spec.delegate}` });
+    await script.run(context, { timeout: timeoutMs });
+    this.run = await context.global.get('__lc_run', { reference: true });
+    // worker code must not call the entry itself (it could pass another message's token)
+    await context.global.delete('__lc_run');
+  }
+
+  async call(message: WorkerMessage, job: Job, timeoutMs: number): Promise<string | undefined> {
+    const token = String(++this.tokens);
+    this.jobs.set(token, job);
+    try {
+      return await this.run!.apply(undefined, [token, JSON.stringify(message)], { timeout: timeoutMs, result: { promise: true, copy: true } });
+    } finally {
+      this.jobs.delete(token);
+    }
+  }
+
+  dispose(): void { if (!this.isolate.isDisposed) this.isolate.dispose(); }
+
+  private onEmit(token: string, name: string, params: string): void {
+    const job = this.jobs.get(token);
+    if (!job || name.length === 0) return;
+    let parameters: Record<string, unknown> = {};
+    try {
+      const p = JSON.parse(params);
+      if (p && typeof p === 'object' && !Array.isArray(p)) parameters = p;
+    } catch { /* not JSON-copyable: emitted without parameters */ }
+    job.onEmit({ emit: name, parameters });
+  }
+
+  private onLog(token: string, msg: string, level: string): void {
+    const job = this.jobs.get(token);
+    if (!job) return;
+    const lv = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === level) ?? 'info';
+    if (job.logs.length < this.maxLogLines) job.logs.push({ t: Date.now(), level: lv, msg });
+    else job.dropped++;
+  }
+}
+
+export class IsolateDispatcher implements Dispatcher {
+  readonly name = 'isolate';
+  private readonly opts: typeof kDefaultOptions & IsolateDispatcherOptions & { logger: Logger };
+  private readonly bundler: Bundler;
+  /** worker id → the sandbox of its current revision (a promise while it loads). */
+  private readonly sandboxes = new Map<string, { rev: string; sandbox: Promise<Sandbox> }>();
+  private inFlight = 0;
+  private closed = false;
+
+  constructor(options: IsolateDispatcherOptions = {}) {
+    this.opts = { ...kDefaultOptions, logger: silentLogger, ...options };
+    if (!Number.isFinite(this.opts.defaultMemory) || this.opts.defaultMemory < 8) {
+      throw new LivelyError('LC_CONFIG', 'options.defaultMemory must be a number of MB, at least 8');
+    }
+    this.bundler = options.bundler ?? new Bundler();
+  }
+
+  serves(spec: WorkerSpec): boolean { return spec.type === 'isolate'; }
+
+  async dispatch(ctx: DispatchContext): Promise<WorkerOutcome> {
+    if (this.closed) throw new LivelyError('LC_SHUTTING_DOWN', 'the isolate dispatcher is closed');
+    const { spec, message } = ctx;
+    const started = Date.now();
+    const job: Job = { onEmit: ctx.onEmit, logs: [], dropped: 0 };
+    const done = (o: Pick<WorkerOutcome, 'status' | 'result' | 'error'>): WorkerOutcome => {
+      if (job.dropped > 0) job.logs.push({ t: Date.now(), level: 'warn', msg: `${job.dropped} more log lines were not kept` });
+      return { worker: spec.id, logs: job.logs, durationMs: Date.now() - started, ...o };
+    };
+    this.inFlight++;
+    let sandbox: Sandbox | undefined;
+    try {
+      sandbox = await this.sandboxFor(spec);
+      const left = Math.max(1, spec.limits.timeout - (Date.now() - started));
+      const json = await this.withDeadline(sandbox, sandbox.call(message, job, left), left);
+      return done({ status: 'ok', ...(json === undefined ? {} : { result: JSON.parse(json) }) });
+    } catch (e) {
+      const error = this.classify(spec, e, sandbox);
+      return done({ status: error.code === 'LC_WORKER_TIMEOUT' ? 'timeout' : 'error', error: { code: error.code, message: error.message } });
+    } finally {
+      this.inFlight--;
+      if (sandbox?.disposed) this.forgetSandbox(spec.id, sandbox);
+    }
+  }
+
+  async retire(workerId: string, currentRev?: string): Promise<void> {
+    const held = this.sandboxes.get(workerId);
+    if (!held || held.rev === currentRev) return;
+    this.sandboxes.delete(workerId);
+    const sandbox = await held.sandbox.catch(() => undefined);
+    if (!sandbox) return;
+    // in-flight messages keep their own reference; dispose once they are done
+    await this.drain(sandbox, 30_000);
+    sandbox.dispose();
+  }
+
+  stats(): DispatcherStats {
+    return { name: this.name, warm: this.sandboxes.size, inFlight: this.inFlight };
+  }
+
+  async close(deadlineMs = 10_000): Promise<void> {
+    this.closed = true;
+    const held = [...this.sandboxes.values()];
+    this.sandboxes.clear();
+    const until = Date.now() + deadlineMs;
+    await Promise.all(held.map(async (h) => {
+      const s = await h.sandbox.catch(() => undefined);
+      if (!s) return;
+      await this.drain(s, Math.max(0, until - Date.now()));
+      s.dispose();
+    }));
+  }
+
+  private async drain(sandbox: Sandbox, ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (sandbox.jobs.size > 0 && Date.now() < until && !sandbox.disposed) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private sandboxFor(spec: WorkerSpec): Promise<Sandbox> {
+    const held = this.sandboxes.get(spec.id);
+    if (held && held.rev === spec.rev) return held.sandbox;
+    if (held) void this.retire(spec.id, spec.rev);
+    const sandbox = (async () => {
+      const bundle = await this.bundler.bundle(spec, { platform: 'neutral', cacheDir: this.opts.cacheDir });
+      const s = new Sandbox(spec, spec.limits.memory ?? this.opts.defaultMemory, this.opts.maxLogLines);
+      try { await s.load(bundle.code, spec.limits.timeout); } catch (e) { s.dispose(); throw e; }
+      this.opts.logger.debug('isolate loaded', { worker: spec.id, rev: spec.rev });
+      return s;
+    })();
+    this.sandboxes.set(spec.id, { rev: spec.rev, sandbox });
+    // a revision that fails to load is tried again on the next message (the bundler keeps its own failures)
+    sandbox.catch(() => { if (this.sandboxes.get(spec.id)?.sandbox === sandbox) this.sandboxes.delete(spec.id); });
+    return sandbox;
+  }
+
+  /**
+   * isolated-vm's `timeout` bounds synchronous execution only; a handler that loops after an
+   * `await` is stopped here by disposing its isolate.
+   */
+  private withDeadline<T>(sandbox: Sandbox, p: Promise<T>, ms: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const overdue = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        sandbox.dispose();
+        reject(new LivelyError('LC_WORKER_TIMEOUT', `worker "${sandbox.spec.id}": no answer within ${ms} ms; its isolate was disposed`));
+      }, ms);
+    });
+    return Promise.race([p, overdue]).finally(() => clearTimeout(timer));
+  }
+
+  private forgetSandbox(workerId: string, sandbox: Sandbox): void {
+    const held = this.sandboxes.get(workerId);
+    if (held) void held.sandbox.then((s) => { if (s === sandbox && this.sandboxes.get(workerId) === held) this.sandboxes.delete(workerId); }, () => {});
+  }
+
+  private classify(spec: WorkerSpec, e: unknown, sandbox?: Sandbox): LivelyError {
+    if (isLivelyError(e)) return e;
+    const msg = describeError(e);
+    if (/memory limit/i.test(msg)) {
+      return new LivelyError('LC_WORKER_MEMORY', `worker "${spec.id}": exceeded its memory limit of ${spec.limits.memory ?? this.opts.defaultMemory} MB; its isolate was disposed`);
+    }
+    if (/timed out/i.test(msg)) {
+      sandbox?.dispose();
+      return new LivelyError('LC_WORKER_TIMEOUT', `worker "${spec.id}": no answer within ${spec.limits.timeout} ms; its isolate was disposed`);
+    }
+    if (sandbox?.disposed) return new LivelyError('LC_WORKER_ERROR', `worker "${spec.id}": its isolate stopped: ${msg}`);
+    return new LivelyError('LC_WORKER_ERROR', `worker "${spec.id}": ${msg}`);
+  }
+}
