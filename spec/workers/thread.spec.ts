@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
+import type { EmitCommand, WorkerOutcome } from '../../src/shared/message.ts';
+import type { WorkerSpec } from '../../src/workers/spec.ts';
+import { fixtureSpec, inlineSpec, messageFor } from '../fixtures/workers/thread/index.ts';
+
+export function run(d: ThreadDispatcher, spec: WorkerSpec, parameters: Record<string, unknown> = {}, emits: EmitCommand[] = []): Promise<WorkerOutcome> {
+  return d.dispatch({ spec, message: messageFor(spec, parameters), onEmit: (e) => emits.push(e) });
+}
+
+describe('ThreadDispatcher — worker styles', function () {
+  let dir: string;
+  let d: ThreadDispatcher;
+  before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')); d = new ThreadDispatcher({ cacheDir: dir, threads: 2 }); });
+  after(async () => { await d.close(1000); rmSync(dir, { recursive: true, force: true }); });
+
+  it('serves node workers in threads, not process isolation or other types', () => {
+    expect(d.serves(fixtureSpec('handler', 'main.js'))).to.equal(true);
+    expect(d.serves(fixtureSpec('handler', 'main.js', { isolation: 'process' }))).to.equal(false);
+    expect(d.serves(fixtureSpec('handler', 'main.js', { type: 'python' }))).to.equal(false);
+  });
+
+  it("runs the seed's send_email shape: reads recipient from stdin and calls into someOtherScript.js", async () => {
+    const spec = fixtureSpec('send_email', 'sendmail.js', { arguments: { recipient: 'support@yourcompany.com' } });
+    const out = await run(d, spec);
+    expect(out.status, JSON.stringify(out)).to.equal('ok');
+    expect(out.result).to.equal('mail for support@yourcompany.com composed by someOtherScript.js');
+    expect(out.logs.map((l) => l.msg)).to.include('sending mail to support@yourcompany.com');
+    const again = await run(d, spec);
+    expect(again.result).to.equal(out.result);
+  });
+
+  it('runs an exported handler with ctx.log and ctx.emit', async () => {
+    const emits: EmitCommand[] = [];
+    const spec = fixtureSpec('handler', 'main.js');
+    const out = await run(d, spec, { n: 21 }, emits);
+    expect(out.status).to.equal('ok');
+    expect(out.result).to.deep.equal({ doubled: 42 });
+    expect(out.logs[0]!.msg).to.match(/^handling act-/);
+    expect(emits).to.deep.equal([{ emit: 'handled', parameters: { n: 21 } }]);
+  });
+
+  it('runs an ESM default export that imports another module and a JSON attachment', async () => {
+    const out = await run(d, fixtureSpec('esm_default', 'main.mjs'), { name: 'couch' });
+    expect(out).to.include({ status: 'ok', result: 'hello couch!' });
+  });
+
+  it('sees a stdin-style worker answering after a 50 ms timer as done after its answer', async () => {
+    const out = await run(d, fixtureSpec('stdin_timer', 'main.js'), { n: 7 });
+    expect(out.status).to.equal('ok');
+    expect(out.logs.map((l) => l.msg)).to.deep.equal(['answered 7']);
+  });
+
+  it('takes stdout command lines: emit, log with level, result', async () => {
+    const spec = inlineSpec('lines', { 'main.js': `
+      process.stdin.on('data', (l) => {
+        console.log(JSON.stringify({ emit: 'sent', parameters: { to: 'x' } }));
+        console.log(JSON.stringify({ log: 'careful', level: 'warn' }));
+        console.error('on stderr');
+        console.log(JSON.stringify({ result: { ok: 1 } }));
+      });` });
+    const emits: EmitCommand[] = [];
+    const out = await run(d, spec, {}, emits);
+    expect(out.result).to.deep.equal({ ok: 1 });
+    expect(emits).to.deep.equal([{ emit: 'sent', parameters: { to: 'x' } }]);
+    expect(out.logs.map((l) => [l.level, l.msg])).to.deep.equal([['warn', 'careful'], ['error', 'on stderr']]);
+  });
+
+  it('gives each instance its own argv and env, and the helper API from livelycouch/worker', async () => {
+    const spec = inlineSpec('envy', { 'main.js': `
+      const { emit, log } = require('livelycouch/worker');
+      module.exports = () => { log('via helper'); emit('noted'); return { argv1: process.argv[1], mine: process.env.MINE, worker: process.env.LIVELY_WORKER }; };` },
+    { env: { MINE: 'yes' } });
+    const emits: EmitCommand[] = [];
+    const out = await run(d, spec, {}, emits);
+    expect(out.result).to.deep.equal({ argv1: 'main.js', mine: 'yes', worker: 'envy' });
+    expect(out.logs.map((l) => l.msg)).to.deep.equal(['via helper']);
+    expect(emits).to.deep.equal([{ emit: 'noted', parameters: {} }]);
+  });
+
+  it('refuses a dynamic require of a relative path at run time', async () => {
+    const spec = inlineSpec('dynreq', { 'main.js': `module.exports = (m) => { const p = './' + m.parameters.f; return require(p); };` });
+    const out = await run(d, spec, { f: 'x.js' });
+    expect(out.status).to.equal('error');
+    expect(out.error!.message).to.match(/cannot require '\.\/x\.js' at run time/);
+  });
+
+  it('handles many concurrent messages of one worker and keeps them apart', async () => {
+    const spec = fixtureSpec('handler', 'main.js', { id: 'many' });
+    const outs = await Promise.all(Array.from({ length: 200 }, (_, n) => run(d, spec, { n })));
+    expect(outs.map((o) => (o.result as { doubled: number }).doubled)).to.deep.equal(Array.from({ length: 200 }, (_, n) => n * 2));
+  });
+});

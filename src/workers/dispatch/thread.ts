@@ -1,0 +1,190 @@
+/**
+ * Node workers (type "node", isolation "thread") in piscina thread pools.
+ *
+ * The code that runs inside threads (workers-runtime/) is bundled once at start into a plain
+ * .mjs under the cache directory and located at run time, so threads need no TypeScript loader.
+ * Worker bundles are cached on disk too; a task carries a bundle's key and file, never its code.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile, access } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BroadcastChannel } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import * as esbuild from 'esbuild';
+import { LivelyError } from '../../shared/errors.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import type { WorkerOutcome } from '../../shared/message.ts';
+import { Bundler, type BundlerStats } from '../bundler.ts';
+import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
+import type { WorkerSpec } from '../spec.ts';
+import type { Notice } from '../../../workers-runtime/protocol.ts';
+import { ThreadPool } from './thread/pool.ts';
+
+export interface ThreadDispatcherOptions {
+  /** threads per pool (default: available cores). */
+  threads?: number;
+  /** where worker bundles and the thread runtime are written. */
+  cacheDir: string;
+  /** given to workers with `"couch": true` (helper API `couch`, env COUCHDB_URL). */
+  couchUrl?: string;
+  logger?: Logger;
+  /** batches one thread works on at once: async workers must not hold a thread. */
+  tasksPerThread?: number;
+  /** messages per batch at most. */
+  maxBatch?: number;
+  /** environment every worker instance starts from (its document's `env` is laid over it). */
+  baseEnv?: Record<string, string>;
+  /** a bundler to share (the runtime's); by default the dispatcher has its own. */
+  bundler?: Bundler;
+}
+
+interface FilledOptions extends Required<Omit<ThreadDispatcherOptions, 'couchUrl' | 'bundler'>> { couchUrl?: string }
+
+export const kDefaultThreadOptions = Object.freeze({
+  threads: availableParallelism(),
+  tasksPerThread: 16,
+  maxBatch: 64,
+  logger: silentLogger,
+  baseEnv: {} as Record<string, string>,
+});
+
+const kModuleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const kRuntimeEntry = path.join(kModuleRoot, 'workers-runtime/thread.ts');
+let channels = 0;
+
+function positiveInt(v: unknown, name: string): void {
+  if (!Number.isInteger(v) || (v as number) < 1) throw new LivelyError('LC_CONFIG', `options.${name} must be a positive integer`);
+}
+
+/** Bundles the thread runtime into one .mjs named by its content, so it is written once per version. */
+async function buildThreadRuntime(cacheDir: string): Promise<string> {
+  const out = await esbuild.build({
+    entryPoints: [kRuntimeEntry], bundle: true, write: false, format: 'esm', platform: 'node',
+    target: 'node20', packages: 'external', logLevel: 'silent',
+  });
+  const code = out.outputFiles[0]!.contents;
+  const file = path.join(cacheDir, `thread-runtime-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+  try { await access(file); } catch {
+    await mkdir(cacheDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, code);
+    await import('node:fs/promises').then((fs) => fs.rename(tmp, file));
+  }
+  return file;
+}
+
+export class ThreadDispatcher implements Dispatcher {
+  readonly name = 'thread';
+  readonly bundler: Bundler;
+  private readonly opts: FilledOptions;
+  private readonly pools = new Map<number, ThreadPool>();
+  private readonly channel: BroadcastChannel;
+  private readonly channelName: string;
+  private entry?: Promise<string>;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(options: ThreadDispatcherOptions) {
+    if (!options || typeof options.cacheDir !== 'string' || options.cacheDir.length === 0) {
+      throw new LivelyError('LC_CONFIG', 'options.cacheDir must be a non-empty string');
+    }
+    const o = { ...kDefaultThreadOptions, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as FilledOptions & { bundler?: Bundler };
+    positiveInt(o.threads, 'threads');
+    positiveInt(o.tasksPerThread, 'tasksPerThread');
+    positiveInt(o.maxBatch, 'maxBatch');
+    o.cacheDir = path.resolve(o.cacheDir);
+    this.opts = o;
+    this.bundler = options.bundler ?? new Bundler();
+    this.channelName = `livelycouch-thread-${process.pid}-${++channels}`;
+    this.channel = new BroadcastChannel(this.channelName);
+    this.channel.unref();
+  }
+
+  serves(spec: WorkerSpec): boolean {
+    return spec.type === 'node' && spec.isolation !== 'process';
+  }
+
+  /** Builds the thread runtime now rather than on the first message. */
+  start(): Promise<string> {
+    this.entry ??= buildThreadRuntime(this.opts.cacheDir);
+    return this.entry;
+  }
+
+  async dispatch(ctx: DispatchContext): Promise<WorkerOutcome> {
+    if (this.closed) throw new LivelyError('LC_SHUTTING_DOWN');
+    const t0 = performance.now();
+    const { spec } = ctx;
+    let bundle;
+    try {
+      bundle = await this.bundler.bundle(spec, { platform: 'node', cacheDir: this.opts.cacheDir });
+    } catch (err) {
+      const e = err as LivelyError;
+      return { worker: spec.id, status: 'error', error: { code: e.code ?? 'LC_BUNDLE_FAILED', message: e.message }, logs: [], durationMs: performance.now() - t0 };
+    }
+    const pool = this.poolFor(spec.limits.memory) ?? await this.createPool(spec.limits.memory);
+    if (this.closed) throw new LivelyError('LC_SHUTTING_DOWN');
+    return new Promise<WorkerOutcome>((resolve) => {
+      pool.enqueue({
+        id: this.nextId++, spec, bundle, message: ctx.message, env: this.envFor(spec), onEmit: ctx.onEmit, resolve,
+        t0, attempts: 0, done: false, index: 0, deadline: 0,
+      });
+    });
+  }
+
+  private envFor(spec: WorkerSpec): Record<string, string> {
+    const env: Record<string, string> = { ...this.opts.baseEnv, ...spec.env, LIVELY_WORKER: spec.id };
+    if (spec.couch && this.opts.couchUrl) env.COUCHDB_URL = this.opts.couchUrl;
+    return env;
+  }
+
+  private poolFor(memory: number | undefined): ThreadPool | undefined {
+    return this.pools.get(memory ?? 0);
+  }
+
+  private creating = new Map<number, Promise<ThreadPool>>();
+
+  private createPool(memory: number | undefined): Promise<ThreadPool> {
+    const k = memory ?? 0;
+    let p = this.creating.get(k);
+    if (!p) {
+      p = this.start().then((entry) => {
+        const pool = new ThreadPool({
+          entry, threads: this.opts.threads, tasksPerThread: this.opts.tasksPerThread, maxBatch: this.opts.maxBatch,
+          memoryMb: memory || undefined, moduleRoot: kModuleRoot, couchUrl: this.opts.couchUrl, channel: this.channelName,
+          logger: this.opts.logger,
+        });
+        this.pools.set(k, pool);
+        return pool;
+      });
+      this.creating.set(k, p);
+    }
+    return p;
+  }
+
+  async retire(workerId: string, currentRev?: string): Promise<void> {
+    if (currentRev === undefined) this.bundler.forget(workerId);
+    const notice: Notice = { lc: 'retire', workerId, currentRev };
+    this.channel.postMessage(notice);
+  }
+
+  stats(): DispatcherStats & { queued: number; pools: number; threads: number; bundles: BundlerStats } {
+    let inFlight = 0, queued = 0, threads = 0;
+    for (const p of this.pools.values()) { inFlight += p.inFlight; queued += p.queued; threads += p.piscina.threads.length; }
+    return { name: this.name, warm: threads, inFlight, queued, pools: this.pools.size, threads, bundles: this.bundler.stats() };
+  }
+
+  async close(deadlineMs = 5_000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const deadline = performance.now() + deadlineMs;
+    await Promise.all([...this.creating.values()].map((p) => p.catch(() => undefined)));
+    await Promise.all([...this.pools.values()].map((p) => p.drain(deadline)));
+    const notice: Notice = { lc: 'close' };
+    this.channel.postMessage(notice);
+    // A moment for stdin 'end' handlers to run before the threads go.
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(100, deadline - performance.now()))));
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    this.channel.close();
+  }
+}

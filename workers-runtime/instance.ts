@@ -1,0 +1,255 @@
+/**
+ * One worker revision loaded in one thread: its module, its simulated process, the messages
+ * it is handling. A fault (uncaught error, process.exit) ends this instance only.
+ */
+import type { Readable } from 'node:stream';
+import type { EmitCommand, LogLevel, WorkerMessage } from '../src/shared/message.ts';
+import { LineSplitter, parseOutputLine } from '../src/shared/output.ts';
+import { describeError } from '../src/shared/errors.ts';
+import { kMaxLogsPerMessage, type ItemOutcome, type TaskGroup } from './protocol.ts';
+import { ExitSignal, simulateProcess } from './process.ts';
+import { makeWorkerRequire } from './require.ts';
+import { release, runOwned, track, untrack, type Tracked } from './tracker.ts';
+
+/** The compiled wrapper of a bundle: evaluated once per instance. */
+export type ModuleFactory = (...args: unknown[]) => void;
+export const kFactoryParams = ['exports', 'require', 'module', '__filename', '__dirname', 'process', 'console',
+  'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate'];
+
+export interface Reporter {
+  done(rec: MessageRecord, outcome: ItemOutcome): void;
+  emit(rec: MessageRecord, emit: EmitCommand): void;
+}
+
+export interface InstanceEnv {
+  moduleRoot: string;
+  couch(): unknown;
+  reporter: Reporter;
+  /** the instance ended (exit, crash, stop): forget it. */
+  gone(inst: WorkerInstance): void;
+}
+
+export class MessageRecord {
+  logs: ItemOutcome['logs'] = [];
+  lineResult: unknown = undefined;
+  hasLineResult = false;
+  finished = false;
+  tracked?: Tracked;
+  constructor(readonly id: number, readonly message: WorkerMessage, readonly batch: unknown) {}
+  log(level: LogLevel, msg: string): void {
+    if (this.logs.length < kMaxLogsPerMessage) this.logs.push({ t: Date.now(), level, msg });
+  }
+}
+
+/** What a handler receives as its second argument. */
+class HandlerContext {
+  constructor(private readonly inst: WorkerInstance, private readonly rec: MessageRecord) {}
+  get activation(): string { return this.rec.message.activation; }
+  get message(): WorkerMessage { return this.rec.message; }
+  get arguments(): Record<string, unknown> { return this.rec.message.arguments; }
+  get parameters(): Record<string, unknown> { return this.rec.message.parameters; }
+  get couch(): unknown { return this.inst.couch(); }
+  emit(name: string, parameters: Record<string, unknown> = {}): void { this.inst.emitFor(this.rec, name, parameters); }
+  log(msg: unknown, level: LogLevel = 'info'): void { this.rec.log(level, typeof msg === 'string' ? msg : describeError(msg)); }
+}
+
+export class WorkerInstance {
+  readonly key: string;
+  readonly workerId: string;
+  readonly rev: string;
+  lastUsed = Date.now();
+  idleMs: number;
+  alive = true;
+  retiring = false;
+  private readonly inflight = new Map<number, MessageRecord>();
+  private readonly timers = new Set<NodeJS.Timeout | NodeJS.Immediate>();
+  private readonly stdin: Readable;
+  private readonly stdinOwners: Tracked[] = [];
+  private handler?: (msg: WorkerMessage, ctx: HandlerContext) => unknown;
+  private readonly couchAllowed: boolean;
+
+  constructor(group: TaskGroup, factory: ModuleFactory, private readonly env: InstanceEnv) {
+    this.key = group.key;
+    this.workerId = group.workerId;
+    this.rev = group.rev;
+    this.idleMs = group.idleMs;
+    this.couchAllowed = group.couch;
+    const out = new LineSplitter((line) => this.onLine(line, 'stdout'));
+    const err = new LineSplitter((line) => this.onLine(line, 'stderr'));
+    const sim = simulateProcess({
+      argv: [process.execPath, group.delegate],
+      env: group.env,
+      onStdout: (c) => out.push(c),
+      onStderr: (c) => err.push(c),
+      onExit: (code) => this.exited(code),
+    });
+    this.stdin = sim.stdin;
+    const module = { exports: {} as unknown, id: group.delegate, filename: group.delegate, loaded: false };
+    const helper = () => this.helperApi();
+    const inst = this;
+    const wrap = (real: typeof setTimeout | typeof setInterval | typeof setImmediate, repeat: boolean) =>
+      function (this: unknown, cb: unknown, ...rest: unknown[]) {
+        if (typeof cb !== 'function') return (real as (...a: unknown[]) => unknown)(cb, ...rest);
+        const args = real === setImmediate ? rest : rest.slice(1);
+        const h = (real as (...a: unknown[]) => NodeJS.Timeout)(function (this: unknown) {
+          if (!repeat) inst.timers.delete(h);
+          if (!inst.alive) return;
+          try { (cb as (...a: unknown[]) => void).apply(this, args); } catch (e) { inst.fault(e, 'uncaught exception'); }
+        }, ...(real === setImmediate ? [] : [rest[0]]));
+        inst.timers.add(h);
+        return h;
+      };
+    const clear = (real: (h: never) => void) => (h: NodeJS.Timeout) => { inst.timers.delete(h); real(h as never); };
+    factory(module.exports, makeWorkerRequire(env.moduleRoot, helper), module, group.delegate, '.', sim.process, sim.console,
+      wrap(setTimeout, false), wrap(setInterval, true), wrap(setImmediate, false),
+      clear(clearTimeout), clear(clearInterval), clear(clearImmediate));
+    module.loaded = true;
+    const ex = module.exports as { default?: unknown; handler?: unknown } | undefined;
+    const fn = typeof ex === 'function' ? ex : typeof ex?.default === 'function' ? ex.default : typeof ex?.handler === 'function' ? ex.handler : undefined;
+    this.handler = fn as typeof this.handler;
+    if (!fn) this.trackStdin();
+  }
+
+  get busy(): boolean { return this.inflight.size > 0; }
+
+  deliver(rec: MessageRecord): void {
+    this.lastUsed = Date.now();
+    this.inflight.set(rec.id, rec);
+    const handler = this.handler;
+    if (handler) {
+      let ret: unknown;
+      try { ret = handler(rec.message, new HandlerContext(this, rec)); } catch (e) { this.failed(rec, e); return; }
+      if (ret !== null && typeof ret === 'object' && typeof (ret as Promise<unknown>).then === 'function') {
+        (ret as Promise<unknown>).then((v) => this.succeeded(rec, v), (e) => this.failed(rec, e));
+      } else {
+        this.succeeded(rec, ret);
+      }
+      return;
+    }
+    rec.tracked = track(() => this.succeeded(rec, undefined));
+    this.stdinOwners.push(rec.tracked);
+    try { this.stdin.push(JSON.stringify(rec.message) + '\n'); } catch (e) { this.fault(e, 'uncaught exception'); }
+  }
+
+  /**
+   * Runs the worker's 'data' listeners inside the scope of the message(s) the chunk carries,
+   * whether the stream emits at push time or later from a buffered chunk.
+   */
+  private trackStdin(): void {
+    const stdin = this.stdin;
+    const emit = stdin.emit;
+    const owners = this.stdinOwners;
+    stdin.emit = function (this: Readable, ev: string | symbol, ...args: unknown[]): boolean {
+      if (ev !== 'data' || owners.length === 0) return emit.call(this, ev, ...args);
+      const chunk = args[0] as string | Buffer;
+      let lines = 0;
+      for (let i = chunk.indexOf('\n'); i !== -1; i = chunk.indexOf('\n', i + 1)) lines++;
+      const mine = owners.splice(0, Math.max(1, lines));
+      try {
+        return runOwned(mine[0]!, () => emit.call(this, ev, ...args));
+      } finally {
+        for (let i = 1; i < mine.length; i++) release(mine[i]!);
+      }
+    } as typeof stdin.emit;
+  }
+
+  couch(): unknown {
+    if (!this.couchAllowed) throw new Error('this worker has no database access: set "couch": true in its document');
+    return this.env.couch();
+  }
+
+  emitFor(rec: MessageRecord | undefined, name: string, parameters: Record<string, unknown>): void {
+    if (rec && !rec.finished) this.env.reporter.emit(rec, { emit: name, parameters });
+  }
+
+  /** Old revision or idle: no new messages; stdin ends once the held ones are done. */
+  retire(): void {
+    this.retiring = true;
+    if (this.inflight.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (!this.alive) return;
+    this.alive = false;
+    this.env.gone(this);
+    this.stdin.push(null);
+    this.stdin.resume();
+  }
+
+  /** An error escaped the worker's code: everything it holds fails and the instance is dropped. */
+  fault(err: unknown, kind: string): void {
+    if (err instanceof ExitSignal) return;
+    this.end('LC_WORKER_ERROR', `${kind}: ${describeError(err)}`);
+  }
+
+  private exited(code: number): void {
+    if (code === 0) {
+      for (const rec of [...this.inflight.values()]) this.succeeded(rec, undefined);
+      this.kill();
+    } else {
+      this.end('LC_WORKER_EXIT', `worker called process.exit(${code})`);
+    }
+  }
+
+  private end(code: string, message: string): void {
+    for (const rec of [...this.inflight.values()]) this.finish(rec, { id: rec.id, status: 'error', error: { code, message }, logs: rec.logs });
+    this.kill();
+  }
+
+  private kill(): void {
+    if (this.alive) { this.alive = false; this.env.gone(this); }
+    for (const h of this.timers) { clearTimeout(h as NodeJS.Timeout); clearImmediate(h as NodeJS.Immediate); }
+    this.timers.clear();
+    this.stdin.removeAllListeners('data');
+  }
+
+  private oldest(): MessageRecord | undefined {
+    for (const rec of this.inflight.values()) return rec;
+    return undefined;
+  }
+
+  private onLine(line: string, stream: 'stdout' | 'stderr'): void {
+    const cmd = parseOutputLine(line, stream);
+    const rec = this.oldest();
+    switch (cmd.kind) {
+      case 'emit': this.emitFor(rec, cmd.emit.emit, cmd.emit.parameters); return;
+      case 'log': rec?.log(cmd.level, cmd.msg); return;
+      case 'result':
+      case 'done':
+        if (!rec) return;
+        if (cmd.kind === 'result') { rec.lineResult = cmd.value; rec.hasLineResult = true; }
+        if (!this.handler) this.succeeded(rec, undefined);
+    }
+  }
+
+  private succeeded(rec: MessageRecord, value: unknown): void {
+    const result = value === undefined && rec.hasLineResult ? rec.lineResult : value;
+    this.finish(rec, { id: rec.id, status: 'ok', result, logs: rec.logs });
+  }
+
+  private failed(rec: MessageRecord, err: unknown): void {
+    if (err instanceof ExitSignal) return;
+    this.finish(rec, { id: rec.id, status: 'error', error: { code: 'LC_WORKER_ERROR', message: describeError(err) }, logs: rec.logs });
+  }
+
+  private finish(rec: MessageRecord, outcome: ItemOutcome): void {
+    if (rec.finished) return;
+    rec.finished = true;
+    if (rec.tracked) untrack(rec.tracked);
+    this.inflight.delete(rec.id);
+    this.lastUsed = Date.now();
+    this.env.reporter.done(rec, outcome);
+    if (this.retiring && this.inflight.size === 0) this.stop();
+  }
+
+  private helperApi(): unknown {
+    const inst = this;
+    return {
+      emit(name: string, parameters: Record<string, unknown> = {}) { inst.emitFor(inst.oldest(), name, parameters); },
+      log(msg: unknown, level: LogLevel = 'info') { inst.oldest()?.log(level, typeof msg === 'string' ? msg : describeError(msg)); },
+      get couch() { return inst.couch(); },
+      /** the context of the message this instance has held longest (exact when one at a time). */
+      context() { const rec = inst.oldest(); return rec ? new HandlerContext(inst, rec) : undefined; },
+    };
+  }
+}

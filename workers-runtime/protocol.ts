@@ -1,0 +1,57 @@
+/**
+ * What the pool side and the thread side say to each other. Imports nothing but types,
+ * so both sides can share it without the thread ever loading pool code.
+ */
+import type { EmitCommand, LogLine, WorkerMessage } from '../src/shared/message.ts';
+
+/** piscina `workerData`: fixed for the life of a pool. */
+export interface ThreadInit {
+  /** where worker `require` resolves packages (the runtime's node_modules). */
+  moduleRoot: string;
+  couchUrl?: string;
+  /** one Int32 per batch slot: how many items of that batch the thread has started. */
+  progress: SharedArrayBuffer;
+  /** BroadcastChannel name for retire/close notices to every thread. */
+  channel: string;
+}
+
+/** Messages for one worker revision inside a batch. */
+export interface TaskGroup {
+  key: string;
+  workerId: string;
+  rev: string;
+  file: string;
+  delegate: string;
+  env: Record<string, string>;
+  couch: boolean;
+  idleMs: number;
+  items: { id: number; message: WorkerMessage }[];
+}
+
+/** One piscina task: several messages, so a thread hop is paid once for many. */
+export interface BatchTask {
+  slot: number;
+  groups: TaskGroup[];
+}
+
+export interface ItemOutcome {
+  id: number;
+  status: 'ok' | 'error';
+  result?: unknown;
+  error?: { code: string; message: string };
+  logs: LogLine[];
+}
+
+/** thread → pool, through parentPort (piscina re-emits it as the pool's 'message'). */
+export interface Outbox {
+  lc: 'out';
+  done: ItemOutcome[];
+  emits: [id: number, emit: EmitCommand][];
+}
+
+/** pool → every thread, through the BroadcastChannel. */
+export type Notice =
+  | { lc: 'retire'; workerId: string; currentRev?: string }
+  | { lc: 'close' };
+
+export const kMaxLogsPerMessage = 1000;

@@ -1,0 +1,193 @@
+/**
+ * Thread entry (a piscina task handler). A task is a batch of messages for one or more worker
+ * revisions; each revision is compiled once per thread and instantiated lazily. Outcomes and
+ * emits go back through parentPort as they happen (coalesced per turn of the event loop);
+ * whatever is still unsent when the batch ends rides on the task's own result.
+ *
+ * This file is bundled on its own at dispatcher start and runs as plain JavaScript: it imports
+ * only workers-runtime/* and src/shared/*, never the pool side.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { compileFunction } from 'node:vm';
+import { BroadcastChannel, parentPort, workerData } from 'node:worker_threads';
+import type { EmitCommand } from '../src/shared/message.ts';
+import { describeError } from '../src/shared/errors.ts';
+import type { BatchTask, ItemOutcome, Notice, Outbox, TaskGroup, ThreadInit } from './protocol.ts';
+import { kFactoryParams, MessageRecord, WorkerInstance, type InstanceEnv, type ModuleFactory } from './instance.ts';
+import { ExitSignal } from './process.ts';
+
+const init = workerData as ThreadInit;
+const progress = new Int32Array(init.progress);
+const factories = new Map<string, ModuleFactory>();
+const instances = new Map<string, WorkerInstance>();
+const kFilePrefix = 'livelycouch-worker:///';
+
+interface Batch {
+  left: number;
+  resolve: (r: Outbox | undefined) => void;
+  done: ItemOutcome[];
+  emits: [number, EmitCommand][];
+}
+
+const dirty = new Set<Batch>();
+let flushScheduled = false;
+
+function schedule(b: Batch): void {
+  dirty.add(b);
+  if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
+}
+
+function flush(): void {
+  flushScheduled = false;
+  if (dirty.size === 0) return;
+  const out: Outbox = { lc: 'out', done: [], emits: [] };
+  for (const b of dirty) {
+    for (const d of b.done) out.done.push(d);
+    for (const e of b.emits) out.emits.push(e);
+    b.done = []; b.emits = [];
+  }
+  dirty.clear();
+  parentPort!.postMessage(cloneable(out));
+}
+
+/** Results must survive structured clone; anything else is sent as its JSON form. */
+function cloneable(out: Outbox): Outbox {
+  try { structuredClone(out.done.map((d) => d.result)); return out; } catch {
+    for (const d of out.done) {
+      try { structuredClone(d.result); } catch {
+        try { d.result = JSON.parse(JSON.stringify(d.result) ?? 'null'); } catch (e) { d.result = undefined; d.status = 'error'; d.error = { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` }; }
+      }
+    }
+    return out;
+  }
+}
+
+let couchClient: unknown;
+const env: InstanceEnv = {
+  moduleRoot: init.moduleRoot,
+  couch() {
+    if (couchClient === undefined) {
+      if (!init.couchUrl) throw new Error('the runtime has no CouchDB URL');
+      couchClient = (createRequire(path.join(init.moduleRoot, 'package.json'))('nano') as (u: string) => unknown)(init.couchUrl);
+    }
+    return couchClient;
+  },
+  reporter: {
+    done(rec, outcome) {
+      const b = rec.batch as Batch;
+      b.done.push(outcome);
+      if (--b.left === 0) finishBatch(b); else schedule(b);
+    },
+    emit(rec, emit) { const b = rec.batch as Batch; b.emits.push([rec.id, emit]); schedule(b); },
+  },
+  gone(inst) { if (instances.get(inst.key) === inst) instances.delete(inst.key); },
+};
+
+function finishBatch(b: Batch): void {
+  dirty.delete(b);
+  const out: Outbox | undefined = b.done.length || b.emits.length ? cloneable({ lc: 'out', done: b.done, emits: b.emits }) : undefined;
+  b.done = []; b.emits = [];
+  b.resolve(out);
+}
+
+function factoryFor(g: TaskGroup): ModuleFactory {
+  let f = factories.get(g.key);
+  if (!f) {
+    f = compileFunction(readFileSync(g.file, 'utf8'), kFactoryParams, { filename: kFilePrefix + encodeURIComponent(g.key) }) as ModuleFactory;
+    factories.set(g.key, f);
+  }
+  return f;
+}
+
+function instanceFor(g: TaskGroup): WorkerInstance {
+  let inst = instances.get(g.key);
+  if (!inst || !inst.alive) {
+    inst = new WorkerInstance(g, factoryFor(g), env);
+    // The module's top level may already have exited or thrown asynchronously.
+    if (inst.alive) { instances.set(g.key, inst); watchIdle(g.idleMs); }
+  }
+  return inst;
+}
+
+export default function run(task: BatchTask): Promise<Outbox | undefined> {
+  let total = 0;
+  for (const g of task.groups) total += g.items.length;
+  let resolve!: (r: Outbox | undefined) => void;
+  const promise = new Promise<Outbox | undefined>((r) => { resolve = r; });
+  const batch: Batch = { left: total, resolve, done: [], emits: [] };
+  let seq = 0;
+  for (const g of task.groups) {
+    let inst: WorkerInstance | undefined;
+    let loadError: unknown;
+    try { inst = instanceFor(g); } catch (e) { loadError = e; }
+    for (const item of g.items) {
+      Atomics.store(progress, task.slot, ++seq);
+      const rec = new MessageRecord(item.id, item.message, batch);
+      if (inst && inst.alive) { inst.deliver(rec); continue; }
+      const message = loadError instanceof ExitSignal || !loadError ? `worker ended while loading (process.exit)` : `worker failed to load: ${describeError(loadError)}`;
+      env.reporter.done(rec, { id: item.id, status: 'error', error: { code: loadError instanceof ExitSignal ? 'LC_WORKER_EXIT' : 'LC_WORKER_ERROR', message }, logs: rec.logs });
+    }
+  }
+  return promise;
+}
+
+/** Which instance's code is on the stack of an error that escaped it. */
+function culprit(err: unknown): WorkerInstance | undefined {
+  const stack = err instanceof Error ? String(err.stack) : '';
+  const i = stack.indexOf(kFilePrefix);
+  if (i !== -1) {
+    const m = /^[^:\s)]+/.exec(stack.slice(i + kFilePrefix.length));
+    const inst = m && instances.get(decodeURIComponent(m[0]));
+    if (inst) return inst;
+  }
+  const busy = [...instances.values()].filter((x) => x.busy);
+  return busy.length === 1 ? busy[0] : undefined;
+}
+
+// Worker code must never take the thread down: an escaped error ends only its own instance.
+process.on('uncaughtException', (err) => {
+  if (err instanceof ExitSignal) return;
+  const inst = culprit(err);
+  if (inst) inst.fault(err, 'uncaught exception');
+  else process.stderr.write(`livelycouch thread: uncaught exception not attributable to a worker: ${describeError(err)}\n`);
+});
+process.on('unhandledRejection', (reason) => {
+  if (reason instanceof ExitSignal) return;
+  const inst = culprit(reason);
+  if (inst) inst.fault(reason, 'unhandled rejection');
+  else process.stderr.write(`livelycouch thread: unhandled rejection not attributable to a worker: ${describeError(reason)}\n`);
+});
+
+const channel = new BroadcastChannel(init.channel);
+channel.unref();
+channel.onmessage = (ev) => {
+  const n = (ev as unknown as { data: Notice }).data;
+  if (n.lc === 'retire') {
+    for (const inst of [...instances.values()]) if (inst.workerId === n.workerId && inst.rev !== n.currentRev) retire(inst, true);
+  } else if (n.lc === 'close') {
+    for (const inst of [...instances.values()]) retire(inst, true);
+  }
+};
+
+function retire(inst: WorkerInstance, dropCode: boolean): void {
+  instances.delete(inst.key);
+  if (dropCode) factories.delete(inst.key);
+  inst.retire();
+}
+
+// Idle instances are checked at a pace that follows the shortest idle limit in use.
+let sweepEvery = 0;
+let sweep: NodeJS.Timeout | undefined;
+function watchIdle(idleMs: number): void {
+  const every = Math.max(20, Math.min(1000, Math.floor(idleMs / 4)));
+  if (sweep && every >= sweepEvery) return;
+  if (sweep) clearInterval(sweep);
+  sweepEvery = every;
+  sweep = setInterval(() => {
+    const now = Date.now();
+    for (const inst of [...instances.values()]) if (!inst.busy && now - inst.lastUsed >= inst.idleMs) retire(inst, false);
+  }, every);
+  sweep.unref();
+}
