@@ -42,7 +42,7 @@ describe('HTTP triggers through the runtime (recording dispatcher)', () => {
     });
     await rt.db.events.insert({ _id: 'files', trigger: { '/files/*': {} }, workers: { send_email: { file: '*' } } });
     await rt.db.events.insert({
-      _id: 'paint', trigger: [{ path: '/paint', method: 'POST', parameters: { mode: 'fast', color: ':color' } }],
+      _id: 'paint_event', trigger: [{ path: '/paint', method: 'POST', parameters: { mode: 'fast', color: ':color' } }],
       workers: [{ name: 'send_email', arguments: { color: ':color' } }],
     });
     await eventually(() => rt.catalog.matcher.size >= 4, 5_000, 'events loaded');
@@ -100,6 +100,12 @@ describe('HTTP triggers through the runtime (recording dispatcher)', () => {
     expect(query.body.outcomes[0].result.echoed).to.deep.equal({ color: 'blue' });
     const mismatch = await get(rt, '/_events/paint?mode=slow&color=blue', { method: 'POST' });
     expect(mismatch.status).to.equal(404);
+  });
+
+  it('fired by id, an event binds the ":name" parameters of its trigger too', async () => {
+    const r = await get(rt, '/_events/paint_event?color=green&wait=true', { method: 'POST' });
+    expect(r.status).to.equal(200);
+    expect(r.body.outcomes[0].result.echoed).to.deep.equal({ color: 'green' });
   });
 
   it('405 names the allowed methods when the path matches but not the method; 404 when nothing matches', async () => {

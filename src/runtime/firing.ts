@@ -105,27 +105,39 @@ export class Firing {
     }
   }
 
+  /**
+   * A trigger path that matches wins; otherwise `/_events/<event_id>` fires that event by id
+   * (the seed's `/_events/email_event`), binding the `":name"` parameters of its trigger.
+   */
   private matchInput(input: FireInput, byId?: string): EventMatch[] {
     const { catalog } = this.deps;
-    if (byId !== undefined) {
-      const ev = catalog.get(byId);
-      if (ev && !ev.disabled) {
-        const http = ev.triggers.filter((t): t is HttpTrigger => t.kind === 'http');
-        if (http.length === 0) return [{ event: ev, trigger: ANY_TRIGGER, bindings: NO_BINDINGS }];
-        const allowed = http.find((t) => t.methods === '*' || t.methods.includes(input.method));
-        if (!allowed) {
-          const methods = [...new Set(http.flatMap((t) => (t.methods === '*' ? [] : [...t.methods])))];
-          throw new LivelyError('LC_METHOD_NOT_ALLOWED', `event "${byId}" accepts ${methods.join(', ')}, not ${input.method}`, { allowed: methods });
-        }
-        return [{ event: ev, trigger: allowed, bindings: NO_BINDINGS }];
-      }
-    }
     const result = catalog.matcher.match(input.method, input.path, input.params);
     if (result.kind === 'match') return result.matches;
+    const ev = byId !== undefined ? catalog.get(byId) : undefined;
+    if (ev && !ev.disabled) return [this.matchById(ev, input)];
     if (result.kind === 'method') {
       throw new LivelyError('LC_METHOD_NOT_ALLOWED', `${input.path} accepts ${result.allowed.join(', ')}, not ${input.method}`, { allowed: result.allowed });
     }
     throw new LivelyError('LC_NO_EVENT', `no event is triggered by ${input.method} ${input.path}`);
+  }
+
+  private matchById(ev: EventDef, input: FireInput): EventMatch {
+    const http = ev.triggers.filter((t): t is HttpTrigger => t.kind === 'http');
+    if (http.length === 0) return { event: ev, trigger: ANY_TRIGGER, bindings: NO_BINDINGS };
+    const trigger = http.find((t) => t.methods === '*' || t.methods.includes(input.method));
+    if (!trigger) {
+      const methods = [...new Set(http.flatMap((t) => (t.methods === '*' ? [] : [...t.methods])))];
+      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `event "${ev.id}" accepts ${methods.join(', ')}, not ${input.method}`, { allowed: methods });
+    }
+    let bindings = NO_BINDINGS;
+    for (const [param, value] of Object.entries(trigger.parameters)) {
+      const given = input.params[param];
+      if (typeof value === 'string' && value.length > 1 && value[0] === ':' && (typeof given === 'string' || typeof given === 'number' || typeof given === 'boolean')) {
+        if (bindings === NO_BINDINGS) bindings = {};
+        bindings[value.slice(1)] = String(given);
+      }
+    }
+    return { event: ev, trigger, bindings };
   }
 
   private start(input: FireInput, matches: EventMatch[]): Fired {
