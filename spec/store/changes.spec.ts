@@ -6,7 +6,7 @@ import { connect } from '../../src/store/couch.ts';
 import { ChangesFeed, type ChangeRow } from '../../src/store/changes.ts';
 import { LocalCheckpoint } from '../../src/store/checkpoint.ts';
 import { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
-import { couchUrl, dropPrefix, embeddedStore, uniquePrefix } from '../support/couch.ts';
+import { couchUrl, dropPrefix, embeddedStorePid, uniquePrefix } from '../support/couch.ts';
 
 /** Resolves once `pred` holds, checked after every batch the feed delivers. */
 function until(feed: ChangesFeed, pred: () => boolean): Promise<void> {
@@ -120,7 +120,7 @@ describe('ChangesFeed', () => {
 });
 
 // Killing the store only makes sense for the embedded one: against COUCHDB_URL this block is not registered.
-if (embeddedStore()) describe('embedded store restart (only when the suite runs on the embedded store)', function () {
+if (embeddedStorePid() !== undefined) describe('embedded store restart (only when the suite runs on the embedded store)', function () {
   this.timeout(60_000);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lively-spec-restart-'));
   const store = new EmbeddedStore({ dataDir });

@@ -16,9 +16,24 @@ export function setEmbeddedStore(store: EmbeddedStore): void {
   embedded = store;
 }
 
-/** The suite's embedded store, or undefined when the suite runs against COUCHDB_URL. */
+/** The suite's embedded store object; only where this module instance is the fixture's own. */
 export function embeddedStore(): EmbeddedStore | undefined {
   return embedded;
+}
+
+/** The pid of the embedded store the fixture started, or undefined when the suite runs
+ * against COUCHDB_URL. Read from the environment: mocha may load this module twice
+ * (once for the fixture, once for the specs). */
+export function embeddedStorePid(): number | undefined {
+  const pid = Number(process.env[kEmbeddedPidEnv]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Whether the fixture's embedded store process is still the one it started. */
+export function embeddedStoreAlive(): boolean {
+  const pid = embeddedStorePid();
+  if (pid === undefined) return false;
+  try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
 /** The admin URL of the suite's store (with credentials). */
