@@ -28,14 +28,14 @@ interface Route {
   index: number;
   /** null: any method. */
   methods: readonly string[] | null;
-  /** [segment index, binding name] for each `:name`. */
-  pathParams: ReadonlyArray<readonly [number, string]>;
+  /** each `:name` of the pattern: its segment index and binding name. */
+  pathParams: ReadonlyArray<{ readonly at: number; readonly name: string }>;
   /** segment index where a trailing `*` starts, or -1. */
   wildcardAt: number;
-  /** [message parameter, literal as string]. */
-  literals: ReadonlyArray<readonly [string, string]>;
-  /** [message parameter, binding name]. */
-  binds: ReadonlyArray<readonly [string, string]>;
+  /** literal trigger parameters: the message parameter and the value it must have, as a string. */
+  literals: ReadonlyArray<{ readonly param: string; readonly value: string }>;
+  /** bound trigger parameters: the message parameter and the binding name. */
+  binds: ReadonlyArray<{ readonly param: string; readonly name: string }>;
   node: Node;
 }
 
@@ -71,8 +71,9 @@ export class EventMatcher {
   private readonly root = new Node(null, null);
   private readonly events = new Map<string, EventDef>();
   private readonly routesById = new Map<string, Route[]>();
-  /** candidates of the lookup in progress; reused so a lookup allocates little. */
+  /** candidates of the lookup in progress, the first `count` slots; reused so a lookup allocates little. */
   private readonly candidates: Route[] = [];
+  private count = 0;
   private segments: string[] = EMPTY;
   private segmentCount = 0;
 
@@ -122,14 +123,15 @@ export class EventMatcher {
     const segments = path.split('/');
     // split gives a leading "" for "/a"; a path without "/" is read as if it had one.
     const start = segments[0] === '' ? 1 : 0;
-    let count = segments.length;
-    if (count > start && segments[count - 1] === '') count--;
+    let segmentCount = segments.length;
+    if (segmentCount > start && segments[segmentCount - 1] === '') segmentCount--;
     this.segments = segments;
-    this.segmentCount = count;
+    this.segmentCount = segmentCount;
     const candidates = this.candidates;
-    candidates.length = 0;
+    this.count = 0;
     this.collect(this.root, start);
-    if (candidates.length === 0) {
+    const count = this.count;
+    if (count === 0) {
       this.segments = EMPTY;
       return NONE;
     }
@@ -137,7 +139,8 @@ export class EventMatcher {
     const upper = method.toUpperCase();
     let matches: EventMatch[] | null = null;
     let methodAllowed = false;
-    for (const route of candidates) {
+    for (let c = 0; c < count; c++) {
+      const route = candidates[c]!;
       if (route.methods !== null && !route.methods.includes(upper)) continue;
       methodAllowed = true;
       if (!this.parametersMatch(route, params)) continue;
@@ -155,19 +158,22 @@ export class EventMatcher {
     else {
       // Every candidate refused the method, so each has a method list.
       const allowed = new Set<string>();
-      for (const route of candidates) for (const m of route.methods!) allowed.add(m);
+      for (let c = 0; c < count; c++) for (const m of candidates[c]!.methods!) allowed.add(m);
       result = { kind: 'method', allowed: [...allowed].sort() };
     }
-    candidates.length = 0;
+    // Drop the references so removed events are not kept alive by the scratch array.
+    candidates.fill(undefined as unknown as Route, 0, count);
     this.segments = EMPTY;
     return result;
   }
 
   private collect(node: Node, i: number): void {
     const candidates = this.candidates;
-    for (const r of node.wildcard) candidates.push(r);
+    const wild = node.wildcard;
+    for (let k = 0; k < wild.length; k++) candidates[this.count++] = wild[k]!;
     if (i === this.segmentCount) {
-      for (const r of node.exact) candidates.push(r);
+      const exact = node.exact;
+      for (let k = 0; k < exact.length; k++) candidates[this.count++] = exact[k]!;
       return;
     }
     const seg = this.segments[i]!;
@@ -177,13 +183,17 @@ export class EventMatcher {
   }
 
   private parametersMatch(route: Route, params: Record<string, unknown>): boolean {
-    for (const [name, literal] of route.literals) {
-      if (!hasOwn(params, name)) return false;
-      const v = params[name];
-      if (typeof v === 'string' ? v !== literal : (typeof v !== 'number' && typeof v !== 'boolean') || String(v) !== literal) return false;
+    const literals = route.literals;
+    for (let k = 0; k < literals.length; k++) {
+      const { param, value } = literals[k]!;
+      if (!hasOwn(params, param)) return false;
+      const v = params[param];
+      if (typeof v === 'string' ? v !== value : (typeof v !== 'number' && typeof v !== 'boolean') || String(v) !== value) return false;
     }
-    for (const [name] of route.binds) {
-      if (!hasOwn(params, name) || bindable(params[name]) === undefined) return false;
+    const binds = route.binds;
+    for (let k = 0; k < binds.length; k++) {
+      const { param } = binds[k]!;
+      if (!hasOwn(params, param) || bindable(params[param]) === undefined) return false;
     }
     return true;
   }
@@ -191,25 +201,25 @@ export class EventMatcher {
   private bind(route: Route, params: Record<string, unknown>, start: number): Record<string, string> {
     const bindings: Record<string, string> = {};
     const segments = this.segments;
-    for (const [i, name] of route.pathParams) bindings[name] = segments[start + i]!;
+    for (const p of route.pathParams) bindings[p.name] = segments[start + p.at]!;
     if (route.wildcardAt >= 0) {
       const from = start + route.wildcardAt;
       bindings['*'] = from < this.segmentCount ? segments.slice(from).join('/') : '';
     }
-    for (const [param, name] of route.binds) bindings[name] = bindable(params[param])!;
+    for (const b of route.binds) bindings[b.name] = bindable(params[b.param])!;
     return bindings;
   }
 
   private insert(event: EventDef, trigger: HttpTrigger, index: number): Route {
     const segs = patternSegments(trigger.path);
     const wildcardAt = segs.length > 0 && segs[segs.length - 1] === '*' ? segs.length - 1 : -1;
-    const pathParams: Array<[number, string]> = [];
+    const pathParams: Array<{ at: number; name: string }> = [];
     let node = this.root;
     const depth = wildcardAt >= 0 ? wildcardAt : segs.length;
     for (let i = 0; i < depth; i++) {
       const seg = segs[i]!;
       if (seg.startsWith(':')) {
-        pathParams.push([i, seg.slice(1)]);
+        pathParams.push({ at: i, name: seg.slice(1) });
         node.param ??= new Node(node, null);
         node = node.param;
       } else {
@@ -219,11 +229,11 @@ export class EventMatcher {
         node = next;
       }
     }
-    const literals: Array<[string, string]> = [];
-    const binds: Array<[string, string]> = [];
-    for (const [name, value] of Object.entries(trigger.parameters)) {
-      if (typeof value === 'string' && value.startsWith(':')) binds.push([name, value.slice(1)]);
-      else literals.push([name, String(value)]);
+    const literals: Array<{ param: string; value: string }> = [];
+    const binds: Array<{ param: string; name: string }> = [];
+    for (const [param, value] of Object.entries(trigger.parameters)) {
+      if (typeof value === 'string' && value.startsWith(':')) binds.push({ param, name: value.slice(1) });
+      else literals.push({ param, value: String(value) });
     }
     const route: Route = {
       event, trigger, index,
