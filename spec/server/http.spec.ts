@@ -164,6 +164,16 @@ describe('HTTP server: triggers and its own routes', () => {
       expect(r.status).to.equal(413);
     });
 
+    it('a client that leaves mid-body never reaches the firer, and the server keeps serving', async () => {
+      const before = firer.requests.length;
+      const raw = await rawExchange(port, [
+        'POST /_events/cut HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"a":',
+      ], { halfClose: true });
+      if (raw.length > 0) expect(parseReply(raw).status).to.equal(400);
+      expect(firer.requests.length).to.equal(before);
+      expect((await call('GET', '/_events/fine')).status).to.equal(202);
+    });
+
     it('?wait=true and wait=1 reply 200 with the outcomes; wait is not a parameter', async () => {
       for (const flag of ['wait=true', 'wait=1']) {
         const r = await call('GET', `/_events/slow?${flag}&a=1`);

@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { makeConfig } from '../../src/config/index.ts';
 import { silentLogger } from '../../src/shared/log.ts';
 import { createLivelyServer, type LivelyServer } from '../../src/server/http.ts';
+import { connect } from '../../src/store/couch.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { RecordingFirer, parseReply, rawExchange } from './support.ts';
 
@@ -50,6 +51,11 @@ describe('proxy to CouchDB: mechanics against a plain HTTP upstream', () => {
   let feedClosed: () => void;
   let feedOpen: Promise<void>;
   let feedGone: Promise<void>;
+  let diesRes: http.ServerResponse | undefined;
+  let hangSeen: () => void;
+  let hangClosed: () => void;
+  const hangArrived = new Promise<void>((r) => { hangSeen = r; });
+  const hangGone = new Promise<void>((r) => { hangClosed = r; });
 
   before(async () => {
     firstChunkSeen = new Promise((r) => { firstChunk = r; });
@@ -70,6 +76,17 @@ describe('proxy to CouchDB: mechanics against a plain HTTP upstream', () => {
         feedRes = res;
         res.on('close', () => feedClosed());
         feedOpened();
+        return;
+      }
+      if (path === '/hang') {
+        hangSeen();
+        res.on('close', () => hangClosed());
+        return; // never answers
+      }
+      if (path === '/dies') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('{"seq":1}\n');
+        diesRes = res;
         return;
       }
       if (path === '/teapot') {
@@ -180,6 +197,38 @@ describe('proxy to CouchDB: mechanics against a plain HTTP upstream', () => {
     await feedGone; // the upstream response closes only if the proxy aborted its request
   });
 
+  it('a client that leaves before the upstream answers aborts the upstream request', async () => {
+    const ac = new AbortController();
+    const pending = request(`${base}/hang`, { signal: ac.signal }).catch((err: Error) => err);
+    await hangArrived;
+    ac.abort();
+    expect(await pending).to.be.instanceOf(Error);
+    await hangGone;
+  });
+
+  it('an upstream that dies mid-stream cuts the client\'s stream, and the proxy keeps serving', async () => {
+    const res = await request(`${base}/dies`);
+    const next = lineReader(res.body);
+    expect(await next()).to.equal('{"seq":1}');
+    diesRes!.destroy();
+    const err = await next().then(() => undefined, (e: Error) => e);
+    expect(err).to.be.instanceOf(Error);
+    const tea = await request(`${base}/teapot`);
+    expect(tea.statusCode).to.equal(418);
+    await tea.body.dump();
+  });
+
+  it('close() ends proxied feeds that are still open and resolves', async () => {
+    const own = await startLively(`http://127.0.0.1:${upstreamPort}`);
+    const res = await request(`${own.base}/dies`);
+    const next = lineReader(res.body);
+    expect(await next()).to.equal('{"seq":1}');
+    await own.lively.close();
+    const err = await next().then(() => undefined, (e: Error) => e);
+    expect(err).to.be.instanceOf(Error);
+    expect(own.lively.server.listening).to.equal(false);
+  });
+
   it('upstream down: 502 LC_STORE_UNAVAILABLE as JSON', async () => {
     const s = net.createServer();
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -265,6 +314,45 @@ describe('proxy to CouchDB: against the suite\'s store', () => {
     expect(res.statusCode).to.equal(direct.statusCode);
     expect(res.statusCode).to.be.oneOf([401, 403]);
     expect(body.error).to.be.a('string');
+  });
+
+  /** nano pointed at the proxy, with the client's credentials in its URL. */
+  function nanoViaProxy() {
+    const u = new URL(couchUrl());
+    const p = new URL(base);
+    p.username = u.username;
+    p.password = u.password;
+    return connect(p.toString());
+  }
+
+  it('nano multipart.insert of a worker document with two attachments succeeds through the proxy', async () => {
+    const nano = nanoViaProxy();
+    await nano.db.create(`${prefix}workers`);
+    const db = nano.use<{ type: string }>(`${prefix}workers`);
+    const saved = await db.multipart.insert({ type: 'node' }, [
+      { name: 'index.js', data: Buffer.from('console.log("hi")'), content_type: 'application/javascript' },
+      { name: 'lib.js', data: Buffer.from('module.exports = 1'), content_type: 'application/javascript' },
+    ], 'send_email');
+    expect(saved.ok).to.equal(true);
+    const doc = await db.get('send_email') as unknown as { _attachments: Record<string, unknown> };
+    expect(Object.keys(doc._attachments).sort()).to.deep.equal(['index.js', 'lib.js']);
+    const body = await db.attachment.get('send_email', 'lib.js');
+    expect(body.toString()).to.equal('module.exports = 1');
+  });
+
+  it('POST /somedb/_changes?filter=_selector succeeds through the proxy', async () => {
+    const nano = nanoViaProxy();
+    await nano.db.create(`${prefix}sel`);
+    const db = nano.use<{ color: string }>(`${prefix}sel`);
+    await db.bulk({ docs: [{ _id: 'r', color: 'red' }, { _id: 'b', color: 'blue' }] });
+    const res = await request(`${base}/${prefix}sel/_changes?filter=_selector`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ selector: { color: 'red' } }),
+    });
+    expect(res.statusCode).to.equal(200);
+    const changes = await res.body.json() as { results: Array<{ id: string }> };
+    expect(changes.results.map((r) => r.id)).to.deep.equal(['r']);
   });
 
   it('GET /somedb/_changes?feed=continuous passes through line by line until the client leaves', async () => {

@@ -88,8 +88,9 @@ export function createCouchProxy(couchUrl: string, logger: Logger): CouchProxy {
         out[key] = value;
       }
       res.writeHead(upstream.statusCode, out);
-      // Flush the headers at once: a continuous feed may send nothing for a while.
-      res.flushHeaders();
+      // A streamed reply (a continuous feed) may send nothing for a while: its
+      // client should see the status at once rather than with the first line.
+      if (out['content-length'] === undefined) res.flushHeaders();
       pipeline(upstream.body, res, (err) => {
         // The client leaving mid-stream is normal for feeds; pipeline has already
         // destroyed the upstream body, which aborts the upstream request.
