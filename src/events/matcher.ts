@@ -154,7 +154,7 @@ export class EventMatcher {
     }
     let result: MatchResult;
     if (matches !== null) result = { kind: 'match', matches };
-    else if (methodAllowed) result = { kind: 'none' };
+    else if (methodAllowed) result = NONE;
     else {
       // Every candidate refused the method, so each has a method list.
       const allowed = new Set<string>();
