@@ -216,6 +216,13 @@ describe('HTTP server: triggers and its own routes', () => {
       const raw = await rawExchange(port, [req + req + 'GET /_events/ka HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
       expect(raw.toString().match(/HTTP\/1\.1 202/g)).to.have.length(3);
     });
+
+    it('keeps the connection alive after an error reply whose request was read in full', async () => {
+      const notFound = 'GET /_events/missing HTTP/1.1\r\nHost: x\r\n\r\n';
+      const badJson = 'POST /_events/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{]';
+      const raw = await rawExchange(port, [notFound + badJson + 'GET /_events/ka HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+      expect(raw.toString().match(/HTTP\/1\.1 \d{3}/g)).to.deep.equal(['HTTP/1.1 404', 'HTTP/1.1 400', 'HTTP/1.1 202']);
+    });
   });
 
   describe('GET /_lively/…', () => {
