@@ -11,6 +11,8 @@ export interface ThreadInit {
   couchUrl?: string;
   /** one Int32 per batch slot: how many items of that batch the thread has started. */
   progress: SharedArrayBuffer;
+  /** one Int32 per batch slot: the threadId running that batch, so a timeout can end that thread. */
+  owners: SharedArrayBuffer;
   /** BroadcastChannel name for retire/close notices to every thread. */
   channel: string;
 }

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { compileFunction } from 'node:vm';
-import { BroadcastChannel, parentPort, workerData } from 'node:worker_threads';
+import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import type { EmitCommand } from '../src/shared/message.ts';
 import { describeError } from '../src/shared/errors.ts';
 import type { BatchTask, ItemOutcome, Notice, Outbox, TaskGroup, ThreadInit } from './protocol.ts';
@@ -20,6 +20,7 @@ import { ExitSignal } from './process.ts';
 
 const init = workerData as ThreadInit;
 const progress = new Int32Array(init.progress);
+const owners = new Int32Array(init.owners);
 const factories = new Map<string, ModuleFactory>();
 const instances = new Map<string, WorkerInstance>();
 const kFilePrefix = 'livelycouch-worker:///';
@@ -118,6 +119,7 @@ export default function run(task: BatchTask): Promise<Outbox | undefined> {
   const promise = new Promise<Outbox | undefined>((r) => { resolve = r; });
   const batch: Batch = { left: total, resolve, done: [], emits: [] };
   let seq = 0;
+  Atomics.store(owners, task.slot, threadId);
   for (const g of task.groups) {
     let inst: WorkerInstance | undefined;
     let loadError: unknown;

@@ -17,23 +17,37 @@ export interface Tracked {
 
 const owners = new Map<number, Tracked>();
 const counted = new Set<number>();
+/** resources whose callback runs once: done at 'after', since destroy hooks can lag by seconds in an idle thread. */
+const once = new Set<number>();
+const kOnce = new Set(['Timeout', 'TickObject', 'Immediate', 'FSREQCALLBACK', 'Microtask']);
 let tracking = 0;
 /** set while the tracker itself schedules work, so its own timers are never owned. */
 let internal = false;
 
 const hook = createHook({
-  init(id, type, trigger) {
+  init(id, type, trigger, resource) {
     if (internal) return;
     const owner = owners.get(trigger) ?? owners.get(executionAsyncId());
     if (owner === undefined || owner.finished) return;
     owners.set(id, owner);
     // Promises are only destroyed at GC, so they carry ownership but are never waited for.
-    if (type !== 'PROMISE') { owner.pending++; counted.add(id); }
+    if (type !== 'PROMISE') {
+      owner.pending++;
+      counted.add(id);
+      if (kOnce.has(type) && !(type === 'Timeout' && (resource as { _repeat?: unknown })._repeat)) once.add(id);
+    }
+  },
+  after(id) {
+    if (!once.delete(id)) return;
+    const owner = owners.get(id);
+    if (owner === undefined || !counted.delete(id)) return;
+    if (--owner.pending === 0 && !owner.finished) checkSoon(owner);
   },
   destroy(id) {
     const owner = owners.get(id);
     if (owner === undefined) return;
     owners.delete(id);
+    once.delete(id);
     if (!counted.delete(id)) return;
     if (--owner.pending === 0 && !owner.finished) checkSoon(owner);
   },
@@ -82,5 +96,6 @@ export function untrack(t: Tracked): void {
     hook.disable();
     owners.clear();
     counted.clear();
+    once.clear();
   }
 }

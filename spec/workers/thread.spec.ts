@@ -3,13 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
-import type { EmitCommand, WorkerOutcome } from '../../src/shared/message.ts';
-import type { WorkerSpec } from '../../src/workers/spec.ts';
-import { fixtureSpec, inlineSpec, messageFor } from '../fixtures/workers/thread/index.ts';
+import type { EmitCommand } from '../../src/shared/message.ts';
+import { fixtureSpec, inlineSpec, run } from '../fixtures/workers/thread/index.ts';
 
-export function run(d: ThreadDispatcher, spec: WorkerSpec, parameters: Record<string, unknown> = {}, emits: EmitCommand[] = []): Promise<WorkerOutcome> {
-  return d.dispatch({ spec, message: messageFor(spec, parameters), onEmit: (e) => emits.push(e) });
-}
 
 describe('ThreadDispatcher — worker styles', function () {
   let dir: string;

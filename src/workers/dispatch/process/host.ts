@@ -22,21 +22,26 @@ const kSyscalls: Record<string, { read: number; waits: number[] }> = {
   arm64: { read: 63, waits: [22, 72, 73, 441] }, // epoll_pwait pselect6 ppoll epoll_pwait2
 };
 
+/** Whether this host tells what a process is blocked in (Linux with a readable /proc/<pid>/syscall). */
+const kProcSyscall: boolean = (() => {
+  if (process.platform !== 'linux' || !kSyscalls[process.arch]) return false;
+  try { readFileSync('/proc/self/syscall', 'utf8'); return true; } catch { return false; }
+})();
+
 /**
  * Whether process `pid` looks like it is waiting for input: blocked in read(0), or idle in an
  * event loop (node, select-based scripts). A process that is computing, sleeping, waiting for a
- * child command or reading another descriptor (a socket) is not. Where the kernel does not tell
- * (/proc unreadable, another OS or architecture) silence alone decides, so this returns true.
+ * child command, reading another descriptor (a socket) or in the middle of exec is not. Where the
+ * kernel does not tell (no /proc syscall file: another OS or architecture) silence alone decides.
  */
 export function looksWaitingForInput(pid: number): boolean {
-  const table = kSyscalls[process.arch];
-  if (!table || process.platform !== 'linux') return true;
+  if (!kProcSyscall) return true;
+  const table = kSyscalls[process.arch]!;
   let text: string;
-  try { text = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim(); } catch { return true; }
-  if (text === 'running') return false;
+  try { text = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim(); } catch { return false; }
   const [nr, arg0] = text.split(' ');
   const n = Number(nr);
-  if (!Number.isInteger(n) || n < 0) return true; // "-1 …": blocked outside a system call; unknown
+  if (!Number.isInteger(n) || n < 0) return false; // "running", or blocked outside a system call
   if (n === table.read) return Number(arg0) === 0;
   return table.waits.includes(n);
 }

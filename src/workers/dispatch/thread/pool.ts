@@ -33,9 +33,7 @@ export interface PoolItem {
 interface InFlightBatch {
   slot: number;
   items: PoolItem[];
-  controller: AbortController;
   timer?: NodeJS.Timeout;
-  abortCause?: string;
 }
 
 export interface ThreadPoolOptions {
@@ -58,18 +56,22 @@ export class ThreadPool {
   private pending: PoolItem[] = [];
   private readonly freeSlots: number[] = [];
   private readonly progress: Int32Array;
+  private readonly owners: Int32Array;
+  /** why a thread we ended was ended, for the batches it takes down with it. */
+  private readonly causes = new Map<number, string>();
   private readonly capacity: number;
   private inFlightBatches = 0;
   private flushScheduled = false;
-  private lastTermination?: string;
   private closing = false;
 
   constructor(private readonly opts: ThreadPoolOptions) {
     this.capacity = opts.threads * opts.tasksPerThread;
     const sab = new SharedArrayBuffer(4 * this.capacity);
     this.progress = new Int32Array(sab);
+    const ownersSab = new SharedArrayBuffer(4 * this.capacity);
+    this.owners = new Int32Array(ownersSab);
     for (let i = this.capacity - 1; i >= 0; i--) this.freeSlots.push(i);
-    const workerData: ThreadInit = { moduleRoot: opts.moduleRoot, couchUrl: opts.couchUrl, progress: sab, channel: opts.channel };
+    const workerData: ThreadInit = { moduleRoot: opts.moduleRoot, couchUrl: opts.couchUrl, progress: sab, owners: ownersSab, channel: opts.channel };
     this.piscina = new Piscina({
       filename: opts.entry,
       minThreads: opts.memoryMb ? 1 : opts.threads,
@@ -114,6 +116,7 @@ export class ThreadPool {
   private send(list: PoolItem[]): void {
     const slot = this.freeSlots.pop()!;
     Atomics.store(this.progress, slot, 0);
+    Atomics.store(this.owners, slot, 0);
     const groups = new Map<string, TaskGroup>();
     for (const it of list) {
       let g = groups.get(it.bundle.key);
@@ -134,11 +137,13 @@ export class ThreadPool {
       if (it.deadline < first) first = it.deadline;
       items.push(it);
     }
-    const batch: InFlightBatch = { slot, items, controller: new AbortController() };
+    const batch: InFlightBatch = { slot, items };
     this.inFlightBatches++;
     this.armTimer(batch, first - now);
     const task: BatchTask = { slot, groups: [...groups.values()] };
-    this.piscina.run(task, { signal: batch.controller.signal }).then(
+    // No AbortSignal: piscina runs an abortable task alone on its thread, which would stop
+    // async workers from sharing threads. Timeouts end the thread themselves (checkDeadlines).
+    this.piscina.run(task).then(
       (out: Outbox | undefined) => { this.release(batch); if (out) this.receive(out); },
       (err: unknown) => this.failed(batch, err),
     );
@@ -163,11 +168,15 @@ export class ThreadPool {
     for (const it of late) {
       this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_WORKER_TIMEOUT', message: `worker '${it.spec.id}' did not finish within ${it.spec.limits.timeout} ms; its thread was replaced` } }, 'timeout');
     }
-    // Aborting a running task terminates its thread: the only way to stop an endless loop.
-    batch.abortCause = cause;
-    this.lastTermination = cause;
-    setImmediate(() => { if (this.lastTermination === cause) this.lastTermination = undefined; });
-    batch.controller.abort(cause);
+    // Ending the thread is the only way to stop an endless loop. A batch no thread has taken
+    // yet is left to run; its late outcomes are ignored.
+    const tid = Atomics.load(this.owners, batch.slot);
+    const thread = tid ? this.piscina.threads.find((w) => w.threadId === tid) : undefined;
+    if (thread) {
+      this.causes.set(tid, cause);
+      setTimeout(() => this.causes.delete(tid), 10_000).unref();
+      void thread.terminate();
+    }
   }
 
   private release(batch: InFlightBatch): void {
@@ -179,17 +188,17 @@ export class ThreadPool {
 
   private failed(batch: InFlightBatch, err: unknown): void {
     const started = Atomics.load(this.progress, batch.slot);
+    const tid = Atomics.load(this.owners, batch.slot);
     this.release(batch);
     const e = err as { code?: string; message?: string };
     let code = 'LC_WORKER_ERROR';
     let cause: string;
-    if (batch.abortCause) cause = batch.abortCause;
+    if (this.causes.has(tid)) cause = this.causes.get(tid)!;
     else if (e?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
       code = 'LC_WORKER_MEMORY';
       const names = [...new Set(batch.items.filter((it) => it.index < started).map((it) => `'${it.spec.id}'`))].join(', ');
       cause = `the thread ran out of memory (limit ${this.opts.memoryMb ?? 'default'} MB) while running worker ${names}`;
-    } else if (e?.message === 'Terminating worker thread') cause = this.lastTermination ?? 'the thread was terminated';
-    else cause = `the thread ended: ${describeError(err)}`;
+    } else cause = `the thread ended: ${describeError(err)}`;
     for (const it of batch.items) {
       if (it.done) continue;
       if (this.closing || it.index < started || ++it.attempts >= kMaxAttempts) {

@@ -1,0 +1,93 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
+import { fixtureSpec, inlineSpec, run } from '../fixtures/workers/thread/index.ts';
+
+/** A worker that misbehaves only when asked to, so its next message can show it works again. */
+function faulty(id: string, fault: string, over = {}) {
+  return inlineSpec(id, { 'main.js': `
+    module.exports = async (m) => {
+      if (m.parameters.fault) { ${fault} }
+      return 'fine ' + m.parameters.n;
+    };` }, over);
+}
+
+describe('ThreadDispatcher — faults end only the faulty work', function () {
+  let dir: string;
+  let d: ThreadDispatcher;
+  const bystander = fixtureSpec('handler', 'main.js', { id: 'bystander' });
+  before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')); d = new ThreadDispatcher({ cacheDir: dir, threads: 1 }); });
+  after(async () => { await d.close(1000); rmSync(dir, { recursive: true, force: true }); });
+
+  async function stillWorks(spec: ReturnType<typeof faulty>) {
+    expect(await run(d, spec, { n: 2 })).to.include({ status: 'ok', result: 'fine 2' });
+    expect((await run(d, bystander, { n: 4 })).result).to.deep.equal({ doubled: 8 });
+  }
+
+  it('an endless loop hits the timeout and its thread is replaced', async () => {
+    const spec = faulty('looper', 'for (;;) {}', { limits: { timeout: 300 } });
+    const out = await run(d, spec, { fault: true });
+    expect(out.status).to.equal('timeout');
+    expect(out.error).to.deep.include({ code: 'LC_WORKER_TIMEOUT' });
+    expect(out.error!.message).to.match(/'looper' did not finish within 300 ms/);
+    await stillWorks(spec);
+  });
+
+  it('process.exit(1) ends that instance only, with the exit code in the reason', async () => {
+    const spec = faulty('exiter', 'process.exit(1);');
+    const out = await run(d, spec, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error).to.deep.equal({ code: 'LC_WORKER_EXIT', message: 'worker called process.exit(1)' });
+    await stillWorks(spec);
+  });
+
+  it('an uncaught exception inside a setTimeout fails the message with its reason', async () => {
+    const spec = faulty('thrower', "await new Promise(() => setTimeout(() => { throw new Error('boom in timer'); }, 10));");
+    const out = await run(d, spec, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error).to.deep.equal({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in timer' });
+    await stillWorks(spec);
+  });
+
+  it('an uncaught exception in a callback the worker does not own is traced to it by its stack', async () => {
+    const spec = faulty('fsthrower', "await new Promise(() => require('node:fs').stat('.', () => { throw new Error('boom in fs callback'); }));");
+    const out = await run(d, spec, { fault: true });
+    expect(out.error).to.deep.equal({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in fs callback' });
+    await stillWorks(spec);
+  });
+
+  it('an unhandled rejection fails the message with its reason', async () => {
+    const spec = faulty('rejecter', "Promise.reject(new Error('nobody catches me')); await new Promise((r) => setTimeout(r, 2000));");
+    const out = await run(d, spec, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error).to.deep.equal({ code: 'LC_WORKER_ERROR', message: 'unhandled rejection: nobody catches me' });
+    await stillWorks(spec);
+  });
+
+  it('running out of memory gives an error naming the memory limit', async () => {
+    const spec = faulty('hog', 'const keep = []; for (;;) keep.push(new Array(1e5).fill(Math.random()));', { limits: { memory: 32, timeout: 15_000 } });
+    const out = await run(d, spec, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error!.code).to.equal('LC_WORKER_MEMORY');
+    expect(out.error!.message).to.match(/ran out of memory \(limit 32 MB\) while running worker 'hog'/);
+    await stillWorks(spec);
+  });
+
+  it("does not blame other workers for a timeout: started ones fail naming the cause, unstarted ones run again", async () => {
+    const slow = inlineSpec('slowpoke', { 'main.js': "module.exports = () => new Promise((r) => setTimeout(() => r('slow done'), 3000));" });
+    const looper = faulty('looper2', 'for (;;) {}', { limits: { timeout: 400 } });
+    const started = run(d, slow);
+    await new Promise((r) => setTimeout(r, 100));
+    const looping = run(d, looper, { fault: true });
+    await new Promise((r) => setTimeout(r, 100));
+    // Reaches the thread while it loops, so it never starts there.
+    const waiting = run(d, bystander, { n: 5 });
+    const [a, b, c] = await Promise.all([started, looping, waiting]);
+    expect(b.status).to.equal('timeout');
+    expect(a.status).to.equal('error');
+    expect(a.error!.message).to.equal("stopped because worker 'looper2' timed out");
+    expect(c).to.deep.include({ status: 'ok', result: { doubled: 10 } });
+  });
+});
