@@ -20,6 +20,7 @@ import type { Dispatcher } from './workers/dispatcher.ts';
 import { ThreadDispatcher } from './workers/dispatch/thread.ts';
 import { ProcessDispatcher } from './workers/dispatch/process.ts';
 import { IsolateDispatcher } from './workers/dispatch/isolate.ts';
+import { Bundler } from './workers/bundler.ts';
 import { createLivelyServer } from './server/http.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/firer.ts';
 import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
@@ -90,10 +91,14 @@ export class Runtime implements EventFirer {
     this.followWorkers();
 
     const cacheDir = path.join(config.dataDir, 'cache');
+    const bundler = new Bundler();
+    const threads = new ThreadDispatcher({ threads: config.threads, cacheDir, couchUrl: this.couchUrl, logger, bundler });
+    // The thread runtime is built now, so the first trigger does not pay for it.
+    await threads.start();
     this.dispatchers = [
       ...(this.opts.dispatchers ?? []),
-      new ThreadDispatcher({ threads: config.threads, cacheDir, couchUrl: this.couchUrl, logger }),
-      new IsolateDispatcher({ cacheDir, logger }),
+      threads,
+      new IsolateDispatcher({ cacheDir, logger, bundler }),
       new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, logger }),
     ];
     this.activations = new ActivationLog(this.db.logs, { retentionDays: config.logRetentionDays, logger });

@@ -116,7 +116,7 @@ export class Firing {
     const ev = byId !== undefined ? catalog.get(byId) : undefined;
     if (ev && !ev.disabled) return [this.matchById(ev, input)];
     if (result.kind === 'method') {
-      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `${input.path} accepts ${result.allowed.join(', ')}, not ${input.method}`, { allowed: result.allowed });
+      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `${input.path} accepts ${result.allowed.join(', ')}, not ${input.method}`, { allow: result.allowed });
     }
     throw new LivelyError('LC_NO_EVENT', `no event is triggered by ${input.method} ${input.path}`);
   }
@@ -127,7 +127,7 @@ export class Firing {
     const trigger = http.find((t) => t.methods === '*' || t.methods.includes(input.method));
     if (!trigger) {
       const methods = [...new Set(http.flatMap((t) => (t.methods === '*' ? [] : [...t.methods])))];
-      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `event "${ev.id}" accepts ${methods.join(', ')}, not ${input.method}`, { allowed: methods });
+      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `event "${ev.id}" accepts ${methods.join(', ')}, not ${input.method}`, { allow: methods });
     }
     let bindings = NO_BINDINGS;
     for (const [param, value] of Object.entries(trigger.parameters)) {

@@ -90,8 +90,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const route = lively[pathname];
     if (route === undefined) {
-      sendJson(res, 404, { error: 'LC_NOT_FOUND', reason: `no such path: ${pathname}` });
-      return;
+      throw new LivelyError('LC_NOT_FOUND', `no such path: ${pathname}`);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       throw new LivelyError('LC_METHOD_NOT_ALLOWED', `${pathname} accepts GET only`, { allow: ['GET', 'HEAD'] });

@@ -6,8 +6,6 @@
 import type { ServerResponse } from 'node:http';
 import { LivelyError } from '../shared/errors.ts';
 
-/** Not in the catalogue on purpose: it is never thrown, only reported for a bug. */
-export const kInternalError = 'LC_INTERNAL';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void {
   if (res.headersSent) {
@@ -37,5 +35,5 @@ export function sendError(res: ServerResponse, err: unknown, extra?: Record<stri
     return;
   }
   // The details of a bug go to the log (the caller's job), not to the client.
-  sendJson(res, 500, { error: kInternalError, reason: 'internal error' }, extra);
+  sendJson(res, 500, new LivelyError('LC_INTERNAL').toJSON(), extra);
 }

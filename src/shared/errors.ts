@@ -27,6 +27,9 @@ export const ErrorCatalogue = {
   LC_BAD_ATTACHMENT_NAME: { status: 400, message: 'attachment name not allowed' },
   LC_CHAIN_TOO_DEEP: { status: 508, message: 'event chain too deep' },
   LC_CONFIG: { status: 500, message: 'invalid configuration' },
+  LC_NOT_FOUND: { status: 404, message: 'no such path' },
+  /** reported for a bug: the details go to the log, never to the client. */
+  LC_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ErrorCatalogue;

@@ -232,10 +232,12 @@ export class ChildWorker {
   private onClose(code: number | null, signal: NodeJS.Signals | null): void {
     const job = this.job;
     if (!job) return;
-    // a clean exit ends the message (a one-shot script reads one line and exits)
-    if (code === 0) { job.finish({ kind: 'ok', result: job.result, logs: job.logs }); return; }
-    if (this.ending && signal) {
-      this.failJob(job, 'retired', new LivelyError('LC_WORKER_RETIRED', `${this.opts.label}: process stopped (${signal}) while handling the message`));
+    // A clean exit ends the message (a one-shot script reads one line and exits) — unless the
+    // runtime was stopping the process: then it exited on stdin end or a signal without answering.
+    if (code === 0 && !this.ending) { job.finish({ kind: 'ok', result: job.result, logs: job.logs }); return; }
+    if (this.ending) {
+      const how = signal ? `stopped (${signal})` : `exited with code ${code} after its stdin was closed`;
+      this.failJob(job, 'retired', new LivelyError('LC_WORKER_RETIRED', `${this.opts.label}: process ${how} while handling the message`));
       return;
     }
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
