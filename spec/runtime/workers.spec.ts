@@ -1,0 +1,124 @@
+/**
+ * The whole path with real workers: HTTP → matcher → registry → gate → thread pool,
+ * child processes and isolates, on the suite's store.
+ */
+import { expect } from 'chai';
+import { request } from 'undici';
+import type { Runtime } from '../../src/runtime.ts';
+import { connect } from '../../src/store/couch.ts';
+import { couchUrl } from '../support/couch.ts';
+import { eventually, startRuntime } from '../support/runtime.ts';
+
+const att = (code: string, type = 'application/javascript') => ({ content_type: type, data: Buffer.from(code).toString('base64') });
+
+async function call(rt: Runtime, path: string, method = 'GET') {
+  const res = await request(rt.url + path, { method: method as 'GET' });
+  return { status: res.statusCode, body: (await res.body.json()) as Record<string, any> };
+}
+
+describe('workers through the runtime', function () {
+  this.timeout(30_000);
+  let rt: Runtime;
+  let records: string;
+
+  before(async () => {
+    rt = await startRuntime({ config: { maxWorkerQueue: 0 } });
+    records = `${rt.config.dbPrefix}records`;
+    await connect(couchUrl()).db.create(records);
+    await rt.db.workers.bulk({ docs: [
+      { _id: 'send_email', arguments: {}, delegate: 'sendmail.js', type: 'node', _attachments: {
+        'sendmail.js': att(`const other = require('./someOtherScript.js');
+process.stdin.on('data', (d) => {
+  const msg = JSON.parse(d.toString());
+  console.log('recipient from stdin: ' + msg.arguments.recipient);
+  console.log(JSON.stringify({ result: { to: msg.arguments.recipient, signature: other.sign(msg.arguments.recipient) } }));
+});`),
+        'someOtherScript.js': att(`exports.sign = (to) => 'signed for ' + to;`),
+      } },
+      { _id: 'py_sender', type: 'python', delegate: 'main.py', _attachments: { 'main.py': att(`import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    print(json.dumps({"emit": "sent", "parameters": {"to": msg["arguments"]["to"]}}), flush=True)
+    print(json.dumps({"result": {"sent": True}}), flush=True)
+`, 'text/x-python') } },
+      { _id: 'recorder', type: 'node', delegate: 'index.js', couch: true, arguments: { db: records }, _attachments: { 'index.js': att(`const { couch } = require('livelycouch/worker');
+module.exports = async (msg) => {
+  await couch.use(msg.arguments.db).insert({ trigger: msg.trigger, path: msg.path, parameters: msg.parameters });
+  return { recorded: true };
+};`) } },
+      { _id: 'failing', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = async () => { throw new Error('boom'); };`) } },
+      { _id: 'slow', type: 'node', delegate: 'index.js', concurrency: 1, _attachments: { 'index.js': att(`module.exports = (msg) => new Promise((r) => setTimeout(() => r({ slept: true }), msg.parameters.ms ?? 0));`) } },
+      { _id: 'versioned', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = () => ({ version: 1 });`) } },
+      { _id: 'sandboxed', type: 'isolate', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = (msg) => ({ doubled: msg.parameters.n * 2, hasProcess: typeof process !== 'undefined' });`) } },
+    ] });
+    await rt.db.events.bulk({ docs: [
+      { _id: 'email_event', trigger: { '/send_email': { method: 'GET' } }, workers: { send_email: { recipient: 'support@yourcompany.com' } } },
+      { _id: 'py_send', trigger: { '/py/send': {} }, workers: { py_sender: { to: 'ops@example.com' } } },
+      { _id: 'on_sent', trigger: { '/py_sender/sent': {} }, workers: { recorder: {} } },
+      { _id: 'fail', trigger: { '/fail': {} }, workers: { failing: {} } },
+      { _id: 'on_error', trigger: { '/lively/worker_error/:worker': {} }, workers: { recorder: { failed: ':worker' } } },
+      { _id: 'slow', trigger: { '/slow': {} }, workers: { slow: {} } },
+      { _id: 'versioned', trigger: { '/versioned': {} }, workers: { versioned: {} } },
+      { _id: 'sandboxed', trigger: { '/sandboxed': {} }, workers: { sandboxed: {} } },
+    ] });
+    await eventually(() => rt.catalog.matcher.size >= 8, 5_000, 'events loaded');
+  });
+  after(() => rt.stop());
+
+  async function recorded(where: (doc: Record<string, any>) => boolean): Promise<Record<string, any> | undefined> {
+    const page = await connect(couchUrl()).use<Record<string, any>>(records).list({ include_docs: true });
+    return page.rows.map((r) => r.doc!).find(where);
+  }
+
+  it("the seed's send_email worker reads recipient from stdin and calls into someOtherScript.js (?wait=true)", async () => {
+    const r = await call(rt, '/_events/email_event?wait=true');
+    expect(r.status).to.equal(200);
+    const o = r.body.outcomes[0];
+    expect(o.status).to.equal('ok');
+    expect(o.result).to.deep.equal({ to: 'support@yourcompany.com', signature: 'signed for support@yourcompany.com' });
+    expect(o.logs.map((l: { msg: string }) => l.msg)).to.include('recipient from stdin: support@yourcompany.com');
+  });
+
+  it('a python worker emits an event that fires a second event, whose node worker records it', async () => {
+    const r = await call(rt, '/_events/py/send?wait=true');
+    expect(r.body.outcomes[0]).to.include({ worker: 'py_sender', status: 'ok' });
+    let doc: Record<string, any> | undefined;
+    await eventually(async () => !!(doc = await recorded((d) => d.path === '/py_sender/sent')), 10_000, 'the emitted event recorded');
+    expect(doc!.trigger).to.equal('event');
+    expect(doc!.parameters.to).to.equal('ops@example.com');
+  });
+
+  it('a failing worker reports error with its reason, and fires /lively/worker_error/<name>', async () => {
+    const r = await call(rt, '/_events/fail?wait=true');
+    expect(r.body.outcomes[0].status).to.equal('error');
+    expect(r.body.outcomes[0].error.message).to.contain('boom');
+    let doc: Record<string, any> | undefined;
+    await eventually(async () => !!(doc = await recorded((d) => d.path === '/lively/worker_error/failing')), 10_000, 'the lifecycle event recorded');
+    expect(doc!.trigger).to.equal('lively');
+    expect(doc!.parameters.failed).to.equal('failing');
+  });
+
+  it('a worker whose concurrency and queue are full gets 503 for the next trigger; it works again after', async () => {
+    expect((await call(rt, '/_events/slow?wait=true')).status).to.equal(200); // warm: its limits are known
+    const first = await call(rt, '/_events/slow?ms=400');
+    expect(first.status).to.equal(202);
+    const second = await call(rt, '/_events/slow');
+    expect(second.status).to.equal(503);
+    expect(second.body.error).to.equal('LC_QUEUE_FULL');
+    await eventually(async () => (await call(rt, '/_events/slow?wait=true')).status === 200, 5_000, 'slow worker free again');
+  });
+
+  it('editing a worker document changes what the next trigger returns, without a restart', async () => {
+    expect((await call(rt, '/_events/versioned?wait=true')).body.outcomes[0].result).to.deep.equal({ version: 1 });
+    const cur = await rt.db.workers.get('versioned');
+    await rt.db.workers.insert({ ...cur, _attachments: { 'index.js': att(`module.exports = () => ({ version: 2 });`) } });
+    await eventually(async () => (await call(rt, '/_events/versioned?wait=true')).body.outcomes[0].result?.version === 2, 5_000, 'new revision served');
+  });
+
+  it('an isolate worker returns a result and sees no process', async () => {
+    const r = await call(rt, '/_events/sandboxed?n=21&wait=true');
+    expect(r.body.outcomes[0]).to.include({ status: 'ok' });
+    // query values are strings: "21" * 2 is 42 in JavaScript
+    expect(r.body.outcomes[0].result).to.deep.equal({ doubled: 42, hasProcess: false });
+  });
+});
