@@ -1,0 +1,126 @@
+/**
+ * `livelycouch start` as a user runs it: its own embedded store on disk, killed under it;
+ * SIGTERM with work in flight; SIGKILL leaving nothing behind.
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { connect } from '../../src/store/couch.ts';
+import { eventually } from '../support/runtime.ts';
+
+const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const att = (code: string, type = 'application/javascript') => ({ content_type: type, data: Buffer.from(code).toString('base64') });
+
+interface Started { proc: ChildProcess; url: string; storeUrl: string; dataDir: string }
+
+async function startCli(): Promise<Started> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
+  const env = { ...process.env };
+  delete env.COUCHDB_URL; // this spec is about the embedded store the CLI starts itself
+  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'start', '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`livelycouch start exited with ${code}`)));
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      const m = /listening on (\S+)/.exec(line);
+      if (m) resolve(m[1]!);
+    });
+  });
+  const state = JSON.parse(readFileSync(path.join(dataDir, 'runtime.json'), 'utf8')) as { storeUrl: string };
+  return { proc, url, storeUrl: state.storeUrl, dataDir };
+}
+
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const exited = (p: ChildProcess) => new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
+
+async function deploy(s: Started): Promise<void> {
+  const nano = connect(s.storeUrl);
+  await nano.use('lively_workers').bulk({ docs: [
+    { _id: 'pid', type: 'python', delegate: 'main.py', _attachments: { 'main.py': att(`import json, os, sys, time
+for line in sys.stdin:
+    msg = json.loads(line)
+    time.sleep(float(msg["parameters"].get("ms", 0)) / 1000)
+    print(json.dumps({"result": {"pid": os.getpid()}}), flush=True)
+`, 'text/x-python') } },
+  ] });
+  await nano.use('lively_events').insert({ _id: 'pid', trigger: { '/pid': {} }, workers: { pid: {} } });
+}
+
+async function trigger(url: string): Promise<{ status: number; body: any }> {
+  const res = await request(url);
+  return { status: res.statusCode, body: await res.body.json() };
+}
+
+describe('livelycouch start (embedded store, real processes)', function () {
+  this.timeout(60_000);
+
+  it('survives a kill -9 of its embedded store: restarts it and triggers work again', async () => {
+    const s = await startCli();
+    try {
+      await deploy(s);
+      await eventually(async () => (await trigger(`${s.url}/_events/pid?wait=true`)).status === 200, 10_000, 'event deployed');
+      const status = await trigger(`${s.url}/_lively/status`);
+      const storePid = status.body.store.pid as number;
+      expect(alive(storePid)).to.equal(true);
+      process.kill(storePid, 'SIGKILL');
+      // Warm triggers never needed the store; the runtime must also bring the store back.
+      await eventually(async () => {
+        const st = await trigger(`${s.url}/_lively/status`).catch(() => undefined);
+        return st?.status === 200 && typeof st.body.store.pid === 'number' && st.body.store.pid !== storePid && alive(st.body.store.pid);
+      }, 20_000, 'a new store process');
+      await eventually(async () => (await trigger(`${s.url}/_lively/health`)).status === 200, 20_000, 'healthy again');
+      const r = await trigger(`${s.url}/_events/pid?wait=true`);
+      expect(r.body.outcomes[0].status).to.equal('ok');
+      // The events feed resumed: a new event works without a restart.
+      await connect(s.storeUrl).use('lively_events').insert({ _id: 'late', trigger: { '/late': {} }, workers: { pid: {} } });
+      await eventually(async () => (await trigger(`${s.url}/_events/late?wait=true`)).status === 200, 10_000, 'event added after the restart');
+    } finally {
+      s.proc.kill('SIGTERM');
+      await exited(s.proc);
+    }
+  });
+
+  const started: Started[] = [];
+  afterEach(() => { for (const s of started.splice(0)) if (s.proc.exitCode === null) s.proc.kill('SIGKILL'); });
+
+  async function warmUp(s: Started): Promise<{ status: number; body: any }> {
+    let warm: { status: number; body: any } | undefined;
+    await eventually(async () => (warm = await trigger(`${s.url}/_events/pid?wait=true`)).status === 200, 10_000, 'event deployed');
+    return warm!;
+  }
+
+  it('SIGTERM lets a message in flight finish, then exits 0 with no worker process left', async () => {
+    const s = await startCli();
+    started.push(s);
+    await deploy(s);
+    const warm = await warmUp(s);
+    const workerPid = warm.body.outcomes[0].result.pid as number;
+    const inflight = trigger(`${s.url}/_events/pid?ms=600&wait=true`);
+    await new Promise((r) => setTimeout(r, 200));
+    s.proc.kill('SIGTERM');
+    const r = await inflight;
+    expect(r.status).to.equal(200);
+    expect(r.body.outcomes[0]).to.include({ status: 'ok' });
+    expect(r.body.outcomes[0].result.pid).to.equal(workerPid);
+    expect(await exited(s.proc)).to.equal(0);
+    await eventually(() => !alive(workerPid), 5_000, 'worker process gone');
+  });
+
+  it('SIGKILL of the runtime leaves neither worker processes nor the store behind', async () => {
+    const s = await startCli();
+    started.push(s);
+    await deploy(s);
+    const warm = await warmUp(s);
+    const workerPid = warm.body.outcomes[0].result.pid as number;
+    const storePid = (await trigger(`${s.url}/_lively/status`)).body.store.pid as number;
+    expect(alive(workerPid) && alive(storePid)).to.equal(true);
+    s.proc.kill('SIGKILL');
+    await exited(s.proc);
+    await eventually(() => !alive(workerPid), 10_000, 'worker process gone');
+    await eventually(() => !alive(storePid), 10_000, 'store process gone');
+  });
+});
