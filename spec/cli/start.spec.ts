@@ -47,7 +47,7 @@ for line in sys.stdin:
     print(json.dumps({"result": {"pid": os.getpid()}}), flush=True)
 `, 'text/x-python') } },
   ] });
-  await nano.use('lively_events').insert({ _id: 'pid', trigger: { '/pid': {} }, workers: { pid: {} } });
+  await nano.use<Record<string, unknown>>('lively_events').insert({ _id: 'pid', trigger: { '/pid': {} }, workers: { pid: {} } });
 }
 
 async function trigger(url: string): Promise<{ status: number; body: any }> {
@@ -76,7 +76,7 @@ describe('livelycouch start (embedded store, real processes)', function () {
       const r = await trigger(`${s.url}/_events/pid?wait=true`);
       expect(r.body.outcomes[0].status).to.equal('ok');
       // The events feed resumed: a new event works without a restart.
-      await connect(s.storeUrl).use('lively_events').insert({ _id: 'late', trigger: { '/late': {} }, workers: { pid: {} } });
+      await connect(s.storeUrl).use<Record<string, unknown>>('lively_events').insert({ _id: 'late', trigger: { '/late': {} }, workers: { pid: {} } });
       await eventually(async () => (await trigger(`${s.url}/_events/late?wait=true`)).status === 200, 10_000, 'event added after the restart');
     } finally {
       s.proc.kill('SIGTERM');
