@@ -25,27 +25,48 @@ interface Running { key: string; feed: ChangesFeed }
 
 export class ChangesTriggers {
   private readonly running = new Map<string, Running[]>();
+  private readonly latest = new Map<string, EventDef | undefined>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private closed = false;
 
   constructor(private readonly opts: ChangesTriggerOptions) {}
 
-  /** Reconciles one event's feeds with its current definition. */
-  async set(id: string, event: EventDef | undefined): Promise<void> {
+  /**
+   * Reconciles one event's feeds with its current definition. Calls for one event run one
+   * after another; a trigger that cannot start (its database is missing, the store is away)
+   * is retried with backoff for as long as the event stays as it is.
+   */
+  set(id: string, event: EventDef | undefined): Promise<void> {
+    this.latest.set(id, event);
+    const next = (this.chains.get(id) ?? Promise.resolve()).then(() => this.reconcile(id, event));
+    this.chains.set(id, next.catch(() => undefined));
+    return next;
+  }
+
+  private async reconcile(id: string, event: EventDef | undefined, attempt = 0): Promise<void> {
+    if (this.latest.get(id) !== event || this.closed) return; // a newer definition is queued
     const wanted = !event || event.disabled ? [] : event.triggers.filter((t): t is ChangesTrigger => t.kind === 'changes');
     const keys = wanted.map((t) => `${id}:${digest(t)}`);
     const current = this.running.get(id) ?? [];
     if (current.length === keys.length && current.every((r, i) => r.key === keys[i])) {
       return; // same triggers: keep the feeds (and their positions) running
     }
-    for (const r of current) await r.feed.stop();
+    await Promise.all(current.map((r) => r.feed.stop()));
     this.running.delete(id);
-    if (!event || wanted.length === 0) return;
+    if (!event || wanted.length === 0) { this.latest.delete(id); return; }
     const started: Running[] = [];
     this.running.set(id, started);
     for (let i = 0; i < wanted.length; i++) {
       try {
         started.push({ key: keys[i]!, feed: await this.start(event, wanted[i]!, keys[i]!) });
       } catch (err) {
-        this.opts.logger.warn('changes trigger not started', { event: id, db: wanted[i]!.db, error: describeError(err) });
+        const delay = Math.min(60_000, 1_000 * 2 ** attempt);
+        this.opts.logger.warn('changes trigger not started; retrying', { event: id, db: wanted[i]!.db, error: describeError(err), in: delay });
+        const t = setTimeout(() => {
+          this.chains.set(id, (this.chains.get(id) ?? Promise.resolve()).then(() => this.reconcile(id, event, attempt + 1)).catch(() => undefined));
+        }, delay);
+        t.unref();
+        return;
       }
     }
   }
@@ -59,7 +80,9 @@ export class ChangesTriggers {
       const cp = (await this.opts.checkpoints.get(checkpointId)) as unknown as { _rev: string; seq: string };
       since = cp.seq;
       rev = cp._rev;
-    } catch {
+    } catch (err) {
+      // Only a missing checkpoint means a first start; anything else must not skip changes.
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
       // First start: from now on, remembered at once so a restart before the first change misses nothing.
       since = String((await db.info()).update_seq);
       rev = (await this.opts.checkpoints.insert({ _id: checkpointId, seq: since, event: event.id, db: trigger.db } as never)).rev;
@@ -88,6 +111,7 @@ export class ChangesTriggers {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const all = [...this.running.values()].flat();
     this.running.clear();
     await Promise.all(all.map((r) => r.feed.stop()));
