@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { makeConfig } from '../src/config/index.ts';
 import { Runtime } from '../src/runtime.ts';
+import { createLogger } from '../src/shared/log.ts';
 import { deployDir } from '../src/runtime/deploy.ts';
 
 const mode = process.argv[2];
@@ -52,15 +53,32 @@ async function main(): Promise<void> {
     }));
   } else if (mode === 'runtime') {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-'));
-    const config = makeConfig({ port: 0, dataDir, embeddedMemory: true, sample: false, logLevel: 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism() });
-    const rt = await new Runtime({ config }).start();
+    const config = makeConfig({ port: 0, dataDir, embeddedMemory: true, sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism() });
+    const rt = await new Runtime({ config, logger: createLogger(config.logLevel) }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     for (;;) { if (rt.catalog.matcher.size >= 4) break; await new Promise((r) => setTimeout(r, 20)); }
+    const profile = await startProfile();
     process.stdout.write(`READY ${rt.url}\n`);
-    process.on('SIGTERM', () => { void rt.stop(2_000).then(() => process.exit(0)); });
+    process.on('SIGTERM', () => { process.stderr.write('target: SIGTERM\n'); void profile().then(() => rt.stop(2_000)).then(() => process.exit(0)); });
   } else {
     throw new Error(`unknown mode ${mode}`);
   }
+}
+
+/** BENCH_PROFILE=<file>: a CPU profile of the runtime's main thread, written on SIGTERM. */
+async function startProfile(): Promise<() => Promise<void>> {
+  const file = process.env.BENCH_PROFILE;
+  if (!file) return async () => {};
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+  };
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

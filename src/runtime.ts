@@ -240,14 +240,22 @@ export class Runtime implements EventFirer {
   async stop(deadlineMs = 10_000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    const { logger } = this;
     const until = Date.now() + deadlineMs;
     await this.server?.close();
+    logger.debug('stopping: server closed');
     while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));
+    logger.debug('stopping: dispatchers closed');
     this.scheduleTriggers?.close();
     await this.changesTriggers?.close();
-    await Promise.all(this.feeds.map((f) => f.stop()));
+    logger.debug('stopping: changes triggers stopped');
+    await Promise.all(this.feeds.map((f, i) => f.stop().then(() => logger.debug('stopping: feed stopped', { i }))));
+    logger.debug('stopping: feeds stopped');
     await this.activations?.close().catch(() => undefined);
+    logger.debug('stopping: activation log flushed');
     await this.store?.stop();
+    logger.debug('stopped');
   }
+
 }

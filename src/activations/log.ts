@@ -1,6 +1,9 @@
 /**
  * Activation records in the logs database, written in batches so that logging never
- * throttles triggering. Record ids start with the ISO time, so pruning old records is a
+ * throttles triggering: each flush writes ONE document holding every record since the last
+ * (`{ type: "activations", activations: [...] }`). A document per firing would cost the store
+ * more than the firing itself at thousands of triggers a second; a document per batch costs
+ * one write. Document ids start with the ISO time of their first record, so pruning is a
  * range read of `_all_docs` — no view needed, on CouchDB and on the embedded store alike.
  * When the store cannot keep up the buffer is bounded: the oldest unwritten records are
  * dropped and counted (`dropped` in status), never the triggers.
@@ -43,7 +46,8 @@ function compact(w: WorkerOutcome): WorkerOutcome {
 }
 
 export class ActivationLog {
-  private buffer: Array<Record<string, unknown>> = [];
+  private buffer: ActivationRecord[] = [];
+  private batchSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
@@ -54,9 +58,9 @@ export class ActivationLog {
   dropped = 0;
 
   constructor(private readonly db: DocumentScope<Record<string, unknown>>, private readonly opts: ActivationLogOptions) {
-    this.flushMs = opts.flushMs ?? 250;
+    this.flushMs = opts.flushMs ?? 1_000;
     this.maxBuffer = opts.maxBuffer ?? 20_000;
-    this.maxBatch = opts.maxBatch ?? 2_000;
+    this.maxBatch = opts.maxBatch ?? 5_000;
   }
 
   start(): void {
@@ -73,12 +77,7 @@ export class ActivationLog {
       this.buffer.shift();
       this.dropped++;
     }
-    this.buffer.push({
-      _id: `${new Date(rec.started).toISOString()}-${rec.activation}`,
-      type: 'activation',
-      ...rec,
-      workers: rec.workers.map(compact),
-    });
+    this.buffer.push(rec);
   }
 
   /** Writes what is buffered; concurrent callers share one write. */
@@ -90,7 +89,7 @@ export class ActivationLog {
         while (this.buffer.length > 0) {
           const batch = this.buffer.splice(0, this.maxBatch);
           try {
-            await this.db.bulk({ docs: batch });
+            await this.db.insert(this.batchDoc(batch));
             this.written += batch.length;
           } catch (err) {
             // The store is away (restarting): put the batch back, bounded, and try on the next tick.
@@ -106,6 +105,16 @@ export class ActivationLog {
       }
     })();
     return this.flushing;
+  }
+
+  private batchDoc(batch: ActivationRecord[]): Record<string, unknown> {
+    const first = batch[0]!;
+    return {
+      _id: `${new Date(first.started).toISOString()}-${first.activation}-${(this.batchSeq++).toString(36)}`,
+      type: 'activations',
+      count: batch.length,
+      activations: batch.map((rec) => ({ ...rec, workers: rec.workers.map(compact) })),
+    };
   }
 
   /** Deletes records older than the retention period. */

@@ -55,6 +55,7 @@ export class ChangesFeed extends EventEmitter {
   #controller: AbortController | undefined;
   #running = false;
   #done: Promise<void> | undefined;
+  #batch: Promise<void> | undefined;
 
   constructor(db: nano.DocumentScope<unknown>, options: ChangesFeedOptions) {
     super();
@@ -88,12 +89,17 @@ export class ChangesFeed extends EventEmitter {
     return this;
   }
 
-  /** Stops the feed; resolves once no batch is being handled any more. */
+  /**
+   * Stops the feed; resolves once no batch is being handled any more. A longpoll still
+   * waiting on the store is abandoned, not awaited: under load the store may take its full
+   * timeout to answer, and nothing it says after stop() is handled.
+   */
   async stop(): Promise<void> {
-    if (!this.#running) return this.#done;
-    this.#running = false;
-    this.#controller?.abort();
-    await this.#done;
+    if (this.#running) {
+      this.#running = false;
+      this.#controller?.abort();
+    }
+    await this.#batch;
   }
 
   async #loop(signal: AbortSignal): Promise<void> {
@@ -117,11 +123,15 @@ export class ChangesFeed extends EventEmitter {
         backoff = Math.min(backoff * 2, maxBackoff);
         continue;
       }
+      if (signal.aborted) break;
       backoff = kBackoffStart;
       const lastSeq = String(page.last_seq);
       if (page.results.length > 0) {
+        // Handling and checkpointing are one unit that stop() waits for.
+        const unit = this.#handle(page.results, lastSeq);
+        this.#batch = unit.then(() => undefined, () => undefined);
         try {
-          await this.#opts.onBatch(page.results, lastSeq);
+          await unit;
         } catch (err) {
           // the batch is not acknowledged: it is delivered again from the same `since`
           logger.error('changes batch failed; retrying it', { db: this.#db.config.db, error: describeError(err) });
@@ -130,17 +140,21 @@ export class ChangesFeed extends EventEmitter {
           backoff = Math.min(backoff * 2, maxBackoff);
           continue;
         }
-        this.#since = lastSeq;
-        if (this.#opts.checkpoint) {
-          await this.#opts.checkpoint(lastSeq).catch((err) =>
-            logger.warn('changes checkpoint failed', { db: this.#db.config.db, error: describeError(err) }));
-        }
         this.emit('batch', page.results, lastSeq);
       } else {
         this.#since = lastSeq;
       }
     }
     this.emit('stop');
+  }
+
+  async #handle(results: ChangeRow[], lastSeq: string): Promise<void> {
+    await this.#opts.onBatch(results, lastSeq);
+    this.#since = lastSeq;
+    if (this.#opts.checkpoint) {
+      await this.#opts.checkpoint(lastSeq).catch((err) =>
+        this.#opts.logger.warn('changes checkpoint failed', { db: this.#db.config.db, error: describeError(err) }));
+    }
   }
 
   async #poll(signal: AbortSignal): Promise<{ results: ChangeRow[]; last_seq: string }> {
