@@ -4,6 +4,7 @@ import type { Runtime } from '../../src/runtime.ts';
 import { connect } from '../../src/store/couch.ts';
 import { couchUrl } from '../support/couch.ts';
 import { RecordingDispatcher } from '../support/recording-dispatcher.ts';
+import { expandBatch, type BatchDoc } from '../../src/activations/log.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
 
 const seedEvent = {
@@ -153,10 +154,13 @@ describe('HTTP triggers through the runtime (recording dispatcher)', () => {
     const r = await get(rt, '/_events/email_event?wait=true');
     await rt.activations.flush();
     const page = await rt.db.logs.list({ include_docs: true });
-    const rec = page.rows.map((x) => x.doc as Record<string, unknown>).find((d) => d.activation === r.body.activation);
+    const batches = page.rows.map((x) => x.doc as unknown as BatchDoc).filter((d) => d.type === 'activations');
+    const rec = batches.flatMap(expandBatch).find((d) => d.activation === r.body.activation);
     expect(rec).to.exist;
     expect(rec!.events).to.deep.equal(['email_event']);
-    expect((rec!.workers as Array<{ status: string }>)[0]!.status).to.equal('ok');
+    expect(rec!.trigger).to.equal('http');
+    expect(rec!.workers[0]).to.include({ worker: 'send_email', status: 'ok' });
+    expect(rec!.workers[0]!.result).to.deep.equal({ echoed: { recipient: 'support@yourcompany.com' } });
   });
 });
 

@@ -1,9 +1,11 @@
 /**
  * Activation records in the logs database, written in batches so that logging never
- * throttles triggering: each flush writes ONE document holding every record since the last
- * (`{ type: "activations", activations: [...] }`). A document per firing would cost the store
- * more than the firing itself at thousands of triggers a second; a document per batch costs
- * one write. Document ids start with the ISO time of their first record, so pruning is a
+ * throttles triggering: each flush writes ONE document holding every record since the last.
+ * A document per firing would cost the store more than the firing itself at thousands of
+ * triggers a second; a document per batch costs one write, and its columnar form (one array
+ * per field, see BatchDoc) keeps it small: every activation is there with its events, workers,
+ * statuses and duration; results, logs and errors are kept for every failed activation and for
+ * the first `detailed` ones of each batch. `expandBatch` turns a batch back into records. Document ids start with the ISO time of their first record, so pruning is a
  * range read of `_all_docs` — no view needed, on CouchDB and on the embedded store alike.
  * When the store cannot keep up the buffer is bounded: the oldest unwritten records are
  * dropped and counted (`dropped` in status), never the triggers.
@@ -24,10 +26,32 @@ export interface ActivationRecord {
   workers: WorkerOutcome[];
 }
 
+/** The stored form of one batch. Arrays are indexed by activation. */
+export interface BatchDoc {
+  _id: string;
+  type: 'activations';
+  count: number;
+  activation: string[];
+  /** the activation's events, comma-separated. */
+  events: string[];
+  trigger: TriggerKind[];
+  path: Array<string | null>;
+  method: Array<string | null>;
+  /** ms since the epoch. */
+  started: number[];
+  durationMs: number[];
+  /** per activation: "worker:status" for each worker, comma-separated. */
+  workers: string[];
+  /** activation → its workers' full outcomes (results, logs, errors). */
+  details: Record<string, WorkerOutcome[]>;
+}
+
 export interface ActivationLogOptions {
   flushMs?: number;
   maxBuffer?: number;
   maxBatch?: number;
+  /** ok activations per batch whose results and logs are kept (failures always are). */
+  detailed?: number;
   retentionDays: number;
   logger: Logger;
 }
@@ -89,7 +113,7 @@ export class ActivationLog {
         while (this.buffer.length > 0) {
           const batch = this.buffer.splice(0, this.maxBatch);
           try {
-            await this.db.insert(this.batchDoc(batch));
+            await this.db.insert(this.batchDoc(batch) as unknown as Record<string, unknown>);
             this.written += batch.length;
           } catch (err) {
             // The store is away (restarting): put the batch back, bounded, and try on the next tick.
@@ -107,17 +131,34 @@ export class ActivationLog {
     return this.flushing;
   }
 
-  private batchDoc(batch: ActivationRecord[]): Record<string, unknown> {
+  private batchDoc(batch: ActivationRecord[]): BatchDoc {
     const first = batch[0]!;
-    return {
+    const doc: BatchDoc = {
       _id: `${new Date(first.started).toISOString()}-${first.activation}-${(this.batchSeq++).toString(36)}`,
-      type: 'activations',
-      count: batch.length,
-      activations: batch.map((rec) => ({ ...rec, workers: rec.workers.map(compact) })),
+      type: 'activations', count: batch.length,
+      activation: [], events: [], trigger: [], path: [], method: [], started: [], durationMs: [], workers: [], details: {},
     };
+    let detailed = 0;
+    const budget = this.opts.detailed ?? 100;
+    for (const rec of batch) {
+      doc.activation.push(rec.activation);
+      doc.events.push(rec.events.join(','));
+      doc.trigger.push(rec.trigger);
+      doc.path.push(rec.path ?? null);
+      doc.method.push(rec.method ?? null);
+      doc.started.push(rec.started);
+      doc.durationMs.push(Math.round(rec.durationMs * 100) / 100);
+      doc.workers.push(rec.workers.map((w) => `${w.worker}:${w.status}`).join(','));
+      const failed = rec.workers.some((w) => w.status !== 'ok');
+      if (failed || detailed < budget) {
+        detailed++;
+        doc.details[rec.activation] = rec.workers.map(compact);
+      }
+    }
+    return doc;
   }
 
-  /** Deletes records older than the retention period. */
+  /** Deletes batches older than the retention period. */
   async prune(now = Date.now()): Promise<number> {
     const cutoff = new Date(now - this.opts.retentionDays * 86_400_000).toISOString();
     let deleted = 0;
@@ -135,4 +176,21 @@ export class ActivationLog {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     await this.flush();
   }
+}
+
+/** The records of one stored batch; outcomes without details carry worker and status only. */
+export function expandBatch(doc: BatchDoc): ActivationRecord[] {
+  return doc.activation.map((activation, i) => ({
+    activation,
+    events: doc.events[i] ? doc.events[i]!.split(',') : [],
+    trigger: doc.trigger[i]!,
+    ...(doc.path[i] !== null ? { path: doc.path[i]! } : {}),
+    ...(doc.method[i] !== null ? { method: doc.method[i]! } : {}),
+    started: doc.started[i]!,
+    durationMs: doc.durationMs[i]!,
+    workers: doc.details[activation] ?? (doc.workers[i] ? doc.workers[i]!.split(',') : []).map((ws) => {
+      const at = ws.lastIndexOf(':');
+      return { worker: ws.slice(0, at), status: ws.slice(at + 1) as WorkerOutcome['status'], logs: [], durationMs: 0 };
+    }),
+  }));
 }

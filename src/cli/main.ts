@@ -19,6 +19,7 @@ import { connect } from '../store/couch.ts';
 import { initStore } from '../store/init.ts';
 import { deployDir } from '../runtime/deploy.ts';
 import { parseArgs } from './args.ts';
+import { expandBatch, type BatchDoc } from '../activations/log.ts';
 
 const USAGE = `usage: livelycouch <start|init|deploy <dir>|trigger <path>|status|logs [-f]> [options]
 options: --port N --host H --data DIR --couch URL --prefix P --threads N --writer-role R
@@ -116,13 +117,17 @@ async function main(argv: string[]): Promise<void> {
     case 'logs':
       return withStore(c, async (url) => {
         const db = connect(url).use<Record<string, unknown>>(`${c.dbPrefix}logs`);
-        const page = await db.list({ descending: true, limit: 20, include_docs: true });
-        for (const row of page.rows.reverse()) if (row.doc) process.stdout.write(JSON.stringify(row.doc) + '\n');
+        const print = (doc: unknown) => {
+          const d = doc as BatchDoc;
+          if (d && d.type === 'activations') for (const rec of expandBatch(d)) process.stdout.write(JSON.stringify(rec) + '\n');
+        };
+        const page = await db.list({ descending: true, limit: 5, include_docs: true });
+        for (const row of page.rows.reverse()) print(row.doc);
         if (!args.flags.f && !args.flags.follow) return;
         let since = 'now';
         for (;;) {
           const ch = await db.changes({ since, feed: 'longpoll', include_docs: true, timeout: 30_000 } as never);
-          for (const r of ch.results as Array<{ doc?: unknown; deleted?: boolean }>) if (r.doc && !r.deleted) process.stdout.write(JSON.stringify(r.doc) + "\n");
+          for (const r of ch.results as Array<{ doc?: unknown; deleted?: boolean }>) if (!r.deleted) print(r.doc);
           since = String(ch.last_seq);
         }
       });
