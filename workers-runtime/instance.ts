@@ -35,7 +35,12 @@ export class MessageRecord {
   hasLineResult = false;
   finished = false;
   tracked?: Tracked;
-  constructor(readonly id: number, readonly message: WorkerMessage, readonly batch: unknown) {}
+  private parsed?: WorkerMessage;
+  constructor(readonly id: number, readonly line: string, readonly batch: unknown) {}
+  /** parsed on first use: a stdin-style worker only ever needs the line. */
+  get message(): WorkerMessage {
+    return (this.parsed ??= JSON.parse(this.line) as WorkerMessage);
+  }
   log(level: LogLevel, msg: string): void {
     if (this.logs.length < kMaxLogsPerMessage) this.logs.push({ t: Date.now(), level, msg });
   }
@@ -128,7 +133,7 @@ export class WorkerInstance {
     }
     rec.tracked = track(() => this.succeeded(rec, undefined));
     this.stdinOwners.push(rec.tracked);
-    try { this.stdin.push(JSON.stringify(rec.message) + '\n'); } catch (e) { this.fault(e, 'uncaught exception'); }
+    try { this.stdin.push(rec.line + '\n'); } catch (e) { this.fault(e, 'uncaught exception'); }
   }
 
   /**

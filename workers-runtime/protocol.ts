@@ -27,7 +27,8 @@ export interface TaskGroup {
   env: Record<string, string>;
   couch: boolean;
   idleMs: number;
-  items: { id: number; message: WorkerMessage }[];
+  /** each message as its JSON line: cheaper to send across threads than a structured clone, and what stdin delivers anyway. */
+  items: { id: number; line: string }[];
 }
 
 /** One piscina task: several messages, so a thread hop is paid once for many. */

@@ -125,7 +125,7 @@ export class ThreadPool {
           env: it.env, couch: it.spec.couch, idleMs: it.spec.limits.idle, items: [] };
         groups.set(it.bundle.key, g);
       }
-      g.items.push({ id: it.id, message: it.message });
+      g.items.push({ id: it.id, line: JSON.stringify(it.message) });
     }
     const items: PoolItem[] = [];
     const now = performance.now();
