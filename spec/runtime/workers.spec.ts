@@ -49,6 +49,11 @@ module.exports = async (msg) => {
       { _id: 'failing', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = async () => { throw new Error('boom'); };`) } },
       { _id: 'slow', type: 'node', delegate: 'index.js', concurrency: 1, _attachments: { 'index.js': att(`module.exports = (msg) => new Promise((r) => setTimeout(() => r({ slept: true }), msg.parameters.ms ?? 0));`) } },
       { _id: 'versioned', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = () => ({ version: 1 });`) } },
+      { _id: 'sh_echo', type: 'sh', delegate: 'main.sh', _attachments: { 'main.sh': att(`while IFS= read -r line; do
+  to=$(printf '%s' "$line" | sed -n 's/.*"to":"\\([^"]*\\)".*/\\1/p')
+  printf '{"result":{"to":"%s","pid":%s}}\\n' "$to" "$$"
+done
+`, 'text/x-sh') } },
       { _id: 'sandboxed', type: 'isolate', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = (msg) => ({ doubled: msg.parameters.n * 2, hasProcess: typeof process !== 'undefined' });`) } },
     ] });
     await rt.db.events.bulk({ docs: [
@@ -60,8 +65,9 @@ module.exports = async (msg) => {
       { _id: 'slow', trigger: { '/slow': {} }, workers: { slow: {} } },
       { _id: 'versioned', trigger: { '/versioned': {} }, workers: { versioned: {} } },
       { _id: 'sandboxed', trigger: { '/sandboxed': {} }, workers: { sandboxed: {} } },
+      { _id: 'sh_echo', trigger: { '/sh/echo': {} }, workers: { sh_echo: { to: 'sh@example.com' } } },
     ] });
-    await eventually(() => rt.catalog.matcher.size >= 8, 5_000, 'events loaded');
+    await eventually(() => rt.catalog.matcher.size >= 9, 5_000, 'events loaded');
   });
   after(() => rt.stop());
 
@@ -120,5 +126,13 @@ module.exports = async (msg) => {
     expect(r.body.outcomes[0]).to.include({ status: 'ok' });
     // query values are strings: "21" * 2 is 42 in JavaScript
     expect(r.body.outcomes[0].result).to.deep.equal({ doubled: 42, hasProcess: false });
+  });
+
+  it('a sh worker reads its arguments from stdin and answers from one kept process', async () => {
+    const a = await call(rt, '/_events/sh/echo?wait=true');
+    const b = await call(rt, '/_events/sh/echo?wait=true');
+    expect(a.body.outcomes[0]).to.include({ status: 'ok' });
+    expect(a.body.outcomes[0].result.to).to.equal('sh@example.com');
+    expect(b.body.outcomes[0].result.pid).to.equal(a.body.outcomes[0].result.pid);
   });
 });
