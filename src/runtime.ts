@@ -26,6 +26,7 @@ import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/
 import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
 import { Firing } from './runtime/firing.ts';
 import { createAuthorizer } from './runtime/auth.ts';
+import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
@@ -99,7 +100,7 @@ export class Runtime implements EventFirer {
       ...(this.opts.dispatchers ?? []),
       threads,
       new IsolateDispatcher({ cacheDir, logger, bundler }),
-      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, logger }),
+      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger }),
     ];
     this.activations = new ActivationLog(this.db.logs, { retentionDays: config.logRetentionDays, logger });
     this.activations.start();

@@ -54,6 +54,24 @@ module.exports = async (msg) => {
   printf '{"result":{"to":"%s","pid":%s}}\\n' "$to" "$$"
 done
 `, 'text/x-sh') } },
+      { _id: 'py_couch', type: 'python', couch: true, delegate: 'main.py', _attachments: { 'main.py': att(`import base64, json, os, sys, urllib.parse, urllib.request, urllib.error
+url = urllib.parse.urlsplit(os.environ["COUCHDB_URL"])
+auth = base64.b64encode(f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password)}".encode()).decode()
+origin = f"{url.scheme}://{url.hostname}:{url.port}"
+def get(path):
+    req = urllib.request.Request(origin + path, headers={"Authorization": "Basic " + auth, "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, None
+for line in sys.stdin:
+    msg = json.loads(line)
+    s, session = get("/_session")
+    granted, _ = get("/" + msg["arguments"]["granted"] + "/doc")
+    closed, _ = get("/" + msg["arguments"]["closed"] + "/doc")
+    print(json.dumps({"result": {"user": session["userCtx"]["name"], "roles": session["userCtx"]["roles"], "granted": granted, "closed": closed, "admin_in_env": "lively:" in os.environ["COUCHDB_URL"]}}), flush=True)
+`, 'text/x-python') } },
       { _id: 'sandboxed', type: 'isolate', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = (msg) => ({ doubled: msg.parameters.n * 2, hasProcess: typeof process !== 'undefined' });`) } },
     ] });
     await rt.db.events.bulk({ docs: [
@@ -66,8 +84,9 @@ done
       { _id: 'versioned', trigger: { '/versioned': {} }, workers: { versioned: {} } },
       { _id: 'sandboxed', trigger: { '/sandboxed': {} }, workers: { sandboxed: {} } },
       { _id: 'sh_echo', trigger: { '/sh/echo': {} }, workers: { sh_echo: { to: 'sh@example.com' } } },
+      { _id: 'py_couch', trigger: { '/py/couch': {} }, workers: { py_couch: {} } },
     ] });
-    await eventually(() => rt.catalog.matcher.size >= 9, 5_000, 'events loaded');
+    await eventually(() => rt.catalog.matcher.size >= 10, 5_000, 'events loaded');
   });
   after(() => rt.stop());
 
@@ -134,5 +153,27 @@ done
     expect(a.body.outcomes[0]).to.include({ status: 'ok' });
     expect(a.body.outcomes[0].result.to).to.equal('sh@example.com');
     expect(b.body.outcomes[0].result.pid).to.equal(a.body.outcomes[0].result.pid);
+  });
+
+  it('"couch": true gives a process worker its own non-admin CouchDB user, admitted only where its role is', async () => {
+    const nano = connect(couchUrl());
+    const granted = `${rt.config.dbPrefix}granted`;
+    const closed = `${rt.config.dbPrefix}closed`;
+    for (const [db, roles] of [[granted, ['lively_worker_py_couch']], [closed, ['_admin']]] as const) {
+      await nano.db.create(db);
+      await nano.use<Record<string, unknown>>(db).insert({ _id: 'doc' });
+      await nano.request({ db, path: '_security', method: 'PUT', body: { admins: { names: [], roles: [] }, members: { names: [], roles } } });
+    }
+    const cur = await rt.db.workers.get('py_couch');
+    await rt.db.workers.insert({ ...cur, arguments: { granted, closed } });
+    let r: { status: number; body: Record<string, any> } | undefined;
+    await eventually(async () => (r = await call(rt, '/_events/py/couch?wait=true')).body.outcomes[0].result?.granted !== undefined, 10_000, 'worker with its arguments');
+    const result = r!.body.outcomes[0].result;
+    expect(result.user).to.equal('lively_worker_py_couch');
+    expect(result.roles).to.include('lively_worker');
+    expect(result.roles).to.not.include('_admin');
+    expect(result.granted).to.equal(200);
+    expect([401, 403]).to.include(result.closed);
+    expect(result.admin_in_env).to.equal(false);
   });
 });
