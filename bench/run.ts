@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const persistent = await startTarget('persistent');
   const fresh = await startTarget('fresh');
   // Warm every worker once so cold starts are not in the throughput figures.
-  for (const p of ['thread', 'process', 'python', 'isolate']) {
+  for (const p of ['thread', 'process', 'python', 'isolate', 'noop']) {
     const res = await request(`${rt.url}/_events/bench/${p}?wait=true`);
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     { key: 'a', label: '(a) bare node:http, 200', run: () => load(bare.url, SECONDS, CONNECTIONS) },
     { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/thread', SECONDS) },
     { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'd', label: '(d) persistent child per worker, JSON lines (2010 warm, stand-in)', run: () => load(persistent.url, SECONDS, CONNECTIONS) },
     { key: 'd2', label: '(d2) /_events, process worker (node, isolation "process"), ?wait=true', run: () => load(`${rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
