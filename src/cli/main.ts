@@ -28,9 +28,12 @@ environment: COUCHDB_URL LIVELY_PORT LIVELY_HOST LIVELY_DATA LIVELY_DB_PREFIX LI
 
 const stateFile = (c: Config) => path.join(c.dataDir, 'runtime.json');
 
-async function runningRuntime(c: Config): Promise<{ url: string; pid: number } | undefined> {
+interface RuntimeState { url: string; pid: number; storeUrl: string }
+
+/** The state file of a runtime that is still running on this data directory. */
+async function runningRuntime(c: Config): Promise<RuntimeState | undefined> {
   try {
-    const state = JSON.parse(await readFile(stateFile(c), 'utf8')) as { url: string; pid: number };
+    const state = JSON.parse(await readFile(stateFile(c), 'utf8')) as RuntimeState;
     process.kill(state.pid, 0);
     return state;
   } catch {
@@ -42,10 +45,7 @@ async function runningRuntime(c: Config): Promise<{ url: string; pid: number } |
 async function withStore<T>(c: Config, fn: (url: string) => Promise<T>): Promise<T> {
   if (c.couchUrl) return fn(c.couchUrl);
   const running = await runningRuntime(c);
-  if (running) {
-    const state = JSON.parse(await readFile(stateFile(c), 'utf8')) as { storeUrl: string };
-    return fn(state.storeUrl);
-  }
+  if (running) return fn(running.storeUrl);
   const store = new EmbeddedStore({ dataDir: c.dataDir, memory: c.embeddedMemory });
   await store.start();
   try { return await fn(store.url); } finally { await store.stop(); }

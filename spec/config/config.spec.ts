@@ -1,0 +1,46 @@
+import { expect } from 'chai';
+import { configFromEnv, describeConfig, makeConfig } from '../../src/config/index.ts';
+import { parseArgs } from '../../src/cli/args.ts';
+import { LivelyError } from '../../src/shared/errors.ts';
+
+describe('configuration', () => {
+  it('defaults are complete and frozen', () => {
+    const c = makeConfig();
+    expect(Object.isFrozen(c)).to.equal(true);
+    expect(c).to.include({ host: '127.0.0.1', port: 5985, dbPrefix: 'lively_', bodyLimit: 1024 * 1024 });
+    expect(c.interpreters.python).to.deep.equal(['python3', '-u']);
+  });
+
+  it('each invalid option is refused with an LC_CONFIG error naming it', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ port: 70000 }, 'options.port'],
+      [{ couchUrl: 'ftp://x' }, 'options.couchUrl'],
+      [{ dbPrefix: 'Bad' }, 'options.dbPrefix'],
+      [{ threads: 0 }, 'options.threads'],
+      [{ bodyLimit: -1 }, 'options.bodyLimit'],
+      [{ logLevel: 'loud' }, 'options.logLevel'],
+      [{ interpreters: { lua: [] } }, 'options.interpreters.lua'],
+    ];
+    for (const [input, name] of cases) {
+      expect(() => makeConfig(input as never), name).to.throw(LivelyError, name);
+    }
+  });
+
+  it('environment variables map to options; a non-integer is refused by name', () => {
+    const c = configFromEnv({ COUCHDB_URL: 'http://a:b@127.0.0.1:5984', LIVELY_PORT: '7000', LIVELY_THREADS: '3', LIVELY_SAMPLE: '0', LIVELY_INTERPRETERS: '{"lua":["lua5.4"]}' });
+    expect(c).to.deep.include({ couchUrl: 'http://a:b@127.0.0.1:5984', port: 7000, threads: 3, sample: false });
+    expect(makeConfig(c).interpreters.lua).to.deep.equal(['lua5.4']);
+    expect(() => configFromEnv({ LIVELY_PORT: 'eighty' })).to.throw(LivelyError, 'LIVELY_PORT');
+    expect(() => configFromEnv({ LIVELY_INTERPRETERS: '{' })).to.throw(LivelyError, 'LIVELY_INTERPRETERS');
+  });
+
+  it('flags override, and the logged form hides the password', () => {
+    const args = parseArgs(['start', '--port', '0', '--data=/tmp/x', '--no-sample', '--couch', 'http://admin:secret@127.0.0.1:5984']);
+    expect(args.command).to.equal('start');
+    expect(args.config).to.deep.include({ port: 0, dataDir: '/tmp/x', sample: false });
+    const c = makeConfig({ ...configFromEnv({ LIVELY_PORT: '7000' }), ...args.config });
+    expect(c.port).to.equal(0);
+    expect(JSON.stringify(describeConfig(c))).to.not.contain('secret');
+    expect(() => parseArgs(['start', '--port'])).to.throw(LivelyError, '--port needs a value');
+  });
+});
