@@ -7,8 +7,8 @@
  * statuses and duration; results, logs and errors are kept for every failed activation and for
  * the first `detailed` ones of each batch. `expandBatch` turns a batch back into records. Document ids start with the ISO time of their first record, so pruning is a
  * range read of `_all_docs` — no view needed, on CouchDB and on the embedded store alike.
- * When the store cannot keep up the buffer is bounded: the oldest unwritten records are
- * dropped and counted (`dropped` in status), never the triggers.
+ * When the store cannot keep up the buffer is bounded: records beyond it are dropped and
+ * counted (`dropped` in status), never the triggers.
  */
 import type { DocumentScope } from 'nano';
 import type { WorkerOutcome, TriggerKind } from '../shared/message.ts';
@@ -70,7 +70,12 @@ function compact(w: WorkerOutcome): WorkerOutcome {
 }
 
 export class ActivationLog {
-  private buffer: ActivationRecord[] = [];
+  /** batches complete and not yet written, oldest first. */
+  private pending: BatchDoc[] = [];
+  /** the batch records go into now. */
+  private current: BatchDoc | undefined;
+  private detailedInCurrent = 0;
+  private buffered = 0;
   private batchSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
@@ -83,8 +88,8 @@ export class ActivationLog {
 
   constructor(private readonly db: DocumentScope<Record<string, unknown>>, private readonly opts: ActivationLogOptions) {
     this.flushMs = opts.flushMs ?? 1_000;
-    this.maxBuffer = opts.maxBuffer ?? 20_000;
-    this.maxBatch = opts.maxBatch ?? 5_000;
+    this.maxBuffer = opts.maxBuffer ?? 50_000;
+    this.maxBatch = opts.maxBatch ?? 20_000;
   }
 
   start(): void {
@@ -96,68 +101,79 @@ export class ActivationLog {
     this.pruneTimer.unref();
   }
 
+  /**
+   * Appends to the columns at once: what stays in memory until the flush is a few strings
+   * and numbers, not the outcome objects, which matters at thousands of records a second
+   * (held objects outlive the young generation and make every GC expensive).
+   */
   record(rec: ActivationRecord): void {
-    if (this.buffer.length >= this.maxBuffer) {
-      this.buffer.shift();
-      this.dropped++;
+    if (this.buffered >= this.maxBuffer) { this.dropped++; return; }
+    let doc = this.current;
+    if (!doc) {
+      doc = this.current = {
+        _id: `${new Date(rec.started).toISOString()}-${rec.activation}-${(this.batchSeq++).toString(36)}`,
+        type: 'activations', count: 0,
+        activation: [], events: [], trigger: [], path: [], method: [], started: [], durationMs: [], workers: [], details: {},
+      };
+      this.detailedInCurrent = 0;
     }
-    this.buffer.push(rec);
+    doc.activation.push(rec.activation);
+    doc.events.push(rec.events.length === 1 ? rec.events[0]! : rec.events.join(','));
+    doc.trigger.push(rec.trigger);
+    doc.path.push(rec.path ?? null);
+    doc.method.push(rec.method ?? null);
+    doc.started.push(rec.started);
+    doc.durationMs.push(Math.round(rec.durationMs * 100) / 100);
+    let statuses = '';
+    let failed = false;
+    for (const w of rec.workers) {
+      statuses += (statuses ? ',' : '') + w.worker + ':' + w.status;
+      if (w.status !== 'ok') failed = true;
+    }
+    doc.workers.push(statuses);
+    if (failed || this.detailedInCurrent < (this.opts.detailed ?? 100)) {
+      this.detailedInCurrent++;
+      doc.details[rec.activation] = rec.workers.map(compact);
+    }
+    doc.count++;
+    this.buffered++;
+    if (doc.count >= this.maxBatch) this.seal();
   }
 
-  /** Writes what is buffered; concurrent callers share one write. */
+  private seal(): void {
+    if (this.current) this.pending.push(this.current);
+    this.current = undefined;
+  }
+
+  /** Writes what is buffered, one document per batch; concurrent callers share one write. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
-    if (this.buffer.length === 0) return Promise.resolve();
+    this.seal();
+    if (this.pending.length === 0) return Promise.resolve();
     this.flushing = (async () => {
       try {
-        while (this.buffer.length > 0) {
-          const batch = this.buffer.splice(0, this.maxBatch);
+        while (this.pending.length > 0) {
+          const doc = this.pending[0]!;
           try {
             // Stringified here: nano's own stringify runs a replacer over every key of a large batch.
-            const doc = this.batchDoc(batch);
             await this.db.server.request({ db: this.db.config.db, doc: doc._id, method: 'PUT', body: JSON.stringify(doc), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
-            this.written += batch.length;
           } catch (err) {
-            // The store is away (restarting): put the batch back, bounded, and try on the next tick.
-            this.buffer.unshift(...batch);
-            const over = this.buffer.length - this.maxBuffer;
-            if (over > 0) { this.buffer.splice(0, over); this.dropped += over; }
-            this.opts.logger.debug('activation log write deferred', { error: describeError(err) });
-            return;
+            // 409: written by an earlier attempt whose answer was lost. Anything else (the store
+            // is away, restarting): keep the batch for the next flush.
+            if ((err as { statusCode?: number }).statusCode !== 409) {
+              this.opts.logger.debug('activation log write deferred', { error: describeError(err) });
+              return;
+            }
           }
+          this.pending.shift();
+          this.buffered -= doc.count;
+          this.written += doc.count;
         }
       } finally {
         this.flushing = undefined;
       }
     })();
     return this.flushing;
-  }
-
-  private batchDoc(batch: ActivationRecord[]): BatchDoc {
-    const first = batch[0]!;
-    const doc: BatchDoc = {
-      _id: `${new Date(first.started).toISOString()}-${first.activation}-${(this.batchSeq++).toString(36)}`,
-      type: 'activations', count: batch.length,
-      activation: [], events: [], trigger: [], path: [], method: [], started: [], durationMs: [], workers: [], details: {},
-    };
-    let detailed = 0;
-    const budget = this.opts.detailed ?? 100;
-    for (const rec of batch) {
-      doc.activation.push(rec.activation);
-      doc.events.push(rec.events.join(','));
-      doc.trigger.push(rec.trigger);
-      doc.path.push(rec.path ?? null);
-      doc.method.push(rec.method ?? null);
-      doc.started.push(rec.started);
-      doc.durationMs.push(Math.round(rec.durationMs * 100) / 100);
-      doc.workers.push(rec.workers.map((w) => `${w.worker}:${w.status}`).join(','));
-      const failed = rec.workers.some((w) => w.status !== 'ok');
-      if (failed || detailed < budget) {
-        detailed++;
-        doc.details[rec.activation] = rec.workers.map(compact);
-      }
-    }
-    return doc;
   }
 
   /** Deletes batches older than the retention period. */
