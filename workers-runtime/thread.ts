@@ -50,19 +50,33 @@ function flush(): void {
     b.done = []; b.emits = [];
   }
   dirty.clear();
-  parentPort!.postMessage(cloneable(out));
+  // postMessage refuses what structured clone cannot copy before sending anything; only then
+  // are the results repaired (cloning each one up front would double the cost of every result).
+  try { parentPort!.postMessage(out); } catch { parentPort!.postMessage(cloneable(out)); }
+}
+
+/** Plain JSON-like data, which structured clone always copies: checked without copying. */
+function isPlain(v: unknown, depth = 0): boolean {
+  if (v === null || v === undefined) return true;
+  const t = typeof v;
+  if (t === 'string' || t === 'number' || t === 'boolean') return true;
+  if (t !== 'object' || depth > 32) return false;
+  if (Array.isArray(v)) { for (const x of v) if (!isPlain(x, depth + 1)) return false; return true; }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in v as Record<string, unknown>) if (!isPlain((v as Record<string, unknown>)[k], depth + 1)) return false;
+  return true;
 }
 
 /** Results must survive structured clone; anything else is sent as its JSON form. */
 function cloneable(out: Outbox): Outbox {
-  try { structuredClone(out.done.map((d) => d.result)); return out; } catch {
-    for (const d of out.done) {
-      try { structuredClone(d.result); } catch {
-        try { d.result = JSON.parse(JSON.stringify(d.result) ?? 'null'); } catch (e) { d.result = undefined; d.status = 'error'; d.error = { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` }; }
-      }
+  for (const d of out.done) {
+    if (isPlain(d.result)) continue;
+    try { structuredClone(d.result); } catch {
+      try { d.result = JSON.parse(JSON.stringify(d.result) ?? 'null'); } catch (e) { d.result = undefined; d.status = 'error'; d.error = { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` }; }
     }
-    return out;
   }
+  return out;
 }
 
 let couchClient: unknown;

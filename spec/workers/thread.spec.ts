@@ -90,3 +90,27 @@ describe('ThreadDispatcher — worker styles', function () {
     expect(outs.map((o) => (o.result as { doubled: number }).doubled)).to.deep.equal(Array.from({ length: 200 }, (_, n) => n * 2));
   });
 });
+
+describe('ThreadDispatcher — results that structured clone cannot copy', function () {
+  let dir: string;
+  let d: ThreadDispatcher;
+  before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')); d = new ThreadDispatcher({ cacheDir: dir, threads: 1 }); });
+  after(async () => { await d.close(1000); rmSync(dir, { recursive: true, force: true }); });
+
+  it('a result holding a function arrives as its JSON form; a plain one as it is', async () => {
+    const odd = inlineSpec('odd_result', { 'main.js': 'module.exports = async () => ({ n: 2, f: () => 1, when: new Date(0) });' });
+    const out = await run(d, odd);
+    expect(out.status, JSON.stringify(out)).to.equal('ok');
+    expect(out.result).to.deep.equal({ n: 2, when: '1970-01-01T00:00:00.000Z' });
+    const plain = inlineSpec('plain_result', { 'main.js': 'module.exports = async () => ({ list: [1, "a", null, { deep: true }] });' });
+    expect((await run(d, plain)).result).to.deep.equal({ list: [1, 'a', null, { deep: true }] });
+  });
+
+  it('a result that has no JSON form either fails the activation with a reason, and the worker works on', async () => {
+    const bad = inlineSpec('bigint_fn', { 'main.js': 'let n = 0; module.exports = async () => (n++ === 0 ? { f: () => 1, big: 10n } : { ok: n });' });
+    const out = await run(d, bad);
+    expect(out.status).to.equal('error');
+    expect(out.error!.message).to.contain('result cannot be sent');
+    expect((await run(d, bad)).result).to.deep.equal({ ok: 2 });
+  });
+});

@@ -96,7 +96,10 @@ export class ThreadPool {
   enqueue(item: PoolItem): void {
     this.items.set(item.id, item);
     this.pending.push(item);
-    this.scheduleFlush();
+    // An idle pool sends at once: a lone trigger should not wait a turn of the event loop.
+    // Under load batches are in flight, and messages gather for the next turn.
+    if (this.inFlightBatches === 0 && !this.flushScheduled && !this.closing) this.flush();
+    else this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
