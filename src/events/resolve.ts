@@ -51,5 +51,7 @@ function placeholder(s: string, bindings: Record<string, string>): string | unde
 
 /** An own data property even for "__proto__", so a document's keys never touch a prototype. */
 function define(o: Obj, key: string, value: unknown): void {
-  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  // Plain assignment is the fast path (this runs for every argument of every trigger).
+  if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  else o[key] = value;
 }
