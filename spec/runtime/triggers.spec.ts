@@ -198,6 +198,20 @@ describe('invalid events and the status API', () => {
     expect(err!.message).to.contain('workers');
   });
 
+  it('GET /_lively/metrics answers Prometheus text with the activation counters', async () => {
+    await get(rt, '/_events/email_event?wait=true');
+    const res = await request(rt.url + '/_lively/metrics');
+    const text = await res.body.text();
+    expect(res.statusCode).to.equal(200);
+    expect(res.headers['content-type']).to.contain('text/plain; version=0.0.4');
+    expect(text).to.contain('# TYPE livelycouch_activations_fired_total counter');
+    expect(Number(/^livelycouch_activations_fired_total (\d+)$/m.exec(text)![1])).to.be.at.least(1);
+    // This suite has no worker documents: the outcome is an error (LC_WORKER_NOT_FOUND).
+    expect(text).to.match(/^livelycouch_worker_outcomes_total\{status="error"\} [1-9]\d*$/m);
+    expect(text).to.match(/^livelycouch_worker_outcomes_total\{status="ok"\} 0$/m);
+    expect(text).to.match(/^livelycouch_events_invalid 1$/m);
+  });
+
   it('GET /_lively/health reports the store', async () => {
     const h = await get(rt, '/_lively/health');
     expect(h.status).to.equal(200);

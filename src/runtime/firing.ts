@@ -67,6 +67,8 @@ export class Firing {
   fired = 0;
   /** activations whose workers have all finished (benchmarks count throughput on it). */
   completed = 0;
+  /** worker outcomes by status, for metrics. */
+  readonly outcomes = { ok: 0, error: 0, timeout: 0 };
 
   constructor(private readonly deps: FiringDeps) {}
 
@@ -80,6 +82,11 @@ export class Firing {
       for (const m of matches) if (m.event.auth !== 'public') await this.deps.authorize(m.event, input.request.headers);
     }
     return this.start(input, matches);
+  }
+
+  /** Messages waiting for a worker slot. */
+  queued(): number {
+    return this.deps.gate.stats().queued;
   }
 
   /** Fires one known event (changes and schedule triggers); outcomes through `done`. */
@@ -172,6 +179,7 @@ export class Firing {
     const done = Promise.all(pending);
     done.then((outcomes) => {
       this.completed++;
+      for (const o of outcomes) this.outcomes[o.status]++;
       this.deps.log.record({
         activation, events, trigger: input.trigger, path: input.path, method: input.method,
         started, durationMs: Date.now() - started, workers: outcomes,

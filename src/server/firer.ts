@@ -30,4 +30,6 @@ export interface EventFirer {
   fireHttp(req: HttpTriggerRequest): Promise<HttpTriggerReply>;
   health(): Promise<{ ok: boolean; store: boolean; [k: string]: unknown }>;
   status(): Promise<Record<string, unknown>>;
+  /** Prometheus text exposition format (`/_lively/metrics`); optional for embedders. */
+  metrics?(): Promise<string>;
 }

@@ -66,6 +66,12 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       sendJson(res, health.ok ? 200 : 503, health);
     },
     '/_lively/status': async (res) => sendJson(res, 200, await firer.status()),
+    '/_lively/metrics': async (res) => {
+      if (!firer.metrics) throw new LivelyError('LC_NOT_FOUND', 'this runtime has no metrics');
+      const text = await firer.metrics();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
   };
 
   function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
