@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,16 +18,18 @@ const att = (code: string, type = 'application/javascript') => ({ content_type: 
 
 interface Started { proc: ChildProcess; url: string; storeUrl: string; dataDir: string }
 
-async function startCli(): Promise<Started> {
+async function startCli(command: string[] = ['start'], readyLine = /listening on (\S+)/): Promise<Started> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
   const env = { ...process.env };
   delete env.COUCHDB_URL; // this spec is about the embedded store the CLI starts itself
-  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'start', '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, ...command, '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let listening = '';
   const url = await new Promise<string>((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`livelycouch start exited with ${code}`)));
+    proc.once('exit', (code) => reject(new Error(`livelycouch ${command[0]} exited with ${code}`)));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const m = /listening on (\S+)/.exec(line);
-      if (m) resolve(m[1]!);
+      if (m) listening = m[1]!;
+      if (readyLine.test(line)) resolve(listening);
     });
   });
   const state = JSON.parse(readFileSync(path.join(dataDir, 'runtime.json'), 'utf8')) as { storeUrl: string };
@@ -122,5 +124,21 @@ describe('livelycouch start (embedded store, real processes)', function () {
     await exited(s.proc);
     await eventually(() => !alive(workerPid), 10_000, 'worker process gone');
     await eventually(() => !alive(storePid), 10_000, 'store process gone');
+  });
+
+  it('dev <dir> starts a runtime, deploys the folder, and redeploys a changed worker file', async () => {
+    const app = mkdtempSync(path.join(os.tmpdir(), 'lively-app-'));
+    mkdirSync(path.join(app, 'events'));
+    mkdirSync(path.join(app, 'workers', 'hello'), { recursive: true });
+    writeFileSync(path.join(app, 'events', 'hello.json'), JSON.stringify({ _id: 'hello', trigger: { '/hello': {} }, workers: { hello: {} } }));
+    writeFileSync(path.join(app, 'workers', 'hello', 'doc.json'), JSON.stringify({ type: 'node', delegate: 'index.js' }));
+    writeFileSync(path.join(app, 'workers', 'hello', 'index.js'), 'module.exports = async () => ({ v: 1 });');
+    const s = await startCli(['dev', app], /^watching /);
+    started.push(s);
+    let r: { status: number; body: any } | undefined;
+    await eventually(async () => (r = await trigger(`${s.url}/_events/hello?wait=true`)).status === 200, 10_000, 'deployed event');
+    expect(r!.body.outcomes[0].result).to.deep.equal({ v: 1 });
+    writeFileSync(path.join(app, 'workers', 'hello', 'index.js'), 'module.exports = async () => ({ v: 2 });');
+    await eventually(async () => (await trigger(`${s.url}/_events/hello?wait=true`)).body.outcomes[0].result?.v === 2, 15_000, 'redeployed worker');
   });
 });

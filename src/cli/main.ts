@@ -3,11 +3,13 @@
  *   start            serve (embedded store unless COUCHDB_URL / --couch)
  *   init             create the databases, _security and validation documents
  *   deploy <dir>     push events/*.json and workers/<name>/ folders
+ *   dev <dir>        start (or use the running runtime), deploy, then redeploy on every change
  *   trigger <path>   fire /_events/<path> on a running runtime (--method, --wait)
  *   status           the running runtime's /_lively/status
  *   logs [-f]        recent activation records (-f follows)
  */
 import { readFile, writeFile, rm, mkdir } from 'node:fs/promises';
+import { watch } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
 import { configFromEnv, makeConfig, type Config } from '../config/index.ts';
@@ -21,7 +23,7 @@ import { deployDir } from '../runtime/deploy.ts';
 import { parseArgs } from './args.ts';
 import { expandBatch, type BatchDoc } from '../activations/log.ts';
 
-const USAGE = `usage: livelycouch <start|init|deploy <dir>|trigger <path>|status|logs [-f]> [options]
+const USAGE = `usage: livelycouch <start|init|deploy <dir>|dev <dir>|trigger <path>|status|logs [-f]> [options]
 options: --port N --host H --data DIR --couch URL --prefix P --threads N --writer-role R
          --body-limit BYTES --log-level debug|info|warn|error --no-sample --memory
 environment: COUCHDB_URL LIVELY_PORT LIVELY_HOST LIVELY_DATA LIVELY_DB_PREFIX LIVELY_THREADS ...`;
@@ -51,7 +53,7 @@ async function withStore<T>(c: Config, fn: (url: string) => Promise<T>): Promise
   try { return await fn(store.url); } finally { await store.stop(); }
 }
 
-async function start(c: Config): Promise<void> {
+async function start(c: Config): Promise<Runtime> {
   const logger = createLogger(c.logLevel);
   const runtime = new Runtime({ config: c, logger });
   let stopping = false;
@@ -70,6 +72,36 @@ async function start(c: Config): Promise<void> {
   await mkdir(c.dataDir, { recursive: true });
   await writeFile(stateFile(c), JSON.stringify({ url: runtime.url, pid: process.pid, storeUrl: runtime.couchUrl }), { mode: 0o600 });
   process.stdout.write(`LivelyCouch is listening on ${runtime.url}\n  try: curl ${runtime.url}/_events/email_event?wait=true\n`);
+  return runtime;
+}
+
+/** `dev <dir>`: a runtime (or the one already running), the folder deployed, and redeployed on every change. */
+async function dev(c: Config, dir: string): Promise<void> {
+  const running = c.couchUrl ? undefined : await runningRuntime(c);
+  const storeUrl = c.couchUrl ?? running?.storeUrl ?? (await start({ ...c, sample: false })).couchUrl;
+  const nano = connect(storeUrl);
+  await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
+  const events = nano.use<Record<string, unknown>>(`${c.dbPrefix}events`);
+  const workers = nano.use<Record<string, unknown>>(`${c.dbPrefix}workers`);
+  let busy: Promise<void> = Promise.resolve();
+  const push = () => {
+    busy = busy.then(async () => {
+      try {
+        const report = await deployDir(dir, events, workers);
+        if (report.written.length) process.stdout.write(`deployed ${report.written.join(', ')}\n`);
+      } catch (err) {
+        process.stderr.write(`livelycouch dev: ${describeError(err)}\n`);
+      }
+    });
+  };
+  push();
+  await busy;
+  process.stdout.write(`watching ${dir}\n`);
+  let timer: NodeJS.Timeout | undefined;
+  watch(dir, { recursive: true }, () => {
+    clearTimeout(timer);
+    timer = setTimeout(push, 150); // editors write a file in several steps
+  });
 }
 
 async function runtimeUrl(c: Config): Promise<string> {
@@ -84,7 +116,13 @@ async function main(argv: string[]): Promise<void> {
   const c = makeConfig({ ...configFromEnv(), ...args.config });
   switch (args.command) {
     case 'start':
-      return start(c);
+      await start(c);
+      return;
+    case 'dev': {
+      const dir = args.positional[0];
+      if (!dir) throw new LivelyError('LC_CONFIG', 'dev needs a directory: livelycouch dev <dir>');
+      return dev(c, path.resolve(dir));
+    }
     case 'init':
       return withStore(c, async (url) => {
         await initStore(connect(url), { prefix: c.dbPrefix, writerRole: c.writerRole });
