@@ -18,11 +18,12 @@ const att = (code: string, type = 'application/javascript') => ({ content_type: 
 
 interface Started { proc: ChildProcess; url: string; storeUrl: string; dataDir: string }
 
-async function startCli(command: string[] = ['start'], readyLine = /listening on (\S+)/): Promise<Started> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
+async function startCli(command: string[] = ['start'], readyLine = /listening on (\S+)/, opts: { dataDir?: string; group?: boolean; stderr?: string[] } = {}): Promise<Started> {
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
   const env = { ...process.env };
   delete env.COUCHDB_URL; // this spec is about the embedded store the CLI starts itself
-  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, ...command, '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, ...command, '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', opts.stderr ? 'pipe' : 'inherit'], detached: opts.group === true });
+  if (opts.stderr) proc.stderr!.on('data', (d) => opts.stderr!.push(String(d)));
   let listening = '';
   const url = await new Promise<string>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`livelycouch ${command[0]} exited with ${code}`)));
@@ -140,5 +141,23 @@ describe('livelycouch start (embedded store, real processes)', function () {
     expect(r!.body.outcomes[0].result).to.deep.equal({ v: 1 });
     writeFileSync(path.join(app, 'workers', 'hello', 'index.js'), 'module.exports = async () => ({ v: 2 });');
     await eventually(async () => (await trigger(`${s.url}/_events/hello?wait=true`)).body.outcomes[0].result?.v === 2, 15_000, 'redeployed worker');
+  });
+
+  it('Ctrl-C (SIGINT to the whole process group) stops in order: the store is not restarted, and the last activations are written', async () => {
+    const stderr: string[] = [];
+    const s = await startCli(['start'], /listening on/, { group: true, stderr });
+    started.push(s);
+    await deploy(s);
+    const warm = await warmUp(s);
+    const activation = warm.body.activation as string;
+    process.kill(-s.proc.pid!, 'SIGINT'); // as a terminal does: every process in the group
+    expect(await exited(s.proc)).to.equal(0);
+    expect(stderr.join('')).to.not.contain('restarting');
+    // The same data directory, started again: the activation record is there.
+    const again = await startCli(['start'], /listening on/, { dataDir: s.dataDir });
+    started.push(again);
+    const page = await connect(again.storeUrl).use<Record<string, any>>('lively_logs').list({ include_docs: true });
+    const ids = page.rows.flatMap((r) => (r.doc?.type === 'activations' ? (r.doc.activation as string[]) : []));
+    expect(ids).to.include(activation);
   });
 });

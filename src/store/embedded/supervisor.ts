@@ -106,6 +106,9 @@ export class EmbeddedStore extends EventEmitter {
     const { dataDir, memory, startTimeout, logger } = this.#opts;
     const child = spawn(process.execPath, ['--import', kTsx, kServerEntry], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Its own process group: a Ctrl-C or a signal to the runtime's group must not kill the
+      // store before the runtime has flushed into it. It still ends with the runtime (IPC).
+      detached: true,
       env: {
         ...process.env,
         [Env.dataDir]: dataDir,
