@@ -53,7 +53,7 @@ export class Runtime implements EventFirer {
   registry!: WorkerRegistry;
   dispatchers: Dispatcher[] = [];
   firing!: Firing;
-  activations!: ActivationLog;
+  activationLog!: ActivationLog;
   private feeds: ChangesFeed[] = [];
   changesTriggers?: ChangesTriggers;
   private scheduleTriggers?: ScheduleTriggers;
@@ -102,14 +102,14 @@ export class Runtime implements EventFirer {
       new IsolateDispatcher({ cacheDir, logger, bundler }),
       new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger }),
     ];
-    this.activations = new ActivationLog(this.db.logs, { retentionDays: config.logRetentionDays, logger });
-    this.activations.start();
+    this.activationLog = new ActivationLog(this.db.logs, { retentionDays: config.logRetentionDays, logger });
+    this.activationLog.start();
     this.firing = new Firing({
       catalog: this.catalog,
       registry: this.registry,
       gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
       dispatchers: this.dispatchers,
-      log: this.activations,
+      log: this.activationLog,
       logger,
       maxChainDepth: config.maxChainDepth,
       authorize: createAuthorizer(this.couchUrl),
@@ -233,8 +233,12 @@ export class Runtime implements EventFirer {
       events: { loaded: this.catalog.matcher.size, invalid: this.catalog.invalid() },
       workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid() },
       dispatchers: this.dispatchers.map((d) => d.stats()),
-      activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, waiting: this.firing.queued(), outcomes: this.firing.outcomes, logged: this.activations.written, dropped: this.activations.dropped },
+      activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, waiting: this.firing.queued(), outcomes: this.firing.outcomes, logged: this.activationLog.written, dropped: this.activationLog.dropped },
     };
+  }
+
+  activations(limit: number): Promise<unknown[]> {
+    return this.activationLog.recent(limit);
   }
 
   async metrics(): Promise<string> {
@@ -254,8 +258,8 @@ export class Runtime implements EventFirer {
     metric('messages_waiting', 'gauge', 'Messages waiting for a worker slot.', [[{}, f.queued()]]);
     metric('events_loaded', 'gauge', 'Valid events in the matcher.', [[{}, this.catalog.matcher.size]]);
     metric('events_invalid', 'gauge', 'Event documents skipped with a reason.', [[{}, this.catalog.invalid().length]]);
-    metric('activation_records_written_total', 'counter', 'Activation records written to the logs database.', [[{}, this.activations.written]]);
-    metric('activation_records_dropped_total', 'counter', 'Activation records dropped because the store could not keep up.', [[{}, this.activations.dropped]]);
+    metric('activation_records_written_total', 'counter', 'Activation records written to the logs database.', [[{}, this.activationLog.written]]);
+    metric('activation_records_dropped_total', 'counter', 'Activation records dropped because the store could not keep up.', [[{}, this.activationLog.dropped]]);
     const stats = this.dispatchers.map((d) => d.stats());
     metric('dispatcher_warm', 'gauge', 'Warm instances per dispatcher.', stats.map((s) => [{ dispatcher: s.name }, s.warm]));
     metric('dispatcher_in_flight', 'gauge', 'Messages in flight per dispatcher.', stats.map((s) => [{ dispatcher: s.name }, s.inFlight]));
@@ -278,7 +282,7 @@ export class Runtime implements EventFirer {
     logger.debug('stopping: changes triggers stopped');
     await Promise.all(this.feeds.map((f, i) => f.stop().then(() => logger.debug('stopping: feed stopped', { i }))));
     logger.debug('stopping: feeds stopped');
-    await this.activations?.close().catch(() => undefined);
+    await this.activationLog?.close().catch(() => undefined);
     logger.debug('stopping: activation log flushed');
     await this.store?.stop();
     logger.debug('stopped');

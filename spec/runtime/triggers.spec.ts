@@ -152,7 +152,7 @@ describe('HTTP triggers through the runtime (recording dispatcher)', () => {
 
   it('writes an activation record for each firing to the logs database', async () => {
     const r = await get(rt, '/_events/email_event?wait=true');
-    await rt.activations.flush();
+    await rt.activationLog.flush();
     const page = await rt.db.logs.list({ include_docs: true });
     const batches = page.rows.map((x) => x.doc as unknown as BatchDoc).filter((d) => d.type === 'activations');
     const rec = batches.flatMap(expandBatch).find((d) => d.activation === r.body.activation);
@@ -196,6 +196,16 @@ describe('invalid events and the status API', () => {
     expect(err, 'the write was refused').to.exist;
     expect(err!.statusCode).to.equal(403);
     expect(err!.message).to.contain('workers');
+  });
+
+  it('GET /_lively/activations?limit=N lists the newest records first; a bad limit is 400', async () => {
+    const a = await get(rt, '/_events/email_event?wait=true');
+    const b = await get(rt, '/_events/email_event?wait=true');
+    const r = await get(rt, '/_lively/activations?limit=2');
+    expect(r.status).to.equal(200);
+    expect(r.body.activations.map((x: { activation: string }) => x.activation)).to.deep.equal([b.body.activation, a.body.activation]);
+    expect(r.body.activations[0].workers[0].error.code).to.equal('LC_WORKER_NOT_FOUND');
+    expect((await get(rt, '/_lively/activations?limit=0')).status).to.equal(400);
   });
 
   it('GET /_lively/metrics answers Prometheus text with the activation counters', async () => {

@@ -176,6 +176,20 @@ export class ActivationLog {
     return this.flushing;
   }
 
+  /** The newest `limit` records, newest first: what is buffered, then the newest batches. */
+  async recent(limit: number): Promise<ActivationRecord[]> {
+    await this.flush();
+    const out: ActivationRecord[] = [];
+    const page = await this.db.list({ descending: true, startkey: '9', endkey: '0', include_docs: true, limit: 50 });
+    for (const row of page.rows) {
+      const doc = row.doc as unknown as BatchDoc | undefined;
+      if (doc?.type !== 'activations') continue;
+      out.push(...expandBatch(doc).reverse());
+      if (out.length >= limit) break;
+    }
+    return out.slice(0, limit);
+  }
+
   /** Deletes batches older than the retention period. */
   async prune(now = Date.now()): Promise<number> {
     const cutoff = new Date(now - this.opts.retentionDays * 86_400_000).toISOString();

@@ -32,4 +32,6 @@ export interface EventFirer {
   status(): Promise<Record<string, unknown>>;
   /** Prometheus text exposition format (`/_lively/metrics`); optional for embedders. */
   metrics?(): Promise<string>;
+  /** The newest activation records, newest first (`/_lively/activations?limit=N`). */
+  activations?(limit: number): Promise<unknown[]>;
 }

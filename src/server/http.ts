@@ -55,7 +55,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   const { config, firer, logger } = opts;
   const proxy = createCouchProxy(opts.couchUrl, logger);
 
-  const lively: Record<string, (res: ServerResponse) => Promise<void>> = {
+  const lively: Record<string, (res: ServerResponse, query: URLSearchParams) => Promise<void>> = {
     '/_lively/health': async (res) => {
       let health: { ok: boolean } & Record<string, unknown>;
       try {
@@ -66,6 +66,13 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       sendJson(res, health.ok ? 200 : 503, health);
     },
     '/_lively/status': async (res) => sendJson(res, 200, await firer.status()),
+    '/_lively/activations': async (res, query) => {
+      if (!firer.activations) throw new LivelyError('LC_NOT_FOUND', 'this runtime keeps no activation records');
+      const raw = query.get('limit');
+      const limit = raw === null ? 20 : Number(raw);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new LivelyError('LC_BAD_REQUEST', 'limit must be an integer from 1 to 1000');
+      sendJson(res, 200, { activations: await firer.activations(limit) });
+    },
     '/_lively/metrics': async (res) => {
       if (!firer.metrics) throw new LivelyError('LC_NOT_FOUND', 'this runtime has no metrics');
       const text = await firer.metrics();
@@ -93,7 +100,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
     replyFired(res, await firer.fireHttp(request), request.wait);
   }
 
-  async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+  async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
     const route = lively[pathname];
     if (route === undefined) {
       throw new LivelyError('LC_NOT_FOUND', `no such path: ${pathname}`);
@@ -101,7 +108,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       throw new LivelyError('LC_METHOD_NOT_ALLOWED', `${pathname} accepts GET only`, { allow: ['GET', 'HEAD'] });
     }
-    await route(res);
+    await route(res, new URLSearchParams(search));
   }
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -113,7 +120,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       if (under(pathname, kEventsPrefix)) {
         trigger(req, res, pathname, q === -1 ? '' : url.slice(q + 1)).catch((err) => fail(req, res, err));
       } else if (under(pathname, kLivelyPrefix)) {
-        ownRoute(req, res, pathname).catch((err) => fail(req, res, err));
+        ownRoute(req, res, pathname, q === -1 ? '' : url.slice(q + 1)).catch((err) => fail(req, res, err));
       } else {
         proxy.handle(req, res);
       }
