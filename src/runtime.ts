@@ -231,7 +231,7 @@ export class Runtime implements EventFirer {
       url: this.url,
       store: this.store ? { embedded: true, pid: this.store.pid } : { embedded: false },
       events: { loaded: this.catalog.matcher.size, invalid: this.catalog.invalid() },
-      workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid() },
+      workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid(), problems: this.workerProblems() },
       dispatchers: this.dispatchers.map((d) => d.stats()),
       activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, waiting: this.firing.queued(), outcomes: this.firing.outcomes, logged: this.activationLog.written, dropped: this.activationLog.dropped },
     };
@@ -239,6 +239,17 @@ export class Runtime implements EventFirer {
 
   activations(limit: number): Promise<unknown[]> {
     return this.activationLog.recent(limit);
+  }
+
+  /** Loaded workers that cannot run: no dispatcher for their type, or what their dispatcher says. */
+  private workerProblems(): Array<{ id: string; code: string; reason: string }> {
+    const out: Array<{ id: string; code: string; reason: string }> = [];
+    for (const spec of this.registry.specs()) {
+      const d = this.dispatchers.find((x) => x.serves(spec));
+      const err = d ? d.problem?.(spec) : new LivelyError('LC_UNKNOWN_TYPE', `no dispatcher runs type "${spec.type}"`);
+      if (err) out.push({ id: spec.id, code: (err as LivelyError).code ?? 'LC_WORKER_ERROR', reason: err.message });
+    }
+    return out;
   }
 
   async metrics(): Promise<string> {

@@ -22,7 +22,7 @@ describe('workers through the runtime', function () {
   let records: string;
 
   before(async () => {
-    rt = await startRuntime({ config: { maxWorkerQueue: 0 } });
+    rt = await startRuntime({ config: { maxWorkerQueue: 0, interpreters: { lua: ['lua-is-not-installed-here'] } } });
     records = `${rt.config.dbPrefix}records`;
     await connect(couchUrl()).db.create(records);
     await rt.db.workers.bulk({ docs: [
@@ -175,5 +175,22 @@ for line in sys.stdin:
     expect(result.granted).to.equal(200);
     expect([401, 403]).to.include(result.closed);
     expect(result.admin_in_env).to.equal(false);
+  });
+
+  it('an unknown type and a missing interpreter fail each activation with a clear code, and show in /_lively/status', async () => {
+    const script = att('print(1)', 'text/plain');
+    await rt.db.workers.bulk({ docs: [
+      { _id: 'cobol_worker', type: 'cobol', delegate: 'main.cob', _attachments: { 'main.cob': script } },
+      { _id: 'lua_worker', type: 'lua', delegate: 'main.lua', _attachments: { 'main.lua': script } },
+    ] });
+    await rt.db.events.insert({ _id: 'odd_types', trigger: { '/odd/types': {} }, workers: { cobol_worker: {}, lua_worker: {} } });
+    await eventually(() => !!rt.catalog.get('odd_types'), 5_000, 'event loaded');
+    const r = await call(rt, '/_events/odd/types?wait=true');
+    const codes = Object.fromEntries(r.body.outcomes.map((o: { worker: string; status: string; error: { code: string } }) => [o.worker, `${o.status}:${o.error.code}`]));
+    expect(codes).to.deep.equal({ cobol_worker: 'error:LC_UNKNOWN_TYPE', lua_worker: 'error:LC_INTERPRETER_MISSING' });
+    const status = await call(rt, '/_lively/status');
+    const problems = Object.fromEntries(status.body.workers.problems.map((p: { id: string; code: string }) => [p.id, p.code]));
+    expect(problems).to.include({ cobol_worker: 'LC_UNKNOWN_TYPE', lua_worker: 'LC_INTERPRETER_MISSING' });
+    expect((await call(rt, '/_events/email_event?wait=true')).body.outcomes[0].status).to.equal('ok');
   });
 });

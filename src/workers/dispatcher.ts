@@ -40,6 +40,8 @@ export interface Dispatcher {
    */
   retire(workerId: string, currentRev?: string): Promise<void>;
   stats(): DispatcherStats;
+  /** Why this worker cannot run here (unknown type, interpreter not installed, …), for the status API. */
+  problem?(spec: WorkerSpec): Error | undefined;
   /** Stops everything: stdin end to every instance, waits up to `deadlineMs`, then kills. */
   close(deadlineMs?: number): Promise<void>;
 }

@@ -70,6 +70,12 @@ export class WorkerRegistry {
     return out;
   }
 
+  specs(): WorkerSpec[] {
+    const out: WorkerSpec[] = [];
+    for (const e of this.entries.values()) if (e.state === 'ready') out.push(e.spec);
+    return out;
+  }
+
   loaded(): Array<{ id: string; rev: string; type: string }> {
     const out: Array<{ id: string; rev: string; type: string }> = [];
     for (const e of this.entries.values()) if (e.state === 'ready') out.push({ id: e.spec.id, rev: e.spec.rev, type: e.spec.type });
