@@ -193,4 +193,29 @@ for line in sys.stdin:
     expect(problems).to.include({ cobol_worker: 'LC_UNKNOWN_TYPE', lua_worker: 'LC_INTERPRETER_MISSING' });
     expect((await call(rt, '/_events/email_event?wait=true')).body.outcomes[0].status).to.equal('ok');
   });
+
+  it('a node worker run as a process ("isolation": "process") has the helper API: emit, log, result and its own couch user', async () => {
+    await rt.db.workers.insert({ _id: 'node_proc', type: 'node', isolation: 'process', couch: true, delegate: 'main.js', _attachments: { 'main.js': att(`const { emit, log, result, couch } = require('livelycouch/worker');
+require('readline').createInterface({ input: process.stdin }).on('line', async (line) => {
+  const msg = JSON.parse(line);
+  log('handling ' + msg.activation);
+  emit('sent', { to: msg.arguments.to });
+  const session = await couch.session();
+  result({ pid: process.pid, user: session.userCtx.name });
+});`) } });
+    await rt.db.events.bulk({ docs: [
+      { _id: 'node_proc', trigger: { '/node/proc': {} }, workers: { node_proc: { to: 'proc@example.com' } } },
+      { _id: 'on_node_proc_sent', trigger: { '/node_proc/sent': {} }, workers: { recorder: {} } },
+    ] });
+    await eventually(() => !!rt.catalog.get('on_node_proc_sent') && !!rt.catalog.get('node_proc'), 5_000, 'events loaded');
+    const r = await call(rt, '/_events/node/proc?wait=true');
+    const o = r.body.outcomes[0];
+    expect(o.status, JSON.stringify(o)).to.equal('ok');
+    expect(o.result.user).to.equal('lively_worker_node_proc');
+    expect(o.result.pid).to.not.equal(process.pid);
+    expect(o.logs.map((l: { msg: string }) => l.msg)).to.include(`handling ${r.body.activation}`);
+    let doc: Record<string, any> | undefined;
+    await eventually(async () => !!(doc = await recorded((d) => d.path === '/node_proc/sent')), 10_000, 'the emitted event recorded');
+    expect(doc!.parameters.to).to.equal('proc@example.com');
+  });
 });

@@ -16,6 +16,7 @@ import { Watchdog } from '../watchdog.ts';
 import { ChildWorker, type RunEnd } from './process/child.ts';
 import { findExecutable } from './process/host.ts';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface ProcessDispatcherOptions {
   /** type → command line (Config.interpreters); the delegate's file name is appended. */
@@ -63,8 +64,13 @@ export function workerEnv(spec: WorkerSpec, dir: string, couchUrl?: string): Rec
   };
   if (spec.couch && couchUrl) env.COUCHDB_URL = couchUrl;
   else delete env.COUCHDB_URL;
+  // Node workers find `livelycouch/worker` (and the runtime's packages, such as nano) as thread workers do.
+  if (spec.type === 'node') env.NODE_PATH = [kNodeHelperPath, kRuntimeModules, spec.env.NODE_PATH].filter(Boolean).join(path.delimiter);
   return env;
 }
+
+const kNodeHelperPath = fileURLToPath(new URL('../../../workers-runtime/node_path', import.meta.url));
+const kRuntimeModules = fileURLToPath(new URL('../../../node_modules', import.meta.url));
 
 function publicUrl(url: string | undefined): string | undefined {
   if (!url) return undefined;

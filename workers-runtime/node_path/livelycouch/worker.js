@@ -1,0 +1,30 @@
+// `require('livelycouch/worker')` for node workers run as child processes ("isolation": "process"):
+// the same helper API thread workers get, spoken as command lines on the process's real stdout.
+'use strict';
+
+function write(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+exports.emit = function emit(name, parameters) {
+  write({ emit: String(name), parameters: parameters || {} });
+};
+
+exports.log = function log(msg, level) {
+  write({ log: typeof msg === 'string' ? msg : String(msg && msg.message ? msg.message : msg), level: level || 'info' });
+};
+
+/** Marks the current message done with this result. */
+exports.result = function result(value) {
+  write({ result: value === undefined ? null : value });
+};
+
+let client;
+Object.defineProperty(exports, 'couch', {
+  enumerable: true,
+  get() {
+    if (!process.env.COUCHDB_URL) throw new Error('this worker has no database access: set "couch": true in its document');
+    // nano resolves from the runtime's own node_modules (on NODE_PATH).
+    return (client = client || require('nano')(process.env.COUCHDB_URL));
+  },
+});
