@@ -27,6 +27,7 @@ import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
 import { Firing } from './runtime/firing.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
+import { renderMetrics } from './runtime/metrics.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
@@ -253,28 +254,10 @@ export class Runtime implements EventFirer {
   }
 
   async metrics(): Promise<string> {
-    const lines: string[] = [];
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Record<string, string>, number]>) => {
-      lines.push(`# HELP livelycouch_${name} ${help}`, `# TYPE livelycouch_${name} ${type}`);
-      for (const [labels, value] of samples) {
-        const l = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',');
-        lines.push(`livelycouch_${name}${l ? `{${l}}` : ''} ${value}`);
-      }
-    };
-    const f = this.firing;
-    metric('activations_fired_total', 'counter', 'Activations started by any trigger.', [[{}, f.fired]]);
-    metric('activations_completed_total', 'counter', 'Activations whose workers all finished.', [[{}, f.completed]]);
-    metric('worker_outcomes_total', 'counter', 'Worker outcomes by status.', (['ok', 'error', 'timeout'] as const).map((s) => [{ status: s }, f.outcomes[s]]));
-    metric('messages_in_flight', 'gauge', 'Messages being handled by workers.', [[{}, f.inFlight]]);
-    metric('messages_waiting', 'gauge', 'Messages waiting for a worker slot.', [[{}, f.queued()]]);
-    metric('events_loaded', 'gauge', 'Valid events in the matcher.', [[{}, this.catalog.matcher.size]]);
-    metric('events_invalid', 'gauge', 'Event documents skipped with a reason.', [[{}, this.catalog.invalid().length]]);
-    metric('activation_records_written_total', 'counter', 'Activation records written to the logs database.', [[{}, this.activationLog.written]]);
-    metric('activation_records_dropped_total', 'counter', 'Activation records dropped because the store could not keep up.', [[{}, this.activationLog.dropped]]);
-    const stats = this.dispatchers.map((d) => d.stats());
-    metric('dispatcher_warm', 'gauge', 'Warm instances per dispatcher.', stats.map((s) => [{ dispatcher: s.name }, s.warm]));
-    metric('dispatcher_in_flight', 'gauge', 'Messages in flight per dispatcher.', stats.map((s) => [{ dispatcher: s.name }, s.inFlight]));
-    return lines.join('\n') + '\n';
+    return renderMetrics({
+      firing: this.firing, catalog: this.catalog, log: this.activationLog,
+      dispatchers: this.dispatchers.map((d) => d.stats()),
+    });
   }
 
   /** Stops taking triggers, lets in-flight work finish up to the deadline, then stops everything. */
