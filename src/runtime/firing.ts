@@ -97,7 +97,13 @@ export class Firing {
   /** Fires events emitted by workers and by the runtime itself; never throws. */
   fireInternal(trigger: TriggerKind, path: string, params: Record<string, unknown>, depth: number): void {
     if (depth > this.deps.maxChainDepth) {
+      // Stopped, and said so where users look: the logs and an activation record with the reason.
+      const message = `${path} was not fired: the event chain is ${depth} deep, over the limit of ${this.deps.maxChainDepth}`;
       this.deps.logger.warn('event chain too deep: stopped', { path, depth });
+      this.deps.log.record({
+        activation: newActivationId(), events: [], trigger, path, method: 'POST', started: Date.now(), durationMs: 0,
+        workers: [{ worker: '', status: 'error', error: { code: 'LC_CHAIN_TOO_DEEP', message }, logs: [], durationMs: 0 }],
+      });
       return;
     }
     let result = this.deps.catalog.matcher.match('POST', path, params);
