@@ -11,8 +11,6 @@ export class RecordingDispatcher implements Dispatcher {
   readonly name = 'recording';
   readonly messages: WorkerMessage[] = [];
   private waiters: Array<{ n: number; resolve: () => void }> = [];
-  /** when set, dispatch waits for it: lets a spec hold messages in flight. */
-  hold?: Promise<void>;
 
   constructor(private readonly types: readonly string[] = ['node']) {}
 
@@ -21,7 +19,6 @@ export class RecordingDispatcher implements Dispatcher {
   }
 
   async dispatch(ctx: DispatchContext): Promise<WorkerOutcome> {
-    if (this.hold) await this.hold;
     this.messages.push(ctx.message);
     this.waiters = this.waiters.filter((w) => (this.messages.length >= w.n ? (w.resolve(), false) : true));
     return { worker: ctx.spec.id, status: 'ok', result: { echoed: ctx.message.arguments }, logs: [], durationMs: 0 };

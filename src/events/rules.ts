@@ -325,11 +325,12 @@ function eventProblem(doc) {
 
 /* Why an attachment name may not become a file name, or null when it may. */
 function attachmentNameProblem(name) {
-  if (name === '') return 'empty name';
+  if (name === '') return 'the name is empty';
   if (name.indexOf('/') !== -1 || name.indexOf('\\') !== -1) return 'contains a path separator';
   if (name.indexOf('\u0000') !== -1) return 'contains a NUL byte';
   if (name.indexOf('..') !== -1) return 'contains ".."';
   if (name.charAt(0) === '.') return 'starts with a dot';
+  if (name.length > 255) return 'is longer than 255 characters';
   return null;
 }
 
@@ -375,6 +376,8 @@ export interface Rules {
   everyMs(v: unknown): number | null;
   cronFields(expr: unknown): CronFields | string;
   patternBindings(path: string): string[];
+  /** why an attachment name may not become a file name, or null. */
+  attachmentNameProblem(name: string): string | null;
 }
 
 let compiled: Rules | undefined;
@@ -382,7 +385,7 @@ let compiled: Rules | undefined;
 /** The rules compiled once for node; the same text the validate functions embed. */
 export function compiledRules(): Rules {
   compiled ??= new Function(
-    `${RULES_SOURCE}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, cronFields: cronFields, patternBindings: patternBindings };`,
+    `${RULES_SOURCE}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, cronFields: cronFields, patternBindings: patternBindings, attachmentNameProblem: attachmentNameProblem };`,
   )() as Rules;
   return compiled;
 }

@@ -7,17 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LivelyError } from '../shared/errors.ts';
+import { compiledRules } from '../events/rules.ts';
 import type { WorkerSpec } from './spec.ts';
 
 /** Why an attachment name may not become a file name, or undefined when it may. */
 export function attachmentNameProblem(name: string): string | undefined {
-  if (name.length === 0) return 'the name is empty';
-  if (name.includes('\0')) return 'the name contains a NUL byte';
-  if (name.includes('/') || name.includes('\\')) return 'the name contains a path separator';
-  if (name.includes('..')) return 'the name contains ".."';
-  if (name.startsWith('.')) return 'the name starts with a dot';
-  if (name.length > 255) return 'the name is longer than 255 characters';
-  return undefined;
+  // The rule validate_doc_update applies on write; checked again here before any file is written.
+  return compiledRules().attachmentNameProblem(name) ?? undefined;
 }
 
 /** Throws LC_BAD_ATTACHMENT_NAME for the first bad name, LC_INVALID_WORKER when the delegate is missing. */
