@@ -22,6 +22,7 @@ const serve: FlagSpec[] = [
   { name: 'log-level', value: 'LEVEL', help: 'debug, info, warn, error or silent (LIVELY_LOG_LEVEL)', config: (v, c) => { c.logLevel = v as ConfigInput['logLevel']; } },
   memory,
 ];
+const noSample: FlagSpec = { name: 'no-sample', help: 'do not deploy examples/hello into an empty store', config: (_v, c) => { c.sample = false; } };
 
 export interface CommandSpec {
   name: string;
@@ -36,7 +37,7 @@ export interface CommandSpec {
 export const kCommands: CommandSpec[] = [
   {
     name: 'start', args: '', summary: 'run the runtime (its own embedded store unless COUCHDB_URL / --couch)',
-    flags: [...serve, { name: 'no-sample', help: 'do not deploy examples/hello into an empty store', config: (_v, c) => { c.sample = false; } }, help],
+    flags: [...serve, noSample, help],
     positional: [0, 0],
   },
   {
@@ -55,7 +56,7 @@ export const kCommands: CommandSpec[] = [
     details: 'Starts a runtime unless one runs on the data directory (or --url / COUCHDB_URL is given).\n'
       + 'Edits, new and deleted files are pushed within a second; a file deleted from the folder removes\n'
       + 'its document. A broken file is reported and the last good version keeps running.',
-    flags: [...serve, url, user, json, help], positional: [1, 1],
+    flags: [...serve, noSample, url, user, json, help], positional: [1, 1],
   },
   {
     name: 'trigger', args: '<path>', summary: 'fire /_events/<path> on the running runtime',
