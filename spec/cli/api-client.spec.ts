@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,6 +90,7 @@ describe('livelycouch talking to a runtime API', function () {
     // COUCHDB_URL's credentials come first.
     await cli(['status', '--data-dir', dataDir], { COUCHDB_URL: 'http://boss:env-pw@127.0.0.1:1' });
     expect(seen[2]!.auth).to.equal(basic('boss', 'env-pw'));
+    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('trigger sends a JSON body as POST, and credentials only when given', async () => {
