@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kAdminName, kPasswordFile } from '../../src/store/embedded/protocol.ts';
+import { eventually } from '../support/runtime.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -43,7 +44,12 @@ describe('livelycouch talking to a runtime API', function () {
   let origin = '';
 
   before(async () => {
-    server = http.createServer((req, res) => {
+    server = http.createServer(onRequest);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    {
       let body = '';
       req.on('data', (d) => { body += String(d); });
       req.on('end', () => {
@@ -54,10 +60,8 @@ describe('livelycouch talking to a runtime API', function () {
         res.writeHead(a.status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(a.body));
       });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  });
+    }
+  }
   after(() => new Promise<void>((r) => server.close(() => r())));
   beforeEach(() => { seen.length = 0; });
 
@@ -114,5 +118,38 @@ describe('livelycouch talking to a runtime API', function () {
     expect(odd.code).to.equal(1);
     expect(odd.stderr).to.match(/^livelycouch logs: the runtime answered \/_lively\/activations without an "activations" list\n$/);
     expect(odd.stderr).to.not.contain('leaky-pw');
+  });
+
+  it('logs -f keeps following while the runtime is away, and says so once', async () => {
+    const now = (n: number) => ({ ...rec(n), started: Date.now() });
+    let records = [now(1)];
+    answer = () => ({ status: 200, body: { activations: [...records].reverse() } });
+    const base = { ...process.env };
+    for (const k of ['COUCHDB_URL', 'LIVELY_URL', 'LIVELY_USER', 'LIVELY_PASSWORD', 'LIVELY_DATA']) delete base[k];
+    const p = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'logs', '-f', '--url', origin, '--user', 'root:pw-follow', '--since', '0'], { env: base, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => { stdout += String(d); });
+    p.stderr.on('data', (d) => { stderr += String(d); });
+    try {
+      await eventually(() => stdout.includes('  a1  '), 20_000, 'the first record');
+      const port = Number(new URL(origin).port);
+      await new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); });
+      await eventually(() => stderr.includes('still following'), 20_000, 'the outage reported');
+      await new Promise((r) => setTimeout(r, 1_200)); // several failed polls: reported once
+      records = [records[0]!, now(2)];
+      server = http.createServer(onRequest);
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+      await eventually(() => stdout.includes('  a2  '), 20_000, 'the record written while away');
+      expect(stderr.split('\n').filter(Boolean)).to.deep.equal([
+        `livelycouch logs: no runtime answers at ${origin} (start one with "livelycouch start", or point at one with --url); still following`,
+        'livelycouch logs: the runtime answers again',
+      ]);
+      expect(stdout.split('\n').filter((l) => l.includes('  a1  '))).to.have.length(1);
+    } finally {
+      p.kill('SIGINT');
+      await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
+    }
+    expect(p.exitCode).to.equal(0);
   });
 });

@@ -5,7 +5,7 @@
  * filter yet still shows the right records. `-f` polls with `since` and prints each new
  * activation once, oldest first.
  */
-import { LivelyError } from '../shared/errors.ts';
+import { LivelyError, describeError, isLivelyError } from '../shared/errors.ts';
 import { getJson, type Target } from './client.ts';
 import { activationLine, type ActivationView } from './format.ts';
 import { UsageError, toInt } from './args.ts';
@@ -106,9 +106,13 @@ export async function showLogs(target: Target, q: LogsQuery, print: Printer): Pr
   for (const a of (await fetchActivations(target, q)).sort(byStart)) print(a);
 }
 
-/** Prints the last `q.limit` activations, then every new one once, until `signal` aborts. */
-export async function followLogs(target: Target, q: LogsQuery, print: Printer, signal?: AbortSignal): Promise<void> {
+/**
+ * Prints the last `q.limit` activations, then every new one once, until `signal` aborts.
+ * While the runtime does not answer, `onAway` hears why once, and '' when it is back.
+ */
+export async function followLogs(target: Target, q: LogsQuery, print: Printer, signal?: AbortSignal, onAway?: (reason: string) => void): Promise<void> {
   const seen = new Map<string, number>();
+  let away = false;
   const show = (list: ActivationView[]) => {
     for (const a of list.sort(byStart)) {
       if (seen.has(a.activation)) continue;
@@ -126,9 +130,20 @@ export async function followLogs(target: Target, q: LogsQuery, print: Printer, s
     if (signal?.aborted) return;
     const newest = Math.max(start, ...seen.values());
     const since = Math.max(q.since ?? 0, newest - kLookbackMs);
-    const fresh = await fetchActivations(target, { ...q, since, limit: kPage * kMaxPages }, {
-      stop: (p) => p.length > 0 && p.every((a) => seen.has(a.activation)),
-    });
+    let fresh: ActivationView[];
+    try {
+      fresh = await fetchActivations(target, { ...q, since, limit: kPage * kMaxPages }, {
+        stop: (p) => p.length > 0 && p.every((a) => seen.has(a.activation)),
+      });
+    } catch (err) {
+      // The runtime restarting is no reason to stop following; anything else is.
+      if (!isLivelyError(err, 'LC_STORE_UNAVAILABLE')) throw err;
+      if (!away) onAway?.(describeError(err));
+      away = true;
+      continue;
+    }
+    if (away) onAway?.('');
+    away = false;
     show(fresh.filter((a) => !seen.has(a.activation)));
     for (const [id, t] of seen) if (t < since - kLookbackMs) seen.delete(id);
   }

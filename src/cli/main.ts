@@ -198,7 +198,9 @@ async function run(argv: string[]): Promise<number | 'running'> {
       if (a.flags.follow !== true) { await showLogs(target, q, print); return 0; }
       const ac = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort());
-      await followLogs(target, q, print, ac.signal);
+      await followLogs(target, q, print, ac.signal, (reason) => process.stderr.write(reason
+        ? `livelycouch logs: ${oneLine(reason)}; still following\n`
+        : 'livelycouch logs: the runtime answers again\n'));
       return 0;
     }
     default:
