@@ -12,7 +12,7 @@ const writerRole: FlagSpec = { name: 'writer-role', value: 'ROLE', help: 'role b
 const port: FlagSpec = { name: 'port', value: 'N', help: 'port (LIVELY_PORT; default 5985)', config: (v, c) => { c.port = toInt('port', v, 0); } };
 const host: FlagSpec = { name: 'host', value: 'H', help: 'interface (LIVELY_HOST; default 127.0.0.1)', config: (v, c) => { c.host = v; } };
 const url: FlagSpec = { name: 'url', value: 'URL', help: 'a running runtime, e.g. http://127.0.0.1:5985 (LIVELY_URL)' };
-const user: FlagSpec = { name: 'user', aliases: ['u'], value: 'NAME:PASSWORD', help: 'CouchDB admin credentials for --url (LIVELY_USER, or LIVELY_USER=NAME with LIVELY_PASSWORD)' };
+const user: FlagSpec = { name: 'user', aliases: ['u'], value: 'NAME:PASSWORD', help: 'CouchDB credentials (LIVELY_USER, or LIVELY_USER=NAME with LIVELY_PASSWORD); default: COUCHDB_URL\'s, or the embedded store admin of the data directory' };
 const json: FlagSpec = { name: 'json', help: 'machine-readable JSON output' };
 const memory: FlagSpec = { name: 'memory', help: 'embedded store keeps data in memory only', config: (_v, c: ConfigInput) => { c.embeddedMemory = true; } };
 const serve: FlagSpec[] = [
