@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { configFromEnv, describeConfig, makeConfig } from '../../src/config/index.ts';
 import { parseArgs } from '../../src/cli/args.ts';
+import { findCommand } from '../../src/cli/commands.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
 
 describe('configuration', () => {
@@ -35,12 +36,12 @@ describe('configuration', () => {
   });
 
   it('flags override, and the logged form hides the password', () => {
-    const args = parseArgs(['start', '--port', '0', '--data=/tmp/x', '--no-sample', '--couch', 'http://admin:secret@127.0.0.1:5984']);
+    const args = parseArgs(['start', '--port', '0', '--data=/tmp/x', '--no-sample', '--couch', 'http://admin:secret@127.0.0.1:5984'], 'start', findCommand('start')!.flags);
     expect(args.command).to.equal('start');
     expect(args.config).to.deep.include({ port: 0, dataDir: '/tmp/x', sample: false });
     const c = makeConfig({ ...configFromEnv({ LIVELY_PORT: '7000' }), ...args.config });
     expect(c.port).to.equal(0);
     expect(JSON.stringify(describeConfig(c))).to.not.contain('secret');
-    expect(() => parseArgs(['start', '--port'])).to.throw(LivelyError, '--port needs a value');
+    expect(() => parseArgs(['start', '--port'], 'start', findCommand('start')!.flags)).to.throw(LivelyError, '--port needs a value');
   });
 });

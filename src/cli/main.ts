@@ -2,16 +2,15 @@
  * `livelycouch <command>`: the only place that reads argv and exits the process.
  *   start            serve (embedded store unless COUCHDB_URL / --couch)
  *   init             create the databases, _security and validation documents
- *   deploy <dir>     push events/*.json and workers/<name>/ folders
- *   dev <dir>        start (or use the running runtime), deploy, then redeploy on every change
- *   trigger <path>   fire /_events/<path> on a running runtime (--method, --wait)
+ *   deploy <dir>     push events/*.json and workers/<name>/ folders, reporting what changed
+ *   dev <dir>        start (or use the running runtime), deploy, then push every change
+ *   trigger <path>   fire /_events/<path> on a running runtime (--data, --method, --wait)
  *   status           the running runtime's /_lively/status
- *   logs [-f]        recent activation records (-f follows)
+ *   logs [-f]        activation records through /_lively/activations (-f follows)
+ * Every command takes --help. A failure exits non-zero with one line on stderr,
+ * `livelycouch <command>: <reason>`, with every known password masked.
  */
-import { readFile, writeFile, rm, mkdir } from 'node:fs/promises';
-import { watch } from 'node:fs';
-import path from 'node:path';
-import { request } from 'undici';
+import { writeFile, rm, mkdir, stat } from 'node:fs/promises';
 import { configFromEnv, makeConfig, type Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
@@ -20,31 +19,24 @@ import { EmbeddedStore } from '../store/embedded/supervisor.ts';
 import { connect } from '../store/couch.ts';
 import { initStore } from '../store/init.ts';
 import { deployDir } from '../runtime/deploy.ts';
-import { parseArgs } from './args.ts';
-import { expandBatch, type BatchDoc } from '../activations/log.ts';
+import { UsageError, commandOf, parseArgs, type ParsedArgs } from './args.ts';
+import { commandHelp, findCommand, kCommands, mainHelp } from './commands.ts';
+import {
+  call, explicitTarget, getJson, redactSecrets, replyError, resolveTarget, runningRuntime, stateFile, storeUrlThrough,
+  type TargetFlags,
+} from './client.ts';
+import { deployLines, statusLines } from './format.ts';
+import { followLogs, logsQuery, printer, showLogs } from './logs.ts';
+import { devWatch } from './dev.ts';
 
-const USAGE = `usage: livelycouch <start|init|deploy <dir>|dev <dir>|trigger <path>|status|logs [-f]> [options]
-options: --port N --host H --data DIR --couch URL --prefix P --threads N --writer-role R
-         --body-limit BYTES --log-level debug|info|warn|error --no-sample --memory
-environment: COUCHDB_URL LIVELY_PORT LIVELY_HOST LIVELY_DATA LIVELY_DB_PREFIX LIVELY_THREADS ...`;
+const out = (s: string) => { process.stdout.write(s); };
+const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
+const targetFlags = (a: ParsedArgs): TargetFlags => ({ url: str(a.flags.url), user: str(a.flags.user) });
 
-const stateFile = (c: Config) => path.join(c.dataDir, 'runtime.json');
-
-interface RuntimeState { url: string; pid: number; storeUrl: string }
-
-/** The state file of a runtime that is still running on this data directory. */
-async function runningRuntime(c: Config): Promise<RuntimeState | undefined> {
-  try {
-    const state = JSON.parse(await readFile(stateFile(c), 'utf8')) as RuntimeState;
-    process.kill(state.pid, 0);
-    return state;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A CouchDB URL for admin commands: COUCHDB_URL, or the embedded store (started for the command if no runtime holds it). */
-async function withStore<T>(c: Config, fn: (url: string) => Promise<T>): Promise<T> {
+/** A CouchDB URL for admin commands: --url (through that runtime), COUCHDB_URL, the running runtime's store, or the embedded store started for the command. */
+async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promise<T>): Promise<T> {
+  const explicit = explicitTarget(targetFlags(a));
+  if (explicit) return fn(storeUrlThrough(explicit));
   if (c.couchUrl) return fn(c.couchUrl);
   const running = await runningRuntime(c);
   if (running) return fn(running.storeUrl);
@@ -71,110 +63,162 @@ async function start(c: Config): Promise<Runtime> {
   await runtime.start();
   await mkdir(c.dataDir, { recursive: true });
   await writeFile(stateFile(c), JSON.stringify({ url: runtime.url, pid: process.pid, storeUrl: runtime.couchUrl }), { mode: 0o600 });
-  process.stdout.write(`LivelyCouch is listening on ${runtime.url}\n  try: curl ${runtime.url}/_events/email_event?wait=true\n`);
+  out(`LivelyCouch is listening on ${runtime.url}\n`);
+  if (c.sample) out(`  try: curl ${runtime.url}/_events/email_event?wait=true\n`);
   return runtime;
 }
 
-/** `dev <dir>`: a runtime (or the one already running), the folder deployed, and redeployed on every change. */
-async function dev(c: Config, dir: string): Promise<void> {
-  const running = c.couchUrl ? undefined : await runningRuntime(c);
-  const storeUrl = c.couchUrl ?? running?.storeUrl ?? (await start({ ...c, sample: false })).couchUrl;
+async function requireDir(dir: string): Promise<void> {
+  const s = await stat(dir).catch(() => undefined);
+  if (!s?.isDirectory()) throw new LivelyError('LC_BAD_REQUEST', `${dir}: no such folder`);
+}
+
+/** `dev <dir>`: a runtime (or the one already running, or --url's), the folder deployed, and every change pushed. */
+async function dev(c: Config, a: ParsedArgs, dir: string): Promise<void> {
+  await requireDir(dir);
+  const explicit = explicitTarget(targetFlags(a));
+  const running = explicit ? undefined : await runningRuntime(c);
+  const storeUrl = explicit ? storeUrlThrough(explicit) : running?.storeUrl ?? (await start({ ...c, sample: false })).couchUrl;
   const nano = connect(storeUrl);
   await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
-  const events = nano.use<Record<string, unknown>>(`${c.dbPrefix}events`);
-  const workers = nano.use<Record<string, unknown>>(`${c.dbPrefix}workers`);
-  let busy: Promise<void> = Promise.resolve();
-  const push = () => {
-    busy = busy.then(async () => {
-      try {
-        const report = await deployDir(dir, events, workers);
-        if (report.written.length) process.stdout.write(`deployed ${report.written.join(', ')}\n`);
-      } catch (err) {
-        process.stderr.write(`livelycouch dev: ${describeError(err)}\n`);
-      }
-    });
-  };
-  push();
-  await busy;
-  process.stdout.write(`watching ${dir}\n`);
-  let timer: NodeJS.Timeout | undefined;
-  watch(dir, { recursive: true }, () => {
-    clearTimeout(timer);
-    timer = setTimeout(push, 150); // editors write a file in several steps
+  const json = a.flags.json === true;
+  const watcher = devWatch({
+    dir,
+    events: nano.use(`${c.dbPrefix}events`),
+    workers: nano.use(`${c.dbPrefix}workers`),
+    json,
+    format: (r) => deployLines(r, { quietUnchanged: true }),
+    out: (line) => out(`${line}\n`),
+    err: (reason) => process.stderr.write(`livelycouch dev: ${oneLine(reason)}\n`),
   });
-}
-
-async function runtimeUrl(c: Config): Promise<string> {
-  const running = await runningRuntime(c);
-  if (running) return running.url;
-  return `http://${c.host}:${c.port}`;
-}
-
-async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv);
-  if (args.flags.help || args.flags.h || !args.command) { process.stdout.write(USAGE + '\n'); return; }
-  const c = makeConfig({ ...configFromEnv(), ...args.config });
-  switch (args.command) {
-    case 'start':
-      await start(c);
-      return;
-    case 'dev': {
-      const dir = args.positional[0];
-      if (!dir) throw new LivelyError('LC_CONFIG', 'dev needs a directory: livelycouch dev <dir>');
-      return dev(c, path.resolve(dir));
-    }
-    case 'init':
-      return withStore(c, async (url) => {
-        await initStore(connect(url), { prefix: c.dbPrefix, writerRole: c.writerRole });
-        process.stdout.write(`initialised ${c.dbPrefix}events, ${c.dbPrefix}workers, ${c.dbPrefix}logs\n`);
-      });
-    case 'deploy': {
-      const dir = args.positional[0];
-      if (!dir) throw new LivelyError('LC_CONFIG', 'deploy needs a directory: livelycouch deploy <dir>');
-      return withStore(c, async (url) => {
-        const nano = connect(url);
-        await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
-        const report = await deployDir(path.resolve(dir), nano.use(`${c.dbPrefix}events`), nano.use(`${c.dbPrefix}workers`));
-        process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-      });
-    }
-    case 'trigger': {
-      const p = (args.positional[0] ?? '').replace(/^\/+/, '');
-      if (!p) throw new LivelyError('LC_CONFIG', 'trigger needs a path: livelycouch trigger send_email');
-      const method = typeof args.flags.method === 'string' ? args.flags.method.toUpperCase() : 'GET';
-      const res = await request(`${await runtimeUrl(c)}/_events/${p}${args.flags.wait ? (p.includes('?') ? '&' : '?') + 'wait=true' : ''}`, { method: method as 'GET' });
-      process.stdout.write(`${res.statusCode} ${await res.body.text()}\n`);
-      if (res.statusCode >= 400) process.exitCode = 1;
-      return;
-    }
-    case 'status': {
-      const res = await request(`${await runtimeUrl(c)}/_lively/status`);
-      process.stdout.write(JSON.stringify(await res.body.json(), null, 2) + '\n');
-      return;
-    }
-    case 'logs':
-      return withStore(c, async (url) => {
-        const db = connect(url).use<Record<string, unknown>>(`${c.dbPrefix}logs`);
-        const print = (doc: unknown) => {
-          const d = doc as BatchDoc;
-          if (d && d.type === 'activations') for (const rec of expandBatch(d)) process.stdout.write(JSON.stringify(rec) + '\n');
-        };
-        const page = await db.list({ descending: true, limit: 5, include_docs: true });
-        for (const row of page.rows.reverse()) print(row.doc);
-        if (!args.flags.f && !args.flags.follow) return;
-        let since = 'now';
-        for (;;) {
-          const ch = await db.changes({ since, feed: 'longpoll', include_docs: true, timeout: 30_000 } as never);
-          for (const r of ch.results as Array<{ doc?: unknown; deleted?: boolean }>) if (!r.deleted) print(r.doc);
-          since = String(ch.last_seq);
-        }
-      });
-    default:
-      throw new LivelyError('LC_CONFIG', `unknown command "${args.command}"\n${USAGE}`);
+  await watcher.deployed;
+  out(`watching ${dir}\n`);
+  if (explicit || running) {
+    // No runtime of ours to stop: Ctrl-C just ends the watch.
+    const stop = () => { watcher.close(); process.exit(0); };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`livelycouch: ${err instanceof LivelyError ? err.message : describeError(err)}\n`);
-  process.exit(1);
+function eventPath(raw: string): string {
+  const p = raw.replace(/^\/+/, '').replace(/^_events(\/|$)/, '');
+  if (!p) throw new UsageError('trigger needs an event path, e.g. livelycouch trigger send_email');
+  return p;
+}
+
+async function trigger(c: Config, a: ParsedArgs): Promise<number> {
+  const p = eventPath(a.positional[0]!);
+  const data = str(a.flags.data);
+  if (data !== undefined) {
+    try { JSON.parse(data); } catch (err) {
+      throw new UsageError(`--data is not valid JSON (${describeError(err)})`);
+    }
+  }
+  const method = (str(a.flags.method) ?? (data !== undefined ? 'POST' : 'GET')).toUpperCase();
+  if (!/^[A-Z]+$/.test(method)) throw new UsageError(`--method must be an HTTP method, got "${str(a.flags.method)}"`);
+  const wait = a.flags.wait === true;
+  const target = await resolveTarget(c, targetFlags(a), { admin: false });
+  const query = wait ? `${p.includes('?') ? '&' : '?'}wait=true` : '';
+  const reply = await call(target, method, `/_events/${p}${query}`, data === undefined ? {} : { body: data, headers: { 'content-type': 'application/json' } });
+  if (reply.status >= 400) throw new LivelyError('LC_BAD_REQUEST', replyError(reply));
+  const body = reply.body as { activation?: string; events?: string[]; workers?: string[]; outcomes?: Array<Record<string, any>> };
+  if (a.flags.json === true) out(`${JSON.stringify(body)}\n`);
+  else {
+    out(`${reply.status} activation ${String(body.activation)} (events: ${(body.events ?? []).join(', ') || '-'}; workers: ${(body.workers ?? []).join(', ') || '-'})\n`);
+    for (const o of body.outcomes ?? []) {
+      out(`${String(o.worker)}  ${String(o.status)}  ${Math.round(Number(o.durationMs ?? 0))}ms\n`);
+      for (const l of (o.logs ?? []) as Array<{ level?: string; msg?: string }>) out(`  ${l.level ?? 'info'}: ${l.msg ?? ''}\n`);
+      if (o.result !== undefined) out(`  result: ${JSON.stringify(o.result)}\n`);
+      if (o.error) out(`  error: ${String(o.error.code ?? '')} ${String(o.error.message ?? '')}\n`);
+    }
+  }
+  const failed = (body.outcomes ?? []).filter((o) => o.status !== 'ok');
+  if (failed.length) {
+    const f = failed[0]!;
+    process.stderr.write(`livelycouch trigger: worker ${String(f.worker)} ended ${String(f.status)}${f.error ? `: ${String(f.error.code ?? '')} ${oneLine(String(f.error.message ?? ''))}` : ''}${failed.length > 1 ? ` (and ${failed.length - 1} more)` : ''}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+async function run(argv: string[]): Promise<number | 'running'> {
+  const name = commandOf(argv);
+  if (name === '' || name === 'help') {
+    const topic = name === 'help' ? argv[argv.indexOf('help') + 1] : undefined;
+    const cmd = topic ? findCommand(topic) : undefined;
+    if (topic && !cmd) throw new UsageError(`unknown command "${topic}"`);
+    if (!cmd && argv.some((x) => !['--help', '-h', 'help'].includes(x))) throw new UsageError(`unknown option ${argv.find((x) => x.startsWith('-'))}`);
+    out(cmd ? commandHelp(cmd) : mainHelp());
+    return 0;
+  }
+  const cmd = findCommand(name);
+  if (!cmd) throw new UsageError(`unknown command "${name}" (commands: ${kCommands.map((k) => k.name).join(', ')})`);
+  const a = parseArgs(argv, name, cmd.flags);
+  if (a.flags.help) { out(commandHelp(cmd)); return 0; }
+  const [need, allowed] = cmd.positional;
+  if (a.positional.length < need) throw new UsageError(`missing ${cmd.args}`);
+  if (a.positional.length > allowed) throw new UsageError(`unexpected argument "${a.positional[allowed]}"`);
+  const c = makeConfig({ ...configFromEnv(), ...a.config });
+  switch (name) {
+    case 'start':
+      await start(c);
+      return 'running';
+    case 'dev':
+      await dev(c, a, a.positional[0]!);
+      return 'running';
+    case 'init':
+      return withStore(c, a, async (url) => {
+        await initStore(connect(url), { prefix: c.dbPrefix, writerRole: c.writerRole });
+        out(`initialised ${c.dbPrefix}events, ${c.dbPrefix}workers, ${c.dbPrefix}logs\n`);
+        return 0;
+      });
+    case 'deploy': {
+      const dir = a.positional[0]!;
+      await requireDir(dir);
+      return withStore(c, a, async (url) => {
+        const nano = connect(url);
+        await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
+        const report = await deployDir(dir, nano.use(`${c.dbPrefix}events`), nano.use(`${c.dbPrefix}workers`));
+        out(a.flags.json === true ? `${JSON.stringify(report)}\n` : deployLines(report).map((l) => `${l}\n`).join(''));
+        return 0;
+      });
+    }
+    case 'trigger':
+      return trigger(c, a);
+    case 'status': {
+      const body = await getJson(await resolveTarget(c, targetFlags(a), { admin: true }), '/_lively/status');
+      out(a.flags.json === true ? `${JSON.stringify(body, null, 2)}\n` : statusLines(body as Record<string, unknown>).map((l) => `${l}\n`).join(''));
+      return 0;
+    }
+    case 'logs': {
+      const q = logsQuery(a.flags);
+      const target = await resolveTarget(c, targetFlags(a), { admin: true });
+      const print = printer(a.flags.json === true, out);
+      if (a.flags.follow !== true) { await showLogs(target, q, print); return 0; }
+      const ac = new AbortController();
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort());
+      await followLogs(target, q, print, ac.signal, (reason) => process.stderr.write(reason
+        ? `livelycouch logs: ${oneLine(reason)}; still following\n`
+        : 'livelycouch logs: the runtime answers again\n'));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "${name}"`);
+  }
+}
+
+function oneLine(s: string): string {
+  return redactSecrets(s).replace(/\s*\n\s*/g, ' ').trim();
+}
+
+const argv = process.argv.slice(2);
+run(argv).then((code) => {
+  if (code !== 'running') process.exitCode = code;
+}, (err: unknown) => {
+  const name = findCommand(commandOf(argv)) ? commandOf(argv) : '';
+  const usage = err instanceof UsageError;
+  const hint = usage ? ` (see livelycouch${name ? ` ${name}` : ''} --help)` : '';
+  process.stderr.write(`livelycouch${name ? ` ${name}` : ''}: ${oneLine(describeError(err))}${hint}\n`);
+  process.exit(usage ? 2 : 1);
 });

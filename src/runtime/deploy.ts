@@ -1,14 +1,19 @@
 /**
  * `livelycouch deploy <dir>`: pushes `events/*.json` and `workers/<name>/` folders
  * (a `doc.json` plus its files as attachments) into the databases, as the original
- * project's event-subscribers/ and workers-source/ folders were. Documents are only
- * written when their content changed, so redeploying is cheap and leaves revisions alone.
+ * project's event-subscribers/ and workers-source/ folders were.
+ *
+ * Two phases: the whole folder is read and checked first (JSON, the delegate file, the same
+ * rules validate_doc_update applies), so a bad folder writes nothing and its error names the
+ * file; then only documents whose content changed are written, so redeploying is cheap and
+ * leaves revisions alone.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { DocumentScope } from 'nano';
-import { LivelyError } from '../shared/errors.ts';
+import { LivelyError, describeError } from '../shared/errors.ts';
+import { compiledRules } from '../events/rules.ts';
 
 type Db = DocumentScope<Record<string, unknown>>;
 type Doc = Record<string, unknown>;
@@ -19,18 +24,134 @@ const TYPES: Record<string, string> = {
   '.rb': 'text/x-ruby', '.pl': 'text/x-perl', '.txt': 'text/plain', '.html': 'text/html',
 };
 
-export interface DeployReport { written: string[]; unchanged: string[] }
+export type DeployKind = 'event' | 'worker';
+export type DeployAction = 'created' | 'updated' | 'unchanged' | 'deleted';
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
+export interface DeployStep { kind: DeployKind; id: string; action: DeployAction }
+
+export interface DeployReport {
+  /** ids written (created or updated). */
+  written: string[];
+  unchanged: string[];
+  /** every document, in order: workers first, then events. */
+  steps: DeployStep[];
+}
+
+/** One document read from the folder, checked, not yet written. */
+export interface PlannedDoc { kind: DeployKind; id: string; doc: Doc; source: string }
+
+export interface DeployOptions {
+  /**
+   * Documents deployed from this folder before (by `dev`) whose files are gone now: they are
+   * deleted when they still carry a deploy digest, i.e. nobody replaced them by hand.
+   */
+  previous?: ReadonlyArray<{ kind: DeployKind; id: string }>;
+}
+
+const bad = (file: string, reason: string) => new LivelyError('LC_BAD_REQUEST', `${file}: ${reason}`);
+
+async function kindOf(p: string): Promise<'file' | 'dir' | undefined> {
+  try {
+    const s = await stat(p);
+    return s.isDirectory() ? 'dir' : s.isFile() ? 'file' : undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw bad(p, describeError(err));
+  }
 }
 
 async function readJson(file: string): Promise<Doc> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as Doc;
+    text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new LivelyError('LC_BAD_REQUEST', `${file}: ${(err as Error).message}`);
+    throw bad(file, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : describeError(err));
   }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw bad(file, `not valid JSON (${describeError(err)})`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw bad(file, 'must hold a JSON object');
+  return doc as Doc;
+}
+
+/** Names in `dir` that are not hidden or editor leftovers (`.x.swp`, `x~`, `#x#`). */
+async function entries(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((n) => !n.startsWith('.') && !n.endsWith('~') && !n.startsWith('#')).sort();
+  } catch (err) {
+    throw bad(dir, describeError(err));
+  }
+}
+
+async function readWorker(folder: string, name: string): Promise<PlannedDoc> {
+  const docFile = path.join(folder, 'doc.json');
+  const doc = await readJson(docFile);
+  if (doc._attachments !== undefined) throw bad(docFile, '_attachments come from the files of the folder; remove the field');
+  doc._id ??= name;
+  if (typeof doc._id !== 'string' || doc._id === '') throw bad(docFile, '_id: must be a non-empty string');
+  const attachments: Record<string, { content_type: string; data: string }> = {};
+  for (const file of await entries(folder)) {
+    if (file === 'doc.json') continue;
+    const p = path.join(folder, file);
+    const k = await kindOf(p);
+    if (k === 'dir') throw bad(p, 'a worker folder holds files only (each becomes one attachment)');
+    if (k !== 'file') continue; // vanished between readdir and stat (an editor's temporary file)
+    let data: Buffer;
+    try { data = await readFile(p); } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw bad(p, describeError(err));
+    }
+    attachments[file] = { content_type: TYPES[path.extname(file)] ?? 'application/octet-stream', data: data.toString('base64') };
+  }
+  if (typeof doc.delegate === 'string' && doc.delegate !== '' && !Object.hasOwn(attachments, doc.delegate)) {
+    throw bad(docFile, `delegate "${doc.delegate}" is not a file in ${folder}`);
+  }
+  doc._attachments = attachments;
+  const problem = compiledRules().workerProblem(doc);
+  if (problem) throw bad(docFile, problem);
+  return { kind: 'worker', id: doc._id, doc, source: docFile };
+}
+
+async function readEvent(file: string): Promise<PlannedDoc> {
+  const doc = await readJson(file);
+  doc._id ??= path.basename(file, '.json');
+  const problem = compiledRules().eventProblem(doc);
+  if (problem) throw bad(file, problem);
+  return { kind: 'event', id: doc._id as string, doc, source: file };
+}
+
+/** Reads and checks the whole app folder; throws on the first problem, naming its file. */
+export async function readApp(dir: string): Promise<PlannedDoc[]> {
+  if ((await kindOf(dir)) !== 'dir') throw bad(dir, 'no such folder');
+  const wdir = path.join(dir, 'workers');
+  const edir = path.join(dir, 'events');
+  const hasWorkers = (await kindOf(wdir)) === 'dir';
+  const hasEvents = (await kindOf(edir)) === 'dir';
+  if (!hasWorkers && !hasEvents) throw bad(dir, 'an app folder holds events/*.json and workers/<name>/ folders; found neither');
+  const out: PlannedDoc[] = [];
+  const seen = new Map<string, string>();
+  const add = (p: PlannedDoc) => {
+    const key = `${p.kind}:${p.id}`;
+    const other = seen.get(key);
+    if (other) throw bad(p.source, `${p.kind} "${p.id}" is also defined by ${other}`);
+    seen.set(key, p.source);
+    out.push(p);
+  };
+  if (hasWorkers) {
+    for (const name of await entries(wdir)) {
+      const folder = path.join(wdir, name);
+      if ((await kindOf(folder)) === 'dir') add(await readWorker(folder, name));
+    }
+  }
+  if (hasEvents) {
+    for (const file of await entries(edir)) {
+      if (file.endsWith('.json') && (await kindOf(path.join(edir, file))) === 'file') add(await readEvent(path.join(edir, file)));
+    }
+  }
+  return out;
 }
 
 /** A digest of what the user wrote, stored on the doc so an unchanged deploy writes nothing. */
@@ -38,48 +159,63 @@ function digest(doc: Doc): string {
   return createHash('sha256').update(JSON.stringify(doc)).digest('hex').slice(0, 32);
 }
 
-async function upsert(db: Db, doc: Doc, report: DeployReport): Promise<void> {
-  const id = String(doc._id);
-  const hash = digest(doc);
-  let rev: string | undefined;
-  try {
-    const cur = await db.get(id);
-    if (cur.lively_deploy === hash) { report.unchanged.push(id); return; }
-    rev = cur._rev;
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+interface Current { rev: string; digest?: unknown }
+
+async function currentDocs(db: Db, ids: string[]): Promise<Map<string, Current>> {
+  const out = new Map<string, Current>();
+  if (ids.length === 0) return out;
+  const res = await db.fetch({ keys: ids });
+  for (const row of res.rows as Array<{ key: string; doc?: Doc | null; error?: string }>) {
+    if (row.doc) out.set(row.key, { rev: String(row.doc._rev), digest: row.doc.lively_deploy });
   }
-  await db.insert({ ...doc, lively_deploy: hash, ...(rev ? { _rev: rev } : {}) });
-  report.written.push(id);
+  return out;
 }
 
-export async function deployDir(dir: string, events: Db, workers: Db): Promise<DeployReport> {
-  const report: DeployReport = { written: [], unchanged: [] };
-  const wdir = path.join(dir, 'workers');
-  if (await exists(wdir)) {
-    for (const name of (await readdir(wdir)).sort()) {
-      const folder = path.join(wdir, name);
-      if (!(await stat(folder)).isDirectory()) continue;
-      const doc = await readJson(path.join(folder, 'doc.json'));
-      doc._id ??= name;
-      const attachments: Record<string, { content_type: string; data: string }> = {};
-      for (const file of (await readdir(folder)).sort()) {
-        if (file === 'doc.json' || file.startsWith('.')) continue;
-        const data = await readFile(path.join(folder, file));
-        attachments[file] = { content_type: TYPES[path.extname(file)] ?? 'application/octet-stream', data: data.toString('base64') };
-      }
-      doc._attachments = attachments;
-      await upsert(workers, doc, report);
-    }
+async function write(db: Db, docs: Doc[], kind: DeployKind): Promise<void> {
+  if (docs.length === 0) return;
+  const res = await db.bulk({ docs });
+  const failed = (res as Array<{ id: string; error?: string; reason?: string }>).filter((r) => r.error);
+  if (failed.length) {
+    throw new LivelyError('LC_BAD_REQUEST', failed.map((f) => `${kind} ${f.id} not written (${f.error}${f.reason ? `: ${f.reason}` : ''})`).join('; '));
   }
-  const edir = path.join(dir, 'events');
-  if (await exists(edir)) {
-    for (const file of (await readdir(edir)).sort()) {
-      if (!file.endsWith('.json')) continue;
-      const doc = await readJson(path.join(edir, file));
-      doc._id ??= path.basename(file, '.json');
-      await upsert(events, doc, report);
+}
+
+/** Writes what changed in `plan` (from readApp); deletes `previous` documents no longer in it. */
+export async function deployPlan(plan: PlannedDoc[], events: Db, workers: Db, opts: DeployOptions = {}): Promise<DeployReport> {
+  const report: DeployReport = { written: [], unchanged: [], steps: [] };
+  for (const kind of ['worker', 'event'] as const) {
+    const db = kind === 'worker' ? workers : events;
+    const mine = plan.filter((p) => p.kind === kind);
+    const gone = (opts.previous ?? []).filter((p) => p.kind === kind && !mine.some((m) => m.id === p.id)).map((p) => p.id);
+    const current = await currentDocs(db, [...mine.map((p) => p.id), ...gone]);
+    const docs: Doc[] = [];
+    const steps: DeployStep[] = [];
+    for (const p of mine) {
+      const hash = digest(p.doc);
+      const cur = current.get(p.id);
+      if (cur && cur.digest === hash) {
+        report.unchanged.push(p.id);
+        report.steps.push({ kind, id: p.id, action: 'unchanged' });
+        continue;
+      }
+      docs.push({ ...p.doc, lively_deploy: hash, ...(cur ? { _rev: cur.rev } : {}) });
+      steps.push({ kind, id: p.id, action: cur ? 'updated' : 'created' });
+    }
+    for (const id of gone) {
+      const cur = current.get(id);
+      if (!cur || typeof cur.digest !== 'string') continue;
+      docs.push({ _id: id, _rev: cur.rev, _deleted: true });
+      steps.push({ kind, id, action: 'deleted' });
+    }
+    await write(db, docs, kind);
+    for (const s of steps) {
+      report.steps.push(s);
+      if (s.action !== 'deleted') report.written.push(s.id);
     }
   }
   return report;
+}
+
+export async function deployDir(dir: string, events: Db, workers: Db, opts: DeployOptions = {}): Promise<DeployReport> {
+  return deployPlan(await readApp(dir), events, workers, opts);
 }
