@@ -28,7 +28,7 @@ import { Firing } from './runtime/firing.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
 import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
-import { teeActivations } from './runtime/activation-sink.ts';
+import { redactOutcome, redactingActivations, teeActivations } from './runtime/activation-sink.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
@@ -114,7 +114,7 @@ export class Runtime implements EventFirer {
       registry: this.registry,
       gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
       dispatchers: this.dispatchers,
-      log: teeActivations([this.activationLog, this.activationMetrics], logger),
+      log: teeActivations([redactingActivations(this.activationLog), this.activationMetrics], logger),
       logger,
       maxChainDepth: config.maxChainDepth,
       authorize: auth.authorizeEvent,
@@ -217,7 +217,7 @@ export class Runtime implements EventFirer {
       req.path.slice(1),
     );
     const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
-    if (req.wait) reply.outcomes = await fired.done;
+    if (req.wait) reply.outcomes = (await fired.done).map(redactOutcome);
     return reply;
   }
 
