@@ -3,6 +3,12 @@
  * terminal, levels, and central redaction of secrets whatever a caller hands it.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { createLogger, logFormatFromEnv, redact, redactText, kRedacted } from '../../src/shared/log.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
 
@@ -132,5 +138,43 @@ describe('log: redaction of secrets', () => {
       expect(lines.join('\n'), format).to.not.contain(secret).and.not.contain(enc).and.not.contain(basic);
       expect(lines.join('\n'), format).to.contain(kRedacted);
     }
+  });
+});
+
+describe('log: what `livelycouch start` writes', function () {
+  this.timeout(60_000);
+  const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+  const run = (format: string) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, LIVELY_LOG_FORMAT: format };
+    delete env.COUCHDB_URL;
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-logfmt-'));
+    return spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'start', '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'info'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  };
+
+  it('LIVELY_LOG_FORMAT=pretty: readable lines, not JSON', async () => {
+    const proc = run('pretty');
+    const err: string[] = [];
+    try {
+      createInterface({ input: proc.stderr! }).on('line', (l) => err.push(l));
+      await new Promise<void>((resolve, reject) => {
+        proc.once('exit', (code) => reject(new Error(`exited with ${code}: ${err.join('\n')}`)));
+        createInterface({ input: proc.stdout! }).on('line', (l) => { if (/listening on/.test(l)) resolve(); });
+      });
+      const starting = err.find((l) => l.includes('livelycouch starting'));
+      expect(starting, err.join('\n')).to.match(/^\d\d:\d\d:\d\d\.\d{3} INFO  livelycouch starting .*port=0/);
+      expect(starting).to.not.contain('\x1b['); // stderr is a pipe here: no colours
+      for (const l of err) expect(l.startsWith('{'), l).to.equal(false);
+    } finally {
+      proc.kill('SIGKILL');
+    }
+  });
+
+  it('a wrong LIVELY_LOG_FORMAT stops it with a one-line reason and a non-zero exit', async () => {
+    const proc = run('xml');
+    let err = '';
+    proc.stderr!.on('data', (d) => { err += d; });
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    expect(code).to.not.equal(0);
+    expect(err.trim()).to.equal('livelycouch: LIVELY_LOG_FORMAT must be "json" or "pretty", got "xml"');
   });
 });
