@@ -63,8 +63,9 @@ function authSessionOf(cookie: string | string[] | undefined): string | undefine
   return undefined;
 }
 
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+/** What credentials are known by: their SHA-256, never the text. */
+function digestOf(authorization: string | undefined, session: string | undefined): Buffer {
+  return createHash('sha256').update(authorization ?? '').update('\0').update(session ?? '').digest();
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -79,7 +80,8 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
   const sessionUrl = `${u.origin}${u.pathname.replace(/\/+$/, '')}/_session`;
   const accepted = new Map<string, { until: number; ctx: UserCtx }>();
   const asking = new Map<string, Promise<UserCtx>>();
-  const own = u.username ? { digest: sha256(`Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
+  // The runtime's own admin credentials, as the digest a Basic header carrying them gets.
+  const own = u.username ? { digest: digestOf(`Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`, undefined), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
 
   async function ask(authorization: string | undefined, session: string | undefined): Promise<UserCtx> {
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -109,8 +111,9 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
     const authorization = first(headers.authorization);
     const session = authSessionOf(headers.cookie);
     if (authorization === undefined && session === undefined) return null;
-    if (own && authorization !== undefined && session === undefined && timingSafeEqual(sha256(authorization), own.digest)) return own.ctx;
-    const key = createHash('sha256').update(authorization ?? '').update('\0').update(session ?? '').digest('base64');
+    const digest = digestOf(authorization, session);
+    if (own && timingSafeEqual(digest, own.digest)) return own.ctx;
+    const key = digest.toString('base64');
     const now = Date.now();
     const hit = accepted.get(key);
     if (hit !== undefined) {
