@@ -5,8 +5,9 @@
  * against the store's own `_session`, so LivelyCouch knows exactly the users and roles
  * CouchDB knows and keeps no user list of its own. Accepted credentials are cached
  * briefly (`ttlMs`) so a protected trigger does not cost a store round trip each time;
- * the cache is keyed by a SHA-256 of the credentials, never the credentials themselves,
- * and refused credentials are never cached, so a wrong password is asked again each time.
+ * the cache is keyed by an HMAC-SHA-256 of the credentials under a key made at start, so it
+ * holds neither passwords nor digests open to offline guessing; refused credentials are
+ * never cached, so a wrong password is asked again each time.
  * Concurrent checks of the same credentials share one `_session` request. The runtime's own
  * admin credentials (those of its CouchDB URL) are recognised without asking, so the admin API
  * still answers while the store is down.
@@ -16,7 +17,7 @@
  *   a valid user without what it takes → 403 LC_FORBIDDEN
  *   the store cannot answer            → 502 LC_STORE_UNAVAILABLE (never a silent allow)
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { request } from 'undici';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EventAuth, EventDef } from '../events/model.ts';
@@ -63,9 +64,9 @@ function authSessionOf(cookie: string | string[] | undefined): string | undefine
   return undefined;
 }
 
-/** What credentials are known by: their SHA-256, never the text. */
-function digestOf(authorization: string | undefined, session: string | undefined): Buffer {
-  return createHash('sha256').update(authorization ?? '').update('\0').update(session ?? '').digest();
+/** What credentials are known by: their HMAC under this authorizer's key, never the text. */
+function digestOf(key: Buffer, authorization: string | undefined, session: string | undefined): Buffer {
+  return createHmac('sha256', key).update(authorization ?? '').update('\0').update(session ?? '').digest();
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -80,8 +81,9 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
   const sessionUrl = `${u.origin}${u.pathname.replace(/\/+$/, '')}/_session`;
   const accepted = new Map<string, { until: number; ctx: UserCtx }>();
   const asking = new Map<string, Promise<UserCtx>>();
+  const hmacKey = randomBytes(32);
   // The runtime's own admin credentials, as the digest a Basic header carrying them gets.
-  const own = u.username ? { digest: digestOf(`Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`, undefined), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
+  const own = u.username ? { digest: digestOf(hmacKey, `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`, undefined), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
 
   async function ask(authorization: string | undefined, session: string | undefined): Promise<UserCtx> {
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -111,7 +113,7 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
     const authorization = first(headers.authorization);
     const session = authSessionOf(headers.cookie);
     if (authorization === undefined && session === undefined) return null;
-    const digest = digestOf(authorization, session);
+    const digest = digestOf(hmacKey, authorization, session);
     if (own && timingSafeEqual(digest, own.digest)) return own.ctx;
     const key = digest.toString('base64');
     const now = Date.now();
