@@ -17,12 +17,19 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 50;
 
 interface Target { proc: ChildProcess; url: string }
+/** The runtime target's admin credentials (its READY line's second word): the status API needs an admin. */
+let adminAuth: string | undefined;
 
 async function startTarget(mode: string): Promise<Target> {
   const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${mode} target exited with ${code}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => { if (line.startsWith('READY ')) resolve(line.slice(6)); });
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (!line.startsWith('READY ')) return;
+      const [u, auth] = line.slice(6).split(' ');
+      if (auth) adminAuth = `Basic ${auth}`;
+      resolve(u!);
+    });
   });
   return { proc, url };
 }
@@ -40,7 +47,7 @@ async function load(url: string, seconds: number, connections: number): Promise<
 }
 
 async function status(base: string): Promise<{ fired: number; completed: number }> {
-  const res = await request(`${base}/_lively/status`);
+  const res = await request(`${base}/_lively/status`, { headers: adminAuth ? { authorization: adminAuth } : {} });
   const body = (await res.body.json()) as { activations: { fired: number; completed: number } };
   return body.activations;
 }

@@ -76,7 +76,9 @@ async function main(): Promise<void> {
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     for (;;) { if (rt.catalog.matcher.size >= 5) break; await new Promise((r) => setTimeout(r, 20)); }
     const profile = await startProfile();
-    process.stdout.write(`READY ${rt.url}\n`);
+    const admin = new URL(rt.couchUrl);
+    const auth = Buffer.from(`${decodeURIComponent(admin.username)}:${decodeURIComponent(admin.password)}`).toString('base64');
+    process.stdout.write(`READY ${rt.url} ${auth}\n`);
     process.on('SIGTERM', () => { void profile().then(() => rt.stop(2_000)).then(() => process.exit(0)); });
   } else {
     throw new Error(`unknown mode ${mode}`);

@@ -27,7 +27,8 @@ import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
 import { Firing } from './runtime/firing.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
-import { renderMetrics } from './runtime/metrics.ts';
+import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
+import { redactOutcome, redactingActivations, teeActivations } from './runtime/activation-sink.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
@@ -55,6 +56,8 @@ export class Runtime implements EventFirer {
   dispatchers: Dispatcher[] = [];
   firing!: Firing;
   activationLog!: ActivationLog;
+  /** per-event and per-worker figures for /_lively/metrics, fed by the activation records. */
+  readonly activationMetrics = new ActivationMetrics();
   private feeds: ChangesFeed[] = [];
   changesTriggers?: ChangesTriggers;
   private scheduleTriggers?: ScheduleTriggers;
@@ -105,20 +108,21 @@ export class Runtime implements EventFirer {
     ];
     this.activationLog = new ActivationLog(this.db.logs, { retentionDays: config.logRetentionDays, logger });
     this.activationLog.start();
+    const auth = createAuthorizer(this.couchUrl);
     this.firing = new Firing({
       catalog: this.catalog,
       registry: this.registry,
       gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
       dispatchers: this.dispatchers,
-      log: this.activationLog,
+      log: teeActivations([redactingActivations(this.activationLog), this.activationMetrics], logger),
       logger,
       maxChainDepth: config.maxChainDepth,
-      authorize: createAuthorizer(this.couchUrl),
+      authorize: auth.authorizeEvent,
     });
     this.wireEventTriggers();
     await this.followEvents();
 
-    this.server = createLivelyServer({ config, firer: this, couchUrl: this.couchUrl, logger });
+    this.server = createLivelyServer({ config, firer: this, couchUrl: this.couchUrl, logger, authorizeAdmin: auth.authorizeAdmin });
     const { port } = await this.server.listen();
     this.port = port;
     logger.info('livelycouch listening', { url: this.url, events: this.catalog.matcher.size });
@@ -213,7 +217,7 @@ export class Runtime implements EventFirer {
       req.path.slice(1),
     );
     const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
-    if (req.wait) reply.outcomes = await fired.done;
+    if (req.wait) reply.outcomes = (await fired.done).map(redactOutcome);
     return reply;
   }
 
@@ -256,7 +260,7 @@ export class Runtime implements EventFirer {
   async metrics(): Promise<string> {
     return renderMetrics({
       firing: this.firing, catalog: this.catalog, log: this.activationLog,
-      dispatchers: this.dispatchers.map((d) => d.stats()),
+      dispatchers: this.dispatchers.map((d) => d.stats()), activations: this.activationMetrics,
     });
   }
 

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
 import { eventually } from '../support/runtime.ts';
+import { adminHeaders } from '../support/couch.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const att = (code: string, type = 'application/javascript') => ({ content_type: type, data: Buffer.from(code).toString('base64') });
@@ -53,8 +54,8 @@ for line in sys.stdin:
   await nano.use<Record<string, unknown>>('lively_events').insert({ _id: 'pid', trigger: { '/pid': {} }, workers: { pid: {} } });
 }
 
-async function trigger(url: string): Promise<{ status: number; body: any }> {
-  const res = await request(url);
+async function trigger(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const res = await request(url, { headers });
   return { status: res.statusCode, body: await res.body.json() };
 }
 
@@ -66,13 +67,13 @@ describe('livelycouch start (embedded store, real processes)', function () {
     try {
       await deploy(s);
       await eventually(async () => (await trigger(`${s.url}/_events/pid?wait=true`)).status === 200, 10_000, 'event deployed');
-      const status = await trigger(`${s.url}/_lively/status`);
+      const status = await trigger(`${s.url}/_lively/status`, adminHeaders(s.storeUrl));
       const storePid = status.body.store.pid as number;
       expect(alive(storePid)).to.equal(true);
       process.kill(storePid, 'SIGKILL');
       // Warm triggers never needed the store; the runtime must also bring the store back.
       await eventually(async () => {
-        const st = await trigger(`${s.url}/_lively/status`).catch(() => undefined);
+        const st = await trigger(`${s.url}/_lively/status`, adminHeaders(s.storeUrl)).catch(() => undefined);
         return st?.status === 200 && typeof st.body.store.pid === 'number' && st.body.store.pid !== storePid && alive(st.body.store.pid);
       }, 20_000, 'a new store process');
       await eventually(async () => (await trigger(`${s.url}/_lively/health`)).status === 200, 20_000, 'healthy again');
@@ -119,7 +120,7 @@ describe('livelycouch start (embedded store, real processes)', function () {
     await deploy(s);
     const warm = await warmUp(s);
     const workerPid = warm.body.outcomes[0].result.pid as number;
-    const storePid = (await trigger(`${s.url}/_lively/status`)).body.store.pid as number;
+    const storePid = (await trigger(`${s.url}/_lively/status`, adminHeaders(s.storeUrl))).body.store.pid as number;
     expect(alive(workerPid) && alive(storePid)).to.equal(true);
     s.proc.kill('SIGKILL');
     await exited(s.proc);

@@ -45,6 +45,7 @@ export const goodEvents: Array<[string, Record<string, unknown>]> = [
   ['auth user', ev({ auth: 'user' })],
   ['auth admin', ev({ auth: 'admin' })],
   ['auth role', ev({ auth: { role: 'ops' } })],
+  ['auth roles', ev({ auth: { roles: ['ops', 'billing'] } })],
   ['extra top-level fields (a description)', ev({ description: 'sends mail', _rev: '1-abc' })],
 ];
 
@@ -55,6 +56,11 @@ export const badEvents: Array<[string, unknown, string]> = [
   ['unknown auth', ev({ auth: 'everyone' }), 'auth:'],
   ['auth role empty', ev({ auth: { role: '' } }), 'auth.role:'],
   ['auth with an unknown field', ev({ auth: { role: 'x', name: 'y' } }), 'auth.name:'],
+  ['auth roles empty', ev({ auth: { roles: [] } }), 'auth.roles:'],
+  ['auth roles not a list', ev({ auth: { roles: 'ops' } }), 'auth.roles:'],
+  ['auth roles with an empty name', ev({ auth: { roles: ['ops', ''] } }), 'auth.roles[1]:'],
+  ['auth role and roles', ev({ auth: { role: 'ops', roles: ['ops'] } }), 'auth: give "roles" or "role"'],
+  ['auth object without roles', ev({ auth: {} }), 'auth.roles:'],
   ['trigger a string', ev({ trigger: '/x' }), 'trigger:'],
   ['path without "/"', ev({ trigger: { send_email: {} } }), 'trigger.send_email:'],
   ['method a number', ev({ trigger: { '/x': { method: 5 } } }), 'trigger["/x"].method: must be a string or a list of strings'],
@@ -155,7 +161,7 @@ export const badWorkers: Array<[string, unknown, string]> = [
 export function randomEventDocs(count: number, seed = 7): Array<Record<string, unknown>> {
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const atoms = [null, 0, -1, 'GET', '/x', ':a', '*', '', true, [], {}, '/a/:b/*', '* * * * *', '1m', 'inbox'];
-  const keys = ['_id', 'trigger', 'workers', 'path', 'method', 'parameters', 'changes', 'schedule', 'every', 'cron', 'db', 'name', 'disabled', 'auth', '/x', '/y/:id', 'role'];
+  const keys = ['_id', 'trigger', 'workers', 'path', 'method', 'parameters', 'changes', 'schedule', 'every', 'cron', 'db', 'name', 'disabled', 'auth', '/x', '/y/:id', 'role', 'roles'];
   const gen = (depth: number): unknown => {
     const r = rand();
     if (depth > 3 || r < 0.4) return atoms[Math.floor(rand() * atoms.length)];

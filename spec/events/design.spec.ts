@@ -78,33 +78,34 @@ describe('validate_doc_update design documents', () => {
       expect(refused).to.be.within(1, 2999);
     });
 
-    it('refuses writes from users who are neither admins nor the writer role', () => {
-      expect(verdict(events, seedEvent, stranger)).to.deep.equal({ unauthorized: 'only admins may write LivelyCouch events' });
-      expect(verdict(events, seedEvent, null)).to.have.property('unauthorized');
+    it('refuses writes from users who are neither admins nor the writer role: forbidden (403) for a user, unauthorized (401) for nobody', () => {
+      expect(verdict(events, seedEvent, stranger)).to.deep.equal({ forbidden: 'only admins may write LivelyCouch events' });
+      expect(verdict(events, seedEvent, null)).to.deep.equal({ unauthorized: 'only admins may write LivelyCouch events' });
+      expect(verdict(events, seedEvent, { name: null, roles: [] })).to.have.property('unauthorized');
       const withRole = compile(eventsDesignDoc('deployer').validate_doc_update);
       expect(verdict(withRole, seedEvent, { name: 'ci', roles: ['deployer'] })).to.equal(undefined);
-      expect(verdict(withRole, seedEvent, { name: 'ci', roles: ['reader'] })).to.deep.equal({ unauthorized: 'only admins or the "deployer" role may write LivelyCouch events' });
+      expect(verdict(withRole, seedEvent, { name: 'ci', roles: ['reader'] })).to.deep.equal({ forbidden: 'only admins or the "deployer" role may write LivelyCouch events' });
     });
 
     it("counts the database's _security admins, by name or by role, as admins", () => {
       const sec = { admins: { names: ['alice'], roles: ['owners'] }, members: { names: [], roles: [] } };
       expect(verdict(events, seedEvent, { name: 'alice', roles: [] }, sec)).to.equal(undefined);
       expect(verdict(events, seedEvent, { name: 'bob', roles: ['owners'] }, sec)).to.equal(undefined);
-      expect(verdict(events, seedEvent, { name: 'bob', roles: ['readers'] }, sec)).to.have.property('unauthorized');
+      expect(verdict(events, seedEvent, { name: 'bob', roles: ['readers'] }, sec)).to.have.property('forbidden');
     });
 
     it('lets admins and the writer role delete, even a broken document; strangers not', () => {
       const tombstone = { _id: 'email_event', _rev: '2-x', _deleted: true };
       expect(verdict(events, tombstone)).to.equal(undefined);
       expect(verdict(compile(eventsDesignDoc('deployer').validate_doc_update), tombstone, { name: 'ci', roles: ['deployer'] })).to.equal(undefined);
-      expect(verdict(events, tombstone, stranger)).to.have.property('unauthorized');
+      expect(verdict(events, tombstone, stranger)).to.have.property('forbidden');
     });
 
     it('lets only admins write design documents, without checking them as events', () => {
       const ddoc = { _id: '_design/other', views: {} };
       expect(verdict(events, ddoc)).to.equal(undefined);
       const withRole = compile(eventsDesignDoc('deployer').validate_doc_update);
-      expect(verdict(withRole, ddoc, { name: 'ci', roles: ['deployer'] })).to.deep.equal({ unauthorized: 'only admins may change design documents' });
+      expect(verdict(withRole, ddoc, { name: 'ci', roles: ['deployer'] })).to.deep.equal({ forbidden: 'only admins may change design documents' });
     });
   });
 
@@ -126,7 +127,7 @@ describe('validate_doc_update design documents', () => {
     });
 
     it('checks authorisation before content', () => {
-      expect(verdict(workers, { _id: 'w' }, stranger)).to.deep.equal({ unauthorized: 'only admins may write LivelyCouch workers' });
+      expect(verdict(workers, { _id: 'w' }, stranger)).to.deep.equal({ forbidden: 'only admins may write LivelyCouch workers' });
     });
   });
 });

@@ -69,7 +69,9 @@ describe('parseEventDoc', () => {
     expect(parsed({ _id: 'a', workers: {} }).auth).to.equal('public');
     expect(parsed({ _id: 'a', auth: 'user', workers: {} }).auth).to.equal('user');
     expect(parsed({ _id: 'a', auth: 'admin', workers: {} }).auth).to.equal('admin');
-    expect(parsed({ _id: 'a', auth: { role: 'ops' }, workers: {} }).auth).to.deep.equal({ role: 'ops' });
+    expect(parsed({ _id: 'a', auth: { roles: ['ops', 'billing', 'ops'] }, workers: {} }).auth).to.deep.equal({ roles: ['ops', 'billing'] });
+    // The single-role form reads as a list of one.
+    expect(parsed({ _id: 'a', auth: { role: 'ops' }, workers: {} }).auth).to.deep.equal({ roles: ['ops'] });
   });
 
   it('accepts every document of the good corpus', () => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { connect } from '../../src/store/couch.ts';
-import { couchUrl } from '../support/couch.ts';
+import { adminHeaders, couchUrl } from '../support/couch.ts';
 import { RecordingDispatcher } from '../support/recording-dispatcher.ts';
 import { expandBatch, type BatchDoc } from '../../src/activations/log.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
@@ -24,7 +24,9 @@ const seedWorker = {
 };
 
 async function get(rt: Runtime, path: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}) {
-  const res = await request(rt.url + path, { method: (init.method ?? 'GET') as 'GET', body: init.body, headers: init.headers });
+  // The admin API needs an admin; triggers go without credentials unless a spec sends some.
+  const headers = init.headers ?? (path.startsWith('/_lively/') ? adminHeaders() : undefined);
+  const res = await request(rt.url + path, { method: (init.method ?? 'GET') as 'GET', body: init.body, headers });
   const text = await res.body.text();
   return { status: res.statusCode, body: text ? JSON.parse(text) : undefined };
 }
@@ -210,7 +212,7 @@ describe('invalid events and the status API', () => {
 
   it('GET /_lively/metrics answers Prometheus text with the activation counters', async () => {
     await get(rt, '/_events/email_event?wait=true');
-    const res = await request(rt.url + '/_lively/metrics');
+    const res = await request(rt.url + '/_lively/metrics', { headers: adminHeaders() });
     const text = await res.body.text();
     expect(res.statusCode).to.equal(200);
     expect(res.headers['content-type']).to.contain('text/plain; version=0.0.4');

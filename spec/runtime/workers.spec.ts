@@ -6,13 +6,13 @@ import { expect } from 'chai';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { connect } from '../../src/store/couch.ts';
-import { couchUrl } from '../support/couch.ts';
+import { adminHeaders, couchUrl } from '../support/couch.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
 
 const att = (code: string, type = 'application/javascript') => ({ content_type: type, data: Buffer.from(code).toString('base64') });
 
 async function call(rt: Runtime, path: string, method = 'GET') {
-  const res = await request(rt.url + path, { method: method as 'GET' });
+  const res = await request(rt.url + path, { method: method as 'GET', headers: path.startsWith('/_lively/') ? adminHeaders() : {} });
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, any> };
 }
 

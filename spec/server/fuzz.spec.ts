@@ -8,6 +8,7 @@ import net from 'node:net';
 import { request } from 'undici';
 import { makeConfig } from '../../src/config/index.ts';
 import { silentLogger } from '../../src/shared/log.ts';
+import { createAuthorizer } from '../../src/runtime/auth.ts';
 import { createLivelyServer, type LivelyServer } from '../../src/server/http.ts';
 import { RecordingFirer, parseReply, rawExchange } from './support.ts';
 
@@ -86,7 +87,8 @@ describe('HTTP server: fuzz over raw sockets', function () {
     const deadPort = (s.address() as net.AddressInfo).port;
     await new Promise<void>((r) => s.close(() => r()));
     // The proxy points at a closed port: proxied garbage gets 502s without touching the suite's store.
-    lively = createLivelyServer({ config: makeConfig({ host: '127.0.0.1', port: 0 }), firer, couchUrl: `http://127.0.0.1:${deadPort}`, logger: silentLogger });
+    const couchUrl = `http://127.0.0.1:${deadPort}`;
+    lively = createLivelyServer({ config: makeConfig({ host: '127.0.0.1', port: 0 }), firer, couchUrl, logger: silentLogger, authorizeAdmin: createAuthorizer(couchUrl).authorizeAdmin });
     ({ port } = await lively.listen());
   });
   after(() => lively.close());

@@ -3,6 +3,8 @@ import net from 'node:net';
 import { request } from 'undici';
 import { makeConfig } from '../../src/config/index.ts';
 import { silentLogger } from '../../src/shared/log.ts';
+import { createAuthorizer } from '../../src/runtime/auth.ts';
+import { adminHeaders, basicAuth, couchUrl } from '../support/couch.ts';
 import { createLivelyServer, type LivelyServer } from '../../src/server/http.ts';
 import { kMaxJsonDepth } from '../../src/server/body.ts';
 import { RecordingFirer, parseReply, rawExchange } from './support.ts';
@@ -26,7 +28,8 @@ describe('HTTP server: triggers and its own routes', () => {
 
   before(async () => {
     const config = makeConfig({ host: '127.0.0.1', port: 0, bodyLimit: kLimit });
-    lively = createLivelyServer({ config, firer, couchUrl: `http://127.0.0.1:${await closedPort()}`, logger: silentLogger });
+    // The admin API is checked against the suite's store; the proxy points at a closed port.
+    lively = createLivelyServer({ config, firer, couchUrl: `http://127.0.0.1:${await closedPort()}`, logger: silentLogger, authorizeAdmin: createAuthorizer(couchUrl()).authorizeAdmin });
     ({ port } = await lively.listen());
     base = `http://127.0.0.1:${port}`;
   });
@@ -249,17 +252,38 @@ describe('HTTP server: triggers and its own routes', () => {
       }
     });
 
-    it('GET /_lively/status returns the runtime status', async () => {
-      const r = await call('GET', '/_lively/status');
+    it('GET /_lively/status returns the runtime status to an admin', async () => {
+      const r = await call('GET', '/_lively/status', undefined, adminHeaders());
       expect(r.status).to.equal(200);
       expect(r.json).to.deep.equal({ events: 3, invalid: [{ id: 'bad', reason: 'trigger.path must be a string' }] });
     });
 
-    it('POST /_lively/status is 405, an unknown /_lively path 404', async () => {
-      const r = await call('POST', '/_lively/status', '{}');
+    it('every /_lively path but health needs credentials: 401 with WWW-Authenticate, before any route is looked up', async () => {
+      for (const [method, path] of [['GET', '/_lively/status'], ['GET', '/_lively/metrics'], ['GET', '/_lively/activations'], ['GET', '/_lively/activations/x'], ['POST', '/_lively/activations/x/rerun'], ['GET', '/_lively/nothing'], ['GET', '/_lively']] as const) {
+        const r = await call(method, path);
+        expect(r.status, `${method} ${path}`).to.equal(401);
+        expect(r.headers['www-authenticate'], path).to.equal('Basic realm="LivelyCouch"');
+        expect(r.json.error, path).to.equal('LC_UNAUTHORIZED');
+      }
+      expect((await call('GET', '/_lively/health')).status).to.equal(200);
+    });
+
+    it('a wrong admin password or a forged session cookie is 401 on the admin API, and the reply does not echo it', async () => {
+      const u = new URL(couchUrl());
+      const wrong = await call('GET', '/_lively/status', undefined, { authorization: basicAuth(decodeURIComponent(u.username), 'not-the-password-x1') });
+      expect(wrong.status).to.equal(401);
+      expect(wrong.text).to.not.contain('not-the-password-x1');
+      const forged = await call('GET', '/_lively/status', undefined, { cookie: 'AuthSession=bGl2ZWx5OjVGQTM6ZGVhZGJlZWY' });
+      expect(forged.status).to.equal(401);
+      // Other cookies are not credentials.
+      expect((await call('GET', '/_lively/status', undefined, { cookie: 'theme=dark' })).status).to.equal(401);
+    });
+
+    it('POST /_lively/status is 405, an unknown /_lively path 404 (for an admin)', async () => {
+      const r = await call('POST', '/_lively/status', '{}', adminHeaders());
       expect(r.status).to.equal(405);
       expect(r.headers.allow).to.equal('GET, HEAD');
-      const nf = await call('GET', '/_lively/nothing');
+      const nf = await call('GET', '/_lively/nothing', undefined, adminHeaders());
       expect(nf.status).to.equal(404);
       expect(nf.json.error).to.equal('LC_NOT_FOUND');
     });

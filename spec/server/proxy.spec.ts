@@ -4,6 +4,7 @@ import net from 'node:net';
 import { request } from 'undici';
 import { makeConfig } from '../../src/config/index.ts';
 import { silentLogger } from '../../src/shared/log.ts';
+import { createAuthorizer } from '../../src/runtime/auth.ts';
 import { createLivelyServer, type LivelyServer } from '../../src/server/http.ts';
 import { connect } from '../../src/store/couch.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
@@ -11,7 +12,7 @@ import { RecordingFirer, parseReply, rawExchange } from './support.ts';
 
 async function startLively(upstreamUrl: string): Promise<{ lively: LivelyServer; base: string }> {
   const config = makeConfig({ host: '127.0.0.1', port: 0 });
-  const lively = createLivelyServer({ config, firer: new RecordingFirer(), couchUrl: upstreamUrl, logger: silentLogger });
+  const lively = createLivelyServer({ config, firer: new RecordingFirer(), couchUrl: upstreamUrl, logger: silentLogger, authorizeAdmin: createAuthorizer(upstreamUrl).authorizeAdmin });
   const { port } = await lively.listen();
   return { lively, base: `http://127.0.0.1:${port}` };
 }

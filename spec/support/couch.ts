@@ -55,3 +55,18 @@ export async function dropPrefix(prefix: string): Promise<void> {
   const dbs = await server.db.list();
   await Promise.all(dbs.filter((db) => db.startsWith(prefix)).map((db) => server.db.destroy(db).catch(() => undefined)));
 }
+
+/** An `Authorization: Basic …` header value for a name and password. */
+export function basicAuth(name: string, password: string): string {
+  return 'Basic ' + Buffer.from(`${name}:${password}`).toString('base64');
+}
+
+/**
+ * Headers carrying the admin credentials of a CouchDB URL (the suite's store by default):
+ * what the runtime's admin API (`/_lively/*` but health) asks for.
+ */
+export function adminHeaders(url: string = couchUrl()): { authorization: string } {
+  const u = new URL(url);
+  if (!u.username) throw new Error('the CouchDB URL carries no admin credentials');
+  return { authorization: basicAuth(decodeURIComponent(u.username), decodeURIComponent(u.password)) };
+}

@@ -2,12 +2,13 @@
 import { makeConfig, type ConfigInput } from '../../src/config/index.ts';
 import { Runtime } from '../../src/runtime.ts';
 import type { Dispatcher } from '../../src/workers/dispatcher.ts';
+import type { Logger } from '../../src/shared/log.ts';
 import { couchUrl, uniquePrefix } from './couch.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 
-export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: Dispatcher[]; before?: (prefix: string) => Promise<void> } = {}): Promise<Runtime> {
+export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: Dispatcher[]; before?: (prefix: string) => Promise<void>; logger?: Logger } = {}): Promise<Runtime> {
   const prefix = opts.config?.dbPrefix ?? uniquePrefix();
   if (opts.before) await opts.before(prefix);
   const config = makeConfig({
@@ -20,7 +21,7 @@ export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: D
     ...opts.config,
     dbPrefix: prefix,
   });
-  const rt = new Runtime({ config, dispatchers: opts.dispatchers });
+  const rt = new Runtime({ config, dispatchers: opts.dispatchers, logger: opts.logger });
   return rt.start();
 }
 

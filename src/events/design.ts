@@ -43,12 +43,18 @@ ${RULES_SOURCE}
       if (admins.roles.indexOf(roles[r]) !== -1) isAdmin = true;
     }
   }
+  function deny(reason) {
+    // CouchDB's convention: 401 when nobody logged in, 403 for a user who may not.
+    var e = {};
+    e[userCtx && userCtx.name ? 'forbidden' : 'unauthorized'] = reason;
+    throw(e);
+  }
   if (typeof newDoc._id === 'string' && newDoc._id.indexOf('_design/') === 0) {
-    if (!isAdmin) throw({ unauthorized: 'only admins may change design documents' });
+    if (!isAdmin) deny('only admins may change design documents');
     return;
   }
   if (!isAdmin && !(writerRole && roles.indexOf(writerRole) !== -1)) {
-    throw({ unauthorized: ${JSON.stringify(`only ${who} may write LivelyCouch ${what}`)} });
+    deny(${JSON.stringify(`only ${who} may write LivelyCouch ${what}`)});
   }
   if (newDoc._deleted === true) return;
   var problem = ${check}(newDoc);

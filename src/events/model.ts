@@ -34,7 +34,8 @@ export interface EventWorkerRef {
   arguments: Record<string, unknown>;
 }
 
-export type EventAuth = 'public' | 'user' | 'admin' | { role: string };
+/** `{ roles }`: a user holding any of them (the document's `{ "role": "x" }` is read as `{ roles: ["x"] }`). */
+export type EventAuth = 'public' | 'user' | 'admin' | { roles: readonly string[] };
 
 export interface EventDef {
   id: string;

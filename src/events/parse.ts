@@ -97,7 +97,7 @@ function buildWorkers(w: unknown): EventWorkerRef[] {
 
 function buildAuth(a: unknown): EventAuth {
   if (a === 'user' || a === 'admin') return a;
-  if (isObj(a)) return { role: a.role as string };
+  if (isObj(a)) return { roles: Object.freeze(hasOwn(a, 'role') ? [a.role as string] : [...new Set(a.roles as string[])]) };
   return 'public';
 }
 

@@ -307,12 +307,20 @@ function workersProblem(w) {
 function authProblem(a) {
   if (a === undefined || a === 'public' || a === 'user' || a === 'admin') return null;
   if (isObject(a)) {
-    var extra = unknownKey(a, ['role']);
-    if (extra !== null) return fieldOf('auth', extra) + ': unknown field (allowed: role)';
-    if (typeof a.role !== 'string' || a.role === '') return 'auth.role: must be a non-empty string';
+    var extra = unknownKey(a, ['roles', 'role']);
+    if (extra !== null) return fieldOf('auth', extra) + ': unknown field (allowed: roles, role)';
+    if (hasOwn(a, 'roles') && hasOwn(a, 'role')) return 'auth: give "roles" or "role", not both';
+    if (hasOwn(a, 'role')) {
+      if (typeof a.role !== 'string' || a.role === '') return 'auth.role: must be a non-empty string';
+      return null;
+    }
+    if (!Array.isArray(a.roles) || a.roles.length === 0) return 'auth.roles: must be a non-empty list of role names';
+    for (var i = 0; i < a.roles.length; i++) {
+      if (typeof a.roles[i] !== 'string' || a.roles[i] === '') return 'auth.roles[' + i + ']: must be a non-empty string';
+    }
     return null;
   }
-  return 'auth: must be "public", "user", "admin" or { "role": "<name>" }';
+  return 'auth: must be "public", "user", "admin" or { "roles": ["<name>", …] }';
 }
 
 /* Why an event document is not valid, or null when it is. */

@@ -1,43 +1,168 @@
 /**
- * Per-event `auth`: the caller's credentials (Basic auth or the AuthSession cookie) are
- * checked against CouchDB's own `_session`, so LivelyCouch knows exactly the users and
- * roles CouchDB knows. Answers are cached briefly per credential to keep triggers cheap.
+ * Who is calling, and may they: per-event `auth` and the admin API.
+ *
+ * The caller's credentials (Basic auth, or CouchDB's `AuthSession` cookie) are checked
+ * against the store's own `_session`, so LivelyCouch knows exactly the users and roles
+ * CouchDB knows and keeps no user list of its own. Accepted credentials are cached
+ * briefly (`ttlMs`) so a protected trigger does not cost a store round trip each time;
+ * the cache is keyed by an HMAC-SHA-256 of the credentials under a key made at start, so it
+ * holds neither passwords nor digests open to offline guessing; refused credentials are
+ * never cached, so a wrong password is asked again each time.
+ * Concurrent checks of the same credentials share one `_session` request. The runtime's own
+ * admin credentials (those of its CouchDB URL) are recognised without asking, so the admin API
+ * still answers while the store is down.
+ *
+ *   no credentials                     → 401 LC_UNAUTHORIZED (WWW-Authenticate: Basic)
+ *   credentials the store refuses      → 401 LC_UNAUTHORIZED
+ *   a valid user without what it takes → 403 LC_FORBIDDEN
+ *   the store cannot answer            → 502 LC_STORE_UNAVAILABLE (never a silent allow)
  */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { request } from 'undici';
-import { LivelyError } from '../shared/errors.ts';
-import type { EventDef } from '../events/model.ts';
+import { LivelyError, describeError } from '../shared/errors.ts';
+import type { EventAuth, EventDef } from '../events/model.ts';
 import type { HttpRequestPart } from '../shared/message.ts';
 
-interface UserCtx { name: string | null; roles: string[] }
+export interface UserCtx {
+  name: string | null;
+  roles: readonly string[];
+}
 
-export function createAuthorizer(couchUrl: string, ttlMs = 5_000) {
-  const origin = new URL(couchUrl);
-  origin.username = '';
-  origin.password = '';
-  const sessionUrl = new URL('/_session', origin).toString();
-  const cache = new Map<string, { at: number; ctx: UserCtx }>();
+type Headers = HttpRequestPart['headers'];
 
-  async function userCtx(headers: HttpRequestPart['headers']): Promise<UserCtx> {
-    const authorization = typeof headers.authorization === 'string' ? headers.authorization : undefined;
-    const cookie = typeof headers.cookie === 'string' ? headers.cookie : undefined;
-    if (!authorization && !cookie) return { name: null, roles: [] };
-    const key = `${authorization ?? ''}\n${cookie ?? ''}`;
-    const hit = cache.get(key);
-    if (hit && Date.now() - hit.at < ttlMs) return hit.ctx;
-    const res = await request(sessionUrl, { headers: { accept: 'application/json', ...(authorization ? { authorization } : {}), ...(cookie ? { cookie } : {}) } });
-    const body = (await res.body.json().catch(() => ({}))) as { userCtx?: UserCtx };
-    const ctx: UserCtx = res.statusCode === 200 && body.userCtx ? body.userCtx : { name: null, roles: [] };
-    if (cache.size > 10_000) cache.clear();
-    cache.set(key, { at: Date.now(), ctx });
-    return ctx;
+export interface AuthorizerOptions {
+  /** how long accepted credentials are trusted without asking the store again. */
+  ttlMs?: number;
+  /** distinct credentials kept; the oldest go first. */
+  maxEntries?: number;
+  /** how long one `_session` request may take. */
+  timeoutMs?: number;
+}
+
+export interface Authorizer {
+  /** The user the request's credentials belong to; null when it sent none. Throws 401 on refused ones. */
+  authenticate(headers: Headers): Promise<UserCtx | null>;
+  /** Throws LC_UNAUTHORIZED / LC_FORBIDDEN unless the caller may fire this event. */
+  authorizeEvent(event: EventDef, headers: Headers): Promise<void>;
+  /** Throws LC_UNAUTHORIZED / LC_FORBIDDEN unless the caller is a CouchDB admin. */
+  authorizeAdmin(headers: Headers): Promise<void>;
+  /** credentials currently cached (for specs and status). */
+  readonly cached: number;
+}
+
+const kAdminRole = '_admin';
+
+/** The `AuthSession` cookie alone: other cookies of the caller's are not credentials. */
+function authSessionOf(cookie: string | string[] | undefined): string | undefined {
+  if (cookie === undefined) return undefined;
+  for (const header of Array.isArray(cookie) ? cookie : [cookie]) {
+    for (const part of header.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq !== -1 && part.slice(0, eq).trim() === 'AuthSession') return part.slice(eq + 1).trim();
+    }
+  }
+  return undefined;
+}
+
+/** What credentials are known by: their HMAC under this authorizer's key, never the text. */
+function digestOf(key: Buffer, authorization: string | undefined, session: string | undefined): Buffer {
+  return createHmac('sha256', key).update(authorization ?? '').update('\0').update(session ?? '').digest();
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {}): Authorizer {
+  const ttlMs = opts.ttlMs ?? 5_000;
+  const maxEntries = opts.maxEntries ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const u = new URL(couchUrl);
+  const sessionUrl = `${u.origin}${u.pathname.replace(/\/+$/, '')}/_session`;
+  const accepted = new Map<string, { until: number; ctx: UserCtx }>();
+  const asking = new Map<string, Promise<UserCtx>>();
+  const hmacKey = randomBytes(32);
+  // The runtime's own admin credentials, as the digest a Basic header carrying them gets.
+  const own = u.username ? { digest: digestOf(hmacKey, `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`, undefined), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
+
+  async function ask(authorization: string | undefined, session: string | undefined): Promise<UserCtx> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (authorization !== undefined) headers.authorization = authorization;
+    if (session !== undefined) headers.cookie = `AuthSession=${session}`;
+    let status: number;
+    let body: { userCtx?: { name?: unknown; roles?: unknown } };
+    try {
+      const res = await request(sessionUrl, { headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      status = res.statusCode;
+      body = (await res.body.json().catch(() => ({}))) as typeof body;
+    } catch (err) {
+      throw new LivelyError('LC_STORE_UNAVAILABLE', `the credentials could not be checked: ${describeError(err)}`);
+    }
+    if (status === 401) throw new LivelyError('LC_UNAUTHORIZED', 'the credentials were not accepted by CouchDB');
+    if (status !== 200) throw new LivelyError('LC_STORE_UNAVAILABLE', `the credentials could not be checked: CouchDB answered ${status}`);
+    const name = body.userCtx?.name;
+    const roles = body.userCtx?.roles;
+    // CouchDB ignores an expired or forged cookie and answers as if none was sent.
+    if (typeof name !== 'string' && !(Array.isArray(roles) && roles.includes(kAdminRole))) {
+      throw new LivelyError('LC_UNAUTHORIZED', 'the credentials were not accepted by CouchDB');
+    }
+    return Object.freeze({ name: typeof name === 'string' ? name : null, roles: Object.freeze(Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []) });
   }
 
-  return async function authorize(event: EventDef, headers: HttpRequestPart['headers']): Promise<void> {
-    const ctx = await userCtx(headers);
-    if (!ctx.name && !ctx.roles.includes('_admin')) throw new LivelyError('LC_UNAUTHORIZED', `event "${event.id}" needs an authenticated CouchDB user`);
-    const auth = event.auth;
-    if (auth === 'user') return;
-    const need = auth === 'admin' ? '_admin' : typeof auth === 'object' ? auth.role : '_admin';
-    if (!ctx.roles.includes(need) && !ctx.roles.includes('_admin')) throw new LivelyError('LC_FORBIDDEN', `event "${event.id}" needs the role "${need}"`);
+  async function authenticate(headers: Headers): Promise<UserCtx | null> {
+    const authorization = first(headers.authorization);
+    const session = authSessionOf(headers.cookie);
+    if (authorization === undefined && session === undefined) return null;
+    const digest = digestOf(hmacKey, authorization, session);
+    if (own && timingSafeEqual(digest, own.digest)) return own.ctx;
+    const key = digest.toString('base64');
+    const now = Date.now();
+    const hit = accepted.get(key);
+    if (hit !== undefined) {
+      if (hit.until > now) return hit.ctx;
+      accepted.delete(key);
+    }
+    let pending = asking.get(key);
+    if (pending === undefined) {
+      pending = ask(authorization, session);
+      asking.set(key, pending);
+      pending.then((ctx) => {
+        if (accepted.size >= maxEntries) {
+          // Expired first; then the oldest entry (a Map iterates in insertion order).
+          for (const [k, e] of accepted) if (e.until <= Date.now()) accepted.delete(k);
+          if (accepted.size >= maxEntries) accepted.delete(accepted.keys().next().value!);
+        }
+        accepted.set(key, { until: Date.now() + ttlMs, ctx });
+      }, () => undefined).finally(() => asking.delete(key));
+    }
+    return pending;
+  }
+
+  function allows(auth: EventAuth, ctx: UserCtx): boolean {
+    if (ctx.roles.includes(kAdminRole) || auth === 'user' || auth === 'public') return true;
+    if (auth === 'admin') return false;
+    return auth.roles.some((r) => ctx.roles.includes(r));
+  }
+
+  function needs(auth: Exclude<EventAuth, 'public' | 'user'>): string {
+    if (auth === 'admin') return 'a CouchDB admin';
+    return auth.roles.length === 1 ? `the role ${JSON.stringify(auth.roles[0])}` : `one of the roles ${auth.roles.map((r) => JSON.stringify(r)).join(', ')}`;
+  }
+
+  return {
+    authenticate,
+    async authorizeEvent(event, headers) {
+      const auth = event.auth;
+      if (auth === 'public') return;
+      const ctx = await authenticate(headers);
+      if (ctx === null) throw new LivelyError('LC_UNAUTHORIZED', `event "${event.id}" needs CouchDB credentials (Basic auth or the AuthSession cookie)`);
+      if (!allows(auth, ctx)) throw new LivelyError('LC_FORBIDDEN', `event "${event.id}" needs ${needs(auth as Exclude<EventAuth, 'public' | 'user'>)}`);
+    },
+    async authorizeAdmin(headers) {
+      const ctx = await authenticate(headers);
+      if (ctx === null) throw new LivelyError('LC_UNAUTHORIZED', 'the LivelyCouch admin API needs CouchDB admin credentials (Basic auth or the AuthSession cookie)');
+      if (!ctx.roles.includes(kAdminRole)) throw new LivelyError('LC_FORBIDDEN', 'the LivelyCouch admin API needs a CouchDB admin');
+    },
+    get cached() { return accepted.size; },
   };
 }

@@ -18,7 +18,7 @@ import type { Dispatcher } from '../workers/dispatcher.ts';
 import type { WorkerSpec } from '../workers/spec.ts';
 import type { WorkerGate } from '../workers/gate.ts';
 import type { WorkerRegistry } from '../workers/registry.ts';
-import type { ActivationLog } from '../activations/log.ts';
+import type { ActivationSink } from './activation-sink.ts';
 import type { EventCatalog } from './event-catalog.ts';
 
 export interface FireInput {
@@ -45,7 +45,7 @@ export interface FiringDeps {
   registry: WorkerRegistry;
   gate: WorkerGate;
   dispatchers: readonly Dispatcher[];
-  log: ActivationLog;
+  log: ActivationSink;
   logger: Logger;
   maxChainDepth: number;
   /** throws LC_UNAUTHORIZED / LC_FORBIDDEN; only called for events whose auth is not public. */

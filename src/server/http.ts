@@ -6,7 +6,9 @@
  *                            200 … + "outcomes" with ?wait=true (or wait=1)
  *                            400 bad percent-encoding / LC_BAD_JSON, 413 over config.bodyLimit,
  *                            any LivelyError → its status, anything else → 500 LC_INTERNAL
- *   GET /_lively/health   → 200 when firer.health().ok, else 503
+ *   GET /_lively/health   → 200 when firer.health().ok, else 503 (no credentials needed)
+ *   /_lively/<anything else> → only for CouchDB admins (401 without or with refused
+ *                            credentials, 403 for other users), then:
  *   GET /_lively/status   → 200 firer.status()
  *   anything else         → proxied to CouchDB (proxy.ts), 502 LC_STORE_UNAVAILABLE when it is down
  *   unparsable HTTP       → 400/408/431 JSON, connection closed (clientError)
@@ -28,6 +30,8 @@ export interface LivelyServerOptions {
   /** CouchDB origin; its credentials are never forwarded (the proxy strips them). */
   couchUrl: string;
   logger: Logger;
+  /** Throws LC_UNAUTHORIZED / LC_FORBIDDEN unless the request carries CouchDB admin credentials. */
+  authorizeAdmin: (headers: IncomingMessage['headers']) => Promise<void>;
 }
 
 export interface LivelyServer {
@@ -45,6 +49,8 @@ const kKeepAliveTimeout = 65_000;
 const kCloseGrace = 2_000;
 
 const kLivelyPrefix = '/_lively';
+/** The one own route anyone may call: load balancers and orchestrators probe it. */
+const kPublicLivelyPath = '/_lively/health';
 
 /** `pathname` is `prefix` or `prefix/…`. */
 function under(pathname: string, prefix: string): boolean {
@@ -120,7 +126,9 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       if (under(pathname, kEventsPrefix)) {
         trigger(req, res, pathname, q === -1 ? '' : url.slice(q + 1)).catch((err) => fail(req, res, err));
       } else if (under(pathname, kLivelyPrefix)) {
-        ownRoute(req, res, pathname, q === -1 ? '' : url.slice(q + 1)).catch((err) => fail(req, res, err));
+        // Gated by prefix, so that every admin route, present or future, needs an admin.
+        const allowed = pathname === kPublicLivelyPath ? Promise.resolve() : opts.authorizeAdmin(req.headers);
+        allowed.then(() => ownRoute(req, res, pathname, q === -1 ? '' : url.slice(q + 1))).catch((err) => fail(req, res, err));
       } else {
         proxy.handle(req, res);
       }

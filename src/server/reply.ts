@@ -29,6 +29,7 @@ export function sendError(res: ServerResponse, err: unknown, extra?: Record<stri
   if (err instanceof LivelyError) {
     const headers: Record<string, string> = { ...extra };
     if (err.code === 'LC_QUEUE_FULL' || err.code === 'LC_SHUTTING_DOWN') headers['retry-after'] = '1';
+    if (err.code === 'LC_UNAUTHORIZED') headers['www-authenticate'] = 'Basic realm="LivelyCouch"';
     const allow = err.details?.allow;
     if (err.code === 'LC_METHOD_NOT_ALLOWED' && Array.isArray(allow)) headers.allow = allow.join(', ');
     sendJson(res, err.status, err.toJSON(), headers);

@@ -168,10 +168,12 @@ export class ThreadDispatcher implements Dispatcher {
     this.channel.postMessage(notice);
   }
 
-  stats(): DispatcherStats & { queued: number; pools: number; threads: number; bundles: BundlerStats } {
-    let inFlight = 0, queued = 0, threads = 0;
-    for (const p of this.pools.values()) { inFlight += p.inFlight; queued += p.queued; threads += p.piscina.threads.length; }
-    return { name: this.name, warm: threads, inFlight, queued, pools: this.pools.size, threads, bundles: this.bundler.stats() };
+  /** `utilization`: piscina's share of capacity spent running tasks since each pool started, averaged over pools. */
+  stats(): DispatcherStats & { queued: number; pools: number; threads: number; utilization: number; bundles: BundlerStats } {
+    let inFlight = 0, queued = 0, threads = 0, utilization = 0;
+    for (const p of this.pools.values()) { inFlight += p.inFlight; queued += p.queued; threads += p.piscina.threads.length; utilization += p.piscina.utilization; }
+    if (this.pools.size > 0) utilization /= this.pools.size;
+    return { name: this.name, warm: threads, inFlight, queued, pools: this.pools.size, threads, utilization, bundles: this.bundler.stats() };
   }
 
   async close(deadlineMs = 5_000): Promise<void> {
