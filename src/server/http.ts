@@ -8,6 +8,7 @@
  *                            any LivelyError → its status, anything else → 500 LC_INTERNAL
  *   GET /_lively/health   → 200 when firer.health().ok, else 503
  *   GET /_lively/status   → 200 firer.status()
+ *   /_lively/activations… → the activation records API (activations.ts): list, get, POST …/rerun
  *   anything else         → proxied to CouchDB (proxy.ts), 502 LC_STORE_UNAVAILABLE when it is down
  *   unparsable HTTP       → 400/408/431 JSON, connection closed (clientError)
  */
@@ -21,6 +22,7 @@ import type { EventFirer, HttpTriggerReply } from './firer.ts';
 import { createCouchProxy } from './proxy.ts';
 import { sendError, sendJson } from './reply.ts';
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
+import { handleActivations, kActivationsPath } from './activations.ts';
 
 export interface LivelyServerOptions {
   config: Pick<Config, 'host' | 'port' | 'bodyLimit'>;
@@ -66,13 +68,6 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       sendJson(res, health.ok ? 200 : 503, health);
     },
     '/_lively/status': async (res) => sendJson(res, 200, await firer.status()),
-    '/_lively/activations': async (res, query) => {
-      if (!firer.activations) throw new LivelyError('LC_NOT_FOUND', 'this runtime keeps no activation records');
-      const raw = query.get('limit');
-      const limit = raw === null ? 20 : Number(raw);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new LivelyError('LC_BAD_REQUEST', 'limit must be an integer from 1 to 1000');
-      sendJson(res, 200, { activations: await firer.activations(limit) });
-    },
     '/_lively/metrics': async (res) => {
       if (!firer.metrics) throw new LivelyError('LC_NOT_FOUND', 'this runtime has no metrics');
       const text = await firer.metrics();
@@ -101,6 +96,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   }
 
   async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
+    if (under(pathname, kActivationsPath)) return handleActivations(req, res, pathname, search, firer, config.bodyLimit);
     const route = lively[pathname];
     if (route === undefined) {
       throw new LivelyError('LC_NOT_FOUND', `no such path: ${pathname}`);
