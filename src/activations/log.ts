@@ -23,7 +23,7 @@ import { describeError } from '../shared/errors.ts';
 import { statusOf } from '../store/couch.ts';
 import { batchId, kBatchSpanMs, kDayMs, type BatchDoc } from './batch.ts';
 import { dayDbName, dayStart, ensureDayDb } from './days.ts';
-import { getActivation, listActivations, type ActivationPage, type ActivationQuery } from './reader.ts';
+import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
 import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
 
 export { expandBatch, type BatchDoc } from './batch.ts';
@@ -70,6 +70,8 @@ export interface ActivationLogOptions {
   /** records kept across all days; past it the oldest go first. */
   maxRecords: number;
   logger: Logger;
+  /** how much one page of a listing may read before it answers with a cursor. */
+  pageBudget?: Readonly<PageBudget>;
 }
 
 const MAX_RESULT_CHARS = 16 * 1024;
@@ -271,7 +273,7 @@ export class ActivationLog {
   /** Records newest first, filtered, one page at a time. */
   async query(q: ActivationQuery): Promise<ActivationPage> {
     await this.settle();
-    return listActivations(this.server, this.opts.prefix, q);
+    return listActivations(this.server, this.opts.prefix, q, this.opts.pageBudget);
   }
 
   /** One record by its activation id; undefined when there is none. */

@@ -40,10 +40,17 @@ const kIdPage = 200;
 /** Batches fetched per request: each may hold thousands of records. */
 const kFetch = 8;
 /**
- * Work one page may do before it answers with what it has and a cursor to go on from: a
- * filter that matches nothing must not read a week of records in one request.
+ * Work one page may do before it answers with what it has (maybe fewer records than asked
+ * for, maybe none) and a cursor to go on from: a filter that matches nothing must not read a
+ * week of records in one request.
  */
-const kMaxFetched = 64;
+export interface PageBudget {
+  /** batch documents read. */
+  batches: number;
+  /** records looked at in them. */
+  records: number;
+}
+export const kDefaultPageBudget: Readonly<PageBudget> = Object.freeze({ batches: 256, records: 200_000 });
 const kMaxListed = 20_000;
 /** How far a record's start may lie after the time in its activation id. */
 const kIdSlopMs = 1_000;
@@ -97,7 +104,7 @@ async function fetchBatches(server: ServerScope, refs: Ref[]): Promise<BatchDoc[
   return out;
 }
 
-export async function listActivations(server: ServerScope, prefix: string, q: ActivationQuery): Promise<ActivationPage> {
+export async function listActivations(server: ServerScope, prefix: string, q: ActivationQuery, budget: Readonly<PageBudget> = kDefaultPageBudget): Promise<ActivationPage> {
   const cursor = q.before === undefined ? undefined : decodeCursor(q.before);
   const since = q.since ?? -Infinity;
   const filter: RecordFilter = q;
@@ -112,6 +119,7 @@ export async function listActivations(server: ServerScope, prefix: string, q: Ac
   const unread: Ref[] = [];
   let hits: Hit[] = [];
   let fetched = 0;
+  let scanned = 0;
   let listed = 0;
   let threshold: number;
   let exhausted = false;
@@ -125,13 +133,16 @@ export async function listActivations(server: ServerScope, prefix: string, q: Ac
     let safe = 0;
     for (const h of hits) if (h.started > threshold) safe++;
     if (safe > q.limit) break;
-    if (fetched >= kMaxFetched || listed >= kMaxListed) break;
+    // Out of budget: stop, if the cursor handed back moves on from the one given.
+    if ((fetched >= budget.batches || scanned >= budget.records || listed >= kMaxListed)
+      && (!cursor || isBefore({ started: threshold + 1, activation: '' }, cursor))) break;
 
     if (unread.length > 0 && unreadMax >= frontier) {
       unread.sort((a, b) => b.hi - a.hi);
       const take = unread.splice(0, Math.min(kFetch, unread.length));
       fetched += take.length;
       for (const doc of await fetchBatches(server, take)) {
+        scanned += doc.count;
         for (let i = 0; i < doc.count; i++) {
           const k: Key = { started: doc.started[i]!, activation: doc.activation[i]! };
           if (cursor && !isBefore(k, cursor)) continue;
