@@ -68,6 +68,19 @@ describe('ActivationLog', () => {
     expect(rec.input!.request!.headers.authorization, 'the caller\'s request is left as it was').to.equal('Basic c2VjcmV0');
   });
 
+  it('an input over 64 KiB (a large request body) is not kept; the rest of the record is', async () => {
+    const { prefix, log } = fresh();
+    const big = record(1, day1, 'error');
+    big.input!.request!.body = 'x'.repeat(100 * 1024);
+    log.record(big);
+    log.record(record(2, day1 + 1, 'error'));
+    await log.flush();
+    const [a, b] = await stored(dayDbName(prefix, day1));
+    expect(a!.input).to.equal(undefined);
+    expect(a!.workers[0]!.error!.message).to.equal('boom');
+    expect(b!.input).to.exist;
+  });
+
   it('parent, rerunOf, dead and per-worker attempts survive storage, with and without details', async () => {
     const { prefix, log } = fresh({ detailed: 0 });
     const ok = record(1, day1);

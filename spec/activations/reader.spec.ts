@@ -179,3 +179,14 @@ describe('reading activation records: a filter that matches little', () => {
     expect(pages).to.be.at.least(2);
   });
 });
+
+describe('reading activation records: the store away', () => {
+  it('a list or a lookup while the store cannot be reached is LC_STORE_UNAVAILABLE (502), not an internal error', async () => {
+    const log = new ActivationLog(connect('http://127.0.0.1:9'), { prefix: uniquePrefix(), retentionDays: 7, maxRecords: 10, logger: silentLogger });
+    for (const read of [() => log.query({ limit: 5 }), () => log.get(idAt(Date.now(), 1))]) {
+      const err = await read().then(() => undefined, (e: unknown) => e);
+      expect(isLivelyError(err, 'LC_STORE_UNAVAILABLE')).to.equal(true);
+      expect((err as { status: number }).status).to.equal(502);
+    }
+  });
+});

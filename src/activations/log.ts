@@ -19,8 +19,8 @@ import { randomBytes } from 'node:crypto';
 import type { ServerScope } from 'nano';
 import type { HttpRequestPart, WorkerOutcome, TriggerKind } from '../shared/message.ts';
 import type { Logger } from '../shared/log.ts';
-import { describeError } from '../shared/errors.ts';
-import { statusOf } from '../store/couch.ts';
+import { LivelyError, describeError } from '../shared/errors.ts';
+import { isTransient, statusOf } from '../store/couch.ts';
 import { batchId, kBatchSpanMs, kDayMs, type BatchDoc } from './batch.ts';
 import { dayDbName, dayStart, ensureDayDb } from './days.ts';
 import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
@@ -75,6 +75,8 @@ export interface ActivationLogOptions {
 }
 
 const MAX_RESULT_CHARS = 16 * 1024;
+/** A larger input (a big request body) is not kept: such an activation cannot be rerun. */
+const MAX_INPUT_CHARS = 64 * 1024;
 const MAX_LOG_LINES = 200;
 /** Batches being filled at once: records of long activations start earlier than the rest. */
 const kMaxOpen = 8;
@@ -91,8 +93,8 @@ function compact(w: WorkerOutcome): WorkerOutcome {
   return { ...w, result, logs };
 }
 
-/** The input as stored: only its own fields (a FireInput carries more), and no credentials. */
-function storedInput(input: ActivationInput): ActivationInput {
+/** The input as stored: only its own fields (a FireInput carries more), and no credentials; undefined when too large. */
+function storedInput(input: ActivationInput): ActivationInput | undefined {
   const out: ActivationInput = { trigger: input.trigger, method: input.method, path: input.path, params: input.params };
   const req = input.request;
   if (req) {
@@ -107,7 +109,9 @@ function storedInput(input: ActivationInput): ActivationInput {
   }
   if (input.change !== undefined) out.change = input.change;
   if (input.tick !== undefined) out.tick = input.tick;
-  return out;
+  let size = Infinity;
+  try { size = JSON.stringify(out).length; } catch { /* not storable at all */ }
+  return size <= MAX_INPUT_CHARS ? out : undefined;
 }
 
 interface OpenBatch {
@@ -194,7 +198,8 @@ export class ActivationLog {
     if (failed || b.detailed < this.detailed) {
       b.detailed++;
       doc.details[rec.activation] = rec.workers.map(compact);
-      if (rec.input) doc.inputs![rec.activation] = storedInput(rec.input);
+      const input = rec.input && storedInput(rec.input);
+      if (input) doc.inputs![rec.activation] = input;
     }
     if (rec.rerunOf !== undefined || rec.dead) {
       doc.marks![rec.activation] = { ...(rec.rerunOf !== undefined ? { rerunOf: rec.rerunOf } : {}), ...(rec.dead ? { dead: true as const } : {}) };
@@ -271,15 +276,24 @@ export class ActivationLog {
   }
 
   /** Records newest first, filtered, one page at a time. */
-  async query(q: ActivationQuery): Promise<ActivationPage> {
-    await this.settle();
-    return listActivations(this.server, this.opts.prefix, q, this.opts.pageBudget);
+  query(q: ActivationQuery): Promise<ActivationPage> {
+    return this.read(() => listActivations(this.server, this.opts.prefix, q, this.opts.pageBudget));
   }
 
   /** One record by its activation id; undefined when there is none. */
-  async get(id: string): Promise<ActivationRecord | undefined> {
-    await this.settle();
-    return getActivation(this.server, this.opts.prefix, id);
+  get(id: string): Promise<ActivationRecord | undefined> {
+    return this.read(() => getActivation(this.server, this.opts.prefix, id));
+  }
+
+  /** A read after what is buffered is written; a store that is away is LC_STORE_UNAVAILABLE. */
+  private async read<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      await this.settle();
+      return await fn();
+    } catch (err) {
+      if (err instanceof LivelyError || !isTransient(err)) throw err;
+      throw new LivelyError('LC_STORE_UNAVAILABLE', `activation records cannot be read now: ${describeError(err)}`);
+    }
   }
 
   /**
