@@ -37,7 +37,7 @@ export interface ActivationPage {
 
 /** Batch ids listed per request. */
 const kIdPage = 200;
-/** Batches fetched per request: each may hold thousands of records. */
+/** Batches fetched per request at most: each may hold thousands of records. The first request of a page fetches one, then two, four… */
 const kFetch = 8;
 /**
  * Work one page may do before it answers with what it has (maybe fewer records than asked
@@ -50,7 +50,7 @@ export interface PageBudget {
   /** records looked at in them. */
   records: number;
 }
-export const kDefaultPageBudget: Readonly<PageBudget> = Object.freeze({ batches: 256, records: 200_000 });
+export const kDefaultPageBudget: Readonly<PageBudget> = Object.freeze({ batches: 256, records: 50_000 });
 const kMaxListed = 20_000;
 /** How far a record's start may lie after the time in its activation id. */
 const kIdSlopMs = 1_000;
@@ -119,6 +119,7 @@ export async function listActivations(server: ServerScope, prefix: string, q: Ac
   const unread: Ref[] = [];
   let hits: Hit[] = [];
   let fetched = 0;
+  let fetchSize = 1;
   let scanned = 0;
   let listed = 0;
   let threshold: number;
@@ -139,7 +140,8 @@ export async function listActivations(server: ServerScope, prefix: string, q: Ac
 
     if (unread.length > 0 && unreadMax >= frontier) {
       unread.sort((a, b) => b.hi - a.hi);
-      const take = unread.splice(0, Math.min(kFetch, unread.length));
+      const take = unread.splice(0, Math.min(fetchSize, unread.length));
+      fetchSize = Math.min(kFetch, fetchSize * 2);
       fetched += take.length;
       for (const doc of await fetchBatches(server, take)) {
         scanned += doc.count;
