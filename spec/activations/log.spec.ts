@@ -151,6 +151,20 @@ describe('ActivationLog', () => {
     expect((await stored(name)).map((r) => r.activation)).to.deep.equal(['act-0', 'act-1', 'act-2']);
   });
 
+  it('a record whose start time is not a number is kept under the time it was recorded, and the log goes on', async () => {
+    const { log } = fresh();
+    const odd = record(1, day1);
+    odd.started = Number.NaN;
+    const before = Date.now();
+    log.record(odd);
+    log.record(record(2, day1));
+    await log.flush();
+    expect(log.written).to.equal(2);
+    const recs = (await log.query({ limit: 10 })).activations;
+    expect(recs.map((r) => r.activation)).to.deep.equal(['act-1', 'act-2']);
+    expect(recs[0]!.started).to.be.at.least(before);
+  });
+
   it('a prefix that cannot name a day database is refused when the log is made', () => {
     expect(() => new ActivationLog(nano, { prefix: 'Bad Prefix', retentionDays: 7, maxRecords: 10, logger: silentLogger }))
       .to.throw(/invalid CouchDB database name/);

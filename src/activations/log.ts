@@ -170,7 +170,8 @@ export class ActivationLog {
    */
   record(rec: ActivationRecord): void {
     if (this.buffered >= this.maxBuffer) { this.dropped++; return; }
-    const s = rec.started;
+    // A start time that is not one would name no day (and throw in a timer, far from here).
+    const s = Number.isFinite(rec.started) ? rec.started : Date.now();
     let b: OpenBatch | undefined;
     for (const o of this.open) {
       if ((s < o.lo ? o.hi - s : s > o.hi ? s - o.lo : 0) <= kBatchSpanMs && s >= o.day && s < o.day + kDayMs) { b = o; break; }
@@ -278,6 +279,11 @@ export class ActivationLog {
   /** Records newest first, filtered, one page at a time. */
   query(q: ActivationQuery): Promise<ActivationPage> {
     return this.read(() => listActivations(this.server, this.opts.prefix, q, this.opts.pageBudget));
+  }
+
+  /** The newest `limit` records, newest first. */
+  async recent(limit: number): Promise<ActivationRecord[]> {
+    return (await this.query({ limit })).activations;
   }
 
   /** One record by its activation id; undefined when there is none. */
