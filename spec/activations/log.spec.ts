@@ -165,6 +165,21 @@ describe('ActivationLog', () => {
     expect(recs[0]!.started).to.be.at.least(before);
   });
 
+  it('a day database dropped while the log runs (by another instance\'s retention) is created again at the next flush, and nothing is lost', async () => {
+    const { prefix, log } = fresh();
+    const name = dayDbName(prefix, day1);
+    log.record(record(1, day1));
+    await log.flush();
+    await nano.db.destroy(name);
+    log.record(record(2, day1 + 1));
+    await log.flush(); // finds the database gone: keeps the batch
+    expect(log.written).to.equal(1);
+    await log.flush();
+    expect(log.written).to.equal(2);
+    expect((await stored(name)).map((r) => r.activation)).to.deep.equal(['act-2']);
+    expect((await nano.request({ db: name, path: '_security' })).members.roles).to.deep.equal(['_admin']);
+  });
+
   it('a prefix that cannot name a day database is refused when the log is made', () => {
     expect(() => new ActivationLog(nano, { prefix: 'Bad Prefix', retentionDays: 7, maxRecords: 10, logger: silentLogger }))
       .to.throw(/invalid CouchDB database name/);
