@@ -144,6 +144,26 @@ describe('the activation records API', function () {
     expect((await call(rt, `/_lively/activations/${id}/other`)).status).to.equal(404);
   });
 
+  it('an activation fired by a changes trigger is rerun with its change: the worker sees the same change again', async () => {
+    const inbox = `${rt.config.dbPrefix}inbox`;
+    await rt.nano.db.create(inbox);
+    await rt.db.workers.insert({ _id: 'inbox', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = async () => { throw new Error('not yet'); };`) } });
+    await rt.db.events.insert({ _id: 'on_inbox', trigger: [{ changes: { db: inbox, include_docs: true } }], workers: { inbox: {} } });
+    await eventually(() => rt.changesTriggers!.feeds('on_inbox') === 1, 5_000, 'changes feed started');
+    await rt.nano.use<Record<string, unknown>>(inbox).insert({ _id: 'm1', text: 'one' });
+    let failed: Record<string, any> | undefined;
+    await eventually(async () => !!(failed = (await call(rt, '/_lively/activations?event=on_inbox&status=error&limit=1')).body.activations[0]), 10_000, 'the failed activation');
+    expect(failed!.trigger).to.equal('changes');
+    expect(failed!.input.change.id).to.equal('m1');
+    expect(failed!.input.params.doc.text).to.equal('one');
+
+    const doc = await rt.db.workers.get('inbox');
+    await rt.db.workers.insert({ ...doc, _attachments: { 'index.js': att('module.exports = async (msg) => ({ id: msg.change.id, text: msg.parameters.doc.text, trigger: msg.trigger });') } });
+    let again: Awaited<ReturnType<typeof call>> | undefined;
+    await eventually(async () => (again = await call(rt, `/_lively/activations/${failed!.activation}/rerun?wait=true`, 'POST')).body.outcomes?.[0]?.status === 'ok', 10_000, 'the fixed worker');
+    expect(again!.body.outcomes[0].result).to.deep.equal({ id: 'm1', text: 'one', trigger: 'changes' });
+  });
+
   it('the activation of an event emitted by a worker names the emitting activation as its parent', async () => {
     const root = await call(rt, '/_events/emit?wait=true');
     expect(root.body.outcomes[0].status).to.equal('ok');
