@@ -13,7 +13,8 @@ import { EmbeddedStore } from './store/embedded/supervisor.ts';
 import { connect } from './store/couch.ts';
 import { initStore } from './store/init.ts';
 import { ChangesFeed } from './store/changes.ts';
-import { ActivationLog } from './activations/log.ts';
+import { ActivationLog, type ActivationRecord } from './activations/log.ts';
+import type { ActivationPage, ActivationQuery } from './activations/reader.ts';
 import { WorkerGate } from './workers/gate.ts';
 import { WorkerRegistry } from './workers/registry.ts';
 import type { Dispatcher } from './workers/dispatcher.ts';
@@ -106,7 +107,7 @@ export class Runtime implements EventFirer {
       new IsolateDispatcher({ cacheDir, logger, bundler }),
       new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger }),
     ];
-    this.activationLog = new ActivationLog(this.db.logs, { retentionDays: config.logRetentionDays, logger });
+    this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
     const auth = createAuthorizer(this.couchUrl);
     this.firing = new Firing({
@@ -242,8 +243,29 @@ export class Runtime implements EventFirer {
     };
   }
 
-  activations(limit: number): Promise<unknown[]> {
-    return this.activationLog.recent(limit);
+  activations(query: ActivationQuery): Promise<ActivationPage> {
+    return this.activationLog.query(query);
+  }
+
+  async activation(id: string): Promise<ActivationRecord> {
+    const rec = await this.activationLog.get(id);
+    if (!rec) throw new LivelyError('LC_NOT_FOUND', `no activation record "${id}" (unknown, or past retention)`);
+    return rec;
+  }
+
+  /** Fires the events of a recorded activation again with its stored input. */
+  async rerun(id: string, wait: boolean): Promise<HttpTriggerReply> {
+    if (this.stopping) throw new LivelyError('LC_SHUTTING_DOWN');
+    const rec = await this.activation(id);
+    if (!rec.input) {
+      throw new LivelyError('LC_NOT_RERUNNABLE', `activation "${id}" cannot be rerun: its input was not kept (inputs are kept for failed activations and the first ok ones of each batch)`);
+    }
+    if (rec.events.length === 0) throw new LivelyError('LC_NOT_RERUNNABLE', `activation "${id}" fired no events, so there is nothing to rerun`);
+    const fired = this.firing.rerun(rec.input, rec.events, id);
+    const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
+    if (wait) reply.outcomes = await fired.done;
+    else fired.done.catch(() => undefined);
+    return reply;
   }
 
   /** Loaded workers that cannot run: no dispatcher for their type, or what their dispatcher says. */

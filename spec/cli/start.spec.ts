@@ -11,6 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
+import { dayDbName } from '../../src/activations/days.ts';
+import { activationTime } from '../../src/activations/reader.ts';
 import { eventually } from '../support/runtime.ts';
 import { adminHeaders } from '../support/couch.ts';
 
@@ -157,7 +159,7 @@ describe('livelycouch start (embedded store, real processes)', function () {
     // The same data directory, started again: the activation record is there.
     const again = await startCli(['start'], /listening on/, { dataDir: s.dataDir });
     started.push(again);
-    const page = await connect(again.storeUrl).use<Record<string, any>>('lively_logs').list({ include_docs: true });
+    const page = await connect(again.storeUrl).use<Record<string, any>>(dayDbName('lively_', activationTime(activation)!)).list({ include_docs: true });
     const ids = page.rows.flatMap((r) => (r.doc?.type === 'activations' ? (r.doc.activation as string[]) : []));
     expect(ids).to.include(activation);
   });

@@ -35,6 +35,13 @@ describe('configuration', () => {
     expect(() => configFromEnv({ LIVELY_INTERPRETERS: '{' })).to.throw(LivelyError, 'LIVELY_INTERPRETERS');
   });
 
+  it('logMaxRecords: 1,000,000 by default, LIVELY_LOG_MAX_RECORDS sets it, zero or a non-integer is refused by name', () => {
+    expect(makeConfig().logMaxRecords).to.equal(1_000_000);
+    expect(makeConfig(configFromEnv({ LIVELY_LOG_MAX_RECORDS: '5000' })).logMaxRecords).to.equal(5000);
+    expect(() => makeConfig({ logMaxRecords: 0 })).to.throw(LivelyError, 'options.logMaxRecords');
+    expect(() => configFromEnv({ LIVELY_LOG_MAX_RECORDS: 'lots' })).to.throw(LivelyError, 'LIVELY_LOG_MAX_RECORDS');
+  });
+
   it('flags override, and the logged form hides the password', () => {
     const args = parseArgs(['start', '--port', '0', '--data=/tmp/x', '--no-sample', '--couch', 'http://admin:secret@127.0.0.1:5984'], 'start', findCommand('start')!.flags);
     expect(args.command).to.equal('start');

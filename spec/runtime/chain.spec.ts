@@ -25,11 +25,19 @@ describe('event chains', function () {
       await eventually(() => rt.firing.completed >= before + 4 && rt.firing.inFlight === 0, 5_000, 'the chain to end');
       await new Promise((r) => setTimeout(r, 300)); // nothing more may arrive
       expect(rt.firing.fired - before).to.equal(4);
-      const recent = (await rt.activationLog.recent(10)) as Array<{ path: string; workers: Array<{ error?: { code: string; message: string } }> }>;
+      const recent = (await rt.activationLog.query({ limit: 10 })).activations;
       const stopped = recent.filter((r) => r.workers[0]?.error?.code === 'LC_CHAIN_TOO_DEEP');
       expect(stopped).to.have.length(1);
       expect(stopped[0]!.path).to.equal('/looper/again');
       expect(stopped[0]!.workers[0]!.error!.message).to.contain('limit of 3');
+      // Each emitted event's activation names the activation whose worker emitted it: from the
+      // stopped one back through the three emitted ones to the HTTP trigger, which has none.
+      const byId = new Map(recent.map((r) => [r.activation, r]));
+      const chain = [stopped[0]!];
+      while (chain[chain.length - 1]!.parent !== undefined) chain.push(byId.get(chain[chain.length - 1]!.parent!)!);
+      expect(chain.map((r) => r.path)).to.deep.equal(['/looper/again', '/looper/again', '/looper/again', '/looper/again', '/loop']);
+      expect(chain[4]!.trigger).to.equal('http');
+      expect(chain.slice(1, 4).every((r) => r.trigger === 'event')).to.equal(true);
       const again = await request(`${rt.url}/_events/loop?wait=true`);
       expect(again.statusCode).to.equal(200);
       await again.body.dump();

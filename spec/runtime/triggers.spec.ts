@@ -5,6 +5,8 @@ import { connect } from '../../src/store/couch.ts';
 import { adminHeaders, couchUrl } from '../support/couch.ts';
 import { RecordingDispatcher } from '../support/recording-dispatcher.ts';
 import { expandBatch, type BatchDoc } from '../../src/activations/log.ts';
+import { dayDbName } from '../../src/activations/days.ts';
+import { activationTime } from '../../src/activations/reader.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
 
 const seedEvent = {
@@ -155,7 +157,8 @@ describe('HTTP triggers through the runtime (recording dispatcher)', () => {
   it('writes an activation record for each firing to the logs database', async () => {
     const r = await get(rt, '/_events/email_event?wait=true');
     await rt.activationLog.flush();
-    const page = await rt.db.logs.list({ include_docs: true });
+    // In the day database of the activation's start, which its id carries.
+    const page = await rt.nano.use(dayDbName(rt.config.dbPrefix, activationTime(r.body.activation)!)).list({ include_docs: true });
     const batches = page.rows.map((x) => x.doc as unknown as BatchDoc).filter((d) => d.type === 'activations');
     const rec = batches.flatMap(expandBatch).find((d) => d.activation === r.body.activation);
     expect(rec).to.exist;

@@ -1,19 +1,43 @@
 /**
- * Activation records in the logs database, written in batches so that logging never
- * throttles triggering: each flush writes ONE document holding every record since the last.
- * A document per firing would cost the store more than the firing itself at thousands of
- * triggers a second; a document per batch costs one write, and its columnar form (one array
- * per field, see BatchDoc) keeps it small: every activation is there with its events, workers,
- * statuses and duration; results, logs and errors are kept for every failed activation and for
- * the first `detailed` ones of each batch. `expandBatch` turns a batch back into records. Document ids start with the ISO time of their first record, so pruning is a
- * range read of `_all_docs` — no view needed, on CouchDB and on the embedded store alike.
+ * Activation records, written in batches so that logging never throttles triggering: each
+ * flush writes ONE document per batch holding every record since the last. A document per
+ * firing would cost the store more than the firing itself at thousands of triggers a second;
+ * a document per batch costs one write, and its columnar form (see ./batch.ts) keeps it small:
+ * every activation is there with its events, workers, statuses and duration; results, logs,
+ * errors and the input that fired it are kept for every failed activation and for the first
+ * `detailed` ones of each batch.
+ *
+ * Batches go to one database per UTC day of their records' start (./days.ts), created on
+ * first use. Retention (./retention.ts) drops whole day databases past `retentionDays`, and
+ * past `maxRecords` the oldest days, then the oldest batches of the oldest day kept: the
+ * tombstones of those deletions live in a database that is itself dropped later.
+ * Reads (./reader.ts) find a record by the start time in its id, and list records newest first.
  * When the store cannot keep up the buffer is bounded: records beyond it are dropped and
  * counted (`dropped` in status), never the triggers.
  */
-import type { DocumentScope } from 'nano';
-import type { WorkerOutcome, TriggerKind } from '../shared/message.ts';
+import { randomBytes } from 'node:crypto';
+import type { ServerScope } from 'nano';
+import type { HttpRequestPart, WorkerOutcome, TriggerKind } from '../shared/message.ts';
 import type { Logger } from '../shared/log.ts';
-import { describeError } from '../shared/errors.ts';
+import { LivelyError, describeError } from '../shared/errors.ts';
+import { isTransient, statusOf } from '../store/couch.ts';
+import { batchId, kBatchSpanMs, kDayMs, type BatchDoc } from './batch.ts';
+import { dayDbName, dayStart, ensureDayDb } from './days.ts';
+import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
+import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
+
+export { expandBatch, type BatchDoc } from './batch.ts';
+
+/** What fired an activation: enough to fire the same events again. */
+export interface ActivationInput {
+  trigger: TriggerKind;
+  method: string;
+  path: string;
+  params: Record<string, unknown>;
+  request?: HttpRequestPart;
+  change?: unknown;
+  tick?: unknown;
+}
 
 export interface ActivationRecord {
   activation: string;
@@ -24,40 +48,40 @@ export interface ActivationRecord {
   started: number;
   durationMs: number;
   workers: WorkerOutcome[];
-}
-
-/** The stored form of one batch. Arrays are indexed by activation. */
-export interface BatchDoc {
-  _id: string;
-  type: 'activations';
-  count: number;
-  activation: string[];
-  /** the activation's events, comma-separated. */
-  events: string[];
-  trigger: TriggerKind[];
-  path: Array<string | null>;
-  method: Array<string | null>;
-  /** ms since the epoch. */
-  started: number[];
-  durationMs: number[];
-  /** per activation: "worker:status" for each worker, comma-separated. */
-  workers: string[];
-  /** activation → its workers' full outcomes (results, logs, errors). */
-  details: Record<string, WorkerOutcome[]>;
+  /** kept for failed activations and the detailed ok ones. */
+  input?: ActivationInput;
+  /** the activation whose worker emitted the event that started this one. */
+  parent?: string;
+  /** the activation this one fired again. */
+  rerunOf?: string;
+  /** a worker failed all its attempts. */
+  dead?: boolean;
 }
 
 export interface ActivationLogOptions {
+  /** the database prefix: records go to `<prefix>logs-YYYYMMDD`; `<prefix>logs` holds runtime state. */
+  prefix: string;
   flushMs?: number;
   maxBuffer?: number;
   maxBatch?: number;
-  /** ok activations per batch whose results and logs are kept (failures always are). */
+  /** ok activations per batch whose results, logs and input are kept (failures always are). */
   detailed?: number;
   retentionDays: number;
+  /** records kept across all days; past it the oldest go first. */
+  maxRecords: number;
   logger: Logger;
+  /** how much one page of a listing may read before it answers with a cursor. */
+  pageBudget?: Readonly<PageBudget>;
 }
 
 const MAX_RESULT_CHARS = 16 * 1024;
+/** A larger input (a big request body) is not kept: such an activation cannot be rerun. */
+const MAX_INPUT_CHARS = 64 * 1024;
 const MAX_LOG_LINES = 200;
+/** Batches being filled at once: records of long activations start earlier than the rest. */
+const kMaxOpen = 8;
+/** Headers never stored: a rerun is authorised by whoever asks for it, not by replayed credentials. */
+const kSecretHeaders = ['authorization', 'proxy-authorization', 'cookie'];
 
 function compact(w: WorkerOutcome): WorkerOutcome {
   let result = w.result;
@@ -69,33 +93,70 @@ function compact(w: WorkerOutcome): WorkerOutcome {
   return { ...w, result, logs };
 }
 
+/** The input as stored: only its own fields (a FireInput carries more), and no credentials; undefined when too large. */
+function storedInput(input: ActivationInput): ActivationInput | undefined {
+  const out: ActivationInput = { trigger: input.trigger, method: input.method, path: input.path, params: input.params };
+  const req = input.request;
+  if (req) {
+    let headers = req.headers;
+    for (const h of kSecretHeaders) {
+      if (headers[h] !== undefined) {
+        if (headers === req.headers) headers = { ...headers };
+        delete headers[h];
+      }
+    }
+    out.request = headers === req.headers ? req : { ...req, headers };
+  }
+  if (input.change !== undefined) out.change = input.change;
+  if (input.tick !== undefined) out.tick = input.tick;
+  let size = Infinity;
+  try { size = JSON.stringify(out).length; } catch { /* not storable at all */ }
+  return size <= MAX_INPUT_CHARS ? out : undefined;
+}
+
+interface OpenBatch {
+  doc: BatchDoc;
+  lo: number;
+  hi: number;
+  day: number;
+  detailed: number;
+}
+
 export class ActivationLog {
   /** batches complete and not yet written, oldest first. */
-  private pending: BatchDoc[] = [];
-  /** the batch records go into now. */
-  private current: BatchDoc | undefined;
-  private detailedInCurrent = 0;
+  private pending: OpenBatch[] = [];
+  /** the batches records go into now; almost always one. */
+  private open: OpenBatch[] = [];
   private buffered = 0;
   private batchSeq = 0;
+  private readonly writer = randomBytes(4).toString('hex');
+  /** day databases this log has created (or found) and secured. */
+  private readonly ready = new Set<string>();
+  private readonly counts: DayCounts = new Map();
   private timer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  private pruning: Promise<PruneResult> | undefined;
+  private writtenSincePrune = 0;
   private readonly flushMs: number;
   private readonly maxBuffer: number;
   private readonly maxBatch: number;
+  private readonly detailed: number;
   written = 0;
   dropped = 0;
 
-  constructor(private readonly db: DocumentScope<Record<string, unknown>>, private readonly opts: ActivationLogOptions) {
+  constructor(private readonly server: ServerScope, private readonly opts: ActivationLogOptions) {
     this.flushMs = opts.flushMs ?? 1_000;
     this.maxBuffer = opts.maxBuffer ?? 50_000;
     this.maxBatch = opts.maxBatch ?? 20_000;
+    this.detailed = opts.detailed ?? 100;
+    dayDbName(opts.prefix, 0); // a prefix that cannot name a day database fails now, not at the first flush
   }
 
   start(): void {
     this.timer = setInterval(() => void this.flush(), this.flushMs);
     this.timer.unref();
-    const prune = () => void this.prune().catch((err) => this.opts.logger.warn('pruning activation records failed', { error: describeError(err) }));
+    const prune = () => void this.prune();
     prune();
     this.pruneTimer = setInterval(prune, 3_600_000);
     this.pruneTimer.unref();
@@ -104,125 +165,172 @@ export class ActivationLog {
   /**
    * Appends to the columns at once: what stays in memory until the flush is a few strings
    * and numbers, not the outcome objects, which matters at thousands of records a second
-   * (held objects outlive the young generation and make every GC expensive).
+   * (held objects outlive the young generation and make every GC expensive). Only detailed
+   * records keep their outcomes and input.
    */
   record(rec: ActivationRecord): void {
     if (this.buffered >= this.maxBuffer) { this.dropped++; return; }
-    let doc = this.current;
-    if (!doc) {
-      doc = this.current = {
-        _id: `${new Date(rec.started).toISOString()}-${rec.activation}-${(this.batchSeq++).toString(36)}`,
-        type: 'activations', count: 0,
-        activation: [], events: [], trigger: [], path: [], method: [], started: [], durationMs: [], workers: [], details: {},
-      };
-      this.detailedInCurrent = 0;
+    // A start time that is not one would name no day (and throw in a timer, far from here).
+    const s = Number.isFinite(rec.started) ? rec.started : Date.now();
+    let b: OpenBatch | undefined;
+    for (const o of this.open) {
+      if ((s < o.lo ? o.hi - s : s > o.hi ? s - o.lo : 0) <= kBatchSpanMs && s >= o.day && s < o.day + kDayMs) { b = o; break; }
     }
+    if (!b) b = this.openBatch(s);
+    const doc = b.doc;
+    if (s < b.lo) b.lo = s;
+    else if (s > b.hi) b.hi = s;
     doc.activation.push(rec.activation);
     doc.events.push(rec.events.length === 1 ? rec.events[0]! : rec.events.join(','));
     doc.trigger.push(rec.trigger);
     doc.path.push(rec.path ?? null);
     doc.method.push(rec.method ?? null);
-    doc.started.push(rec.started);
+    doc.started.push(s);
     doc.durationMs.push(Math.round(rec.durationMs * 100) / 100);
+    doc.parent!.push(rec.parent ?? null);
     let statuses = '';
-    let failed = false;
+    let failed = rec.dead === true;
     for (const w of rec.workers) {
       statuses += (statuses ? ',' : '') + w.worker + ':' + w.status;
+      if (w.attempts !== undefined) statuses += '*' + w.attempts;
       if (w.status !== 'ok') failed = true;
     }
     doc.workers.push(statuses);
-    if (failed || this.detailedInCurrent < (this.opts.detailed ?? 100)) {
-      this.detailedInCurrent++;
+    if (failed || b.detailed < this.detailed) {
+      b.detailed++;
       doc.details[rec.activation] = rec.workers.map(compact);
+      const input = rec.input && storedInput(rec.input);
+      if (input) doc.inputs![rec.activation] = input;
+    }
+    if (rec.rerunOf !== undefined || rec.dead) {
+      doc.marks![rec.activation] = { ...(rec.rerunOf !== undefined ? { rerunOf: rec.rerunOf } : {}), ...(rec.dead ? { dead: true as const } : {}) };
     }
     doc.count++;
     this.buffered++;
-    if (doc.count >= this.maxBatch) this.seal();
+    if (doc.count >= this.maxBatch) this.seal(b);
   }
 
-  private seal(): void {
-    if (this.current) this.pending.push(this.current);
-    this.current = undefined;
+  private openBatch(s: number): OpenBatch {
+    if (this.open.length >= kMaxOpen) this.seal(this.open[0]!);
+    const b: OpenBatch = {
+      doc: {
+        _id: '', type: 'activations', count: 0,
+        activation: [], events: [], trigger: [], path: [], method: [], started: [], durationMs: [], workers: [], parent: [],
+        details: {}, inputs: {}, marks: {},
+      },
+      lo: s, hi: s, day: dayStart(s), detailed: 0,
+    };
+    this.open.push(b);
+    return b;
+  }
+
+  private seal(b: OpenBatch): void {
+    this.open.splice(this.open.indexOf(b), 1);
+    b.doc._id = batchId(b.lo, b.hi, b.doc.count, this.writer + (this.batchSeq++).toString(36));
+    this.pending.push(b);
   }
 
   /** Writes what is buffered, one document per batch; concurrent callers share one write. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
-    this.seal();
+    while (this.open.length > 0) this.seal(this.open[0]!);
     if (this.pending.length === 0) return Promise.resolve();
     this.flushing = (async () => {
       try {
         while (this.pending.length > 0) {
-          const doc = this.pending[0]!;
+          const b = this.pending[0]!;
+          const db = dayDbName(this.opts.prefix, b.lo);
           try {
+            if (!this.ready.has(db)) {
+              await ensureDayDb(this.server, db);
+              this.ready.add(db);
+            }
             // Stringified here: nano's own stringify runs a replacer over every key of a large batch.
-            await this.db.server.request({ db: this.db.config.db, doc: doc._id, method: 'PUT', body: JSON.stringify(doc), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
+            await this.server.request({ db, doc: b.doc._id, method: 'PUT', body: JSON.stringify(b.doc), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
           } catch (err) {
             // 409: written by an earlier attempt whose answer was lost. Anything else (the store
-            // is away, restarting): keep the batch for the next flush.
-            if ((err as { statusCode?: number }).statusCode !== 409) {
-              this.opts.logger.debug('activation log write deferred', { error: describeError(err) });
+            // is away, restarting, the day database was dropped): keep the batch for the next flush.
+            if (statusOf(err) !== 409) {
+              if (statusOf(err) === 404) this.ready.delete(db);
+              this.opts.logger.debug('activation log write deferred', { db, error: describeError(err) });
               return;
             }
           }
           this.pending.shift();
-          this.buffered -= doc.count;
-          this.written += doc.count;
+          this.buffered -= b.doc.count;
+          this.written += b.doc.count;
+          this.writtenSincePrune += b.doc.count;
         }
       } finally {
         this.flushing = undefined;
       }
+      if (this.writtenSincePrune >= Math.max(1_000, this.opts.maxRecords / 10)) void this.prune();
     })();
     return this.flushing;
   }
 
-  /** The newest `limit` records, newest first: what is buffered, then the newest batches. */
-  async recent(limit: number): Promise<ActivationRecord[]> {
+  /** Everything recorded so far is written (or the store refused it): reads see it. */
+  async settle(): Promise<void> {
     await this.flush();
-    const out: ActivationRecord[] = [];
-    const page = await this.db.list({ descending: true, startkey: '9', endkey: '0', include_docs: true, limit: 50 });
-    for (const row of page.rows) {
-      const doc = row.doc as unknown as BatchDoc | undefined;
-      if (doc?.type !== 'activations') continue;
-      out.push(...expandBatch(doc).reverse());
-      if (out.length >= limit) break;
-    }
-    return out.slice(0, limit);
+    // A flush already running when this was called did not take the newest records.
+    if (this.open.length > 0 || this.pending.length > 0) await this.flush();
   }
 
-  /** Deletes batches older than the retention period. */
-  async prune(now = Date.now()): Promise<number> {
-    const cutoff = new Date(now - this.opts.retentionDays * 86_400_000).toISOString();
-    let deleted = 0;
-    for (;;) {
-      const page = await this.db.list({ startkey: '0', endkey: cutoff, limit: 1000 });
-      const docs = page.rows.filter((r) => !r.id.startsWith('_')).map((r) => ({ _id: r.id, _rev: r.value.rev, _deleted: true }));
-      if (docs.length === 0) return deleted;
-      await this.db.bulk({ docs });
-      deleted += docs.length;
+  /** Records newest first, filtered, one page at a time. */
+  query(q: ActivationQuery): Promise<ActivationPage> {
+    return this.read(() => listActivations(this.server, this.opts.prefix, q, this.opts.pageBudget));
+  }
+
+  /** The newest `limit` records, newest first. */
+  async recent(limit: number): Promise<ActivationRecord[]> {
+    return (await this.query({ limit })).activations;
+  }
+
+  /** One record by its activation id; undefined when there is none. */
+  get(id: string): Promise<ActivationRecord | undefined> {
+    return this.read(() => getActivation(this.server, this.opts.prefix, id));
+  }
+
+  /** A read after what is buffered is written; a store that is away is LC_STORE_UNAVAILABLE. */
+  private async read<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      await this.settle();
+      return await fn();
+    } catch (err) {
+      if (err instanceof LivelyError || !isTransient(err)) throw err;
+      throw new LivelyError('LC_STORE_UNAVAILABLE', `activation records cannot be read now: ${describeError(err)}`);
     }
+  }
+
+  /**
+   * Drops day databases past the retention period, then past `maxRecords` the oldest days and
+   * the oldest batches of the oldest day kept. Never throws: a failure is logged and retried
+   * at the next run. Concurrent callers share one run.
+   */
+  prune(now = Date.now()): Promise<PruneResult> {
+    if (this.pruning) return this.pruning;
+    this.writtenSincePrune = 0;
+    this.pruning = (async () => {
+      try {
+        const result = await pruneActivations(this.server, this.opts.prefix, {
+          now, retentionDays: this.opts.retentionDays, maxRecords: this.opts.maxRecords, counts: this.counts,
+        });
+        for (const name of result.droppedDays) this.ready.delete(name);
+        return result;
+      } catch (err) {
+        this.opts.logger.warn('pruning activation records failed', { error: describeError(err) });
+        return { droppedDays: [], deletedBatches: 0, deletedRecords: 0, legacyDeleted: 0 };
+      } finally {
+        this.pruning = undefined;
+      }
+    })();
+    return this.pruning;
   }
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     await this.flush();
+    await this.pruning;
   }
-}
-
-/** The records of one stored batch; outcomes without details carry worker and status only. */
-export function expandBatch(doc: BatchDoc): ActivationRecord[] {
-  return doc.activation.map((activation, i) => ({
-    activation,
-    events: doc.events[i] ? doc.events[i]!.split(',') : [],
-    trigger: doc.trigger[i]!,
-    ...(doc.path[i] !== null ? { path: doc.path[i]! } : {}),
-    ...(doc.method[i] !== null ? { method: doc.method[i]! } : {}),
-    started: doc.started[i]!,
-    durationMs: doc.durationMs[i]!,
-    workers: doc.details[activation] ?? (doc.workers[i] ? doc.workers[i]!.split(',') : []).map((ws) => {
-      const at = ws.lastIndexOf(':');
-      return { worker: ws.slice(0, at), status: ws.slice(at + 1) as WorkerOutcome['status'], logs: [], durationMs: 0 };
-    }),
-  }));
 }

@@ -32,6 +32,8 @@ export interface Config {
   interpreters: Record<string, string[]>;
   /** days activation records are kept. */
   logRetentionDays: number;
+  /** activation records kept at most, across all days; past it the oldest go first. */
+  logMaxRecords: number;
   /** deploy the sample app on start when the events database is empty. */
   sample: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -66,6 +68,7 @@ export const kDefaultConfig: Readonly<Config> = Object.freeze({
   maxChainDepth: 8,
   interpreters: kDefaultInterpreters,
   logRetentionDays: 7,
+  logMaxRecords: 1_000_000,
   sample: true,
   logLevel: 'info',
 });
@@ -97,6 +100,7 @@ export function makeConfig(input: ConfigInput = {}): Readonly<Config> {
   check(isInt(c.workerConcurrency, 1), 'options.workerConcurrency must be a positive integer');
   check(isInt(c.maxChainDepth, 1), 'options.maxChainDepth must be a positive integer');
   check(isInt(c.logRetentionDays, 0), 'options.logRetentionDays must be a non-negative integer');
+  check(isInt(c.logMaxRecords, 1), 'options.logMaxRecords must be a positive integer');
   check(['debug', 'info', 'warn', 'error', 'silent'].includes(c.logLevel), 'options.logLevel must be debug, info, warn, error or silent');
   for (const [type, cmd] of Object.entries(c.interpreters)) {
     check(Array.isArray(cmd) && cmd.length > 0 && cmd.every((s) => typeof s === 'string' && s.length > 0),
@@ -136,6 +140,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     threads: intOf('LIVELY_THREADS', env.LIVELY_THREADS),
     workerTimeout: intOf('LIVELY_WORKER_TIMEOUT', env.LIVELY_WORKER_TIMEOUT),
     workerIdle: intOf('LIVELY_WORKER_IDLE', env.LIVELY_WORKER_IDLE),
+    logMaxRecords: intOf('LIVELY_LOG_MAX_RECORDS', env.LIVELY_LOG_MAX_RECORDS),
     interpreters,
     sample: env.LIVELY_SAMPLE === undefined ? undefined : env.LIVELY_SAMPLE !== '0' && env.LIVELY_SAMPLE !== 'false',
     logLevel: (env.LIVELY_LOG_LEVEL as Config['logLevel']) || undefined,

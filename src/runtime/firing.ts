@@ -19,18 +19,16 @@ import type { WorkerSpec } from '../workers/spec.ts';
 import type { WorkerGate } from '../workers/gate.ts';
 import type { WorkerRegistry } from '../workers/registry.ts';
 import type { ActivationSink } from './activation-sink.ts';
+import type { ActivationInput } from '../activations/log.ts';
 import type { EventCatalog } from './event-catalog.ts';
 
-export interface FireInput {
-  trigger: TriggerKind;
-  method: string;
-  path: string;
-  /** the message's own parameters (query, body fields). */
-  params: Record<string, unknown>;
-  request?: HttpRequestPart;
-  change?: unknown;
-  tick?: unknown;
+/** `params` are the message's own parameters (query, body fields). */
+export interface FireInput extends ActivationInput {
   depth: number;
+  /** the activation whose worker emitted this event. */
+  parent?: string;
+  /** the activation this one fires again. */
+  rerunOf?: string;
 }
 
 export interface Fired {
@@ -56,9 +54,12 @@ const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', paramet
 const NO_BINDINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const bootId = randomBytes(4).toString('hex');
 let counter = 0;
-/** Unique, time-ordered within a runtime, cheap: no crypto on the hot path. */
-export function newActivationId(): string {
-  return `${bootId}-${(Date.now()).toString(36)}-${(counter++).toString(36)}`;
+/**
+ * Unique, time-ordered within a runtime, cheap: no crypto on the hot path. It carries the
+ * activation's start time, which is how its record is found again.
+ */
+export function newActivationId(now = Date.now()): string {
+  return `${bootId}-${now.toString(36)}-${(counter++).toString(36)}`;
 }
 
 export class Firing {
@@ -94,15 +95,43 @@ export class Firing {
     return this.start(input, [{ event, trigger: ANY_TRIGGER, bindings: NO_BINDINGS }]);
   }
 
+  /**
+   * Fires the given events again with a stored input, as a new activation marked `rerunOf`.
+   * Throws LC_NO_EVENT naming an event that is gone or disabled (nothing runs then).
+   */
+  rerun(input: ActivationInput, eventIds: readonly string[], rerunOf: string): Fired {
+    const fireInput: FireInput = { ...input, depth: 0, rerunOf };
+    const matches = eventIds.map((id) => {
+      const ev = this.deps.catalog.get(id);
+      if (!ev) throw new LivelyError('LC_NO_EVENT', `event "${id}" no longer exists`, { event: id });
+      if (ev.disabled) throw new LivelyError('LC_NO_EVENT', `event "${id}" is disabled`, { event: id });
+      return this.matchAgain(ev, fireInput);
+    });
+    return this.start(fireInput, matches);
+  }
+
+  /** The event's match for an input it matched before: by path, by id, or (changed since) as a whole. */
+  private matchAgain(ev: EventDef, input: FireInput): EventMatch {
+    const result = this.deps.catalog.matcher.match(input.method, input.path, input.params);
+    const m = result.kind === 'match' ? result.matches.find((x) => x.event.id === ev.id) : undefined;
+    if (m) return m;
+    if (input.trigger === 'http') {
+      try { return this.matchById(ev, input); } catch { /* no HTTP trigger takes the method any more */ }
+    }
+    return { event: ev, trigger: ANY_TRIGGER, bindings: NO_BINDINGS };
+  }
+
   /** Fires events emitted by workers and by the runtime itself; never throws. */
-  fireInternal(trigger: TriggerKind, path: string, params: Record<string, unknown>, depth: number): void {
+  fireInternal(trigger: TriggerKind, path: string, params: Record<string, unknown>, depth: number, parent?: string): void {
     if (depth > this.deps.maxChainDepth) {
       // Stopped, and said so where users look: the logs and an activation record with the reason.
       const message = `${path} was not fired: the event chain is ${depth} deep, over the limit of ${this.deps.maxChainDepth}`;
       this.deps.logger.warn('event chain too deep: stopped', { path, depth });
+      const started = Date.now();
       this.deps.log.record({
-        activation: newActivationId(), events: [], trigger, path, method: 'POST', started: Date.now(), durationMs: 0,
+        activation: newActivationId(started), events: [], trigger, path, method: 'POST', started, durationMs: 0,
         workers: [{ worker: '', status: 'error', error: { code: 'LC_CHAIN_TOO_DEEP', message }, logs: [], durationMs: 0 }],
+        input: { trigger, method: 'POST', path, params }, parent,
       });
       return;
     }
@@ -111,7 +140,7 @@ export class Firing {
     if (result.kind === 'method') result = this.deps.catalog.matcher.match(result.allowed[0]!, path, params);
     if (result.kind !== 'match') return;
     try {
-      const fired = this.start({ trigger, method: 'POST', path, params, depth }, result.matches);
+      const fired = this.start({ trigger, method: 'POST', path, params, depth, parent }, result.matches);
       fired.done.catch(() => undefined);
     } catch (err) {
       this.deps.logger.warn('internal event not dispatched', { path, error: describeError(err) });
@@ -154,8 +183,8 @@ export class Firing {
   }
 
   private start(input: FireInput, matches: EventMatch[]): Fired {
-    const activation = newActivationId();
     const started = Date.now();
+    const activation = newActivationId(started);
     const events: string[] = [];
     const workers: string[] = [];
     const pending: Array<Promise<WorkerOutcome>> = [];
@@ -188,7 +217,7 @@ export class Firing {
       for (const o of outcomes) this.outcomes[o.status]++;
       this.deps.log.record({
         activation, events, trigger: input.trigger, path: input.path, method: input.method,
-        started, durationMs: Date.now() - started, workers: outcomes,
+        started, durationMs: Date.now() - started, workers: outcomes, input, parent: input.parent, rerunOf: input.rerunOf,
       });
     });
     return { activation, events, workers, done };
@@ -226,14 +255,14 @@ export class Firing {
       if (input.request) message.request = input.request;
       if (input.change !== undefined) message.change = input.change;
       if (input.tick !== undefined) message.tick = input.tick;
-      if (lifecycle) this.fireInternal('lively', `/lively/worker_started/${spec.id}`, { activation, event: m.event.id, worker: spec.id }, input.depth + 1);
+      if (lifecycle) this.fireInternal('lively', `/lively/worker_started/${spec.id}`, { activation, event: m.event.id, worker: spec.id }, input.depth + 1, activation);
       const dispatcher = this.dispatcherFor(spec);
       const depth = input.depth + 1;
-      const onEmit = (e: EmitCommand) => this.fireInternal('event', `/${spec.id}/${e.emit}`, { ...e.parameters }, depth);
+      const onEmit = (e: EmitCommand) => this.fireInternal('event', `/${spec.id}/${e.emit}`, { ...e.parameters }, depth, activation);
       const outcome = await dispatcher.dispatch({ spec, message, onEmit });
       if (lifecycle) {
         const kind = outcome.status === 'ok' ? 'worker_done' : 'worker_error';
-        this.fireInternal('lively', `/lively/${kind}/${spec.id}`, { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1);
+        this.fireInternal('lively', `/lively/${kind}/${spec.id}`, { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1, activation);
       }
       return outcome;
     } catch (err) {

@@ -4,6 +4,7 @@
  * the runtime matches, authorises and dispatches.
  */
 import type { WorkerOutcome } from '../shared/message.ts';
+import type { ActivationPage, ActivationQuery } from '../activations/reader.ts';
 
 export interface HttpTriggerRequest {
   method: string;
@@ -32,6 +33,13 @@ export interface EventFirer {
   status(): Promise<Record<string, unknown>>;
   /** Prometheus text exposition format (`/_lively/metrics`); optional for embedders. */
   metrics?(): Promise<string>;
-  /** The newest activation records, newest first (`/_lively/activations?limit=N`). */
-  activations?(limit: number): Promise<unknown[]>;
+  /** Activation records newest first, filtered, a page at a time (`GET /_lively/activations`); LC_BAD_REQUEST for a bad cursor. */
+  activations?(query: ActivationQuery): Promise<ActivationPage>;
+  /** One activation record (`GET /_lively/activations/<id>`); throws LC_NOT_FOUND. */
+  activation?(id: string): Promise<unknown>;
+  /**
+   * Fires an activation's events again with its stored input (`POST /_lively/activations/<id>/rerun`).
+   * Throws LC_NOT_FOUND (no such activation), LC_NOT_RERUNNABLE (its input was not kept), LC_NO_EVENT (an event is gone).
+   */
+  rerun?(id: string, wait: boolean): Promise<HttpTriggerReply>;
 }

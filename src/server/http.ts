@@ -10,6 +10,7 @@
  *   /_lively/<anything else> → only for CouchDB admins (401 without or with refused
  *                            credentials, 403 for other users), then:
  *   GET /_lively/status   → 200 firer.status()
+ *   /_lively/activations… → the activation records API (activations.ts): list, get, POST …/rerun
  *   anything else         → proxied to CouchDB (proxy.ts), 502 LC_STORE_UNAVAILABLE when it is down
  *   unparsable HTTP       → 400/408/431 JSON, connection closed (clientError)
  */
@@ -23,6 +24,7 @@ import type { EventFirer, HttpTriggerReply } from './firer.ts';
 import { createCouchProxy } from './proxy.ts';
 import { sendError, sendJson } from './reply.ts';
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
+import { handleActivations, kActivationsPath } from './activations.ts';
 
 export interface LivelyServerOptions {
   config: Pick<Config, 'host' | 'port' | 'bodyLimit'>;
@@ -72,13 +74,6 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       sendJson(res, health.ok ? 200 : 503, health);
     },
     '/_lively/status': async (res) => sendJson(res, 200, await firer.status()),
-    '/_lively/activations': async (res, query) => {
-      if (!firer.activations) throw new LivelyError('LC_NOT_FOUND', 'this runtime keeps no activation records');
-      const raw = query.get('limit');
-      const limit = raw === null ? 20 : Number(raw);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new LivelyError('LC_BAD_REQUEST', 'limit must be an integer from 1 to 1000');
-      sendJson(res, 200, { activations: await firer.activations(limit) });
-    },
     '/_lively/metrics': async (res) => {
       if (!firer.metrics) throw new LivelyError('LC_NOT_FOUND', 'this runtime has no metrics');
       const text = await firer.metrics();
@@ -107,6 +102,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   }
 
   async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
+    if (under(pathname, kActivationsPath)) return handleActivations(req, res, pathname, search, firer, config.bodyLimit);
     const route = lively[pathname];
     if (route === undefined) {
       throw new LivelyError('LC_NOT_FOUND', `no such path: ${pathname}`);

@@ -28,6 +28,7 @@ export const ErrorCatalogue = {
   LC_CHAIN_TOO_DEEP: { status: 508, message: 'event chain too deep' },
   LC_CONFIG: { status: 500, message: 'invalid configuration' },
   LC_NOT_FOUND: { status: 404, message: 'no such path' },
+  LC_NOT_RERUNNABLE: { status: 409, message: 'the activation cannot be fired again' },
   /** reported for a bug: the details go to the log, never to the client. */
   LC_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

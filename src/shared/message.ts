@@ -47,4 +47,6 @@ export interface WorkerOutcome {
   error?: { code: string; message: string };
   logs: LogLine[];
   durationMs: number;
+  /** how many times the message was dispatched, when it was retried. */
+  attempts?: number;
 }

@@ -1,0 +1,146 @@
+/**
+ * The stored form of activation records: one document per batch, columnar (one array per
+ * field, indexed by record), and what reads need from it — the batch's place in time from its
+ * id alone, per-record filters on the columns, and records expanded back from the columns.
+ *
+ * A batch id is `<ISO time of its earliest start>-<span ms>-<records>-<writer><seq>` (numbers
+ * in base 36). Every record of a batch started on one UTC day and within kBatchSpanMs of the
+ * others, so a listing of ids (no documents, no view) says which batches can hold a given
+ * start time, and how many records a day database holds.
+ */
+import type { ActivationStatus, TriggerKind, WorkerOutcome } from '../shared/message.ts';
+import type { ActivationInput, ActivationRecord } from './log.ts';
+
+/** The widest spread of start times within one batch. */
+export const kBatchSpanMs = 5_000;
+export const kDayMs = 86_400_000;
+
+export interface BatchDoc {
+  _id: string;
+  type: 'activations';
+  count: number;
+  activation: string[];
+  /** the activation's events, comma-separated. */
+  events: string[];
+  trigger: TriggerKind[];
+  path: Array<string | null>;
+  method: Array<string | null>;
+  /** ms since the epoch. */
+  started: number[];
+  durationMs: number[];
+  /** per activation: "worker:status" for each worker ("worker:status*attempts" when retried), comma-separated. */
+  workers: string[];
+  /** the activation whose worker emitted the event, null for a root. */
+  parent?: Array<string | null>;
+  /** activation → its workers' full outcomes (results, logs, errors). */
+  details: Record<string, WorkerOutcome[]>;
+  /** activation → what fired it (kept with the details): enough to fire it again. */
+  inputs?: Record<string, ActivationInput>;
+  /** activation → the fields few records have. */
+  marks?: Record<string, { rerunOf?: string; dead?: true }>;
+}
+
+export interface BatchRef {
+  id: string;
+  /** earliest and latest start in the batch. */
+  lo: number;
+  hi: number;
+  count: number;
+}
+
+export function batchId(lo: number, hi: number, count: number, writer: string): string {
+  return `${new Date(lo).toISOString()}-${(hi - lo).toString(36)}-${count.toString(36)}-${writer}`;
+}
+
+/** The time prefix of batch ids whose earliest start is `t` (ids of later batches sort after it). */
+export function batchIdPrefix(t: number): string {
+  return new Date(t).toISOString();
+}
+
+const kIsoLength = 24; // 2026-01-01T00:00:00.000Z
+
+export function parseBatchId(id: string): BatchRef | undefined {
+  if (id.length < kIsoLength + 6 || id.charCodeAt(kIsoLength) !== 0x2d) return undefined;
+  const lo = Date.parse(id.slice(0, kIsoLength));
+  const rest = id.slice(kIsoLength + 1).split('-');
+  const span = parseInt(rest[0] ?? '', 36);
+  const count = parseInt(rest[1] ?? '', 36);
+  if (!Number.isFinite(lo) || !Number.isFinite(span) || !Number.isFinite(count)) return undefined;
+  return { id, lo, hi: lo + span, count };
+}
+
+/** What a listing can ask of a record; every given field must match. */
+export interface RecordFilter {
+  event?: string;
+  worker?: string;
+  status?: ActivationStatus | 'dead';
+  /** started at or after (ms). */
+  since?: number;
+}
+
+function listHas(list: string, item: string): boolean {
+  if (list === item) return true;
+  return list.split(',').includes(item);
+}
+
+/** Whether record `i` of `doc` passes the filter, read from the columns without expanding it. */
+export function matchesAt(doc: BatchDoc, i: number, f: RecordFilter): boolean {
+  if (f.since !== undefined && doc.started[i]! < f.since) return false;
+  if (f.event !== undefined && !listHas(doc.events[i] ?? '', f.event)) return false;
+  if (f.status === 'dead') {
+    if (doc.marks?.[doc.activation[i]!]?.dead !== true) return false;
+  }
+  if (f.worker !== undefined || (f.status !== undefined && f.status !== 'dead')) {
+    const summary = doc.workers[i] ?? '';
+    let worker = f.worker === undefined;
+    let status = f.status === undefined || f.status === 'dead';
+    for (const ws of summary ? summary.split(',') : []) {
+      const w = parseWorkerSummary(ws);
+      if (w.worker === f.worker) worker = true;
+      if (w.status === f.status) status = true;
+    }
+    if (!worker || !status) return false;
+  }
+  return true;
+}
+
+function parseWorkerSummary(ws: string): { worker: string; status: ActivationStatus; attempts?: number } {
+  const at = ws.lastIndexOf(':');
+  const tail = ws.slice(at + 1);
+  const star = tail.indexOf('*');
+  const worker = ws.slice(0, at);
+  if (star === -1) return { worker, status: tail as ActivationStatus };
+  return { worker, status: tail.slice(0, star) as ActivationStatus, attempts: Number(tail.slice(star + 1)) };
+}
+
+/** Record `i` of a stored batch; outcomes without details carry worker, status (and attempts) only. */
+export function expandAt(doc: BatchDoc, i: number): ActivationRecord {
+  const activation = doc.activation[i]!;
+  const path = doc.path[i];
+  const method = doc.method[i];
+  const input = doc.inputs?.[activation];
+  const parent = doc.parent?.[i];
+  const marks = doc.marks?.[activation];
+  return {
+    activation,
+    events: doc.events[i] ? doc.events[i]!.split(',') : [],
+    trigger: doc.trigger[i]!,
+    ...(path !== null && path !== undefined ? { path } : {}),
+    ...(method !== null && method !== undefined ? { method } : {}),
+    started: doc.started[i]!,
+    durationMs: doc.durationMs[i]!,
+    workers: doc.details[activation] ?? (doc.workers[i] ? doc.workers[i]!.split(',') : []).map((ws): WorkerOutcome => {
+      const { worker, status, attempts } = parseWorkerSummary(ws);
+      return { worker, status, logs: [], durationMs: 0, ...(attempts !== undefined ? { attempts } : {}) };
+    }),
+    ...(input !== undefined ? { input } : {}),
+    ...(parent ? { parent } : {}),
+    ...(marks?.rerunOf !== undefined ? { rerunOf: marks.rerunOf } : {}),
+    ...(marks?.dead ? { dead: true } : {}),
+  };
+}
+
+/** The records of one stored batch, in the order they were recorded. */
+export function expandBatch(doc: BatchDoc): ActivationRecord[] {
+  return doc.activation.map((_, i) => expandAt(doc, i));
+}
