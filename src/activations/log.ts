@@ -24,6 +24,8 @@ export interface ActivationRecord {
   started: number;
   durationMs: number;
   workers: WorkerOutcome[];
+  /** a worker with a retry policy still failed after all its attempts: listed and re-runnable as dead. */
+  dead?: boolean;
 }
 
 /** The stored form of one batch. Arrays are indexed by activation. */
@@ -44,6 +46,8 @@ export interface BatchDoc {
   workers: string[];
   /** activation → its workers' full outcomes (results, logs, errors). */
   details: Record<string, WorkerOutcome[]>;
+  /** the dead activations of the batch (absent when none). */
+  dead?: string[];
 }
 
 export interface ActivationLogOptions {
@@ -131,6 +135,7 @@ export class ActivationLog {
       if (w.status !== 'ok') failed = true;
     }
     doc.workers.push(statuses);
+    if (rec.dead) (doc.dead ??= []).push(rec.activation);
     if (failed || this.detailedInCurrent < (this.opts.detailed ?? 100)) {
       this.detailedInCurrent++;
       doc.details[rec.activation] = rec.workers.map(compact);
@@ -220,6 +225,7 @@ export function expandBatch(doc: BatchDoc): ActivationRecord[] {
     ...(doc.method[i] !== null ? { method: doc.method[i]! } : {}),
     started: doc.started[i]!,
     durationMs: doc.durationMs[i]!,
+    ...(doc.dead?.includes(activation) ? { dead: true } : {}),
     workers: doc.details[activation] ?? (doc.workers[i] ? doc.workers[i]!.split(',') : []).map((ws) => {
       const at = ws.lastIndexOf(':');
       return { worker: ws.slice(0, at), status: ws.slice(at + 1) as WorkerOutcome['status'], logs: [], durationMs: 0 };

@@ -47,4 +47,6 @@ export interface WorkerOutcome {
   error?: { code: string; message: string };
   logs: LogLine[];
   durationMs: number;
+  /** runs made, the first included; present when the event gives this worker a retry policy. */
+  attempts?: number;
 }
