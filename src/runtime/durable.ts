@@ -111,6 +111,11 @@ export type Rerun = (entry: DurableEntry, ref: DurableRef) => { done: Promise<un
 
 const DAY_MS = 86_400_000;
 
+/** `_bulk_docs` results by document id (a batch never holds one id twice). */
+function byId(rows: BulkRow[]): Map<string | undefined, BulkRow> {
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 /** This instance's name: kept in `<dataDir>/instance`, made on first use. */
 export function instanceName(dataDir: string): string {
   const file = path.join(dataDir, 'instance');
@@ -183,6 +188,7 @@ export class DurableJournal {
     for (let attempt = 1; ; attempt++) {
       try {
         const row = await this.committer(this.finishes, ref.db).add({ _id: ref.id, _rev: ref.rev, _deleted: true });
+        if (row.error) this.opts.logger.debug('durable finish answered with an error', { activation: ref.id, error: row.error });
         // A conflict: another instance claimed it meanwhile and will finish it.
         if (!row.error || row.error === 'conflict' || row.error === 'not_found') { this.stats.finished++; return; }
         throw new Error(`${row.error}${row.reason ? ` (${row.reason})` : ''}`);
@@ -234,13 +240,14 @@ export class DurableJournal {
         if (this.closed) return claimed;
         let page;
         try {
-          page = await db.list({ include_docs: true, limit: 500, ...(startkey !== undefined ? { startkey, skip: 1 } : {}) } as never);
+          // From just after the last id seen (not `skip: 1`: that id may be deleted by now).
+          page = await db.list({ include_docs: true, limit: 500, ...(startkey !== undefined ? { startkey } : {}) } as never);
         } catch (err) {
           if (statusOf(err) === 404) break; // dropped meanwhile
           throw err;
         }
         if (page.rows.length === 0) break;
-        startkey = page.rows[page.rows.length - 1]!.id;
+        startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
         const orphans: JournalDoc[] = [];
         for (const row of page.rows) {
           const doc = row.doc as JournalDoc | undefined;
@@ -248,9 +255,9 @@ export class DurableJournal {
         }
         if (orphans.length === 0) continue;
         const now = Date.now();
-        const res = (await db.bulk({ docs: orphans.map((d) => ({ ...d, owner: this.owner, claimed: now })) })) as BulkRow[];
+        const res = byId((await db.bulk({ docs: orphans.map((d) => ({ ...d, owner: this.owner, claimed: now })) })) as BulkRow[]);
         for (let i = 0; i < orphans.length; i++) {
-          const r = res[i];
+          const r = res.get(orphans[i]!._id);
           if (!r || r.error || !r.rev) continue; // another instance claimed it first (409)
           claimed++;
           this.stats.recovered++;
@@ -362,9 +369,12 @@ export class DurableJournal {
     if (!c) {
       const scope = this.opts.server.use(db);
       // Stringified here, once: nano's own stringify walks every key with a replacer.
-      c = new GroupCommit<T, BulkRow>(async (docs) => (await scope.server.request({
-        db, path: '_bulk_docs', method: 'POST', body: JSON.stringify({ docs }), dontStringify: true, headers: { 'content-type': 'application/json' },
-      } as never)) as BulkRow[]);
+      c = new GroupCommit<T, BulkRow>(async (docs) => {
+        const rows = byId((await scope.server.request({
+          db, path: '_bulk_docs', method: 'POST', body: JSON.stringify({ docs }), dontStringify: true, headers: { 'content-type': 'application/json' },
+        } as never)) as BulkRow[]);
+        return docs.map((d) => rows.get((d as { _id: string })._id) ?? { error: 'missing', reason: 'the store gave no result for it' });
+      });
       map.set(db, c);
     }
     return c;

@@ -118,16 +118,17 @@ export class Firing {
     if (matches.length === 0) return undefined;
     const input: FireInput = { trigger: 'http', method: entry.method, path: entry.path, params: entry.params, depth: 0 };
     if (entry.request) input.request = entry.request;
-    return this.startJournaled(input, matches, entry.activation, ref);
+    return this.startJournaled(input, matches, entry.activation, ref, false);
   }
 
-  private startJournaled(input: FireInput, matches: EventMatch[], activation: string, ref: DurableRef): Fired {
+  /** `acknowledging`: a refusal is the caller's 503, so the entry is not kept; a re-run keeps it. */
+  private startJournaled(input: FireInput, matches: EventMatch[], activation: string, ref: DurableRef, acknowledging = true): Fired {
     const journal = this.deps.journal!;
     let fired: Fired;
     try {
       fired = this.start(input, matches, activation);
     } catch (err) {
-      journal.finish(ref); // refused (503): not acknowledged, so not kept
+      if (acknowledging) journal.finish(ref);
       throw err;
     }
     void fired.done.then(() => journal.finish(ref));
