@@ -1,19 +1,20 @@
 /**
- * The durable-event journal: an accepted HTTP trigger of a `"durable": true` event is a
- * document here before it is acknowledged, and is deleted once its activation finished.
+ * The durable-event journal: an accepted HTTP trigger of a `"durable": true` event is stored
+ * here before it is acknowledged, and marked finished once its activation is done.
  *
- * - Group commit: accepts arriving while a write is in flight share the next `_bulk_docs`
- *   (GroupCommit), so durability costs a share of one write, not a round trip per request.
- *   Finishing is group-committed the same way and blocks nothing.
- * - Per-day databases `<prefix>durable_<yyyymmdd>` (UTC): finishing deletes the entry, and a
- *   past day whose entries are all finished is dropped whole, so the tombstones of finished
- *   entries go with it instead of piling up in one database forever.
- * - Recovery: each entry names its owner `<instance>/<boot>` (instance: a name kept in the
- *   data directory; boot: this process). Every instance keeps a heartbeat document. An entry
+ * - Group commit: accepts arriving while a write is in flight go together into the next
+ *   write (GroupCommit), as ONE batch document holding all their entries, so durability
+ *   costs a share of one small write, not a document and a round trip per request.
+ *   Finishing is group-committed the same way and blocks nothing: a batch document gets the
+ *   ids of its finished entries (`done`), and is deleted once they all are.
+ * - Per-day databases `<prefix>durable_<yyyymmdd>` (UTC): a past day whose batches are all
+ *   deleted is dropped whole, so their tombstones go with it instead of piling up forever.
+ * - Recovery: each batch names its owner `<instance>/<boot>` (instance: a name kept in the
+ *   data directory; boot: this process). Every instance keeps a heartbeat document. A batch
  *   is orphaned when its owner is an earlier boot of this instance, or an instance whose
  *   heartbeat is missing, from another boot, or older than the lease. Orphans are claimed
- *   by updating them with their `_rev` (the 409 loser skips them) and run again, on start
- *   and then every lease period.
+ *   by updating them with their `_rev` (the 409 loser skips them), and their unfinished
+ *   entries run again, on start and then every lease period.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,20 +37,33 @@ export interface DurableEntry {
   events: Array<{ id: string; bindings: Record<string, string> }>;
 }
 
-/** Where an entry is stored, at which revision. */
+/** Where an entry is stored: its day's database, its batch document, its activation. */
 export interface DurableRef {
   db: string;
-  id: string;
-  rev: string;
+  batch: string;
+  activation: string;
 }
 
-interface JournalDoc extends DurableEntry {
+/** One group-committed write of accepted entries. */
+export interface JournalBatch {
   _id: string;
   _rev?: string;
   type: 'durable';
   owner: string;
   accepted: number;
   claimed?: number;
+  entries: DurableEntry[];
+  /** activations of `entries` that finished. */
+  done?: string[];
+}
+
+/** A batch this boot owns, as it stands in the store (`rev`) and in memory (`done`). */
+interface Owned {
+  db: string;
+  doc: JournalBatch;
+  done: Set<string>;
+  /** `done` has grown since the last write. */
+  dirty: boolean;
 }
 
 interface BulkRow { id?: string; rev?: string; error?: string; reason?: string }
@@ -110,8 +124,9 @@ export interface DurableJournalOptions {
 export type Rerun = (entry: DurableEntry, ref: DurableRef) => { done: Promise<unknown> } | undefined;
 
 const DAY_MS = 86_400_000;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
-/** `_bulk_docs` results by document id (a batch never holds one id twice). */
+/** `_bulk_docs` results by document id (a write never holds one id twice). */
 function byId(rows: BulkRow[]): Map<string | undefined, BulkRow> {
   return new Map(rows.map((r) => [r.id, r]));
 }
@@ -128,7 +143,6 @@ export function instanceName(dataDir: string): string {
   writeFileSync(file, name + '\n');
   return name;
 }
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** `<prefix>durable_<yyyymmdd>` for the UTC day of `at`. */
 export function journalDbName(prefix: string, at: number): string {
@@ -141,19 +155,30 @@ function dayOf(prefix: string, db: string): number | undefined {
   return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : undefined;
 }
 
+/** Stringified here, once: nano's own stringify walks every key with a replacer. */
+async function bulk(server: ServerScope, db: string, docs: unknown[]): Promise<Map<string | undefined, BulkRow>> {
+  return byId((await server.request({
+    db, path: '_bulk_docs', method: 'POST', body: JSON.stringify({ docs }), dontStringify: true, headers: { 'content-type': 'application/json' },
+  } as never)) as BulkRow[]);
+}
+
 export class DurableJournal {
   readonly boot = randomBytes(4).toString('hex');
   readonly owner: string;
   private readonly leaseMs: number;
   private readonly dbs = new Map<string, Promise<void>>();
-  private readonly accepts = new Map<string, GroupCommit<JournalDoc, BulkRow>>();
-  private readonly finishes = new Map<string, GroupCommit<{ _id: string; _rev: string; _deleted: true }, BulkRow>>();
+  private readonly accepts = new Map<string, GroupCommit<DurableEntry, DurableRef>>();
+  /** the batches this boot owns and has not seen all finished, by batch id. */
+  private readonly owned = new Map<string, Owned>();
+  private flushing: Promise<void> | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushFailures = 0;
+  private batchSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private recovering: Promise<number> | undefined;
   private heartbeatRev: string | undefined;
   private closed = false;
-  private readonly finishing = new Set<Promise<void>>();
-  readonly stats = { accepted: 0, finished: 0, recovered: 0, finishFailed: 0, dropped: 0 };
+  readonly stats = { accepted: 0, finished: 0, recovered: 0, batches: 0, dropped: 0 };
 
   constructor(private readonly opts: DurableJournalOptions) {
     this.owner = `${opts.instance}/${this.boot}`;
@@ -162,45 +187,114 @@ export class DurableJournal {
 
   /** Stores the entry; throws LC_NOT_PERSISTED (503) when the store did not keep it. */
   async accept(entry: DurableEntry): Promise<DurableRef> {
-    const now = Date.now();
-    const db = journalDbName(this.opts.prefix, now);
-    let row: BulkRow;
+    const db = journalDbName(this.opts.prefix, Date.now());
     try {
       await this.ensure(db);
-      row = await this.committer(this.accepts, db).add({ ...entry, _id: entry.activation, type: 'durable', owner: this.owner, accepted: now });
+      const ref = await this.committer(db).add(entry);
+      this.stats.accepted++;
+      return ref;
     } catch (err) {
       throw new LivelyError('LC_NOT_PERSISTED', `the trigger was not stored, so it was not accepted: ${describeError(err)}`);
     }
-    if (row.error || !row.rev) {
-      throw new LivelyError('LC_NOT_PERSISTED', `the trigger was not stored, so it was not accepted: ${row.error ?? 'no revision'}${row.reason ? ` (${row.reason})` : ''}`);
+  }
+
+  /** One write for every entry accepted meanwhile: one batch document. */
+  private committer(db: string): GroupCommit<DurableEntry, DurableRef> {
+    let c = this.accepts.get(db);
+    if (!c) {
+      c = new GroupCommit<DurableEntry, DurableRef>(async (entries) => {
+        const now = Date.now();
+        const doc: JournalBatch = { _id: `${now.toString(36)}-${this.boot}-${(this.batchSeq++).toString(36)}`, type: 'durable', owner: this.owner, accepted: now, entries };
+        const row = (await bulk(this.opts.server, db, [doc])).get(doc._id);
+        if (!row || row.error || !row.rev) throw new Error(row ? `${row.error ?? 'no revision'}${row.reason ? ` (${row.reason})` : ''}` : 'the store gave no result');
+        doc._rev = row.rev;
+        this.owned.set(doc._id, { db, doc, done: new Set(), dirty: false });
+        this.stats.batches++;
+        return entries.map((e) => ({ db, batch: doc._id, activation: e.activation }));
+      });
+      this.accepts.set(db, c);
     }
-    this.stats.accepted++;
-    return { db, id: entry.activation, rev: row.rev };
+    return c;
   }
 
-  /** Marks the entry finished (deletes it), group-committed; never throws. */
+  /** Marks the entry finished, group-committed with the others; never throws. */
   finish(ref: DurableRef): void {
-    const p = this.finishNow(ref).finally(() => this.finishing.delete(p));
-    this.finishing.add(p);
+    const owned = this.owned.get(ref.batch);
+    if (!owned) return; // claimed by another instance meanwhile: it finishes it
+    owned.done.add(ref.activation);
+    owned.dirty = true;
+    this.stats.finished++;
+    this.scheduleFlush(0);
   }
 
-  private async finishNow(ref: DurableRef): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const row = await this.committer(this.finishes, ref.db).add({ _id: ref.id, _rev: ref.rev, _deleted: true });
-        if (row.error) this.opts.logger.debug('durable finish answered with an error', { activation: ref.id, error: row.error });
-        // A conflict: another instance claimed it meanwhile and will finish it.
-        if (!row.error || row.error === 'conflict' || row.error === 'not_found') { this.stats.finished++; return; }
-        throw new Error(`${row.error}${row.reason ? ` (${row.reason})` : ''}`);
-      } catch (err) {
-        if (statusOf(err) === 404) { this.stats.finished++; return; } // its day was dropped
-        if (attempt >= 8 || this.closed) {
-          // Left in the journal: the next start runs it again (at least once, never lost).
-          this.stats.finishFailed++;
-          this.opts.logger.warn('durable activation not marked finished', { activation: ref.id, error: describeError(err) });
-          return;
+  private scheduleFlush(ms: number): void {
+    if (this.flushing || this.flushTimer) return;
+    if (ms > 0) {
+      this.flushTimer = setTimeout(() => { this.flushTimer = undefined; this.scheduleFlush(0); }, ms);
+      this.flushTimer.unref();
+      return;
+    }
+    this.flushing = this.flush().then((retryIn) => {
+      this.flushing = undefined;
+      if (this.closed) return;
+      if (retryIn !== undefined) this.scheduleFlush(retryIn);
+      else if (this.hasDirty()) this.scheduleFlush(0);
+    });
+  }
+
+  private hasDirty(): boolean {
+    for (const o of this.owned.values()) if (o.dirty) return true;
+    return false;
+  }
+
+  /**
+   * Writes every batch with newly finished entries: deleted when all are finished, else
+   * updated with its `done` list. Batches changed while a write is in flight go in the next
+   * round. Resolves with a delay to try again after when the store did not take a write.
+   */
+  private async flush(): Promise<number | undefined> {
+    for (;;) {
+      const byDb = new Map<string, Owned[]>();
+      for (const o of this.owned.values()) {
+        if (!o.dirty) continue;
+        o.dirty = false;
+        (byDb.get(o.db) ?? byDb.set(o.db, []).get(o.db)!).push(o);
+      }
+      if (byDb.size === 0) { this.flushFailures = 0; return undefined; }
+      let refused = false;
+      for (const [db, batches] of byDb) {
+        const deleting = batches.map((o) => o.done.size >= o.doc.entries.length);
+        const docs = batches.map((o, i) => (deleting[i] ? { _id: o.doc._id, _rev: o.doc._rev, _deleted: true } : { ...o.doc, done: [...o.done] }));
+        let rows: Map<string | undefined, BulkRow>;
+        try {
+          rows = await bulk(this.opts.server, db, docs);
+        } catch (err) {
+          if (statusOf(err) === 404) { for (const o of batches) this.owned.delete(o.doc._id); continue; } // day dropped
+          for (const o of batches) o.dirty = true;
+          this.opts.logger.debug('durable finish write deferred', { error: describeError(err) });
+          refused = true;
+          continue;
         }
-        await sleep(Math.min(250 * 2 ** attempt, 10_000));
+        batches.forEach((o, i) => {
+          const row = rows.get(o.doc._id);
+          if (row?.rev && !row.error) {
+            if (deleting[i]) this.owned.delete(o.doc._id);
+            else o.doc._rev = row.rev;
+          } else if (row?.error === 'conflict') {
+            // Claimed by another instance (this one looked dead): it runs and finishes them.
+            this.owned.delete(o.doc._id);
+          } else {
+            o.dirty = true;
+            refused = true;
+            this.opts.logger.debug('durable finish refused', { batch: o.doc._id, error: row?.error });
+          }
+        });
+      }
+      if (refused) {
+        // Kept in memory and in the journal: written when the store takes it again (or run
+        // again after a restart: at least once).
+        this.flushFailures++;
+        return Math.min(100 * 2 ** this.flushFailures, 10_000);
       }
     }
   }
@@ -218,8 +312,9 @@ export class DurableJournal {
   }
 
   /**
-   * Claims the orphaned entries of every journal day and runs them again; drops past days
-   * with no entry left. Resolves with the number claimed. One scan at a time.
+   * Claims the orphaned batches of every journal day and runs their unfinished entries again;
+   * drops past days with nothing left. Resolves with the number of entries claimed. One scan
+   * at a time; it does not wait for the re-runs to finish.
    */
   recover(rerun: Rerun): Promise<number> {
     this.recovering ??= this.scan(rerun).finally(() => { this.recovering = undefined; });
@@ -234,38 +329,42 @@ export class DurableJournal {
     const running = new Set<Promise<unknown>>();
     const limit = this.opts.recoveryConcurrency ?? 256;
     for (const name of days) {
-      const db = server.use<JournalDoc>(name);
+      const db = server.use<JournalBatch>(name);
       let startkey: string | undefined;
       for (;;) {
         if (this.closed) return claimed;
         let page;
         try {
-          // From just after the last id seen (not `skip: 1`: that id may be deleted by now).
-          page = await db.list({ include_docs: true, limit: 500, ...(startkey !== undefined ? { startkey } : {}) } as never);
+          // From just past the last id seen (not `skip: 1`: that batch may be deleted by now).
+          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) } as never);
         } catch (err) {
           if (statusOf(err) === 404) break; // dropped meanwhile
           throw err;
         }
         if (page.rows.length === 0) break;
         startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
-        const orphans: JournalDoc[] = [];
+        const orphans: JournalBatch[] = [];
         for (const row of page.rows) {
-          const doc = row.doc as JournalDoc | undefined;
-          if (doc?.type === 'durable' && await this.orphaned(doc.owner, heartbeats)) orphans.push(doc);
+          const doc = row.doc as JournalBatch | undefined;
+          if (doc?.type === 'durable' && Array.isArray(doc.entries) && await this.orphaned(doc.owner, heartbeats)) orphans.push(doc);
         }
         if (orphans.length === 0) continue;
         const now = Date.now();
-        const res = byId((await db.bulk({ docs: orphans.map((d) => ({ ...d, owner: this.owner, claimed: now })) })) as BulkRow[]);
-        for (let i = 0; i < orphans.length; i++) {
-          const r = res.get(orphans[i]!._id);
+        const rows = await bulk(server, name, orphans.map((d) => ({ ...d, owner: this.owner, claimed: now })));
+        for (const doc of orphans) {
+          const r = rows.get(doc._id);
           if (!r || r.error || !r.rev) continue; // another instance claimed it first (409)
-          claimed++;
-          this.stats.recovered++;
-          const doc = orphans[i]!;
-          const ref: DurableRef = { db: name, id: doc._id, rev: r.rev };
-          while (running.size >= limit) await Promise.race(running);
-          const p = this.runClaimed(doc, ref, rerun).finally(() => running.delete(p));
-          running.add(p);
+          const mine: JournalBatch = { ...doc, _rev: r.rev, owner: this.owner, claimed: now };
+          const owned: Owned = { db: name, doc: mine, done: new Set(doc.done ?? []), dirty: false };
+          this.owned.set(doc._id, owned);
+          for (const entry of doc.entries) {
+            if (owned.done.has(entry.activation)) continue;
+            claimed++;
+            this.stats.recovered++;
+            while (running.size >= limit) await Promise.race(running);
+            const p = this.runClaimed(entry, { db: name, batch: doc._id, activation: entry.activation }, rerun).finally(() => running.delete(p));
+            running.add(p);
+          }
         }
       }
       await this.dropIfDone(name);
@@ -275,14 +374,13 @@ export class DurableJournal {
   }
 
   /** Runs one claimed entry, waiting while the gate is full; finishes it when nothing is left to run. */
-  private async runClaimed(doc: JournalDoc, ref: DurableRef, rerun: Rerun): Promise<void> {
-    const { _id: _i, _rev: _r, type: _t, owner: _o, accepted: _a, claimed: _c, ...entry } = doc;
+  private async runClaimed(entry: DurableEntry, ref: DurableRef, rerun: Rerun): Promise<void> {
     for (;;) {
       if (this.closed) return;
       try {
         const fired = rerun(entry, ref);
         if (!fired) {
-          this.opts.logger.warn('durable activation dropped: none of its events is enabled', { activation: doc._id, events: doc.events.map((e) => e.id) });
+          this.opts.logger.warn('durable activation dropped: none of its events is enabled', { activation: entry.activation, events: entry.events.map((e) => e.id) });
           this.finish(ref);
           return;
         }
@@ -290,7 +388,7 @@ export class DurableJournal {
         return;
       } catch (err) {
         if ((err as LivelyError).code !== 'LC_QUEUE_FULL') {
-          this.opts.logger.warn('durable activation not run again', { activation: doc._id, error: describeError(err) });
+          this.opts.logger.warn('durable activation not run again', { activation: entry.activation, error: describeError(err) });
           return; // stays in the journal, claimed by this boot: the next start tries again
         }
         await sleep(100);
@@ -313,9 +411,9 @@ export class DurableJournal {
     return `_local/lively-durable-${instance}`;
   }
 
-  private async readHeartbeat(instance: string): Promise<{ boot?: string; at?: number } | null> {
+  private async readHeartbeat(instance: string): Promise<{ boot?: string; at?: number; _rev?: string } | null> {
     try {
-      return (await this.opts.heartbeats.get(this.heartbeatId(instance))) as { boot?: string; at?: number };
+      return (await this.opts.heartbeats.get(this.heartbeatId(instance))) as { boot?: string; at?: number; _rev?: string };
     } catch (err) {
       if (statusOf(err) === 404) return null;
       throw err;
@@ -332,12 +430,12 @@ export class DurableJournal {
         return;
       } catch (err) {
         if (statusOf(err) !== 409) throw err;
-        this.heartbeatRev = ((await this.readHeartbeat(this.opts.instance)) as { _rev?: string } | null)?._rev;
+        this.heartbeatRev = (await this.readHeartbeat(this.opts.instance))?._rev;
       }
     }
   }
 
-  /** A day before yesterday (UTC) with no entry left is dropped, tombstones and all. */
+  /** A day before yesterday (UTC) with no batch left is dropped, tombstones and all. */
   private async dropIfDone(name: string): Promise<void> {
     const day = dayOf(this.opts.prefix, name)!;
     if (day >= Date.now() - 2 * DAY_MS) return;
@@ -347,7 +445,6 @@ export class DurableJournal {
       await this.opts.server.db.destroy(name);
       this.dbs.delete(name);
       this.accepts.delete(name);
-      this.finishes.delete(name);
       this.stats.dropped++;
     } catch (err) {
       if (statusOf(err) !== 404) this.opts.logger.warn('dropping a finished journal day failed', { db: name, error: describeError(err) });
@@ -364,22 +461,6 @@ export class DurableJournal {
     return p;
   }
 
-  private committer<T>(map: Map<string, GroupCommit<T, BulkRow>>, db: string): GroupCommit<T, BulkRow> {
-    let c = map.get(db);
-    if (!c) {
-      const scope = this.opts.server.use(db);
-      // Stringified here, once: nano's own stringify walks every key with a replacer.
-      c = new GroupCommit<T, BulkRow>(async (docs) => {
-        const rows = byId((await scope.server.request({
-          db, path: '_bulk_docs', method: 'POST', body: JSON.stringify({ docs }), dontStringify: true, headers: { 'content-type': 'application/json' },
-        } as never)) as BulkRow[]);
-        return docs.map((d) => rows.get((d as { _id: string })._id) ?? { error: 'missing', reason: 'the store gave no result for it' });
-      });
-      map.set(db, c);
-    }
-    return c;
-  }
-
   /** Writes made by the accept committers (specs check that accepts share them). */
   acceptWrites(): number {
     let n = 0;
@@ -388,13 +469,15 @@ export class DurableJournal {
   }
 
   /**
-   * Stops heartbeats and scans and lets the finishes under way be written (a failing one is
-   * not retried any more). An unfinished entry runs again at this instance's next start, or
-   * on another instance once the lease is over.
+   * Stops heartbeats and scans, and writes the finishes not yet written (once; a failure is
+   * not retried). An unfinished entry runs again at this instance's next start, or on another
+   * instance once the lease is over.
    */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await Promise.allSettled([...this.finishing]);
+    if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = undefined; }
+    await this.flushing;
+    if (this.hasDirty()) await this.flush();
   }
 }
