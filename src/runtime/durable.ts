@@ -64,7 +64,16 @@ interface Owned {
   done: Set<string>;
   /** `done` has grown since the last write. */
   dirty: boolean;
+  /** when the batch was last written (ms since the epoch). */
+  writtenAt: number;
 }
+
+/**
+ * A batch not yet all finished is rewritten with its `done` list at most this often: most
+ * batches finish within it and cost one insert and one delete; a slow one still keeps its
+ * progress, so a crash runs again little more than what was in flight.
+ */
+const PARTIAL_WRITE_MS = 1_000;
 
 interface BulkRow { id?: string; rev?: string; error?: string; reason?: string }
 
@@ -208,7 +217,7 @@ export class DurableJournal {
         const row = (await bulk(this.opts.server, db, [doc])).get(doc._id);
         if (!row || row.error || !row.rev) throw new Error(row ? `${row.error ?? 'no revision'}${row.reason ? ` (${row.reason})` : ''}` : 'the store gave no result');
         doc._rev = row.rev;
-        this.owned.set(doc._id, { db, doc, done: new Set(), dirty: false });
+        this.owned.set(doc._id, { db, doc, done: new Set(), dirty: false, writtenAt: now });
         this.stats.batches++;
         return entries.map((e) => ({ db, batch: doc._id, activation: e.activation }));
       });
@@ -250,17 +259,28 @@ export class DurableJournal {
   /**
    * Writes every batch with newly finished entries: deleted when all are finished, else
    * updated with its `done` list. Batches changed while a write is in flight go in the next
-   * round. Resolves with a delay to try again after when the store did not take a write.
+   * round. Resolves with when to come back (ms): for a batch whose partial write is not due
+   * yet, or when the store did not take a write.
    */
   private async flush(): Promise<number | undefined> {
     for (;;) {
       const byDb = new Map<string, Owned[]>();
+      const now = Date.now();
+      let nextPartial: number | undefined;
       for (const o of this.owned.values()) {
         if (!o.dirty) continue;
+        const due = o.writtenAt + PARTIAL_WRITE_MS - now;
+        if (o.done.size < o.doc.entries.length && due > 0 && !this.closed) {
+          nextPartial = Math.min(nextPartial ?? due, due);
+          continue;
+        }
         o.dirty = false;
         (byDb.get(o.db) ?? byDb.set(o.db, []).get(o.db)!).push(o);
       }
-      if (byDb.size === 0) { this.flushFailures = 0; return undefined; }
+      if (byDb.size === 0) {
+        this.flushFailures = 0;
+        return nextPartial;
+      }
       let refused = false;
       for (const [db, batches] of byDb) {
         const deleting = batches.map((o) => o.done.size >= o.doc.entries.length);
@@ -279,7 +299,7 @@ export class DurableJournal {
           const row = rows.get(o.doc._id);
           if (row?.rev && !row.error) {
             if (deleting[i]) this.owned.delete(o.doc._id);
-            else o.doc._rev = row.rev;
+            else { o.doc._rev = row.rev; o.writtenAt = Date.now(); }
           } else if (row?.error === 'conflict') {
             // Claimed by another instance (this one looked dead): it runs and finishes them.
             this.owned.delete(o.doc._id);
@@ -355,7 +375,7 @@ export class DurableJournal {
           const r = rows.get(doc._id);
           if (!r || r.error || !r.rev) continue; // another instance claimed it first (409)
           const mine: JournalBatch = { ...doc, _rev: r.rev, owner: this.owner, claimed: now };
-          const owned: Owned = { db: name, doc: mine, done: new Set(doc.done ?? []), dirty: false };
+          const owned: Owned = { db: name, doc: mine, done: new Set(doc.done ?? []), dirty: false, writtenAt: now };
           this.owned.set(doc._id, owned);
           for (const entry of doc.entries) {
             if (owned.done.has(entry.activation)) continue;
