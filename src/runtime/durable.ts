@@ -66,6 +66,8 @@ interface Owned {
   dirty: boolean;
   /** when the batch was last written (ms since the epoch). */
   writtenAt: number;
+  /** a write of it is under way (a second one would conflict with it). */
+  writing?: boolean;
 }
 
 /**
@@ -74,6 +76,8 @@ interface Owned {
  * progress, so a crash runs again little more than what was in flight.
  */
 const PARTIAL_WRITE_MS = 1_000;
+/** Finishes wait this long for an accept to ride along with before they get a write of their own. */
+const FINISH_DELAY_MS = 20;
 
 interface BulkRow { id?: string; rev?: string; error?: string; reason?: string }
 
@@ -214,7 +218,18 @@ export class DurableJournal {
       c = new GroupCommit<DurableEntry, DurableRef>(async (entries) => {
         const now = Date.now();
         const doc: JournalBatch = { _id: `${now.toString(36)}-${this.boot}-${(this.batchSeq++).toString(36)}`, type: 'durable', owner: this.owner, accepted: now, entries };
-        const row = (await bulk(this.opts.server, db, [doc])).get(doc._id);
+        // The finishes due in this database go in the same write.
+        const carried = this.takeDue(now, db).byDb.get(db) ?? [];
+        const finishing = carried.map((o) => this.finishDoc(o));
+        let rows: Map<string | undefined, BulkRow>;
+        try {
+          rows = await bulk(this.opts.server, db, [doc, ...finishing.map((f) => f.doc)]);
+        } catch (err) {
+          this.applyFinish(carried, finishing, err);
+          throw err;
+        }
+        this.applyFinish(carried, finishing, rows);
+        const row = rows.get(doc._id);
         if (!row || row.error || !row.rev) throw new Error(row ? `${row.error ?? 'no revision'}${row.reason ? ` (${row.reason})` : ''}` : 'the store gave no result');
         doc._rev = row.rev;
         this.owned.set(doc._id, { db, doc, done: new Set(), dirty: false, writtenAt: now });
@@ -233,7 +248,7 @@ export class DurableJournal {
     owned.done.add(ref.activation);
     owned.dirty = true;
     this.stats.finished++;
-    this.scheduleFlush(0);
+    this.scheduleFlush(FINISH_DELAY_MS);
   }
 
   private scheduleFlush(ms: number): void {
@@ -252,8 +267,60 @@ export class DurableJournal {
   }
 
   private hasDirty(): boolean {
-    for (const o of this.owned.values()) if (o.dirty) return true;
+    for (const o of this.owned.values()) if (o.dirty && !o.writing) return true;
     return false;
+  }
+
+  /** The batches to write now, by database (only `db`'s when given), marked as being written. */
+  private takeDue(now: number, db?: string): { byDb: Map<string, Owned[]>; nextPartial?: number } {
+    const byDb = new Map<string, Owned[]>();
+    let nextPartial: number | undefined;
+    for (const o of this.owned.values()) {
+      if (!o.dirty || o.writing || (db !== undefined && o.db !== db)) continue;
+      const due = o.writtenAt + PARTIAL_WRITE_MS - now;
+      if (o.done.size < o.doc.entries.length && due > 0 && !this.closed) {
+        nextPartial = Math.min(nextPartial ?? due, due);
+        continue;
+      }
+      o.dirty = false;
+      o.writing = true;
+      (byDb.get(o.db) ?? byDb.set(o.db, []).get(o.db)!).push(o);
+    }
+    return { byDb, nextPartial };
+  }
+
+  /** A batch all finished is deleted; one still running is rewritten with its `done` list. */
+  private finishDoc(o: Owned): { doc: object; deleting: boolean } {
+    const deleting = o.done.size >= o.doc.entries.length;
+    return { doc: deleting ? { _id: o.doc._id, _rev: o.doc._rev, _deleted: true } : { ...o.doc, done: [...o.done] }, deleting };
+  }
+
+  /** What the store answered for finish writes (rows), or the error the write failed with. Whether all were taken. */
+  private applyFinish(batches: Owned[], docs: Array<{ deleting: boolean }>, result: Map<string | undefined, BulkRow> | unknown): boolean {
+    let taken = true;
+    batches.forEach((o, i) => {
+      o.writing = false;
+      if (!(result instanceof Map)) {
+        if (statusOf(result) === 404) { this.owned.delete(o.doc._id); return; } // its day was dropped
+        o.dirty = true;
+        taken = false;
+        return;
+      }
+      const row = (result as Map<string | undefined, BulkRow>).get(o.doc._id);
+      if (row?.rev && !row.error) {
+        if (docs[i]!.deleting) this.owned.delete(o.doc._id);
+        else { o.doc._rev = row.rev; o.writtenAt = Date.now(); }
+      } else if (row?.error === 'conflict') {
+        // Claimed by another instance (this one looked dead): it runs and finishes them.
+        this.owned.delete(o.doc._id);
+      } else {
+        o.dirty = true;
+        taken = false;
+        this.opts.logger.debug('durable finish refused', { batch: o.doc._id, error: row?.error });
+      }
+    });
+    if (batches.length > 0 && !this.closed && this.hasDirty()) this.scheduleFlush(FINISH_DELAY_MS);
+    return taken;
   }
 
   /**
@@ -264,51 +331,22 @@ export class DurableJournal {
    */
   private async flush(): Promise<number | undefined> {
     for (;;) {
-      const byDb = new Map<string, Owned[]>();
-      const now = Date.now();
-      let nextPartial: number | undefined;
-      for (const o of this.owned.values()) {
-        if (!o.dirty) continue;
-        const due = o.writtenAt + PARTIAL_WRITE_MS - now;
-        if (o.done.size < o.doc.entries.length && due > 0 && !this.closed) {
-          nextPartial = Math.min(nextPartial ?? due, due);
-          continue;
-        }
-        o.dirty = false;
-        (byDb.get(o.db) ?? byDb.set(o.db, []).get(o.db)!).push(o);
-      }
+      const { byDb, nextPartial } = this.takeDue(Date.now());
       if (byDb.size === 0) {
         this.flushFailures = 0;
         return nextPartial;
       }
       let refused = false;
       for (const [db, batches] of byDb) {
-        const deleting = batches.map((o) => o.done.size >= o.doc.entries.length);
-        const docs = batches.map((o, i) => (deleting[i] ? { _id: o.doc._id, _rev: o.doc._rev, _deleted: true } : { ...o.doc, done: [...o.done] }));
-        let rows: Map<string | undefined, BulkRow>;
+        const docs = batches.map((o) => this.finishDoc(o));
+        let result: Map<string | undefined, BulkRow> | unknown;
         try {
-          rows = await bulk(this.opts.server, db, docs);
+          result = await bulk(this.opts.server, db, docs.map((d) => d.doc));
         } catch (err) {
-          if (statusOf(err) === 404) { for (const o of batches) this.owned.delete(o.doc._id); continue; } // day dropped
-          for (const o of batches) o.dirty = true;
+          result = err;
           this.opts.logger.debug('durable finish write deferred', { error: describeError(err) });
-          refused = true;
-          continue;
         }
-        batches.forEach((o, i) => {
-          const row = rows.get(o.doc._id);
-          if (row?.rev && !row.error) {
-            if (deleting[i]) this.owned.delete(o.doc._id);
-            else { o.doc._rev = row.rev; o.writtenAt = Date.now(); }
-          } else if (row?.error === 'conflict') {
-            // Claimed by another instance (this one looked dead): it runs and finishes them.
-            this.owned.delete(o.doc._id);
-          } else {
-            o.dirty = true;
-            refused = true;
-            this.opts.logger.debug('durable finish refused', { batch: o.doc._id, error: row?.error });
-          }
-        });
+        if (!this.applyFinish(batches, docs, result)) refused = true;
       }
       if (refused) {
         // Kept in memory and in the journal: written when the store takes it again (or run
