@@ -122,6 +122,16 @@ describe('DurableJournal', function () {
     expect((err as { status: number }).status).to.equal(503);
   });
 
+  it('makes the day\'s database again when it is deleted under a running journal', async () => {
+    const j = journal('aaaaaaaa');
+    const first = await j.accept(entry('before'));
+    await server.db.destroy(first.db);
+    const second = await j.accept(entry('after'));
+    expect(second.db).to.equal(first.db);
+    const stored = (await batches(server.use(second.db))).flatMap((d) => d.entries.map((e) => e.activation));
+    expect(stored).to.deep.equal(['after']);
+  });
+
   it('an earlier boot of the same instance is orphaned at once: a new boot claims and runs its entries', async () => {
     const old = journal('aaaaaaaa');
     await old.start(() => undefined); // heartbeat fresh: only the instance name tells it is gone

@@ -201,13 +201,16 @@ export class DurableJournal {
   /** Stores the entry; throws LC_NOT_PERSISTED (503) when the store did not keep it. */
   async accept(entry: DurableEntry): Promise<DurableRef> {
     const db = journalDbName(this.opts.prefix, Date.now());
-    try {
-      await this.ensure(db);
-      const ref = await this.committer(db).add(entry);
-      this.stats.accepted++;
-      return ref;
-    } catch (err) {
-      throw new LivelyError('LC_NOT_PERSISTED', `the trigger was not stored, so it was not accepted: ${describeError(err)}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.ensure(db);
+        const ref = await this.committer(db).add(entry);
+        this.stats.accepted++;
+        return ref;
+      } catch (err) {
+        if (statusOf(err) === 404 && attempt === 1) continue; // the day's database was deleted: made again
+        throw new LivelyError('LC_NOT_PERSISTED', `the trigger was not stored, so it was not accepted: ${describeError(err)}`);
+      }
     }
   }
 
@@ -226,6 +229,7 @@ export class DurableJournal {
           rows = await bulk(this.opts.server, db, [doc, ...finishing.map((f) => f.doc)]);
         } catch (err) {
           this.applyFinish(carried, finishing, err);
+          if (statusOf(err) === 404) this.dbs.delete(db); // deleted under us: made again on the next accept
           throw err;
         }
         this.applyFinish(carried, finishing, rows);
