@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   const persistent = await startTarget('persistent');
   const fresh = await startTarget('fresh');
   // Warm every worker once so cold starts are not in the throughput figures.
-  for (const p of ['thread', 'process', 'python', 'isolate', 'noop']) {
+  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable']) {
     const res = await request(`${rt.url}/_events/bench/${p}?wait=true`);
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
@@ -89,6 +89,8 @@ async function main(): Promise<void> {
     { key: 'a', label: '(a) bare node:http, 200', run: () => load(bare.url, SECONDS, CONNECTIONS) },
     { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/thread', SECONDS) },
     { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/durable', SECONDS) },
+    { key: 'dw', label: '(c) durable: the same event stored before it runs, ?wait=true', run: () => load(`${rt.url}/_events/bench/durable?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'd', label: '(d) persistent child per worker, JSON lines (2010 warm, stand-in)', run: () => load(persistent.url, SECONDS, CONNECTIONS) },
     { key: 'd2', label: '(d2) /_events, process worker (node, isolation "process"), ?wait=true', run: () => load(`${rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
     result[s.key] = { label: s.label, rps: Math.round(median(xs.map((x) => x.rps))), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), errors: xs.reduce((n, x) => n + x.errors + x.non2xx, 0) };
   }
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold }, null, 2));

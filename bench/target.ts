@@ -2,7 +2,7 @@
  * One server under test per process, so the load generator (bench/run.ts) never shares
  * an event loop with it. Prints `READY <url>` when it serves.
  *   bare        node:http answering 200: the ceiling
- *   runtime     LivelyCouch on an embedded store with bench/app deployed
+ *   runtime     LivelyCouch on an embedded store with bench/app deployed (in memory; on disk with BENCH_STORE=disk)
  *   persistent  the 2010 design once warm: one child process fed JSON lines, answering each
  *   fresh       the 2010 design cold: a new `node` process per trigger
  */
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     }));
   } else if (mode === 'runtime') {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-'));
-    const config = makeConfig({ port: 0, dataDir, embeddedMemory: true, sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism() });
+    const config = makeConfig({ port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism() });
     const rt = await new Runtime({ config, logger: createLogger(config.logLevel), dispatchers: [new ImmediateDispatcher()] }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     for (;;) { if (rt.catalog.matcher.size >= 5) break; await new Promise((r) => setTimeout(r, 20)); }

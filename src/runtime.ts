@@ -26,6 +26,7 @@ import { createLivelyServer } from './server/http.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/firer.ts';
 import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
 import { Firing } from './runtime/firing.ts';
+import { DurableJournal, instanceName } from './runtime/durable.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
 import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
@@ -59,6 +60,7 @@ export class Runtime implements EventFirer {
   activationLog!: ActivationLog;
   /** per-event and per-worker figures for /_lively/metrics, fed by the activation records. */
   readonly activationMetrics = new ActivationMetrics();
+  journal!: DurableJournal;
   private feeds: ChangesFeed[] = [];
   changesTriggers?: ChangesTriggers;
   private scheduleTriggers?: ScheduleTriggers;
@@ -110,6 +112,7 @@ export class Runtime implements EventFirer {
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
     const auth = createAuthorizer(this.couchUrl);
+    this.journal = new DurableJournal({ server: this.nano, prefix: p, instance: instanceName(config.dataDir), heartbeats: this.db.logs as DocumentScope<unknown>, logger });
     this.firing = new Firing({
       catalog: this.catalog,
       registry: this.registry,
@@ -119,6 +122,7 @@ export class Runtime implements EventFirer {
       logger,
       maxChainDepth: config.maxChainDepth,
       authorize: auth.authorizeEvent,
+      journal: this.journal,
     });
     this.wireEventTriggers();
     await this.followEvents();
@@ -126,6 +130,8 @@ export class Runtime implements EventFirer {
     this.server = createLivelyServer({ config, firer: this, couchUrl: this.couchUrl, logger, authorizeAdmin: auth.authorizeAdmin });
     const { port } = await this.server.listen();
     this.port = port;
+    // The catalog is loaded: durable activations a crash left unfinished run again.
+    await this.journal.start((entry, ref) => this.firing.recover(entry, ref));
     logger.info('livelycouch listening', { url: this.url, events: this.catalog.matcher.size });
     this.firing.fireInternal('lively', '/lively/started', { url: this.url }, 0);
     return this;
@@ -240,6 +246,8 @@ export class Runtime implements EventFirer {
       workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid(), problems: this.workerProblems() },
       dispatchers: this.dispatchers.map((d) => d.stats()),
       activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, waiting: this.firing.queued(), outcomes: this.firing.outcomes, logged: this.activationLog.written, dropped: this.activationLog.dropped },
+      retries: { waiting: this.firing.retrying },
+      durable: this.journal.stats,
     };
   }
 
@@ -294,6 +302,7 @@ export class Runtime implements EventFirer {
     const until = Date.now() + deadlineMs;
     await this.server?.close();
     logger.debug('stopping: server closed');
+    this.firing?.close();
     while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));
     logger.debug('stopping: dispatchers closed');
@@ -302,6 +311,7 @@ export class Runtime implements EventFirer {
     logger.debug('stopping: changes triggers stopped');
     await Promise.all(this.feeds.map((f, i) => f.stop().then(() => logger.debug('stopping: feed stopped', { i }))));
     logger.debug('stopping: feeds stopped');
+    await this.journal?.close();
     await this.activationLog?.close().catch(() => undefined);
     logger.debug('stopping: activation log flushed');
     await this.store?.stop();

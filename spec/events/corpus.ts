@@ -46,6 +46,11 @@ export const goodEvents: Array<[string, Record<string, unknown>]> = [
   ['auth admin', ev({ auth: 'admin' })],
   ['auth role', ev({ auth: { role: 'ops' } })],
   ['auth roles', ev({ auth: { roles: ['ops', 'billing'] } })],
+  ['durable', ev({ durable: true, trigger: { '/p': {} } })],
+  ['durable false', ev({ durable: false })],
+  ['a worker with a retry policy', ev({ workers: [{ name: 'w', parameters: { x: 1 }, retry: { attempts: 3, backoff: '1s' } }] })],
+  ['a retry without backoff, and backoffs in ms and 0', ev({ workers: [{ name: 'a', retry: { attempts: 2 } }, { name: 'b', retry: { attempts: 10, backoff: 250 } }, { name: 'c', retry: { attempts: 1, backoff: 0 } }] })],
+  ['"retry" in the object form is an argument named retry', ev({ workers: { w: { retry: 'anything' } } })],
   ['extra top-level fields (a description)', ev({ description: 'sends mail', _rev: '1-abc' })],
 ];
 
@@ -121,6 +126,18 @@ export const badEvents: Array<[string, unknown, string]> = [
   ['array worker arguments a string', ev({ workers: [{ name: 'w', arguments: 'x' }] }), 'workers[0].arguments:'],
   ['array worker with both parameters and arguments', ev({ workers: [{ name: 'w', parameters: {}, arguments: {} }] }), 'workers[0]:'],
   ['array worker unknown field', ev({ workers: [{ name: 'w', args: {} }] }), 'workers[0].args:'],
+  ['durable not boolean', ev({ durable: 'yes' }), 'durable: must be true or false'],
+  ['retry not an object', ev({ workers: [{ name: 'w', retry: 3 }] }), 'workers[0].retry: must be an object'],
+  ['retry without attempts', ev({ workers: [{ name: 'w', retry: { backoff: '1s' } }] }), 'workers[0].retry.attempts:'],
+  ['retry attempts zero', ev({ workers: [{ name: 'w', retry: { attempts: 0 } }] }), 'workers[0].retry.attempts:'],
+  ['retry attempts fractional', ev({ workers: [{ name: 'w', retry: { attempts: 2.5 } }] }), 'workers[0].retry.attempts:'],
+  ['retry attempts over 10', ev({ workers: [{ name: 'w', retry: { attempts: 11 } }] }), 'workers[0].retry.attempts:'],
+  ['retry attempts a string', ev({ workers: [{ name: 'w', retry: { attempts: '3' } }] }), 'workers[0].retry.attempts:'],
+  ['retry backoff not a duration', ev({ workers: [{ name: 'w', retry: { attempts: 3, backoff: 'soon' } }] }), 'workers[0].retry.backoff:'],
+  ['retry backoff negative', ev({ workers: [{ name: 'w', retry: { attempts: 3, backoff: -1 } }] }), 'workers[0].retry.backoff:'],
+  ['retry backoff over an hour', ev({ workers: [{ name: 'w', retry: { attempts: 3, backoff: '2h' } }] }), 'workers[0].retry.backoff:'],
+  ['retry unknown field', ev({ workers: [{ name: 'x', retry: { attempts: 3, delay: '1s' } }] }), 'workers[0].retry.delay: unknown field'],
+  ['retry on the second worker', ev({ workers: [{ name: 'a' }, { name: 'b', retry: null }] }), 'workers[1].retry:'],
 ];
 
 const wk = (extra: Record<string, unknown>) => ({ _id: 'w', delegate: 'main.js', ...extra });

@@ -63,6 +63,20 @@ describe('parseEventDoc', () => {
     expect([every('500ms'), every('30s'), every('1m'), every('2h'), every('1d'), every('1.5s'), every(250)]).to.deep.equal([500, 30_000, 60_000, 7_200_000, 86_400_000, 1500, 250]);
   });
 
+  it('reads "durable" and a worker\'s retry policy (exponential backoff from "backoff", 1 s when absent)', () => {
+    expect(parsed({ _id: 'd', durable: true, workers: {} }).durable).to.equal(true);
+    expect(parsed({ _id: 'd', durable: false, workers: {} })).to.not.have.property('durable');
+    const e = parsed({ _id: 'r', workers: [{ name: 'a', parameters: { x: 1 }, retry: { attempts: 3, backoff: '1.5s' } }, { name: 'b', retry: { attempts: 2 } }, { name: 'c', retry: { attempts: 4, backoff: 0 } }, { name: 'd' }] });
+    expect(e.workers).to.deep.equal([
+      { name: 'a', arguments: { x: 1 }, retry: { attempts: 3, backoffMs: 1500 } },
+      { name: 'b', arguments: {}, retry: { attempts: 2, backoffMs: 1000 } },
+      { name: 'c', arguments: {}, retry: { attempts: 4, backoffMs: 0 } },
+      { name: 'd', arguments: {} },
+    ]);
+    // The seed's object form: its value is the arguments, so "retry" there is an argument.
+    expect(parsed({ _id: 'o', workers: { w: { retry: { attempts: 3 } } } }).workers).to.deep.equal([{ name: 'w', arguments: { retry: { attempts: 3 } } }]);
+  });
+
   it('honours disabled and auth', () => {
     expect(parsed({ _id: 'd', disabled: true, workers: {} }).disabled).to.equal(true);
     expect(parsed({ _id: 'd', disabled: false, workers: {} }).disabled).to.equal(false);
@@ -117,7 +131,7 @@ describe('parseEventDoc', () => {
       const r = parseEventDoc(input);
       expect(r).to.have.property('ok');
       if (r.ok) accepted++;
-      else expect(r.reason).to.match(/^(document|_id|disabled|auth|trigger|workers)\b[^ ]*: \S/);
+      else expect(r.reason).to.match(/^(document|_id|disabled|durable|auth|trigger|workers)\b[^ ]*: \S/);
     }
     expect(accepted).to.be.greaterThan(0);
   });

@@ -28,10 +28,20 @@ export interface ScheduleTrigger {
 
 export type Trigger = HttpTrigger | ChangesTrigger | ScheduleTrigger;
 
+/** How often a failed (error or timeout) worker run is tried again, and after how long. */
+export interface RetryPolicy {
+  /** runs in all, the first included (1–10). */
+  attempts: number;
+  /** wait before the second attempt; doubled before each further one. */
+  backoffMs: number;
+}
+
 export interface EventWorkerRef {
   name: string;
   /** the event's arguments for this worker (may hold ":name" / "*" placeholders). */
   arguments: Record<string, unknown>;
+  /** present only when the worker entry has a "retry" (array form). */
+  retry?: RetryPolicy;
 }
 
 /** `{ roles }`: a user holding any of them (the document's `{ "role": "x" }` is read as `{ roles: ["x"] }`). */
@@ -44,6 +54,8 @@ export interface EventDef {
   workers: readonly EventWorkerRef[];
   disabled: boolean;
   auth: EventAuth;
+  /** `"durable": true`: an HTTP trigger is stored before it is acknowledged. Absent otherwise. */
+  durable?: true;
 }
 
 export type ParseResult =

@@ -46,6 +46,7 @@ function buildEvent(doc: Obj, id: string): EventDef {
     auth: buildAuth(doc.auth),
   };
   if (typeof doc._rev === 'string') event.rev = doc._rev;
+  if (doc.durable === true) event.durable = true;
   return Object.freeze(event);
 }
 
@@ -90,8 +91,14 @@ function scheduleTrigger(s: Obj): Trigger {
 
 function buildWorkers(w: unknown): EventWorkerRef[] {
   if (Array.isArray(w)) {
-    return w.map((e: Obj) => ({ name: e.name as string, arguments: { ...((e.arguments ?? e.parameters ?? {}) as Obj) } }));
+    return w.map((e: Obj) => {
+      const ref: EventWorkerRef = { name: e.name as string, arguments: { ...((e.arguments ?? e.parameters ?? {}) as Obj) } };
+      if (isObj(e.retry)) ref.retry = { attempts: e.retry.attempts as number, backoffMs: compiledRules().backoffMs(e.retry.backoff) as number };
+      return ref;
+    });
   }
+  // The seed's object form: the value is the worker's arguments, all of it, so a "retry" key
+  // there is an argument named retry. A retry policy needs the array form.
   return Object.entries(w as Obj).map(([name, args]) => ({ name, arguments: { ...(args as Obj) } }));
 }
 

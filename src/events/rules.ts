@@ -17,6 +17,8 @@ var DB_RE = /^[a-z][a-z0-9_$()+\/-]*$/;
 var TYPE_RE = /^[a-z0-9_-]+$/;
 var DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
 var UNIT_MS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
+var MAX_ATTEMPTS = 10;
+var MAX_BACKOFF_MS = 3600000;
 var CRON_DEFS = [
   { name: 'minute', min: 0, max: 59 },
   { name: 'hour', min: 0, max: 23 },
@@ -275,6 +277,29 @@ function triggerProblem(t) {
   return null;
 }
 
+/* ms of a retry's first backoff (0 or more ms, or "500ms", "1s", "2m"; 1s when absent, at most 1h), or null. */
+function backoffMs(v) {
+  if (v === undefined) return 1000;
+  var ms = null;
+  if (typeof v === 'number') ms = v;
+  else if (typeof v === 'string') {
+    var m = DURATION_RE.exec(v);
+    if (m) ms = parseFloat(m[1]) * UNIT_MS[m[2]];
+  }
+  if (ms === null || !isFinite(ms) || ms < 0 || ms > MAX_BACKOFF_MS) return null;
+  return Math.round(ms);
+}
+
+function retryProblem(r, f) {
+  if (!isObject(r)) return f + ': must be an object such as { "attempts": 3, "backoff": "1s" }';
+  var extra = unknownKey(r, ['attempts', 'backoff']);
+  if (extra !== null) return fieldOf(f, extra) + ': unknown field (allowed: attempts, backoff)';
+  var n = r.attempts;
+  if (typeof n !== 'number' || Math.floor(n) !== n || n < 1 || n > MAX_ATTEMPTS) return f + '.attempts: must be a whole number from 1 to ' + MAX_ATTEMPTS + ' (the first attempt included)';
+  if (backoffMs(r.backoff) === null) return f + '.backoff: must be 0 or more ms, or a duration such as "500ms", "1s", "2m", at most "1h"';
+  return null;
+}
+
 function workersProblem(w) {
   var i, f, r;
   if (w === undefined) return 'workers: is required: an object keyed by worker name, or a list of { "name": … }';
@@ -283,13 +308,17 @@ function workersProblem(w) {
       f = 'workers[' + i + ']';
       var e = w[i];
       if (!isObject(e)) return f + ': must be an object such as { "name": "send_email", "parameters": {} }';
-      var extra = unknownKey(e, ['name', 'parameters', 'arguments']);
-      if (extra !== null) return fieldOf(f, extra) + ': unknown field (allowed: name, parameters, arguments)';
+      var extra = unknownKey(e, ['name', 'parameters', 'arguments', 'retry']);
+      if (extra !== null) return fieldOf(f, extra) + ': unknown field (allowed: name, parameters, arguments, retry)';
       r = workerNameProblem(e.name);
       if (r) return f + '.name: ' + r;
       if (hasOwn(e, 'parameters') && hasOwn(e, 'arguments')) return f + ': give "parameters" or "arguments", not both';
       var key = hasOwn(e, 'arguments') ? 'arguments' : 'parameters';
       if (e[key] !== undefined && !isObject(e[key])) return f + '.' + key + ': must be an object';
+      if (e.retry !== undefined) {
+        r = retryProblem(e.retry, f + '.retry');
+        if (r) return r;
+      }
     }
     return null;
   }
@@ -328,6 +357,7 @@ function eventProblem(doc) {
   if (!isObject(doc)) return 'document: must be an object';
   if (typeof doc._id !== 'string' || doc._id === '') return '_id: must be a non-empty string';
   if (doc.disabled !== undefined && typeof doc.disabled !== 'boolean') return 'disabled: must be true or false';
+  if (doc.durable !== undefined && typeof doc.durable !== 'boolean') return 'durable: must be true or false';
   return authProblem(doc.auth) || triggerProblem(doc.trigger) || workersProblem(doc.workers);
 }
 
@@ -382,6 +412,8 @@ export interface Rules {
   eventProblem(doc: unknown): string | null;
   workerProblem(doc: unknown): string | null;
   everyMs(v: unknown): number | null;
+  /** a retry's first backoff in ms (1000 when absent), or null when not valid. */
+  backoffMs(v: unknown): number | null;
   cronFields(expr: unknown): CronFields | string;
   patternBindings(path: string): string[];
   /** why an attachment name may not become a file name, or null. */
@@ -393,7 +425,7 @@ let compiled: Rules | undefined;
 /** The rules compiled once for node; the same text the validate functions embed. */
 export function compiledRules(): Rules {
   compiled ??= new Function(
-    `${RULES_SOURCE}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, cronFields: cronFields, patternBindings: patternBindings, attachmentNameProblem: attachmentNameProblem };`,
+    `${RULES_SOURCE}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, backoffMs: backoffMs, cronFields: cronFields, patternBindings: patternBindings, attachmentNameProblem: attachmentNameProblem };`,
   )() as Rules;
   return compiled;
 }

@@ -7,12 +7,17 @@
  *   trigger ──► match ──► (404 | 405) | auth ──► plan (per worker) ──► gate (503) ──► dispatch
  *                                                                       │
  *            reply 202 at once, or 200 with outcomes when waiting ◄─────┘ ──► activation log
+ *
+ * A durable event's HTTP trigger is stored in the journal (./durable.ts) before it starts,
+ * and marked finished when its workers are done. A worker entry with a retry policy runs
+ * again after an error or timeout, up to its attempts, with an exponential backoff during
+ * which it holds no gate slot; what still fails makes the activation dead.
  */
 import { randomBytes } from 'node:crypto';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import type { EmitCommand, HttpRequestPart, TriggerKind, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
+import type { EmitCommand, HttpRequestPart, LogLine, TriggerKind, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
 import type { Logger } from '../shared/log.ts';
-import type { EventDef, EventMatch, HttpTrigger } from '../events/model.ts';
+import type { EventDef, EventMatch, EventWorkerRef, HttpTrigger } from '../events/model.ts';
 import { buildParameters, resolveArguments } from '../events/resolve.ts';
 import type { Dispatcher } from '../workers/dispatcher.ts';
 import type { WorkerSpec } from '../workers/spec.ts';
@@ -20,7 +25,9 @@ import type { WorkerGate } from '../workers/gate.ts';
 import type { WorkerRegistry } from '../workers/registry.ts';
 import type { ActivationSink } from './activation-sink.ts';
 import type { ActivationInput } from '../activations/log.ts';
+import { activationTime } from '../activations/reader.ts';
 import type { EventCatalog } from './event-catalog.ts';
+import type { DurableEntry, DurableJournal, DurableRef } from './durable.ts';
 
 /** `params` are the message's own parameters (query, body fields). */
 export interface FireInput extends ActivationInput {
@@ -48,6 +55,8 @@ export interface FiringDeps {
   maxChainDepth: number;
   /** throws LC_UNAUTHORIZED / LC_FORBIDDEN; only called for events whose auth is not public. */
   authorize?: (event: EventDef, headers: HttpRequestPart['headers']) => Promise<void>;
+  /** where durable events' HTTP triggers are stored before they are acknowledged. */
+  journal?: Pick<DurableJournal, 'accept' | 'finish'>;
 }
 
 const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
@@ -70,6 +79,10 @@ export class Firing {
   completed = 0;
   /** worker outcomes by status, for metrics. */
   readonly outcomes = { ok: 0, error: 0, timeout: 0 };
+  /** worker runs waiting out a retry backoff (they hold no gate slot meanwhile). */
+  retrying = 0;
+  private readonly backoffTimers = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(private readonly deps: FiringDeps) {}
 
@@ -82,7 +95,53 @@ export class Firing {
     if (this.deps.authorize && input.request) {
       for (const m of matches) if (m.event.auth !== 'public') await this.deps.authorize(m.event, input.request.headers);
     }
+    const journal = this.deps.journal;
+    if (journal && input.trigger === 'http' && matches.some((m) => m.event.durable)) {
+      // Stored first (throws LC_NOT_PERSISTED, a 503, when it cannot be): nothing runs or is
+      // acknowledged that a crash could lose.
+      const activation = newActivationId();
+      const ref = await journal.accept(durableEntry(activation, input, matches));
+      return this.startJournaled(input, matches, activation, ref);
+    }
     return this.start(input, matches);
+  }
+
+  /**
+   * Runs a stored durable activation again (after a crash), under its own activation id, with
+   * the events as they are now. Undefined when none of its events exists or is enabled any
+   * more; the caller then marks it finished. Throws LC_QUEUE_FULL when the gate is full.
+   */
+  recover(entry: DurableEntry, ref: DurableRef): Fired | undefined {
+    const matches: EventMatch[] = [];
+    for (const e of entry.events) {
+      const event = this.deps.catalog.get(e.id);
+      if (event && !event.disabled) matches.push({ event, trigger: ANY_TRIGGER, bindings: e.bindings });
+    }
+    if (matches.length === 0) return undefined;
+    const input: FireInput = { trigger: 'http', method: entry.method, path: entry.path, params: entry.params, depth: 0 };
+    if (entry.request) input.request = entry.request;
+    return this.startJournaled(input, matches, entry.activation, ref, false);
+  }
+
+  /** `acknowledging`: a refusal is the caller's 503, so the entry is not kept; a re-run keeps it. */
+  private startJournaled(input: FireInput, matches: EventMatch[], activation: string, ref: DurableRef, acknowledging = true): Fired {
+    const journal = this.deps.journal!;
+    let fired: Fired;
+    try {
+      fired = this.start(input, matches, activation);
+    } catch (err) {
+      if (acknowledging) journal.finish(ref);
+      throw err;
+    }
+    void fired.done.then(() => journal.finish(ref));
+    return fired;
+  }
+
+  /** Stops waiting retries: their runs are abandoned (a durable one is re-run at the next start). */
+  close(): void {
+    this.closed = true;
+    for (const t of this.backoffTimers) clearTimeout(t);
+    this.backoffTimers.clear();
   }
 
   /** Messages waiting for a worker slot. */
@@ -182,9 +241,13 @@ export class Firing {
     return { event: ev, trigger, bindings };
   }
 
-  private start(input: FireInput, matches: EventMatch[]): Fired {
-    const started = Date.now();
-    const activation = newActivationId(started);
+  /**
+   * `activation`: a durable activation keeps the id it was acknowledged with; its record then
+   * starts at that acceptance time, which is also where a lookup by id finds it.
+   */
+  private start(input: FireInput, matches: EventMatch[], activation?: string): Fired {
+    const started = activation === undefined ? Date.now() : activationTime(activation) ?? Date.now();
+    activation ??= newActivationId(started);
     const events: string[] = [];
     const workers: string[] = [];
     const pending: Array<Promise<WorkerOutcome>> = [];
@@ -195,14 +258,16 @@ export class Firing {
         for (const ref of m.event.workers) {
           workers.push(ref.name);
           const spec = this.deps.registry.peek(ref.name);
+          let outcome: Promise<WorkerOutcome>;
           if (spec) {
             // Warm worker: admission is decided now, so a full queue is a 503 for the caller.
             const wait = this.deps.gate.admit(spec.id, spec.limits.concurrency);
             admitted.push({ name: spec.id, concurrency: spec.limits.concurrency });
-            pending.push(this.run(spec, wait, m, ref.arguments, input, activation));
+            outcome = this.run(spec, wait, m, ref.arguments, input, activation);
           } else {
-            pending.push(this.runCold(ref.name, m, ref.arguments, input, activation));
+            outcome = this.runCold(ref.name, m, ref.arguments, input, activation);
           }
+          pending.push(ref.retry ? this.retried(ref, outcome, m, input, activation) : outcome);
         }
       }
     } catch (err) {
@@ -214,13 +279,52 @@ export class Firing {
     const done = Promise.all(pending);
     done.then((outcomes) => {
       this.completed++;
-      for (const o of outcomes) this.outcomes[o.status]++;
+      let dead = false;
+      for (const o of outcomes) {
+        this.outcomes[o.status]++;
+        if (o.status !== 'ok' && o.attempts !== undefined) dead = true;
+      }
       this.deps.log.record({
         activation, events, trigger: input.trigger, path: input.path, method: input.method,
-        started, durationMs: Date.now() - started, workers: outcomes, input, parent: input.parent, rerunOf: input.rerunOf,
+        started, durationMs: Date.now() - started, workers: outcomes, input, parent: input.parent, rerunOf: input.rerunOf, ...(dead ? { dead } : {}),
       });
     });
     return { activation, events, workers, done };
+  }
+
+  /**
+   * Runs the worker again while it fails, up to its attempts. Between attempts it holds no
+   * gate slot: each retry is admitted afresh (a full queue counts as a failed attempt) and
+   * takes the worker's current revision. The backoff doubles after each failure. The outcome
+   * is the last attempt's, with `attempts` and a log line for each failure before it.
+   */
+  private async retried(ref: EventWorkerRef, first: Promise<WorkerOutcome>, m: EventMatch, input: FireInput, activation: string): Promise<WorkerOutcome> {
+    const { attempts, backoffMs } = ref.retry!;
+    let outcome = await first;
+    let n = 1;
+    const notes: LogLine[] = [];
+    while (outcome.status !== 'ok' && n < attempts) {
+      const delay = backoffMs * 2 ** (n - 1);
+      notes.push({ t: Date.now(), level: 'warn', msg: `attempt ${n} of ${attempts} failed (${outcome.status}${outcome.error ? `, ${outcome.error.code}: ${outcome.error.message}` : ''}); retrying in ${delay} ms` });
+      await this.backoff(delay);
+      n++;
+      outcome = await this.runCold(ref.name, m, ref.arguments, input, activation);
+    }
+    return { ...outcome, attempts: n, logs: notes.length ? [...notes, ...outcome.logs] : outcome.logs };
+  }
+
+  /** Resolves after `ms`; never, once the firing is closed (the runtime is stopping). */
+  private backoff(ms: number): Promise<void> {
+    this.retrying++;
+    return new Promise<void>((resolve) => {
+      if (this.closed) return;
+      const t = setTimeout(() => {
+        this.backoffTimers.delete(t);
+        this.retrying--;
+        resolve();
+      }, ms);
+      this.backoffTimers.add(t);
+    });
   }
 
   private async runCold(name: string, m: EventMatch, eventArgs: Record<string, unknown>, input: FireInput, activation: string): Promise<WorkerOutcome> {
@@ -282,6 +386,22 @@ export class Firing {
     }
     return d;
   }
+}
+
+/** What a durable activation needs to run again: no credentials (it was authorised on accept). */
+function durableEntry(activation: string, input: FireInput, matches: EventMatch[]): DurableEntry {
+  const entry: DurableEntry = {
+    activation, method: input.method, path: input.path, params: input.params,
+    events: matches.map((m) => ({ id: m.event.id, bindings: m.bindings })),
+  };
+  if (input.request) {
+    const headers = { ...input.request.headers };
+    delete headers.authorization;
+    delete headers['proxy-authorization'];
+    delete headers.cookie;
+    entry.request = { query: input.request.query, headers, body: input.request.body };
+  }
+  return entry;
 }
 
 function failed(worker: string, err: unknown, t0: number): WorkerOutcome {

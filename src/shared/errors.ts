@@ -12,6 +12,7 @@ export const ErrorCatalogue = {
   LC_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
   LC_QUEUE_FULL: { status: 503, message: 'dispatch queue is full' },
   LC_SHUTTING_DOWN: { status: 503, message: 'runtime is shutting down' },
+  LC_NOT_PERSISTED: { status: 503, message: 'the trigger could not be stored, so it was not accepted' },
   LC_STORE_UNAVAILABLE: { status: 502, message: 'CouchDB is unavailable' },
   LC_INVALID_EVENT: { status: 400, message: 'invalid event document' },
   LC_INVALID_WORKER: { status: 400, message: 'invalid worker document' },

@@ -47,6 +47,6 @@ export interface WorkerOutcome {
   error?: { code: string; message: string };
   logs: LogLine[];
   durationMs: number;
-  /** how many times the message was dispatched, when it was retried. */
+  /** runs made, the first included; present when the event gives this worker a retry policy. */
   attempts?: number;
 }
