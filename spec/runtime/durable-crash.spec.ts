@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool, request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
 import { eventually } from '../support/runtime.ts';
+import { adminHeaders } from '../support/couch.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });
@@ -93,7 +94,7 @@ describe('durable events across a crash (real processes)', function () {
     }
     expect(acked.size).to.equal(total);
 
-    const storePid = ((await (await request(`${first.url}/_lively/status`)).body.json()) as { store: { pid: number } }).store.pid;
+    const storePid = ((await (await request(`${first.url}/_lively/status`, { headers: adminHeaders(first.storeUrl) })).body.json()) as { store: { pid: number } }).store.pid;
     first.proc.kill('SIGKILL');
     await exited(first.proc);
     const beforeRestart = new Set(lines(out).map(([n]) => n));

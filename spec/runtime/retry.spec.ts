@@ -4,6 +4,7 @@
  * backoff holds no gate slot.
  */
 import { expect } from 'chai';
+import { adminHeaders } from '../support/couch.ts';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,7 +83,7 @@ describe('worker retries', function () {
     expect(o).to.include({ status: 'error', attempts: 3 });
     expect(o.error.message).to.contain('failure number 3');
     expect(readFileSync(f, 'utf8')).to.equal('3');
-    const list = await request(`${rt.url}/_lively/activations?limit=50`);
+    const list = await request(`${rt.url}/_lively/activations?limit=50`, { headers: adminHeaders() });
     const { activations } = (await list.body.json()) as { activations: Array<{ activation: string; dead?: boolean; workers: Array<{ attempts?: number }> }> };
     const rec = activations.find((a) => a.activation === r.body.activation);
     expect(rec, 'the activation record').to.not.equal(undefined);
@@ -91,7 +92,7 @@ describe('worker retries', function () {
     // An activation that failed without a retry policy is not dead; one that recovered is not either.
     const once = await post(rt, '/once?wait=true', { file: file(), failures: 5 });
     const recovered = await post(rt, '/three?wait=true', { file: file(), failures: 1 });
-    const again = ((await (await request(`${rt.url}/_lively/activations?limit=50`)).body.json()) as { activations: typeof activations }).activations;
+    const again = ((await (await request(`${rt.url}/_lively/activations?limit=50`, { headers: adminHeaders() })).body.json()) as { activations: typeof activations }).activations;
     expect(again.find((a) => a.activation === once.body.activation)).to.not.have.property('dead');
     expect(again.find((a) => a.activation === recovered.body.activation)).to.not.have.property('dead');
   });
