@@ -56,9 +56,13 @@ const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', paramet
 const NO_BINDINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const bootId = randomBytes(4).toString('hex');
 let counter = 0;
+let lastMs = 0;
+let lastPrefix = '';
 /** Unique, time-ordered within a runtime, cheap: no crypto on the hot path. */
 export function newActivationId(): string {
-  return `${bootId}-${(Date.now()).toString(36)}-${(counter++).toString(36)}`;
+  const now = Date.now();
+  if (now !== lastMs) { lastMs = now; lastPrefix = `${bootId}-${now.toString(36)}-`; }
+  return lastPrefix + (counter++).toString(36);
 }
 
 export class Firing {
