@@ -61,6 +61,8 @@ export class ThreadPool {
   private readonly causes = new Map<number, string>();
   private readonly capacity: number;
   private inFlightBatches = 0;
+  /** batches sent to threads (messages per batch = sent messages / batches). */
+  batches = 0;
   private flushScheduled = false;
   private closing = false;
 
@@ -118,6 +120,7 @@ export class ThreadPool {
 
   private send(list: PoolItem[]): void {
     const slot = this.freeSlots.pop()!;
+    this.batches++;
     Atomics.store(this.progress, slot, 0);
     Atomics.store(this.owners, slot, 0);
     const groups = new Map<string, TaskGroup>();
