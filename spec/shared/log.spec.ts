@@ -175,6 +175,6 @@ describe('log: what `livelycouch start` writes', function () {
     proc.stderr!.on('data', (d) => { err += d; });
     const code = await new Promise<number | null>((r) => proc.once('exit', r));
     expect(code).to.not.equal(0);
-    expect(err.trim()).to.equal('livelycouch: LIVELY_LOG_FORMAT must be "json" or "pretty", got "xml"');
+    expect(err.trim()).to.equal('livelycouch start: LIVELY_LOG_FORMAT must be "json" or "pretty", got "xml"');
   });
 });
