@@ -80,8 +80,9 @@ function wallClock(t: number, tz: string | undefined): Wall {
 
 /**
  * The first cron minute strictly after `after`, on the wall clock of `tz` (UTC by default),
- * or undefined if none within ~4 years. Across daylight-saving changes a wall-clock time
- * that happens twice fires once (the first time), and one that is skipped does not fire.
+ * or undefined if none within ~4 years. Across daylight-saving changes a job at fixed hours
+ * fires once when its wall-clock time happens twice (the first time) and not at all when it
+ * is skipped; a job running every hour keeps firing every hour.
  * An unknown zone throws RangeError.
  */
 export function nextCronTime(expr: string, after: number, tz?: string): number | undefined {
@@ -111,7 +112,8 @@ export function nextCronTime(expr: string, after: number, tz?: string): number |
       t += (m === undefined ? 60 - w.minute : m - w.minute) * MINUTE;
       continue;
     }
-    if (tz !== undefined && repeatsEarlierWallTime(t, w, tz)) { t += MINUTE; continue; }
+    // as cron does: a job at fixed hours runs once in a repeated hour; an hourly one keeps its pace
+    if (tz !== undefined && hours!.size < 24 && repeatsEarlierWallTime(t, w, tz)) { t += MINUTE; continue; }
     return t;
   }
   return undefined;
