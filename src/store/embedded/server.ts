@@ -66,8 +66,10 @@ async function main(): Promise<void> {
   await app.setPouchDB(PouchDB);
 
   // read straight from the database, past express-pouchdb's authorisation: only the
-  // sequence number of a longpoll that timed out is taken from it
+  // sequence number of a longpoll that timed out is taken from it. A database deleted while
+  // the poll waited is not opened (opening would create it again, empty): undefined.
   const updateSeq = async (db: string): Promise<unknown> => {
+    if (!((await PouchDB.allDbs()) as string[]).includes(db)) return undefined;
     const info = await new PouchDB(db, { skip_setup: true }).info();
     return info.update_seq;
   };

@@ -6,7 +6,8 @@
  * - `_changes?filter=_selector` is handed on as PouchDB's own `selector` option;
  * - any error express would answer with an HTML page is answered as CouchDB-style JSON;
  * - creating or deleting a database needs the store admin (express-pouchdb crashes otherwise);
- * - longpoll `_changes` ends after `timeout`, as CouchDB's does;
+ * - longpoll `_changes` ends after `timeout`, as CouchDB's does (and a poll on a database
+ *   deleted meanwhile ends without bringing the database back);
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -132,6 +133,9 @@ function boundLongpoll(req: ShieldedRequest, res: ServerResponse, url: URL, upda
     if (res.writableEnded) return;
     void updateSeq(db).catch(() => null).then((seq) => {
       if (res.writableEnded) return;
+      // the database was deleted under the poll: the answer cannot be finished; the client
+      // sees the connection end and its next request gets the 404
+      if (seq === undefined) { res.destroy(); close(); return; }
       // the route has already started the body when it is still waiting
       const tail = `${res.headersSent ? '' : '{"results":['}],\n"last_seq":${JSON.stringify(seq ?? null)},"pending":0}\n`;
       res.end(tail);
