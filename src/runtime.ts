@@ -141,6 +141,8 @@ export class Runtime implements EventFirer {
       instance,
       leaseMs: config.leaseMs,
       concurrency: config.changesConcurrency,
+      // a waiting poll ends at least once a lease period, so a deleted database is noticed as soon
+      pollTimeout: Math.min(30_000, Math.max(1_000, config.leaseMs)),
       fire: async (event, change, db) => {
         const params: Record<string, unknown> = { db, id: change.id, seq: change.seq, deleted: change.deleted === true };
         if (change.doc) params.doc = change.doc;

@@ -45,6 +45,8 @@ export interface ChangesTriggerOptions {
   heartbeat?: number;
   /** longest wait between attempts to (re)start a feed. */
   maxBackoff?: number;
+  /** ms a longpoll waits for a change (a deleted database is noticed after at most this long on the embedded store). */
+  pollTimeout?: number;
 }
 
 export type FeedState = 'starting' | 'running' | 'retrying' | 'standby';
@@ -63,7 +65,7 @@ export interface FeedStats {
   lastError?: string;
 }
 
-export const kChangesTriggerDefaults = Object.freeze({ leaseMs: 15_000, concurrency: 100, heartbeat: 10_000, maxBackoff: 30_000 });
+export const kChangesTriggerDefaults = Object.freeze({ leaseMs: 15_000, concurrency: 100, heartbeat: 10_000, maxBackoff: 30_000, pollTimeout: 30_000 });
 const kBackoffStart = 250;
 
 class LeaseLost extends Error {
@@ -167,6 +169,7 @@ class Follower {
       selector: this.trigger.selector,
       batchSize: this.opts.concurrency,
       heartbeat: this.opts.heartbeat,
+      timeout: this.opts.pollTimeout,
       maxBackoff: this.opts.maxBackoff,
       logger: this.opts.logger,
       onBatch: (rows) => this.handle(rows),
