@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { connect } from '../../src/store/couch.ts';
 import { couchUrl, uniquePrefix } from '../support/couch.ts';
 import { RecordingDispatcher } from '../support/recording-dispatcher.ts';
@@ -211,6 +214,35 @@ describe('changes triggers', () => {
     } finally {
       await a.stop();
       await b.stop();
+    }
+  });
+
+  it('the tutorial: an inbox database, an event whose changes trigger runs a node worker per new message - 100 messages, 100 activations', async () => {
+    const inboxDb = `${prefix}tutorial_inbox`;
+    await connect(couchUrl()).db.create(inboxDb);
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-tutorial-')), 'handled.txt');
+    const rt = await startRuntime(); // the real thread dispatcher runs the worker
+    try {
+      await rt.db.workers.insert({ _id: 'handle_message', type: 'node', delegate: 'index.js', _attachments: { 'index.js': { content_type: 'application/javascript', data: Buffer.from(`const fs = require('node:fs');
+module.exports = async (msg) => {
+  fs.appendFileSync(msg.arguments.file, msg.parameters.id + ' ' + msg.parameters.doc.subject + '\\n');
+  return { handled: msg.parameters.id };
+};`).toString('base64') } } });
+      await rt.db.events.insert({ _id: 'new_message', trigger: { changes: { db: inboxDb, include_docs: true } }, workers: { handle_message: { file } } });
+      await eventually(() => rt.changesTriggers!.feeds('new_message') === 1, 10_000, 'feed started');
+      const before = rt.firing.completed;
+      const inbox = connect(couchUrl()).use<Record<string, unknown>>(inboxDb);
+      for (let i = 0; i < 100; i++) await inbox.insert({ _id: `msg${i}`, subject: `hello ${i}` });
+      const handled = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+      await eventually(() => handled().length >= 100, 20_000, '100 messages handled');
+      await eventually(() => rt.firing.completed - before === 100, 5_000, '100 activations completed');
+      const lines = handled();
+      expect(lines).to.have.length(100);
+      expect(new Set(lines).size).to.equal(100);
+      expect(lines).to.include('msg42 hello 42');
+      expect(rt.firing.outcomes.error).to.equal(0);
+    } finally {
+      await rt.stop();
     }
   });
 });
