@@ -116,10 +116,20 @@ export class ChangesFeed extends EventEmitter {
   async #loop(signal: AbortSignal): Promise<void> {
     const { logger, maxBackoff } = this.#opts;
     let backoff = kBackoffStart;
+    // the next page, asked for while a full batch is handled (dropped if that batch fails)
+    let prefetched: { since: string; page: Promise<ChangesPage>; abort: AbortController } | undefined;
     while (!signal.aborted) {
       let page: ChangesPage;
       try {
-        page = await this.#poll(signal);
+        if (prefetched && prefetched.since === this.#since) {
+          const p = prefetched.page;
+          prefetched = undefined;
+          page = await p;
+        } else {
+          prefetched?.abort.abort();
+          prefetched = undefined;
+          page = await this.#poll(signal, this.#since);
+        }
       } catch (err) {
         if (signal.aborted) break;
         const status = statusOf(err);
@@ -139,6 +149,15 @@ export class ChangesFeed extends EventEmitter {
       const lastSeq = String(page.last_seq);
       this.emit('page', { results: page.results.length, pending: page.pending, lastSeq });
       if (page.results.length > 0) {
+        if (page.results.length >= this.#opts.batchSize) {
+          // more is waiting: fetch it while this batch is handled
+          const abort = new AbortController();
+          const onAbort = () => abort.abort();
+          signal.addEventListener('abort', onAbort, { once: true });
+          const next = this.#poll(abort.signal, lastSeq).finally(() => signal.removeEventListener('abort', onAbort));
+          next.catch(() => undefined); // awaited (or dropped) later
+          prefetched = { since: lastSeq, page: next, abort };
+        }
         // Handling and checkpointing are one unit that stop() waits for.
         const unit = this.#handle(page.results, lastSeq);
         this.#batch = unit.then(() => undefined, () => undefined);
@@ -159,6 +178,7 @@ export class ChangesFeed extends EventEmitter {
         this.#since = lastSeq;
       }
     }
+    prefetched?.abort.abort();
     this.emit('stop');
   }
 
@@ -171,11 +191,11 @@ export class ChangesFeed extends EventEmitter {
     }
   }
 
-  async #poll(signal: AbortSignal): Promise<ChangesPage> {
+  async #poll(signal: AbortSignal, since: string): Promise<ChangesPage> {
     const { includeDocs, batchSize, timeout, selector, heartbeat } = this.#opts;
     const qs: Record<string, unknown> = {
       feed: 'longpoll',
-      since: this.#since,
+      since,
       timeout,
       limit: batchSize,
       include_docs: includeDocs,
