@@ -149,6 +149,41 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
     expect(await feedState(other, 'on_message')).to.equal('running');
   });
 
+  it('a follower paused (SIGSTOP) past its lease is taken over, and once resumed fires nothing more', async () => {
+    const prefix = fresh();
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
+    const db = `${prefix}inbox`;
+    const nano = connect(couchUrl());
+    await nano.db.create(db);
+    const a = await start(prefix);
+    const b = await start(prefix);
+    await deploy(prefix, { _id: 'on_message', trigger: { changes: { db } }, workers: { recorder: { file } } });
+    let holder: Instance | undefined;
+    await eventually(async () => {
+      const [sa, sb] = [await feedState(a, 'on_message'), await feedState(b, 'on_message')];
+      holder = sa === 'running' && sb === 'standby' ? a : sb === 'running' && sa === 'standby' ? b : undefined;
+      return holder !== undefined;
+    }, 15_000, 'one running, one standing by');
+    const other = holder === a ? b : a;
+    await nano.use(db).insert({ _id: 'first' } as never);
+    await eventually(() => lines(file).some((l) => l.key === 'first' && l.phase === 'done'), 10_000, 'first done');
+    holder!.proc.kill('SIGSTOP');
+    try {
+      // written while the holder is frozen, its longpoll waiting on the store
+      await nano.use(db).bulk({ docs: Array.from({ length: 20 }, (_, i) => ({ _id: `p${i}` })) });
+      await eventually(() => lines(file).filter((l) => l.key.startsWith('p') && l.phase === 'done').length === 20, 20_000, 'the other took over');
+    } finally {
+      holder!.proc.kill('SIGCONT');
+    }
+    await nano.use(db).bulk({ docs: Array.from({ length: 20 }, (_, i) => ({ _id: `q${i}` })) });
+    await eventually(() => lines(file).filter((l) => l.key.startsWith('q') && l.phase === 'done').length === 20, 20_000, 'q done');
+    await eventually(async () => (await feedState(holder!, 'on_message')) === 'standby', 10_000, 'the resumed one stands by');
+    await new Promise((r) => setTimeout(r, 500));
+    // the resumed runtime fired nothing after its pause: neither what its poll held nor anything later
+    expect(lines(file).filter((l) => l.pid === holder!.proc.pid).map((l) => l.key)).to.deep.equal(['first', 'first']);
+    expect(new Set(lines(file).filter((l) => l.key !== 'first').map((l) => l.pid))).to.deep.equal(new Set([other.proc.pid]));
+  });
+
   it('two runtimes, a 1 s schedule for 10 s: 9 to 11 firings in all, never two for one tick', async () => {
     const prefix = fresh();
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
