@@ -77,4 +77,18 @@ describe('Lease (a document in the logs database, claimed and renewed with its r
     const now = await server.use<{ holder: string | null }>(`${prefix}logs`).get('lease-three');
     expect(now.holder).to.equal('b');
   });
+
+  it('valid() turns false as soon as a period has passed since the last renewal that landed - a paused holder checks it before acting', async () => {
+    let clock = Date.now();
+    const l = new Lease({ db: server.use(`${prefix}logs`), id: 'lease-four', holder: 'paused', leaseMs: 60_000, logger: silentLogger, now: () => clock });
+    l.on('error', () => undefined);
+    leases.push(l);
+    l.start();
+    await eventually(() => l.held, 5_000, 'held');
+    expect(l.valid()).to.equal(true);
+    clock += 59_000;
+    expect(l.valid()).to.equal(true);
+    clock += 1_000; // as a process resumed after a pause finds it, before any timer has run
+    expect(l.valid()).to.equal(false);
+  });
 });
