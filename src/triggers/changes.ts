@@ -49,6 +49,7 @@ export interface ChangesTriggerOptions {
   pollTimeout?: number;
 }
 
+/** standby: another runtime holds the lease; starting: just took it, reading the checkpoint. */
 export type FeedState = 'starting' | 'running' | 'retrying' | 'standby';
 
 /** One changes trigger as `/_lively/status` and metrics show it. */
@@ -159,7 +160,7 @@ class Follower {
       // First start: from now on, remembered at once so a restart before the first change misses nothing.
       since = updateSeq;
     }
-    if (!this.lease.valid() || this.stopped) return;
+    if (!this.lease.valid() || this.stopped) { if (!this.stopped) this.state = 'standby'; return; }
     await this.checkpoint.save(since);
     this.fromStart = false;
     this.since = since;
