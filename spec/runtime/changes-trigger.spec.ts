@@ -111,7 +111,8 @@ describe('changes triggers', () => {
         if (held.held.length === 10) {
           sawFullBatch = true;
           const [feed] = await feedsOf(rt, 'bounded');
-          expect(feed!.lag).to.equal(10);
+          // the batch in flight, plus what the store says is still waiting (CouchDB does; the embedded store does not)
+          expect(feed!.lag).to.be.at.least(10);
           if (held.messages.length === 0) expect(feed!.checkpoint).to.equal(start);
         }
         const before = held.messages.length;
