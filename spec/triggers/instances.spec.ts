@@ -39,9 +39,16 @@ async function startInstance(prefix: string): Promise<Instance> {
 
 const exited = (p: ChildProcess) => new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r())));
 
+/** GET /_lively/status as the store's admin (the runtimes share the suite's store). */
+async function status<T>(i: Instance): Promise<T> {
+  const u = new URL(couchUrl());
+  const authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+  const res = await request(`${i.url}/_lively/status`, { headers: { authorization } });
+  return await res.body.json() as T;
+}
+
 async function feedState(i: Instance, event: string): Promise<string | undefined> {
-  const res = await request(`${i.url}/_lively/status`);
-  const body = await res.body.json() as { feeds: Array<{ event: string; state: string }> };
+  const body = await status<{ feeds: Array<{ event: string; state: string }> }>(i);
   return body.feeds.find((f) => f.event === event)?.state;
 }
 
@@ -191,7 +198,7 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
     await deploy(prefix, { _id: 'every_second', trigger: { schedule: { every: '1s' } }, workers: { recorder: { file } } });
     // both have loaded the event (it is listed by id on each), then ten seconds pass
     for (const i of [a, b]) {
-      await eventually(async () => (await request(`${i.url}/_lively/status`).then((r) => r.body.json()) as { events: { loaded: number } }).events.loaded === 1, 10_000, 'event loaded');
+      await eventually(async () => (await status<{ events: { loaded: number } }>(i)).events.loaded === 1, 10_000, 'event loaded');
     }
     const from = Date.now();
     await new Promise((r) => setTimeout(r, 10_000));
