@@ -4,6 +4,7 @@ import { TickClaims } from '../../src/triggers/ticks.ts';
 import { connect } from '../../src/store/couch.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import type { ScheduleTrigger } from '../../src/events/model.ts';
+import { eventually } from '../support/runtime.ts';
 import { parseEventDoc } from '../../src/events/parse.ts';
 import type { EventDef } from '../../src/events/model.ts';
 import { silentLogger } from '../../src/shared/log.ts';
@@ -212,5 +213,25 @@ describe('TickClaims (one claim document per schedule trigger in the logs databa
     const page = await db.list({ startkey: 'schedule-', endkey: 'schedule-\ufff0' });
     expect(page.rows).to.have.length(1);
     expect(page.rows[0]!.id).to.equal(TickClaims.docId(key));
+  });
+
+  it('three runtimes starting after downtime, claiming through the store: the missed ticks fire once in all', async () => {
+    const db = server.use(`${prefix}logs`);
+    const clock = new ManualClock(T0);
+    const ev = event({ _id: 'report', trigger: { schedule: { cron: '0 * * * *', tz: 'Europe/Berlin' } }, workers: { w: {} } });
+    const key = scheduleKey(ev.id, ev.triggers[0] as ScheduleTrigger);
+    // the last tick fired before every runtime went down, five hours ago
+    expect(await new TickClaims(db, 'before').claim(key, Date.UTC(2026, 0, 5, 5, 0))).to.equal(true);
+    const fired: Array<{ by: number; tick: Tick }> = [];
+    const runtimes = [0, 1, 2].map((i) => {
+      const claims = new TickClaims(db, `rt${i}`);
+      return new ScheduleTriggers({ clock, claim: (k, at) => claims.claim(k, at), last: (k) => claims.last(k), logger: silentLogger, fire: (_e, tick) => fired.push({ by: i, tick }) });
+    });
+    for (const r of runtimes) r.set(ev.id, ev);
+    await eventually(async () => (await new TickClaims(db, 'probe').last(key)) === Date.UTC(2026, 0, 5, 10, 0), 5_000, 'catch-up claimed');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fired).to.have.length(1);
+    expect(fired[0]!.tick).to.deep.equal({ at: '2026-01-05T10:00:00.000Z', cron: '0 * * * *', tz: 'Europe/Berlin', catchUp: true });
+    for (const r of runtimes) r.close();
   });
 });
