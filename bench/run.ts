@@ -72,6 +72,15 @@ async function coldStart(): Promise<unknown> {
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
+/** bench/changes.ts in its own process: changes-trigger lag and throughput on the embedded store. */
+async function changesTrigger(): Promise<unknown> {
+  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./changes.ts', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => { out += d; });
+  await new Promise((r) => proc.once('exit', r));
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
 async function main(): Promise<void> {
@@ -112,6 +121,7 @@ async function main(): Promise<void> {
   }
   await Promise.all([bare, rt, persistent, fresh].map(stopTarget));
   const cold = await coldStart();
+  const changes = await changesTrigger();
   const result: Record<string, { label: string; rps: number; p50: number; p99: number; errors: number }> = {};
   for (const s of chosen) {
     const xs = samples.get(s.key)!;
@@ -121,10 +131,10 @@ async function main(): Promise<void> {
   const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
-  writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold }, null, 2));
+  writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));
   const lines = ['| scenario | req/s (median) | p50 ms | p99 ms |', '|---|---:|---:|---:|'];
   for (const r of Object.values(result)) lines.push(`| ${r.label} | ${r.rps} | ${r.p50} | ${r.p99} |${r.errors ? ` (${r.errors} errors)` : ''}`);
-  process.stdout.write(`${JSON.stringify(machine)}\n\n${lines.join('\n')}\n\nratios: ${JSON.stringify(ratios)}\ncold start (new revision to first completed message): ${JSON.stringify(cold)}\n`);
+  process.stdout.write(`${JSON.stringify(machine)}\n\n${lines.join('\n')}\n\nratios: ${JSON.stringify(ratios)}\ncold start (new revision to first completed message): ${JSON.stringify(cold)}\nchanges trigger (embedded store, trivial node worker): ${JSON.stringify(changes)}\n`);
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

@@ -34,6 +34,9 @@ import { redactOutcome, redactingActivations, teeActivations } from './runtime/a
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
+import { TickClaims } from './triggers/ticks.ts';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 
 type Db = DocumentScope<Record<string, unknown>>;
 
@@ -139,29 +142,30 @@ export class Runtime implements EventFirer {
 
   /** Changes and schedule triggers follow the catalog: each event is reconciled as it changes. */
   private wireEventTriggers(): void {
-    const { logger } = this;
+    const { logger, config } = this;
+    // this runtime's name in lease and tick documents shared with other runtimes
+    const instance = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     const changes = new ChangesTriggers({
       server: this.nano,
       checkpoints: this.db.logs as DocumentScope<unknown>,
       logger,
+      instance,
+      leaseMs: config.leaseMs,
+      concurrency: config.changesConcurrency,
+      // a waiting poll ends at least once a lease period, so a deleted database is noticed as soon
+      pollTimeout: Math.min(30_000, Math.max(1_000, config.leaseMs)),
       fire: async (event, change, db) => {
         const params: Record<string, unknown> = { db, id: change.id, seq: change.seq, deleted: change.deleted === true };
         if (change.doc) params.doc = change.doc;
         await this.firing.fireEvent(event, { trigger: 'changes', method: 'POST', path: `/${db}/_changes`, params, change, depth: 0 }).done;
       },
     });
+    const ticks = new TickClaims(this.db.logs as DocumentScope<unknown>, instance);
     const schedule = new ScheduleTriggers({
       clock: this.opts.clock,
       logger,
-      claim: async (key, at) => {
-        try {
-          await this.db.logs.insert({ _id: `${new Date(at).toISOString()}-tick-${key}`, type: 'tick', at });
-          return true;
-        } catch (err) {
-          if ((err as { statusCode?: number }).statusCode === 409) return false;
-          throw err;
-        }
-      },
+      claim: (key, at) => ticks.claim(key, at),
+      last: (key) => ticks.last(key),
       fire: (event, tick) => {
         try {
           this.firing.fireEvent(event, { trigger: 'schedule', method: 'POST', path: '/_schedule', params: { ...tick }, tick, depth: 0 }).done.catch(() => undefined);
@@ -245,6 +249,7 @@ export class Runtime implements EventFirer {
       events: { loaded: this.catalog.matcher.size, invalid: this.catalog.invalid() },
       workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid(), problems: this.workerProblems() },
       dispatchers: this.dispatchers.map((d) => d.stats()),
+      feeds: this.changesTriggers?.stats() ?? [],
       activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, waiting: this.firing.queued(), outcomes: this.firing.outcomes, logged: this.activationLog.written, dropped: this.activationLog.dropped },
       retries: { waiting: this.firing.retrying },
       durable: this.journal.stats,
@@ -290,7 +295,7 @@ export class Runtime implements EventFirer {
   async metrics(): Promise<string> {
     return renderMetrics({
       firing: this.firing, catalog: this.catalog, log: this.activationLog,
-      dispatchers: this.dispatchers.map((d) => d.stats()), activations: this.activationMetrics,
+      dispatchers: this.dispatchers.map((d) => d.stats()), activations: this.activationMetrics, feeds: this.changesTriggers,
     });
   }
 
@@ -303,11 +308,13 @@ export class Runtime implements EventFirer {
     await this.server?.close();
     logger.debug('stopping: server closed');
     this.firing?.close();
+    // no new ticks or changes; a changes batch in flight gets until the deadline to finish
+    this.scheduleTriggers?.close();
+    const triggersStopped = this.changesTriggers?.close(Math.max(0, until - Date.now()));
     while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));
     logger.debug('stopping: dispatchers closed');
-    this.scheduleTriggers?.close();
-    await this.changesTriggers?.close();
+    await triggersStopped;
     logger.debug('stopping: changes triggers stopped');
     await Promise.all(this.feeds.map((f, i) => f.stop().then(() => logger.debug('stopping: feed stopped', { i }))));
     logger.debug('stopping: feeds stopped');

@@ -21,6 +21,8 @@ describe('configuration', () => {
       [{ bodyLimit: -1 }, 'options.bodyLimit'],
       [{ logLevel: 'loud' }, 'options.logLevel'],
       [{ interpreters: { lua: [] } }, 'options.interpreters.lua'],
+      [{ leaseMs: 5 }, 'options.leaseMs'],
+      [{ changesConcurrency: 0 }, 'options.changesConcurrency'],
     ];
     for (const [input, name] of cases) {
       expect(() => makeConfig(input as never), name).to.throw(LivelyError, name);
@@ -33,6 +35,8 @@ describe('configuration', () => {
     expect(makeConfig(c).interpreters.lua).to.deep.equal(['lua5.4']);
     expect(() => configFromEnv({ LIVELY_PORT: 'eighty' })).to.throw(LivelyError, 'LIVELY_PORT');
     expect(() => configFromEnv({ LIVELY_INTERPRETERS: '{' })).to.throw(LivelyError, 'LIVELY_INTERPRETERS');
+    expect(configFromEnv({ LIVELY_LEASE_MS: '1000', LIVELY_CHANGES_CONCURRENCY: '20' })).to.deep.include({ leaseMs: 1000, changesConcurrency: 20 });
+    expect(() => configFromEnv({ LIVELY_LEASE_MS: 'soon' })).to.throw(LivelyError, 'LIVELY_LEASE_MS');
   });
 
   it('logMaxRecords: 1,000,000 by default, LIVELY_LOG_MAX_RECORDS sets it, zero or a non-integer is refused by name', () => {

@@ -7,6 +7,8 @@ import { ChangesFeed, type ChangeRow } from '../../src/store/changes.ts';
 import { LocalCheckpoint } from '../../src/store/checkpoint.ts';
 import { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
 import { couchUrl, dropPrefix, embeddedStorePid, uniquePrefix } from '../support/couch.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { describeError } from '../../src/shared/errors.ts';
 
 /** Resolves once `pred` holds, checked after every batch the feed delivers. */
 function until(feed: ChangesFeed, pred: () => boolean): Promise<void> {
@@ -92,6 +94,39 @@ describe('ChangesFeed', () => {
     await until(feed, () => seen.length >= 1);
     await feed.stop();
     expect(seen).to.deep.equal(['j:job']);
+  });
+
+  it('GET /db/_changes?feed=longpoll&heartbeat=… - a poll whose connection goes silent is abandoned and retried, losing nothing', async () => {
+    const name = `${prefix}silent`;
+    await server.db.create(name);
+    const proxy = await startTcpProxy(couchUrl());
+    const seen: string[] = [];
+    const retries: string[] = [];
+    const pages: Array<{ results: number }> = [];
+    const feed = new ChangesFeed(connect(proxy.url).use(name), {
+      since: '0', heartbeat: 100, timeout: 60_000, maxBackoff: 200,
+      onBatch: async (rows) => { for (const row of rows) seen.push(row.id); },
+    });
+    feed.on('retry', (err: unknown) => retries.push(describeError(err)));
+    feed.on('page', (p: { results: number }) => pages.push(p));
+    try {
+      feed.start();
+      await server.use(name).insert({ _id: 'before' } as never);
+      await until(feed, () => seen.includes('before'));
+      // the next longpoll waits on the store longer than the feed tolerates silence: the
+      // store's heartbeat newlines keep it alive
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(retries).to.deep.equal([]);
+      proxy.freeze(); // the link goes quiet without closing: no heartbeat gets through any more
+      await server.use(name).insert({ _id: 'after' } as never);
+      await until(feed, () => seen.includes('after'));
+      expect(retries.some((r) => /went silent/.test(r))).to.equal(true);
+      expect(seen).to.deep.equal(['before', 'after']);
+      expect(pages.length).to.be.at.least(2);
+    } finally {
+      await feed.stop();
+      await proxy.close();
+    }
   });
 
   it('GET /missing/_changes - a 404 is fatal: the feed emits error and stops', async () => {

@@ -26,6 +26,42 @@ describe('store shield', () => {
     if (embeddedStorePid() !== undefined) expect(embeddedStoreAlive()).to.equal(true);
   });
 
+  it('GET /db/_changes?feed=longpoll on a database deleted while the poll waits - the poll ends and the database stays deleted', async () => {
+    const name = `${prefix}goner`;
+    await server.db.create(name);
+    const { origin, auth } = plainUrl();
+    const poll = request(`${origin}/${name}/_changes?feed=longpoll&since=now&timeout=500`, { headers: { authorization: auth } })
+      .then(async (res) => { await res.body.text().catch(() => ''); return 'ended'; }, () => 'ended');
+    await new Promise((r) => setTimeout(r, 100));
+    await server.db.destroy(name);
+    expect(await poll).to.equal('ended');
+    const again = await request(`${origin}/${name}`, { headers: { authorization: auth } });
+    await again.body.text();
+    expect(again.statusCode).to.equal(404);
+    expect(await server.db.list()).to.not.include(name);
+  });
+
+  it('DELETE /db while other requests keep reading it - the database stays deleted (no request brings it back, empty)', async () => {
+    const { origin, auth } = plainUrl();
+    for (let round = 0; round < 5; round++) {
+      const name = `${prefix}busy${round}`;
+      await server.db.create(name);
+      let reading = true;
+      const readers = Array.from({ length: 4 }, async () => {
+        while (reading) {
+          const res = await request(`${origin}/${name}/_changes?since=0`, { headers: { authorization: auth } }).catch(() => undefined);
+          await res?.body.text().catch(() => '');
+        }
+      });
+      await new Promise((r) => setTimeout(r, 30));
+      await server.db.destroy(name);
+      await new Promise((r) => setTimeout(r, 300));
+      reading = false;
+      await Promise.all(readers);
+      expect(await server.db.list(), `round ${round}`).to.not.include(name);
+    }
+  });
+
   it('PUT /db/doc multipart/related - db.multipart.insert with two attachments reads back byte-equal', async () => {
     const binary = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 37) % 256));
     const script = Buffer.from('module.exports = () => "--boundary-lookalike\\r\\n";\n');

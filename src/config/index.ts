@@ -28,6 +28,10 @@ export interface Config {
   workerIdle: number;
   workerConcurrency: number;
   maxChainDepth: number;
+  /** ms a changes trigger's lease lasts without renewal (several runtimes on one CouchDB). */
+  leaseMs: number;
+  /** changes of one trigger fired at once: at most this many run twice after a crash. */
+  changesConcurrency: number;
   /** type → command line for process workers; `node` defaults to this node binary. */
   interpreters: Record<string, string[]>;
   /** days activation records are kept. */
@@ -66,6 +70,8 @@ export const kDefaultConfig: Readonly<Config> = Object.freeze({
   workerIdle: 60_000,
   workerConcurrency: 64,
   maxChainDepth: 8,
+  leaseMs: 15_000,
+  changesConcurrency: 100,
   interpreters: kDefaultInterpreters,
   logRetentionDays: 7,
   logMaxRecords: 1_000_000,
@@ -99,6 +105,8 @@ export function makeConfig(input: ConfigInput = {}): Readonly<Config> {
   check(isInt(c.workerIdle, 1), 'options.workerIdle must be a positive integer (ms)');
   check(isInt(c.workerConcurrency, 1), 'options.workerConcurrency must be a positive integer');
   check(isInt(c.maxChainDepth, 1), 'options.maxChainDepth must be a positive integer');
+  check(isInt(c.leaseMs, 30), 'options.leaseMs must be an integer of at least 30 (ms)');
+  check(isInt(c.changesConcurrency, 1), 'options.changesConcurrency must be a positive integer');
   check(isInt(c.logRetentionDays, 0), 'options.logRetentionDays must be a non-negative integer');
   check(isInt(c.logMaxRecords, 1), 'options.logMaxRecords must be a positive integer');
   check(['debug', 'info', 'warn', 'error', 'silent'].includes(c.logLevel), 'options.logLevel must be debug, info, warn, error or silent');
@@ -141,6 +149,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     workerTimeout: intOf('LIVELY_WORKER_TIMEOUT', env.LIVELY_WORKER_TIMEOUT),
     workerIdle: intOf('LIVELY_WORKER_IDLE', env.LIVELY_WORKER_IDLE),
     logMaxRecords: intOf('LIVELY_LOG_MAX_RECORDS', env.LIVELY_LOG_MAX_RECORDS),
+    leaseMs: intOf('LIVELY_LEASE_MS', env.LIVELY_LEASE_MS),
+    changesConcurrency: intOf('LIVELY_CHANGES_CONCURRENCY', env.LIVELY_CHANGES_CONCURRENCY),
     interpreters,
     sample: env.LIVELY_SAMPLE === undefined ? undefined : env.LIVELY_SAMPLE !== '0' && env.LIVELY_SAMPLE !== 'false',
     logLevel: (env.LIVELY_LOG_LEVEL as Config['logLevel']) || undefined,

@@ -24,6 +24,10 @@ export interface ScheduleTrigger {
   every?: number;
   /** five-field cron expression. */
   cron?: string;
+  /** the cron's time zone: "UTC" (the default) or an IANA name. */
+  tz?: string;
+  /** ticks missed while no runtime ran: 1 fires the last of them once (the default), 0 none. */
+  catchup?: 0 | 1;
 }
 
 export type Trigger = HttpTrigger | ChangesTrigger | ScheduleTrigger;

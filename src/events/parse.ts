@@ -11,7 +11,7 @@
  */
 import { describeError } from '../shared/errors.ts';
 import { compiledRules, type CronFields } from './rules.ts';
-import type { EventAuth, EventDef, EventWorkerRef, HttpTrigger, Methods, ParseResult, Trigger } from './model.ts';
+import type { EventAuth, EventDef, EventWorkerRef, HttpTrigger, Methods, ParseResult, ScheduleTrigger, Trigger } from './model.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -85,8 +85,12 @@ function changesTrigger(c: Obj): Trigger {
 
 function scheduleTrigger(s: Obj): Trigger {
   const rules = compiledRules();
-  if (hasOwn(s, 'every')) return { kind: 'schedule', every: rules.everyMs(s.every) as number };
-  return { kind: 'schedule', cron: (s.cron as string).trim().split(/\s+/).join(' ') };
+  const trigger: ScheduleTrigger = hasOwn(s, 'every')
+    ? { kind: 'schedule', every: rules.everyMs(s.every) as number }
+    : { kind: 'schedule', cron: (s.cron as string).trim().split(/\s+/).join(' ') };
+  if (typeof s.tz === 'string' && s.tz !== 'UTC') trigger.tz = s.tz;
+  if (s.catchup === 0 || s.catchup === 1) trigger.catchup = s.catchup;
+  return trigger;
 }
 
 function buildWorkers(w: unknown): EventWorkerRef[] {

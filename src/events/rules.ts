@@ -16,6 +16,7 @@ var METHOD_RE = /^[A-Z][A-Z0-9_-]*$/;
 var DB_RE = /^[a-z][a-z0-9_$()+\/-]*$/;
 var TYPE_RE = /^[a-z0-9_-]+$/;
 var DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
+var TZ_RE = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 var UNIT_MS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
 var MAX_ATTEMPTS = 10;
 var MAX_BACKOFF_MS = 3600000;
@@ -219,11 +220,26 @@ function cronFields(expr) {
   return out;
 }
 
+/* "UTC" or an IANA zone name; checked against the zones the engine knows where it has Intl. */
+function tzProblem(tz, f) {
+  if (typeof tz !== 'string' || tz.length > 64 || !TZ_RE.test(tz)) return f + ': must be "UTC" or an IANA time zone such as "Europe/Berlin"';
+  if (typeof Intl !== 'undefined' && Intl.DateTimeFormat) {
+    try { new Intl.DateTimeFormat('en-US', { timeZone: tz }); } catch (e) { return f + ': ' + quote(tz) + ' is not a known time zone'; }
+  }
+  return null;
+}
+
 function scheduleProblem(s, f) {
   if (!isObject(s)) return f + ': must be an object such as { "every": "1m" } or { "cron": "*/5 * * * *" }';
-  var extra = unknownKey(s, ['every', 'cron']);
-  if (extra !== null) return fieldOf(f, extra) + ': unknown field (allowed: every, cron)';
+  var extra = unknownKey(s, ['every', 'cron', 'tz', 'catchup']);
+  if (extra !== null) return fieldOf(f, extra) + ': unknown field (allowed: every, cron, tz, catchup)';
   if (hasOwn(s, 'every') === hasOwn(s, 'cron')) return f + ': needs exactly one of "every" or "cron"';
+  if (hasOwn(s, 'catchup') && s.catchup !== 0 && s.catchup !== 1) return f + '.catchup: must be 0 (ticks missed while no runtime ran are skipped) or 1 (the last of them fires once)';
+  if (hasOwn(s, 'tz')) {
+    if (!hasOwn(s, 'cron')) return f + '.tz: only a "cron" schedule has a time zone ("every" counts from the epoch)';
+    var tzp = tzProblem(s.tz, f + '.tz');
+    if (tzp) return tzp;
+  }
   if (hasOwn(s, 'every')) {
     if (everyMs(s.every) === null) return f + '.every: must be a positive number of ms or a duration such as "30s", "1m", "2h"';
     return null;

@@ -3,9 +3,14 @@
  * `since` moves (and the checkpoint is written) only after the batch was handled, so a crash,
  * a store restart or a lost connection replays from the last handled batch: at-least-once,
  * nothing skipped. Sequence ids are opaque strings (Apache CouchDB 3.x): passed back as received.
+ *
+ * With `heartbeat` the store is asked to send a newline while a longpoll waits, and a poll
+ * that stays silent for longer than `2 × heartbeat + 1 s` is taken for a dropped connection:
+ * it is abandoned and retried like any other failure, instead of hanging forever.
  */
 import { EventEmitter } from 'node:events';
 import type nano from 'nano';
+import { request } from 'undici';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { silentLogger, type Logger } from '../shared/log.ts';
 import { sleep, statusOf } from './couch.ts';
@@ -30,6 +35,8 @@ export interface ChangesFeedOptions {
   timeout?: number;
   /** longest wait between retries after a failure, ms. */
   maxBackoff?: number;
+  /** ms between the store's keep-alive newlines; a poll silent for twice as long (+1 s) is retried. */
+  heartbeat?: number;
   logger?: Logger;
   /** handles one batch; `since` advances only after it resolves. */
   onBatch: (results: ChangeRow[], lastSeq: string) => Promise<void>;
@@ -46,11 +53,12 @@ export const kDefaultFeedOptions = Object.freeze({
 });
 const kBackoffStart = 100;
 
-/** Events: 'batch' (results, lastSeq) after a batch was handled; 'retry' (error, delay);
- * 'error' (fatal: the feed has stopped); 'stop'. */
+/** Events: 'page' ({ results, pending?, lastSeq }) after every answer of the store; 'batch'
+ * (results, lastSeq) after a batch was handled; 'retry' (error, delay); 'error' (fatal: the
+ * feed has stopped); 'stop'. */
 export class ChangesFeed extends EventEmitter {
   readonly #db: nano.DocumentScope<unknown>;
-  readonly #opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint'>;
+  readonly #opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>;
   #since: string;
   #controller: AbortController | undefined;
   #running = false;
@@ -66,6 +74,9 @@ export class ChangesFeed extends EventEmitter {
     if (typeof opts.since !== 'string' || opts.since === '') throw new LivelyError('LC_CONFIG', 'options.since must be a non-empty string');
     for (const key of ['batchSize', 'timeout', 'maxBackoff'] as const) {
       if (!Number.isInteger(opts[key]) || opts[key] < 1) throw new LivelyError('LC_CONFIG', `options.${key} must be a positive integer`);
+    }
+    if (opts.heartbeat !== undefined && (!Number.isInteger(opts.heartbeat) || opts.heartbeat < 1)) {
+      throw new LivelyError('LC_CONFIG', 'options.heartbeat must be a positive integer');
     }
     this.#db = db;
     this.#opts = opts;
@@ -105,10 +116,20 @@ export class ChangesFeed extends EventEmitter {
   async #loop(signal: AbortSignal): Promise<void> {
     const { logger, maxBackoff } = this.#opts;
     let backoff = kBackoffStart;
+    // the next page, asked for while a full batch is handled (dropped if that batch fails)
+    let prefetched: { since: string; page: Promise<ChangesPage>; abort: AbortController } | undefined;
     while (!signal.aborted) {
-      let page: { results: ChangeRow[]; last_seq: string };
+      let page: ChangesPage;
       try {
-        page = await this.#poll(signal);
+        if (prefetched && prefetched.since === this.#since) {
+          const p = prefetched.page;
+          prefetched = undefined;
+          page = await p;
+        } else {
+          prefetched?.abort.abort();
+          prefetched = undefined;
+          page = await this.#poll(signal, this.#since);
+        }
       } catch (err) {
         if (signal.aborted) break;
         const status = statusOf(err);
@@ -126,13 +147,25 @@ export class ChangesFeed extends EventEmitter {
       if (signal.aborted) break;
       backoff = kBackoffStart;
       const lastSeq = String(page.last_seq);
+      this.emit('page', { results: page.results.length, pending: page.pending, lastSeq });
       if (page.results.length > 0) {
+        if (page.results.length >= this.#opts.batchSize) {
+          // more is waiting: fetch it while this batch is handled
+          const abort = new AbortController();
+          const onAbort = () => abort.abort();
+          signal.addEventListener('abort', onAbort, { once: true });
+          const next = this.#poll(abort.signal, lastSeq).finally(() => signal.removeEventListener('abort', onAbort));
+          next.catch(() => undefined); // awaited (or dropped) later
+          prefetched = { since: lastSeq, page: next, abort };
+        }
         // Handling and checkpointing are one unit that stop() waits for.
         const unit = this.#handle(page.results, lastSeq);
         this.#batch = unit.then(() => undefined, () => undefined);
         try {
           await unit;
         } catch (err) {
+          // stopped while handling (the handler gave up on the batch): nothing to retry
+          if (signal.aborted) break;
           // the batch is not acknowledged: it is delivered again from the same `since`
           logger.error('changes batch failed; retrying it', { db: this.#db.config.db, error: describeError(err) });
           this.emit('retry', err, backoff);
@@ -145,6 +178,7 @@ export class ChangesFeed extends EventEmitter {
         this.#since = lastSeq;
       }
     }
+    prefetched?.abort.abort();
     this.emit('stop');
   }
 
@@ -157,16 +191,17 @@ export class ChangesFeed extends EventEmitter {
     }
   }
 
-  async #poll(signal: AbortSignal): Promise<{ results: ChangeRow[]; last_seq: string }> {
-    const { includeDocs, batchSize, timeout, selector } = this.#opts;
+  async #poll(signal: AbortSignal, since: string): Promise<ChangesPage> {
+    const { includeDocs, batchSize, timeout, selector, heartbeat } = this.#opts;
     const qs: Record<string, unknown> = {
       feed: 'longpoll',
-      since: this.#since,
+      since,
       timeout,
       limit: batchSize,
       include_docs: includeDocs,
     };
     if (selector) qs.filter = '_selector';
+    if (heartbeat !== undefined) return this.#watchedPoll(qs, heartbeat, signal);
     const res = await this.#db.server.request({
       db: this.#db.config.db,
       path: '_changes',
@@ -181,6 +216,69 @@ export class ChangesFeed extends EventEmitter {
     }
     return { results: page.results, last_seq: String(page.last_seq) };
   }
+
+  /**
+   * One longpoll read as it streams in, so the store's heartbeat newlines are seen: silence
+   * for longer than `2 × heartbeat + 1 s` aborts the request (a dropped connection). Sent
+   * without Accept-Encoding: a compressed answer would hold the newlines back.
+   */
+  async #watchedPoll(qs: Record<string, unknown>, heartbeat: number, signal: AbortSignal): Promise<ChangesPage> {
+    const { selector } = this.#opts;
+    const base = new URL(this.#db.config.url);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (base.username) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
+      base.username = '';
+      base.password = '';
+    }
+    const search = new URLSearchParams(Object.entries({ ...qs, heartbeat }).map(([k, v]) => [k, String(v)]));
+    const url = `${base.toString().replace(/\/$/, '')}/${encodeURIComponent(this.#db.config.db)}/_changes?${search}`;
+    const stall = 2 * heartbeat + 1_000;
+    const local = new AbortController();
+    const onAbort = () => local.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    let silent = false;
+    let timer = setTimeout(() => { silent = true; local.abort(); }, stall);
+    const alive = () => { clearTimeout(timer); timer = setTimeout(() => { silent = true; local.abort(); }, stall); };
+    try {
+      const res = await request(url, {
+        method: selector ? 'POST' : 'GET',
+        headers: selector ? { ...headers, 'content-type': 'application/json' } : headers,
+        ...(selector ? { body: JSON.stringify({ selector }) } : {}),
+        signal: local.signal,
+      });
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.body) {
+        alive();
+        chunks.push(chunk as Buffer);
+      }
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: unknown;
+      try { body = JSON.parse(text); } catch { body = undefined; }
+      if (res.statusCode >= 400) {
+        const reason = (body as { reason?: unknown } | undefined)?.reason;
+        throw Object.assign(new Error(`${res.statusCode} ${typeof reason === 'string' ? reason : 'error'}`), { statusCode: res.statusCode });
+      }
+      const page = body as { results?: ChangeRow[]; last_seq?: unknown; pending?: unknown } | undefined;
+      if (!page || !Array.isArray(page.results) || page.last_seq === undefined || page.last_seq === null) {
+        throw new LivelyError('LC_STORE_UNAVAILABLE', '_changes answered without results and last_seq');
+      }
+      return { results: page.results, last_seq: String(page.last_seq), ...(typeof page.pending === 'number' ? { pending: page.pending } : {}) };
+    } catch (err) {
+      if (silent && !signal.aborted) throw new LivelyError('LC_STORE_UNAVAILABLE', `_changes of ${this.#db.config.db} went silent for ${stall} ms: connection dropped`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+interface ChangesPage {
+  results: ChangeRow[];
+  last_seq: string;
+  /** changes after last_seq, where the store says (Apache CouchDB does; the embedded store does not). */
+  pending?: number;
 }
 
 function stripUndefined<T extends object>(o: T): T {

@@ -1,40 +1,272 @@
 /**
  * Changes triggers: `{ "changes": { "db": "inbox", "selector": {…}, "include_docs": true } }`
- * fires the event once per change of that database. Each trigger keeps a checkpoint in a
- * `_local` document of the logs database, as CouchDB replication does, written only after
- * the batch's workers have finished: after a crash or restart the batch is replayed, so
- * nothing is missed (at-least-once). A new trigger starts at the database's current seq.
+ * fires the event once per change of that database.
+ *
+ * - Delivery: a batch of at most `concurrency` changes is fired at once; the trigger's
+ *   checkpoint (a `_local` document of the logs database, as CouchDB replication keeps its
+ *   own) moves past the batch only after every one of its activations has finished. After a
+ *   crash the next follower starts from the checkpoint: nothing is missed (at-least-once),
+ *   and nothing is done twice but the one batch that was in flight.
+ * - Several runtimes: each trigger's feed is followed by one runtime at a time, the one
+ *   holding its lease (./lease.ts); the others stand by and take over from the checkpoint
+ *   within a lease period when the holder dies. A holder that loses its lease fires no more.
+ * - Faults: a database that does not exist (yet), one that is deleted, a store that is away
+ *   and a feed that drops are retried with backoff for as long as the event stays; `stats()`
+ *   says which feeds run, stand by or retry, and why.
+ *
+ * A new trigger starts at the database's current seq; a trigger whose database did not exist
+ * when it was first looked at (or that was deleted under it) starts at its beginning once
+ * it appears: every change of it came after the trigger.
  */
 import { createHash } from 'node:crypto';
 import type { DocumentScope, ServerScope } from 'nano';
 import type { ChangesTrigger, EventDef } from '../events/model.ts';
 import { ChangesFeed, type ChangeRow } from '../store/changes.ts';
+import { LocalCheckpoint } from '../store/checkpoint.ts';
+import { sleep, statusOf } from '../store/couch.ts';
 import type { Logger } from '../shared/log.ts';
-import { describeError } from '../shared/errors.ts';
+import { describeError, isLivelyError } from '../shared/errors.ts';
+import { Lease } from './lease.ts';
 
 export interface ChangesTriggerOptions {
   server: ServerScope;
-  /** where checkpoints live (`_local/changes-…`). */
+  /** the logs database: checkpoints (`_local/changes-…`) and leases (`lease-changes-…`). */
   checkpoints: DocumentScope<unknown>;
   /** fires the event for one change; resolves when its workers are done. */
   fire: (event: EventDef, change: ChangeRow, db: string) => Promise<void>;
   logger: Logger;
+  /** this runtime's name in lease documents. */
+  instance?: string;
+  /** ms a lease lasts without renewal. */
+  leaseMs?: number;
+  /** changes fired at once, and so the most done twice after a crash. */
+  concurrency?: number;
+  /** ms between the store's keep-alive newlines on a waiting feed. */
+  heartbeat?: number;
+  /** longest wait between attempts to (re)start a feed. */
+  maxBackoff?: number;
+  /** ms a longpoll waits for a change (a deleted database is noticed after at most this long on the embedded store). */
+  pollTimeout?: number;
 }
 
-interface Running { key: string; feed: ChangesFeed }
+/** standby: another runtime holds the lease; starting: just took it, reading the checkpoint. */
+export type FeedState = 'starting' | 'running' | 'retrying' | 'standby';
+
+/** One changes trigger as `/_lively/status` and metrics show it. */
+export interface FeedStats {
+  event: string;
+  db: string;
+  state: FeedState;
+  /** changes fetched and not yet finished, plus those the store says are still waiting. */
+  lag?: number;
+  /** the seq the trigger resumes from. */
+  checkpoint?: string;
+  /** the runtime holding the lease, as last seen. */
+  holder?: string | null;
+  lastError?: string;
+}
+
+export const kChangesTriggerDefaults = Object.freeze({ leaseMs: 15_000, concurrency: 100, heartbeat: 10_000, maxBackoff: 30_000, pollTimeout: 30_000 });
+const kBackoffStart = 250;
+
+class LeaseLost extends Error {
+  constructor() { super('the lease was lost: the batch is left to the next holder'); }
+}
+
+/** One trigger of one event: its lease, its checkpoint and, while it holds the lease, its feed. */
+class Follower {
+  state: FeedState = 'standby';
+  lastError: string | undefined;
+  since: string | undefined;
+  private feed: ChangesFeed | undefined;
+  private readonly lease: Lease;
+  private readonly checkpoint: LocalCheckpoint;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  /** the database was missing: when it appears, all its changes are new. */
+  private fromStart = false;
+  private stopped = false;
+  /** set when shutdown gave up waiting for the batch in flight: it must not be checkpointed. */
+  abandoned = false;
+  private unfinished = 0;
+  private pending: number | undefined;
+  private starting: Promise<void> | undefined;
+
+  constructor(
+    readonly event: EventDef,
+    readonly trigger: ChangesTrigger,
+    readonly key: string,
+    private readonly opts: Required<Omit<ChangesTriggerOptions, 'instance'>> & { instance: string },
+  ) {
+    const name = createHash('sha1').update(key).digest('hex');
+    this.checkpoint = new LocalCheckpoint(opts.checkpoints, `changes-${name}`);
+    this.lease = new Lease({
+      db: opts.checkpoints, id: `lease-changes-${name}`, holder: opts.instance, leaseMs: opts.leaseMs,
+      info: { event: event.id, db: trigger.db }, logger: opts.logger,
+    });
+    this.lease.on('acquired', () => this.begin());
+    this.lease.on('lost', () => this.pause());
+    this.lease.on('error', (err: unknown) => opts.logger.debug('changes trigger lease', { event: event.id, db: trigger.db, error: describeError(err) }));
+  }
+
+  /** Whether this runtime follows the feed now. */
+  get following(): boolean {
+    return this.state === 'running' && this.feed !== undefined;
+  }
+
+  start(): void {
+    this.lease.start();
+  }
+
+  stats(): FeedStats {
+    const s: FeedStats = { event: this.event.id, db: this.trigger.db, state: this.state, holder: this.lease.holder };
+    if (this.feed) s.lag = this.unfinished + (this.pending ?? 0);
+    if (this.since !== undefined) s.checkpoint = this.since;
+    if (this.lastError !== undefined) s.lastError = this.lastError;
+    return s;
+  }
+
+  private begin(): void {
+    if (this.stopped || this.starting) return;
+    this.state = 'starting';
+    this.starting = this.startFeed().catch((err) => this.retry(err)).finally(() => { this.starting = undefined; });
+  }
+
+  private retry(err: unknown): void {
+    if (this.stopped) return;
+    this.feed = undefined;
+    this.state = this.lease.held ? 'retrying' : 'standby';
+    this.lastError = describeError(err);
+    const delay = Math.min(this.opts.maxBackoff, kBackoffStart * 2 ** this.attempt++);
+    this.opts.logger.warn('changes trigger not following; retrying', { event: this.event.id, db: this.trigger.db, error: this.lastError, in: delay });
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; if (this.lease.valid()) this.begin(); }, delay);
+    this.retryTimer.unref();
+  }
+
+  private async startFeed(): Promise<void> {
+    const db = this.opts.server.use(this.trigger.db) as DocumentScope<unknown>;
+    let since = await this.checkpoint.load();
+    let updateSeq: string;
+    try {
+      updateSeq = String((await db.info()).update_seq);
+    } catch (err) {
+      if (statusOf(err) === 404) this.fromStart = true;
+      throw err;
+    }
+    if (this.fromStart) {
+      since = '0';
+    } else if (since === undefined) {
+      // First start: from now on, remembered at once so a restart before the first change misses nothing.
+      since = updateSeq;
+    }
+    if (!this.lease.valid() || this.stopped) { if (!this.stopped) this.state = 'standby'; return; }
+    await this.checkpoint.save(since);
+    this.fromStart = false;
+    this.since = since;
+    const feed = new ChangesFeed(db, {
+      since,
+      includeDocs: this.trigger.includeDocs,
+      selector: this.trigger.selector,
+      batchSize: this.opts.concurrency,
+      heartbeat: this.opts.heartbeat,
+      timeout: this.opts.pollTimeout,
+      maxBackoff: this.opts.maxBackoff,
+      logger: this.opts.logger,
+      onBatch: (rows) => this.handle(rows),
+      checkpoint: async (seq) => {
+        if (!this.lease.valid()) return; // the next holder replays from the last one written
+        await this.checkpoint.save(seq);
+        this.since = seq;
+      },
+    });
+    feed.on('page', (p: { pending?: number }) => {
+      this.pending = p.pending;
+      if (this.state !== 'running') { this.state = 'running'; this.attempt = 0; }
+    });
+    feed.on('retry', (err: unknown) => {
+      if (err instanceof LeaseLost) return;
+      this.state = 'retrying';
+      this.lastError = describeError(err);
+    });
+    feed.on('error', (err: unknown) => {
+      // fatal for this feed (the database is gone, access refused): start over with backoff
+      if (this.feed !== feed) return;
+      if ((err as { details?: { status?: number } }).details?.status === 404) this.fromStart = true;
+      this.retry(err);
+    });
+    this.feed = feed;
+    this.state = 'running';
+    this.lastError = undefined;
+    this.attempt = 0;
+    feed.start();
+  }
+
+  private async handle(rows: ChangeRow[]): Promise<void> {
+    if (!this.lease.valid()) { this.pause(); throw new LeaseLost(); }
+    this.unfinished = rows.length;
+    await Promise.all(rows.map(async (row) => {
+      // a holder that lost its lease (paused, cut off) fires nothing more
+      if (!this.lease.valid() || this.stopped) return;
+      try {
+        // a full dispatch queue is back-pressure: wait for room, never skip the change
+        for (let wait = 20; ; wait = Math.min(wait * 2, 1_000)) {
+          try {
+            await this.opts.fire(this.event, row, this.trigger.db);
+            return;
+          } catch (err) {
+            if (!isLivelyError(err, 'LC_QUEUE_FULL') || this.stopped || !this.lease.valid()) throw err;
+            await sleep(wait);
+          }
+        }
+      } finally {
+        this.unfinished--;
+      }
+    }));
+    if (!this.lease.valid()) { this.pause(); throw new LeaseLost(); }
+    if (this.abandoned) throw new Error('shutting down: the batch did not finish in time and is left unacknowledged');
+  }
+
+  /** The lease is gone: stop following (the batch in flight finishes, uncheckpointed). */
+  private pause(): void {
+    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
+    const feed = this.feed;
+    this.feed = undefined;
+    this.unfinished = 0;
+    this.pending = undefined;
+    if (!this.stopped) this.state = 'standby';
+    void feed?.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.starting;
+    const feed = this.feed;
+    this.feed = undefined;
+    await feed?.stop();
+    await this.lease.release();
+  }
+}
 
 export class ChangesTriggers {
-  private readonly running = new Map<string, Running[]>();
+  private readonly running = new Map<string, Follower[]>();
   private readonly latest = new Map<string, EventDef | undefined>();
   private readonly chains = new Map<string, Promise<void>>();
+  private readonly opts: Required<Omit<ChangesTriggerOptions, 'instance'>> & { instance: string };
   private closed = false;
 
-  constructor(private readonly opts: ChangesTriggerOptions) {}
+  constructor(options: ChangesTriggerOptions) {
+    this.opts = {
+      ...kChangesTriggerDefaults,
+      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+      instance: options.instance ?? `${process.pid}-${Math.random().toString(36).slice(2, 10)}`,
+    } as typeof this.opts;
+  }
 
   /**
    * Reconciles one event's feeds with its current definition. Calls for one event run one
-   * after another; a trigger that cannot start (its database is missing, the store is away)
-   * is retried with backoff for as long as the event stays as it is.
+   * after another; unchanged triggers keep their feeds (and positions).
    */
   set(id: string, event: EventDef | undefined): Promise<void> {
     this.latest.set(id, event);
@@ -43,7 +275,7 @@ export class ChangesTriggers {
     return next;
   }
 
-  private async reconcile(id: string, event: EventDef | undefined, attempt = 0): Promise<void> {
+  private async reconcile(id: string, event: EventDef | undefined): Promise<void> {
     if (this.latest.get(id) !== event || this.closed) return; // a newer definition is queued
     const wanted = !event || event.disabled ? [] : event.triggers.filter((t): t is ChangesTrigger => t.kind === 'changes');
     const keys = wanted.map((t) => `${id}:${digest(t)}`);
@@ -51,70 +283,36 @@ export class ChangesTriggers {
     if (current.length === keys.length && current.every((r, i) => r.key === keys[i])) {
       return; // same triggers: keep the feeds (and their positions) running
     }
-    await Promise.all(current.map((r) => r.feed.stop()));
+    await Promise.all(current.map((r) => r.stop()));
     this.running.delete(id);
     if (!event || wanted.length === 0) { this.latest.delete(id); return; }
-    const started: Running[] = [];
-    this.running.set(id, started);
-    for (let i = 0; i < wanted.length; i++) {
-      try {
-        started.push({ key: keys[i]!, feed: await this.start(event, wanted[i]!, keys[i]!) });
-      } catch (err) {
-        const delay = Math.min(60_000, 1_000 * 2 ** attempt);
-        this.opts.logger.warn('changes trigger not started; retrying', { event: id, db: wanted[i]!.db, error: describeError(err), in: delay });
-        const t = setTimeout(() => {
-          this.chains.set(id, (this.chains.get(id) ?? Promise.resolve()).then(() => this.reconcile(id, event, attempt + 1)).catch(() => undefined));
-        }, delay);
-        t.unref();
-        return;
-      }
-    }
+    const followers = wanted.map((t, i) => new Follower(event, t, keys[i]!, this.opts));
+    this.running.set(id, followers);
+    for (const f of followers) f.start();
   }
 
-  private async start(event: EventDef, trigger: ChangesTrigger, key: string): Promise<ChangesFeed> {
-    const db = this.opts.server.use(trigger.db);
-    const checkpointId = `_local/changes-${createHash('sha1').update(key).digest('hex')}`;
-    let since: string;
-    let rev: string | undefined;
-    try {
-      const cp = (await this.opts.checkpoints.get(checkpointId)) as unknown as { _rev: string; seq: string };
-      since = cp.seq;
-      rev = cp._rev;
-    } catch (err) {
-      // Only a missing checkpoint means a first start; anything else must not skip changes.
-      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-      // First start: from now on, remembered at once so a restart before the first change misses nothing.
-      since = String((await db.info()).update_seq);
-      rev = (await this.opts.checkpoints.insert({ _id: checkpointId, seq: since, event: event.id, db: trigger.db } as never)).rev;
-    }
-    const feed = new ChangesFeed(db as DocumentScope<unknown>, {
-      since,
-      includeDocs: trigger.includeDocs,
-      selector: trigger.selector,
-      logger: this.opts.logger,
-      onBatch: async (rows) => {
-        for (const row of rows) await this.opts.fire(event, row, trigger.db);
-      },
-      checkpoint: async (seq) => {
-        const res = await this.opts.checkpoints.insert({ _id: checkpointId, _rev: rev, seq, event: event.id, db: trigger.db } as never);
-        rev = res.rev;
-      },
-    });
-    feed.on('error', (err: unknown) => this.opts.logger.error('changes trigger stopped', { event: event.id, db: trigger.db, error: describeError(err) }));
-    feed.start();
-    return feed;
-  }
-
-  /** How many feeds of this event are running (status, specs). */
+  /** How many feeds of this event this runtime follows now (status, specs). */
   feeds(id: string): number {
-    return this.running.get(id)?.length ?? 0;
+    return (this.running.get(id) ?? []).filter((f) => f.following).length;
   }
 
-  async close(): Promise<void> {
+  /** Every changes trigger: its database, whether this runtime follows, stands by or retries, and why. */
+  stats(): FeedStats[] {
+    return [...this.running.values()].flat().map((f) => f.stats());
+  }
+
+  /**
+   * Stops every feed; the batches in flight get until `deadlineMs` to finish. A batch still
+   * running then is not checkpointed: the next start replays it.
+   */
+  async close(deadlineMs = 10_000): Promise<void> {
     this.closed = true;
     const all = [...this.running.values()].flat();
     this.running.clear();
-    await Promise.all(all.map((r) => r.feed.stop()));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, deadlineMs); timer.unref(); });
+    await Promise.race([Promise.all(all.map((f) => f.stop())), late.then(() => { for (const f of all) f.abandoned = true; })]);
+    clearTimeout(timer);
   }
 }
 

@@ -1,10 +1,14 @@
 /**
- * Schedule triggers: `{ "every": "1m" }` or `{ "cron": "<five fields>" }` (UTC).
+ * Schedule triggers: `{ "every": "1m" }` or `{ "cron": "<five fields>", "tz": "Europe/Berlin" }`
+ * (cron in UTC unless `tz` names an IANA zone, read through Intl).
  * Tick times are absolute (multiples of `every` since the epoch, or cron minutes), so
- * several runtimes on one CouchDB agree on them; each tick is claimed by writing a
- * document whose id names it — the runtime whose write wins (the others get 409) fires.
+ * several runtimes on one CouchDB agree on them; each tick is claimed through the store
+ * (`claim`, see ./ticks.ts) and only the runtime whose claim wins fires it.
+ * Ticks missed while no runtime ran are not replayed in a burst: when a trigger is armed,
+ * the last of them fires once (`"catchup": 1`, the default) or none (`"catchup": 0`).
  * The clock is injected, so specs fire ticks by hand instead of waiting.
  */
+import { createHash } from 'node:crypto';
 import type { EventDef, ScheduleTrigger } from '../events/model.ts';
 import { parseCron } from '../events/parse.ts';
 import type { Logger } from '../shared/log.ts';
@@ -22,46 +26,140 @@ export const systemClock: Clock = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-export interface Tick { at: string; every?: number; cron?: string }
+export interface Tick {
+  at: string;
+  every?: number;
+  cron?: string;
+  tz?: string;
+  /** set on the one firing for ticks missed while no runtime ran. */
+  catchUp?: true;
+  /** how many ticks were missed, where that is cheap to know ("every"). */
+  missed?: number;
+}
 
 export interface ScheduleOptions {
-  /** true when this runtime won the tick. */
-  claim: (eventId: string, at: number) => Promise<boolean>;
+  /** true when this runtime won the tick; `key` names the trigger. */
+  claim: (key: string, at: number) => Promise<boolean>;
+  /** the last tick any runtime claimed for `key`, undefined when none ever was (no catch-up then). */
+  last?: (key: string) => Promise<number | undefined>;
   fire: (event: EventDef, tick: Tick) => void;
   clock?: Clock;
   logger: Logger;
 }
 
 const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
 
-/** The first cron minute strictly after `after` (UTC), or undefined if none within ~4 years. */
-export function nextCronTime(expr: string, after: number): number | undefined {
+interface Wall { month: number; day: number; hour: number; minute: number; weekday: number }
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+const WEEKDAYS: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+
+/** The wall clock of zone `tz` (UTC when undefined) at instant `t`. */
+function wallClock(t: number, tz: string | undefined): Wall {
+  if (tz === undefined || tz === 'UTC') {
+    const d = new Date(t);
+    return { month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), weekday: d.getUTCDay() };
+  }
+  let f = formatters.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', weekday: 'short' });
+    formatters.set(tz, f);
+  }
+  const w: Wall = { month: 0, day: 0, hour: 0, minute: 0, weekday: 0 };
+  for (const p of f.formatToParts(t)) {
+    if (p.type === 'month') w.month = Number(p.value);
+    else if (p.type === 'day') w.day = Number(p.value);
+    else if (p.type === 'hour') w.hour = Number(p.value) % 24;
+    else if (p.type === 'minute') w.minute = Number(p.value);
+    else if (p.type === 'weekday') w.weekday = WEEKDAYS[p.value] ?? 0;
+  }
+  return w;
+}
+
+/**
+ * The first cron minute strictly after `after`, on the wall clock of `tz` (UTC by default),
+ * or undefined if none within ~4 years. Across daylight-saving changes a job at fixed hours
+ * fires once when its wall-clock time happens twice (the first time) and not at all when it
+ * is skipped; a job running every hour keeps firing every hour.
+ * An unknown zone throws RangeError.
+ */
+export function nextCronTime(expr: string, after: number, tz?: string): number | undefined {
   const parsed = parseCron(expr);
   if (!parsed.ok) return undefined;
   const [mins, hours, doms, months, dows] = parsed.fields.map((f) => new Set(f)) as Set<number>[];
+  const minList = parsed.fields[0];
   const domAny = doms!.size === 31;
   const dowAny = dows!.size === 7;
   let t = Math.floor(after / MINUTE) * MINUTE + MINUTE;
-  const limit = after + 4 * 366 * 24 * 60 * MINUTE;
+  const limit = after + 4 * 366 * DAY;
   while (t < limit) {
-    const d = new Date(t);
-    if (!months!.has(d.getUTCMonth() + 1)) { t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1); continue; }
-    const domOk = doms!.has(d.getUTCDate());
-    const dowOk = dows!.has(d.getUTCDay());
+    const w = wallClock(t, tz);
+    const domOk = doms!.has(w.day);
+    const dowOk = dows!.has(w.weekday);
     // Standard cron: when both day fields are restricted, either may match.
     const dayOk = domAny && dowAny ? true : domAny ? dowOk : dowAny ? domOk : domOk || dowOk;
-    if (!dayOk) { t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1); continue; }
-    if (!hours!.has(d.getUTCHours())) { t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours() + 1); continue; }
-    if (mins!.has(d.getUTCMinutes())) return t;
-    t += MINUTE;
+    if (!months!.has(w.month) || !dayOk) {
+      // on to the next day: in big steps, then hour by hour, so a 23- or 25-hour day is not overshot
+      const toMidnight = 24 * 60 - (w.hour * 60 + w.minute);
+      t += (toMidnight > 180 ? toMidnight - 120 : 60 - w.minute) * MINUTE;
+      continue;
+    }
+    if (!hours!.has(w.hour)) { t += (60 - w.minute) * MINUTE; continue; }
+    if (!mins!.has(w.minute)) {
+      const m = minList.find((x) => x > w.minute);
+      t += (m === undefined ? 60 - w.minute : m - w.minute) * MINUTE;
+      continue;
+    }
+    // as cron does: a job at fixed hours runs once in a repeated hour; an hourly one keeps its pace
+    if (tz !== undefined && hours!.size < 24 && repeatsEarlierWallTime(t, w, tz)) { t += MINUTE; continue; }
+    return t;
   }
   return undefined;
 }
 
+/** Whether the wall clock showed the same time half an hour or an hour before (clocks went back). */
+function repeatsEarlierWallTime(t: number, w: Wall, tz: string): boolean {
+  for (const back of [30 * MINUTE, HOUR]) {
+    const p = wallClock(t - back, tz);
+    if (p.day === w.day && p.hour === w.hour && p.minute === w.minute) return true;
+  }
+  return false;
+}
+
 export function nextTick(trigger: ScheduleTrigger, after: number): number | undefined {
   if (trigger.every) return Math.floor(after / trigger.every) * trigger.every + trigger.every;
-  if (trigger.cron) return nextCronTime(trigger.cron, after);
+  if (trigger.cron) return nextCronTime(trigger.cron, after, trigger.tz);
   return undefined;
+}
+
+/**
+ * The latest tick in (after, upTo], and how many ticks that range holds where that is cheap
+ * to know ("every"); undefined when it holds none.
+ */
+export function lastTickBetween(trigger: ScheduleTrigger, after: number, upTo: number): { at: number; missed?: number } | undefined {
+  const first = nextTick(trigger, after);
+  if (first === undefined || first > upTo) return undefined;
+  if (trigger.every) {
+    const at = Math.floor(upTo / trigger.every) * trigger.every;
+    return { at, missed: (at - first) / trigger.every + 1 };
+  }
+  // cron: look back over growing windows, so a frequent cron is not walked over years
+  for (const span of [HOUR, DAY, 32 * DAY, 366 * DAY, Infinity]) {
+    const from = Math.max(after, upTo - span);
+    let at = from === after ? first : nextTick(trigger, from);
+    if (at === undefined || at > upTo) continue;
+    for (let n = nextTick(trigger, at); n !== undefined && n <= upTo; n = nextTick(trigger, at)) at = n;
+    return { at };
+  }
+  return undefined;
+}
+
+/** Names a schedule trigger across runtimes and restarts: its event and what it says. */
+export function scheduleKey(eventId: string, trigger: ScheduleTrigger): string {
+  const spec = JSON.stringify([trigger.every ?? null, trigger.cron ?? null, trigger.tz ?? null]);
+  return `${eventId}:${createHash('sha1').update(spec).digest('hex').slice(0, 12)}`;
 }
 
 export class ScheduleTriggers {
@@ -80,20 +178,54 @@ export class ScheduleTriggers {
     if (schedules.length === 0) return;
     const handles: unknown[] = [];
     this.timers.set(id, handles);
-    schedules.forEach((trigger, i) => this.arm(event, trigger, i, handles));
+    schedules.forEach((trigger, i) => {
+      const key = scheduleKey(event.id, trigger);
+      try {
+        this.arm(event, trigger, key, i, handles);
+      } catch (err) {
+        // a zone Intl does not know: this trigger cannot tick; the event's other triggers still do
+        this.opts.logger.error('schedule trigger not armed', { event: event.id, error: describeError(err) });
+        return;
+      }
+      if ((trigger.catchup ?? 1) === 1) void this.catchUp(event, trigger, key, handles);
+    });
   }
 
-  private arm(event: EventDef, trigger: ScheduleTrigger, index: number, handles: unknown[]): void {
+  /** Fires the last tick missed since the last one claimed, once, when nobody has fired it. */
+  private async catchUp(event: EventDef, trigger: ScheduleTrigger, key: string, handles: unknown[]): Promise<void> {
+    if (!this.opts.last) return;
+    try {
+      const last = await this.opts.last(key);
+      if (last === undefined || this.timers.get(event.id) !== handles) return;
+      const missed = lastTickBetween(trigger, last, this.clock.now());
+      if (!missed) return;
+      if (!(await this.opts.claim(key, missed.at)) || this.timers.get(event.id) !== handles) return;
+      this.opts.logger.info('schedule: firing a missed tick once', { event: event.id, at: new Date(missed.at).toISOString(), missed: missed.missed });
+      this.opts.fire(event, { ...this.tick(trigger, missed.at), catchUp: true, ...(missed.missed !== undefined ? { missed: missed.missed } : {}) });
+    } catch (err) {
+      this.opts.logger.warn('schedule catch-up not done', { event: event.id, error: describeError(err) });
+    }
+  }
+
+  private tick(trigger: ScheduleTrigger, at: number): Tick {
+    const tick: Tick = { at: new Date(at).toISOString() };
+    if (trigger.every) tick.every = trigger.every;
+    else tick.cron = trigger.cron;
+    if (trigger.tz) tick.tz = trigger.tz;
+    return tick;
+  }
+
+  private arm(event: EventDef, trigger: ScheduleTrigger, key: string, index: number, handles: unknown[]): void {
     const at = nextTick(trigger, this.clock.now());
     if (at === undefined) return;
     // Long waits are re-armed in steps, so a suspended machine or clock change is noticed.
     const wait = Math.min(Math.max(0, at - this.clock.now()), 3_600_000);
     handles[index] = this.clock.setTimeout(() => {
       if (this.timers.get(event.id) !== handles) return; // the event changed meanwhile
-      if (this.clock.now() + 5 < at) { this.arm(event, trigger, index, handles); return; }
-      this.arm(event, trigger, index, handles);
-      void this.opts.claim(`${event.id}-${index}`, at).then((won) => {
-        if (won) this.opts.fire(event, { at: new Date(at).toISOString(), ...(trigger.every ? { every: trigger.every } : { cron: trigger.cron }) });
+      if (this.clock.now() + 5 < at) { this.arm(event, trigger, key, index, handles); return; }
+      this.arm(event, trigger, key, index, handles);
+      void this.opts.claim(key, at).then((won) => {
+        if (won) this.opts.fire(event, this.tick(trigger, at));
       }, (err) => this.opts.logger.warn('schedule tick not claimed', { event: event.id, error: describeError(err) }));
     }, wait);
   }

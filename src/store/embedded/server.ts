@@ -66,12 +66,14 @@ async function main(): Promise<void> {
   await app.setPouchDB(PouchDB);
 
   // read straight from the database, past express-pouchdb's authorisation: only the
-  // sequence number of a longpoll that timed out is taken from it
+  // sequence number of a longpoll that timed out is taken from it. A database deleted while
+  // the poll waited is not opened (opening would create it again, empty): undefined.
   const updateSeq = async (db: string): Promise<unknown> => {
+    if (!((await PouchDB.allDbs()) as string[]).includes(db)) return undefined;
     const info = await new PouchDB(db, { skip_setup: true }).info();
     return info.update_seq;
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq));
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');

@@ -5,8 +5,10 @@
  *   with inline base64 attachments;
  * - `_changes?filter=_selector` is handed on as PouchDB's own `selector` option;
  * - any error express would answer with an HTML page is answered as CouchDB-style JSON;
- * - creating or deleting a database needs the store admin (express-pouchdb crashes otherwise);
- * - longpoll `_changes` ends after `timeout`, as CouchDB's does;
+ * - creating or deleting a database needs the store admin (express-pouchdb crashes otherwise),
+ *   and a database being deleted is not opened (so created again) by a request meanwhile;
+ * - longpoll `_changes` ends after `timeout`, as CouchDB's does (and a poll on a database
+ *   deleted meanwhile ends without bringing the database back);
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -132,6 +134,9 @@ function boundLongpoll(req: ShieldedRequest, res: ServerResponse, url: URL, upda
     if (res.writableEnded) return;
     void updateSeq(db).catch(() => null).then((seq) => {
       if (res.writableEnded) return;
+      // the database was deleted under the poll: the answer cannot be finished; the client
+      // sees the connection end and its next request gets the 404
+      if (seq === undefined) { res.destroy(); close(); return; }
       // the route has already started the body when it is still waiting
       const tail = `${res.headersSent ? '' : '{"results":['}],\n"last_seq":${JSON.stringify(seq ?? null)},"pending":0}\n`;
       res.end(tail);
@@ -146,7 +151,49 @@ function boundLongpoll(req: ShieldedRequest, res: ServerResponse, url: URL, upda
   res.end = ((...a: Parameters<typeof end>) => (res.writableEnded ? res : end(...a))) as typeof res.end;
 }
 
-export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * express-pouchdb checks a database's existence against a list, then opens the database,
+ * which creates it when it is gone; the list is updated some time after a deletion. A
+ * request in either gap brings a deleted database back, empty. So a DELETE waits until the
+ * requests already on their way into that database are in (short ones finished, feeds past
+ * their start), and from the DELETE until the list no longer names the database the shield
+ * answers requests to it itself (404), holding a PUT that creates it again until then.
+ */
+function deletionGuard(listDbs: () => Promise<string[]>) {
+  const deleting = new Map<string, Promise<void>>();
+  const inFlight = new Map<string, Set<{ feed: boolean; since: number }>>();
+  const kFeedSetup = 200;
+  return {
+    pending: (db: string) => deleting.get(db),
+    /** Counts a request to `db` until its answer is done. */
+    track(db: string, feed: boolean, res: ServerResponse): void {
+      const entry = { feed, since: Date.now() };
+      const set = inFlight.get(db) ?? inFlight.set(db, new Set()).get(db)!;
+      set.add(entry);
+      res.once('close', () => { set.delete(entry); if (set.size === 0) inFlight.delete(db); });
+    },
+    async start(db: string, res: ServerResponse): Promise<void> {
+      let done!: () => void;
+      deleting.set(db, new Promise<void>((r) => { done = r; }));
+      res.once('close', () => {
+        void (async () => {
+          for (let i = 0; i < 100 && (await listDbs().catch(() => [] as string[])).includes(db); i++) await new Promise((r) => setTimeout(r, 20));
+          deleting.delete(db);
+          done();
+        })();
+      });
+      for (let i = 0; i < 250; i++) {
+        const now = Date.now();
+        const busy = [...(inFlight.get(db) ?? [])].some((e) => !e.feed || now - e.since < kFeedSetup);
+        if (!busy) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+  };
+}
+
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => []): (req: IncomingMessage, res: ServerResponse) => void {
+  const guard = deletionGuard(listDbs);
   const fallback = (res: ServerResponse) => (err?: unknown) => {
     if (err === undefined) return sendJson(res, 404, { error: 'not_found', reason: 'missing' });
     const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
@@ -175,6 +222,14 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       if ((req.method === 'PUT' || req.method === 'DELETE') && segments.length === 1 && !isServerAdmin(req, admin)) {
         throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
       }
+      const db = segments[0] !== undefined ? decodeURIComponent(segments[0]) : undefined;
+      const deletion = db !== undefined ? guard.pending(db) : undefined;
+      if (deletion) {
+        if (req.method === 'PUT' && segments.length === 1) await deletion;
+        else throw new HttpError(404, 'not_found', 'Database does not exist.');
+      }
+      if (req.method === 'DELETE' && segments.length === 1 && db !== undefined && !db.startsWith('_')) await guard.start(db, res);
+      else if (db !== undefined && !db.startsWith('_')) guard.track(db, segments[1] === '_changes' && /^(longpoll|continuous|eventsource)$/.test(url.searchParams.get('feed') ?? ''), res);
       if (req.method === 'PUT' && /^multipart\/related/i.test(contentType) && segments.length >= 2) {
         await repairMultipartPut(req);
       } else if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('filter') === '_selector') {

@@ -1,0 +1,75 @@
+/**
+ * Schedule tick claims: ONE ordinary document per schedule trigger in the logs database
+ * (`schedule-<hash>`), holding the last tick any runtime claimed. Claiming tick `at` is
+ * writing `last: at` with the revision read, allowed only while `last < at`: of two runtimes
+ * claiming the same tick one write lands and the other gets 409, re-reads, sees the tick
+ * taken and does nothing. A runtime that wakes late for a tick already passed sees it too.
+ *
+ * Why not a document per tick: a 1 s schedule would add 86,400 documents a day (and as
+ * many tombstones once pruned); here the claims are revisions of one document, which
+ * CouchDB and the embedded store stem at the database's revision limit. Why not `_local`:
+ * Apache CouchDB does not check revisions on `_local` writes, so a `_local` claim would
+ * never lose. The same document says when the trigger last fired, which is what catch-up
+ * after downtime needs.
+ */
+import { createHash } from 'node:crypto';
+import type { DocumentScope } from 'nano';
+import { statusOf } from '../store/couch.ts';
+
+interface ClaimDoc {
+  _id: string;
+  _rev?: string;
+  type: 'schedule';
+  key: string;
+  /** the last tick claimed, ms since the epoch. */
+  last: number;
+  at: string;
+  by: string;
+}
+
+export class TickClaims {
+  private readonly known = new Map<string, { rev?: string; last?: number }>();
+
+  constructor(private readonly db: DocumentScope<unknown>, private readonly instance: string) {}
+
+  static docId(key: string): string {
+    return `schedule-${createHash('sha1').update(key).digest('hex')}`;
+  }
+
+  /** The last tick claimed for `key`, undefined when none ever was. */
+  async last(key: string): Promise<number | undefined> {
+    return (await this.read(key)).last;
+  }
+
+  /** Whether this runtime won tick `at` of `key`. */
+  async claim(key: string, at: number): Promise<boolean> {
+    let state = this.known.get(key) ?? await this.read(key);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (state.last !== undefined && state.last >= at) return false;
+      const doc: ClaimDoc = { _id: TickClaims.docId(key), type: 'schedule', key, last: at, at: new Date(at).toISOString(), by: this.instance };
+      if (state.rev) doc._rev = state.rev;
+      try {
+        const res = await this.db.insert(doc as never);
+        this.known.set(key, { rev: res.rev, last: at });
+        return true;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+        state = await this.read(key); // another runtime wrote first: is the tick still free?
+      }
+    }
+    return false;
+  }
+
+  private async read(key: string): Promise<{ rev?: string; last?: number }> {
+    try {
+      const doc = (await this.db.get(TickClaims.docId(key))) as unknown as ClaimDoc;
+      const state = { rev: doc._rev, last: typeof doc.last === 'number' ? doc.last : undefined };
+      this.known.set(key, state);
+      return state;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      this.known.delete(key);
+      return {};
+    }
+  }
+}
