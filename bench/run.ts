@@ -17,17 +17,17 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 50;
 
 interface Target { proc: ChildProcess; url: string }
-/** The runtime target's admin credentials (its READY line's second word): the status API needs an admin. */
-let adminAuth: string | undefined;
+/** Each runtime target's admin credentials by URL (its READY line's second word): the status API needs an admin. */
+const adminAuth = new Map<string, string>();
 
-async function startTarget(mode: string): Promise<Target> {
-  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startTarget(mode: string, env: Record<string, string> = {}): Promise<Target> {
+  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const url = await new Promise<string>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${mode} target exited with ${code}`)));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       if (!line.startsWith('READY ')) return;
       const [u, auth] = line.slice(6).split(' ');
-      if (auth) adminAuth = `Basic ${auth}`;
+      if (auth) adminAuth.set(u!, `Basic ${auth}`);
       resolve(u!);
     });
   });
@@ -47,7 +47,7 @@ async function load(url: string, seconds: number, connections: number): Promise<
 }
 
 async function status(base: string): Promise<{ fired: number; completed: number }> {
-  const res = await request(`${base}/_lively/status`, { headers: adminAuth ? { authorization: adminAuth } : {} });
+  const res = await request(`${base}/_lively/status`, { headers: adminAuth.has(base) ? { authorization: adminAuth.get(base)! } : {} });
   const body = (await res.body.json()) as { activations: { fired: number; completed: number } };
   return body.activations;
 }
@@ -86,6 +86,8 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); retu
 async function main(): Promise<void> {
   const bare = await startTarget('bare');
   const rt = await startTarget('runtime');
+  // The same runtime writing no activation records: what logging costs.
+  const quiet = await startTarget('runtime', { BENCH_RECORDS: 'off' });
   const persistent = await startTarget('persistent');
   const fresh = await startTarget('fresh');
   // Warm every worker once so cold starts are not in the throughput figures.
@@ -94,10 +96,13 @@ async function main(): Promise<void> {
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
   }
+  await (await request(`${quiet.url}/_events/bench/thread?wait=true`)).body.text();
   const scenarios: Array<{ key: string; label: string; run: () => Promise<Sample> }> = [
     { key: 'a', label: '(a) bare node:http, 200', run: () => load(bare.url, SECONDS, CONNECTIONS) },
     { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/thread', SECONDS) },
     { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'bn', label: '(b) the same, no activation records', run: () => processed(quiet.url, '/_events/bench/thread', SECONDS) },
+    { key: 'cn', label: '(c) the same, no activation records', run: () => load(`${quiet.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/durable', SECONDS) },
     { key: 'dw', label: '(c) durable: the same event stored before it runs, ?wait=true', run: () => load(`${rt.url}/_events/bench/durable?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
@@ -119,7 +124,7 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round + 1} ${s.key}: ${Math.round(r.rps)} req/s p50 ${r.p50} ms p99 ${r.p99} ms${r.errors || r.non2xx ? ` errors ${r.errors} non2xx ${r.non2xx}` : ''}\n`);
     }
   }
-  await Promise.all([bare, rt, persistent, fresh].map(stopTarget));
+  await Promise.all([bare, rt, quiet, persistent, fresh].map(stopTarget));
   const cold = await coldStart();
   const changes = await changesTrigger();
   const result: Record<string, { label: string; rps: number; p50: number; p99: number; errors: number }> = {};
@@ -128,7 +133,7 @@ async function main(): Promise<void> {
     result[s.key] = { label: s.label, rps: Math.round(median(xs.map((x) => x.rps))), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), errors: xs.reduce((n, x) => n + x.errors + x.non2xx, 0) };
   }
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));

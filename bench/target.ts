@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     }));
   } else if (mode === 'runtime') {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-'));
-    const config = makeConfig({ port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism() });
+    const config = makeConfig({ port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off' });
     const rt = await new Runtime({ config, logger: createLogger(config.logLevel), dispatchers: [new ImmediateDispatcher()] }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     for (;;) { if (rt.catalog.matcher.size >= 5) break; await new Promise((r) => setTimeout(r, 20)); }

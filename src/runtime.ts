@@ -121,7 +121,8 @@ export class Runtime implements EventFirer {
       registry: this.registry,
       gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
       dispatchers: this.dispatchers,
-      log: teeActivations([redactingActivations(this.activationLog), this.activationMetrics], logger),
+      // Without records (LIVELY_LOG_RECORDS=0) the metrics still see every activation.
+      log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics] : [this.activationMetrics], logger),
       logger,
       maxChainDepth: config.maxChainDepth,
       authorize: auth.authorizeEvent,

@@ -46,6 +46,14 @@ describe('configuration', () => {
     expect(() => configFromEnv({ LIVELY_LOG_MAX_RECORDS: 'lots' })).to.throw(LivelyError, 'LIVELY_LOG_MAX_RECORDS');
   });
 
+  it('logRecords: on by default, LIVELY_LOG_RECORDS=0 or false turns activation records off, a non-boolean is refused by name', () => {
+    expect(makeConfig().logRecords).to.equal(true);
+    expect(makeConfig(configFromEnv({ LIVELY_LOG_RECORDS: '0' })).logRecords).to.equal(false);
+    expect(makeConfig(configFromEnv({ LIVELY_LOG_RECORDS: 'false' })).logRecords).to.equal(false);
+    expect(makeConfig(configFromEnv({ LIVELY_LOG_RECORDS: '1' })).logRecords).to.equal(true);
+    expect(() => makeConfig({ logRecords: 'no' as unknown as boolean })).to.throw(LivelyError, 'options.logRecords');
+  });
+
   it('flags override, and the logged form hides the password', () => {
     const args = parseArgs(['start', '--port', '0', '--data=/tmp/x', '--no-sample', '--couch', 'http://admin:secret@127.0.0.1:5984'], 'start', findCommand('start')!.flags);
     expect(args.command).to.equal('start');

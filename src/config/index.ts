@@ -38,6 +38,8 @@ export interface Config {
   logRetentionDays: number;
   /** activation records kept at most, across all days; past it the oldest go first. */
   logMaxRecords: number;
+  /** write activation records at all (metrics are kept either way). */
+  logRecords: boolean;
   /** deploy the sample app on start when the events database is empty. */
   sample: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -75,6 +77,7 @@ export const kDefaultConfig: Readonly<Config> = Object.freeze({
   interpreters: kDefaultInterpreters,
   logRetentionDays: 7,
   logMaxRecords: 1_000_000,
+  logRecords: true,
   sample: true,
   logLevel: 'info',
 });
@@ -109,6 +112,7 @@ export function makeConfig(input: ConfigInput = {}): Readonly<Config> {
   check(isInt(c.changesConcurrency, 1), 'options.changesConcurrency must be a positive integer');
   check(isInt(c.logRetentionDays, 0), 'options.logRetentionDays must be a non-negative integer');
   check(isInt(c.logMaxRecords, 1), 'options.logMaxRecords must be a positive integer');
+  check(typeof c.logRecords === 'boolean', 'options.logRecords must be true or false');
   check(['debug', 'info', 'warn', 'error', 'silent'].includes(c.logLevel), 'options.logLevel must be debug, info, warn, error or silent');
   for (const [type, cmd] of Object.entries(c.interpreters)) {
     check(Array.isArray(cmd) && cmd.length > 0 && cmd.every((s) => typeof s === 'string' && s.length > 0),
@@ -149,6 +153,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     workerTimeout: intOf('LIVELY_WORKER_TIMEOUT', env.LIVELY_WORKER_TIMEOUT),
     workerIdle: intOf('LIVELY_WORKER_IDLE', env.LIVELY_WORKER_IDLE),
     logMaxRecords: intOf('LIVELY_LOG_MAX_RECORDS', env.LIVELY_LOG_MAX_RECORDS),
+    logRecords: env.LIVELY_LOG_RECORDS === undefined || env.LIVELY_LOG_RECORDS === '' ? undefined : env.LIVELY_LOG_RECORDS !== '0' && env.LIVELY_LOG_RECORDS !== 'false',
     leaseMs: intOf('LIVELY_LEASE_MS', env.LIVELY_LEASE_MS),
     changesConcurrency: intOf('LIVELY_CHANGES_CONCURRENCY', env.LIVELY_CHANGES_CONCURRENCY),
     interpreters,
