@@ -63,18 +63,9 @@ async function processed(base: string, path: string, seconds: number): Promise<S
   return { ...s, rps: (after.completed - before.completed) / elapsed };
 }
 
-/** bench/coldstart.ts in its own process, after the load targets are gone. */
-async function coldStart(): Promise<unknown> {
-  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./coldstart.ts', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  await new Promise((r) => proc.once('exit', r));
-  return JSON.parse(out.trim().split('\n').pop()!);
-}
-
-/** bench/changes.ts in its own process: changes-trigger lag and throughput on the embedded store. */
-async function changesTrigger(): Promise<unknown> {
-  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./changes.ts', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A bench script in its own process (after the load targets are gone); its last stdout line is its JSON result. */
+async function script(name: string): Promise<unknown> {
+  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL(name, import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
   await new Promise((r) => proc.once('exit', r));
@@ -125,8 +116,9 @@ async function main(): Promise<void> {
     }
   }
   await Promise.all([bare, rt, quiet, persistent, fresh].map(stopTarget));
-  const cold = await coldStart();
-  const changes = await changesTrigger();
+  const cold = await script('./coldstart.ts');
+  // changes-trigger lag and throughput on the embedded store
+  const changes = await script('./changes.ts');
   const result: Record<string, { label: string; rps: number; p50: number; p99: number; errors: number }> = {};
   for (const s of chosen) {
     const xs = samples.get(s.key)!;

@@ -46,6 +46,12 @@ describe('configuration', () => {
     expect(() => configFromEnv({ LIVELY_LOG_MAX_RECORDS: 'lots' })).to.throw(LivelyError, 'LIVELY_LOG_MAX_RECORDS');
   });
 
+  it('maxChainDepth: 16 by default, LIVELY_MAX_CHAIN_DEPTH sets it, zero is refused by name', () => {
+    expect(makeConfig().maxChainDepth).to.equal(16);
+    expect(makeConfig(configFromEnv({ LIVELY_MAX_CHAIN_DEPTH: '4' })).maxChainDepth).to.equal(4);
+    expect(() => makeConfig({ maxChainDepth: 0 })).to.throw(LivelyError, 'options.maxChainDepth');
+  });
+
   it('logRecords: on by default, LIVELY_LOG_RECORDS=0 or false turns activation records off, a non-boolean is refused by name', () => {
     expect(makeConfig().logRecords).to.equal(true);
     expect(makeConfig(configFromEnv({ LIVELY_LOG_RECORDS: '0' })).logRecords).to.equal(false);

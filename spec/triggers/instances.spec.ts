@@ -124,39 +124,8 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
     expect([...starts.values()].every((n) => n <= 2)).to.equal(true);
   });
 
-  it('two runtimes, one changes trigger: one follows, the other stands by; SIGKILL the follower and the other continues from the checkpoint', async () => {
-    const prefix = fresh();
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
-    const db = `${prefix}inbox`;
-    const nano = connect(couchUrl());
-    await nano.db.create(db);
-    const a = await start(prefix);
-    const b = await start(prefix);
-    await deploy(prefix, { _id: 'on_message', trigger: { changes: { db } }, workers: { recorder: { file } } });
-    let holder: Instance | undefined;
-    await eventually(async () => {
-      const [sa, sb] = [await feedState(a, 'on_message'), await feedState(b, 'on_message')];
-      if (sa === 'running' && sb === 'standby') holder = a;
-      if (sb === 'running' && sa === 'standby') holder = b;
-      return holder !== undefined;
-    }, 15_000, 'one running, one standing by');
-    const other = holder === a ? b : a;
-    await nano.use(db).bulk({ docs: Array.from({ length: 50 }, (_, i) => ({ _id: `a${i}` })) });
-    await eventually(() => lines(file).filter((l) => l.phase === 'done').length === 50, 15_000, 'first 50 done');
-    expect(new Set(lines(file).map((l) => l.pid))).to.deep.equal(new Set([holder!.proc.pid]));
-
-    holder!.proc.kill('SIGKILL');
-    await exited(holder!.proc);
-    await nano.use(db).bulk({ docs: Array.from({ length: 50 }, (_, i) => ({ _id: `b${i}` })) });
-    await eventually(() => new Set(lines(file).filter((l) => l.phase === 'done').map((l) => l.key)).size === 100, 20_000, 'the other continues');
-    const later = lines(file).filter((l) => l.key.startsWith('b'));
-    expect(new Set(later.map((l) => l.pid))).to.deep.equal(new Set([other.proc.pid]));
-    // from the checkpoint: what the dead one had finished and checkpointed is not done again
-    expect(lines(file).filter((l) => l.key.startsWith('a') && l.pid === other.proc.pid)).to.have.length(0);
-    expect(await feedState(other, 'on_message')).to.equal('running');
-  });
-
-  it('a follower paused (SIGSTOP) past its lease is taken over, and once resumed fires nothing more', async () => {
+  /** Two runtimes on a fresh prefix with one changes trigger on a new database: which one follows it, which stands by. */
+  async function twoFollowingOne() {
     const prefix = fresh();
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
     const db = `${prefix}inbox`;
@@ -171,23 +140,44 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
       holder = sa === 'running' && sb === 'standby' ? a : sb === 'running' && sa === 'standby' ? b : undefined;
       return holder !== undefined;
     }, 15_000, 'one running, one standing by');
-    const other = holder === a ? b : a;
+    return { file, db, nano, holder: holder!, other: holder === a ? b : a };
+  }
+
+  it('two runtimes, one changes trigger: one follows, the other stands by; SIGKILL the follower and the other continues from the checkpoint', async () => {
+    const { file, db, nano, holder, other } = await twoFollowingOne();
+    await nano.use(db).bulk({ docs: Array.from({ length: 50 }, (_, i) => ({ _id: `a${i}` })) });
+    await eventually(() => lines(file).filter((l) => l.phase === 'done').length === 50, 15_000, 'first 50 done');
+    expect(new Set(lines(file).map((l) => l.pid))).to.deep.equal(new Set([holder.proc.pid]));
+
+    holder.proc.kill('SIGKILL');
+    await exited(holder.proc);
+    await nano.use(db).bulk({ docs: Array.from({ length: 50 }, (_, i) => ({ _id: `b${i}` })) });
+    await eventually(() => new Set(lines(file).filter((l) => l.phase === 'done').map((l) => l.key)).size === 100, 20_000, 'the other continues');
+    const later = lines(file).filter((l) => l.key.startsWith('b'));
+    expect(new Set(later.map((l) => l.pid))).to.deep.equal(new Set([other.proc.pid]));
+    // from the checkpoint: what the dead one had finished and checkpointed is not done again
+    expect(lines(file).filter((l) => l.key.startsWith('a') && l.pid === other.proc.pid)).to.have.length(0);
+    expect(await feedState(other, 'on_message')).to.equal('running');
+  });
+
+  it('a follower paused (SIGSTOP) past its lease is taken over, and once resumed fires nothing more', async () => {
+    const { file, db, nano, holder, other } = await twoFollowingOne();
     await nano.use(db).insert({ _id: 'first' } as never);
     await eventually(() => lines(file).some((l) => l.key === 'first' && l.phase === 'done'), 10_000, 'first done');
-    holder!.proc.kill('SIGSTOP');
+    holder.proc.kill('SIGSTOP');
     try {
       // written while the holder is frozen, its longpoll waiting on the store
       await nano.use(db).bulk({ docs: Array.from({ length: 20 }, (_, i) => ({ _id: `p${i}` })) });
       await eventually(() => lines(file).filter((l) => l.key.startsWith('p') && l.phase === 'done').length === 20, 20_000, 'the other took over');
     } finally {
-      holder!.proc.kill('SIGCONT');
+      holder.proc.kill('SIGCONT');
     }
     await nano.use(db).bulk({ docs: Array.from({ length: 20 }, (_, i) => ({ _id: `q${i}` })) });
     await eventually(() => lines(file).filter((l) => l.key.startsWith('q') && l.phase === 'done').length === 20, 20_000, 'q done');
-    await eventually(async () => (await feedState(holder!, 'on_message')) === 'standby', 10_000, 'the resumed one stands by');
+    await eventually(async () => (await feedState(holder, 'on_message')) === 'standby', 10_000, 'the resumed one stands by');
     await new Promise((r) => setTimeout(r, 500));
     // the resumed runtime fired nothing after its pause: neither what its poll held nor anything later
-    expect(lines(file).filter((l) => l.pid === holder!.proc.pid).map((l) => l.key)).to.deep.equal(['first', 'first']);
+    expect(lines(file).filter((l) => l.pid === holder.proc.pid).map((l) => l.key)).to.deep.equal(['first', 'first']);
     expect(new Set(lines(file).filter((l) => l.key !== 'first').map((l) => l.pid))).to.deep.equal(new Set([other.proc.pid]));
   });
 
