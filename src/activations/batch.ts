@@ -40,6 +40,103 @@ export interface BatchDoc {
   marks?: Record<string, { rerunOf?: string; dead?: true }>;
 }
 
+/**
+ * How a batch is stored: the columns that repeat (events, trigger, path, method, workers,
+ * parent) as indexes into one string table, start times as offsets from the batch's first,
+ * and activation ids that follow this runtime's pattern (`<boot>-<start in base 36>-<n>`)
+ * as their `n` alone. At thousands of records a second this makes the document about a third
+ * of its plain size, which the store parses and keeps: less of the machine spent on logging.
+ * `decodeBatch` gives back the plain form every reader works on; a plain document (written
+ * before this form existed) passes through unchanged.
+ */
+export interface StoredBatch {
+  _id: string;
+  type: 'activations';
+  v: 2;
+  count: number;
+  /** the boot part of the writing runtime's activation ids. */
+  boot: string;
+  strings: string[];
+  /** the number `n` of an id `<boot>-<start in base 36>-<n in base 36>`, or the whole id (a string) when it does not follow the pattern. */
+  activation: Array<number | string>;
+  events: number[];
+  trigger: number[];
+  path: number[];
+  method: number[];
+  /** ms after `t0`. */
+  t0: number;
+  started: number[];
+  durationMs: number[];
+  workers: number[];
+  /** -1: none. */
+  parent: number[];
+  details: BatchDoc['details'];
+  inputs?: BatchDoc['inputs'];
+  marks?: BatchDoc['marks'];
+}
+
+export function encodeBatch(doc: BatchDoc): StoredBatch {
+  // The boot part of the first id: a runtime's own records all share it.
+  const first = doc.activation[0] ?? '';
+  const boot = first.includes('-') ? first.slice(0, first.indexOf('-')) : '';
+  const strings: string[] = [];
+  const index = new Map<string, number>();
+  const ref = (s: string | null | undefined): number => {
+    if (s === null || s === undefined) return -1;
+    let i = index.get(s);
+    if (i === undefined) { i = strings.length; strings.push(s); index.set(s, i); }
+    return i;
+  };
+  const n = doc.count;
+  let t0 = n > 0 ? doc.started[0]! : 0;
+  for (let i = 1; i < n; i++) if (doc.started[i]! < t0) t0 = doc.started[i]!;
+  const activation = new Array<number | string>(n);
+  const started = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const id = doc.activation[i]!;
+    const head = `${boot}-${doc.started[i]!.toString(36)}-`;
+    const tail = id.startsWith(head) ? id.slice(head.length) : '';
+    const k = /^[0-9a-z]{1,10}$/.test(tail) ? parseInt(tail, 36) : NaN;
+    activation[i] = boot && Number.isSafeInteger(k) && k.toString(36) === tail ? k : id;
+    started[i] = doc.started[i]! - t0;
+  }
+  const refs = (col: ReadonlyArray<string | null>) => col.map(ref);
+  const out: StoredBatch = {
+    _id: doc._id, type: 'activations', v: 2, count: n, boot, strings: [],
+    activation, events: refs(doc.events), trigger: refs(doc.trigger), path: refs(doc.path), method: refs(doc.method),
+    t0, started, durationMs: doc.durationMs, workers: refs(doc.workers),
+    parent: doc.parent ? refs(doc.parent) : new Array<number>(n).fill(-1),
+    details: doc.details,
+  };
+  out.strings = strings;
+  if (doc.inputs && Object.keys(doc.inputs).length > 0) out.inputs = doc.inputs;
+  if (doc.marks && Object.keys(doc.marks).length > 0) out.marks = doc.marks;
+  return out;
+}
+
+/** The plain form of a stored batch, in either form. */
+export function decodeBatch(doc: BatchDoc | StoredBatch): BatchDoc {
+  if ((doc as StoredBatch).v !== 2) return doc as BatchDoc;
+  const d = doc as StoredBatch;
+  const str = (i: number): string | null => (i < 0 ? null : d.strings[i]!);
+  const started = d.started.map((x) => x + d.t0);
+  return {
+    _id: d._id, type: 'activations', count: d.count,
+    activation: d.activation.map((a, i) => (typeof a === 'string' ? a : `${d.boot}-${started[i]!.toString(36)}-${a.toString(36)}`)),
+    events: d.events.map((i) => str(i) ?? ''),
+    trigger: d.trigger.map((i) => str(i) as TriggerKind),
+    path: d.path.map(str),
+    method: d.method.map(str),
+    started,
+    durationMs: d.durationMs,
+    workers: d.workers.map((i) => str(i) ?? ''),
+    parent: d.parent.map(str),
+    details: d.details,
+    ...(d.inputs ? { inputs: d.inputs } : {}),
+    ...(d.marks ? { marks: d.marks } : {}),
+  };
+}
+
 export interface BatchRef {
   id: string;
   /** earliest and latest start in the batch. */
@@ -140,7 +237,8 @@ export function expandAt(doc: BatchDoc, i: number): ActivationRecord {
   };
 }
 
-/** The records of one stored batch, in the order they were recorded. */
-export function expandBatch(doc: BatchDoc): ActivationRecord[] {
+/** The records of one stored batch (in either form), in the order they were recorded. */
+export function expandBatch(stored: BatchDoc | StoredBatch): ActivationRecord[] {
+  const doc = decodeBatch(stored);
   return doc.activation.map((_, i) => expandAt(doc, i));
 }

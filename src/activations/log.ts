@@ -21,7 +21,7 @@ import type { HttpRequestPart, WorkerOutcome, TriggerKind } from '../shared/mess
 import type { Logger } from '../shared/log.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { isTransient, statusOf } from '../store/couch.ts';
-import { batchId, kBatchSpanMs, kDayMs, type BatchDoc } from './batch.ts';
+import { batchId, encodeBatch, kBatchSpanMs, kDayMs, type BatchDoc } from './batch.ts';
 import { dayDbName, dayStart, ensureDayDb } from './days.ts';
 import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
 import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
@@ -246,7 +246,7 @@ export class ActivationLog {
               this.ready.add(db);
             }
             // Stringified here: nano's own stringify runs a replacer over every key of a large batch.
-            await this.server.request({ db, doc: b.doc._id, method: 'PUT', body: JSON.stringify(b.doc), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
+            await this.server.request({ db, doc: b.doc._id, method: 'PUT', body: JSON.stringify(encodeBatch(b.doc)), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
           } catch (err) {
             // 409: written by an earlier attempt whose answer was lost. Anything else (the store
             // is away, restarting, the day database was dropped): keep the batch for the next flush.

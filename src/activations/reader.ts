@@ -14,7 +14,7 @@ import type { ServerScope } from 'nano';
 import { LivelyError } from '../shared/errors.ts';
 import { statusOf } from '../store/couch.ts';
 import type { ActivationStatus } from '../shared/message.ts';
-import { batchIdPrefix, expandAt, kBatchSpanMs, kDayMs, matchesAt, parseBatchId, type BatchDoc, type BatchRef, type RecordFilter } from './batch.ts';
+import { batchIdPrefix, decodeBatch, expandAt, kBatchSpanMs, kDayMs, matchesAt, parseBatchId, type BatchDoc, type BatchRef, type StoredBatch, type RecordFilter } from './batch.ts';
 import { dayDbName, listDayDbs } from './days.ts';
 import type { ActivationRecord } from './log.ts';
 
@@ -97,8 +97,8 @@ async function fetchBatches(server: ServerScope, refs: Ref[]): Promise<BatchDoc[
       throw err;
     }
     for (const row of res.rows) {
-      const doc = (row as { doc?: BatchDoc | null }).doc;
-      if (doc && doc.type === 'activations') out.push(doc);
+      const doc = (row as { doc?: BatchDoc | StoredBatch | null }).doc;
+      if (doc && doc.type === 'activations') out.push(decodeBatch(doc));
     }
   }
   return out;
