@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
+import { expandBatch } from '../../src/activations/batch.ts';
 import { dayDbName } from '../../src/activations/days.ts';
 import { activationTime } from '../../src/activations/reader.ts';
 import { eventually } from '../support/runtime.ts';
@@ -160,7 +161,7 @@ describe('livelycouch start (embedded store, real processes)', function () {
     const again = await startCli(['start'], /listening on/, { dataDir: s.dataDir });
     started.push(again);
     const page = await connect(again.storeUrl).use<Record<string, any>>(dayDbName('lively_', activationTime(activation)!)).list({ include_docs: true });
-    const ids = page.rows.flatMap((r) => (r.doc?.type === 'activations' ? (r.doc.activation as string[]) : []));
+    const ids = page.rows.flatMap((r) => (r.doc?.type === 'activations' ? expandBatch(r.doc as never).map((rec) => rec.activation) : []));
     expect(ids).to.include(activation);
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { journalDbName, type JournalBatch } from '../../src/runtime/durable.ts';
-import { eventually, startRuntime } from '../support/runtime.ts';
+import { eventually, postEvent, startRuntime } from '../support/runtime.ts';
 
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });
 
@@ -23,10 +23,7 @@ module.exports = async (msg) => {
   return { n: p.n };
 };`;
 
-async function post(rt: Runtime, p: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const res = await request(`${rt.url}/_events${p}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
-  return { status: res.statusCode, body: await res.body.json() };
-}
+const post = postEvent;
 
 describe('durable events over HTTP', function () {
   this.timeout(30_000);

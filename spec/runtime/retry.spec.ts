@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
-import { eventually, startRuntime } from '../support/runtime.ts';
+import { eventually, postEvent, startRuntime } from '../support/runtime.ts';
 
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });
 
@@ -24,10 +24,7 @@ module.exports = async (msg) => {
   return { run: n };
 };`;
 
-async function post(rt: Runtime, p: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await request(`${rt.url}/_events${p}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-  return { status: res.statusCode, body: await res.body.json() };
-}
+const post = postEvent;
 
 describe('worker retries', function () {
   this.timeout(30_000);

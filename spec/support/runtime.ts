@@ -1,4 +1,5 @@
 /** Starts a Runtime on the suite's store under a fresh database prefix, on a free port. */
+import { request } from 'undici';
 import { makeConfig, type ConfigInput } from '../../src/config/index.ts';
 import { Runtime } from '../../src/runtime.ts';
 import type { Dispatcher } from '../../src/workers/dispatcher.ts';
@@ -33,4 +34,10 @@ export async function eventually(check: () => Promise<boolean> | boolean, ms = 5
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** POSTs a JSON body to `/_events<p>` of a runtime; the reply's status and parsed body. */
+export async function postEvent(rt: Runtime, p: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const res = await request(`${rt.url}/_events${p}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+  return { status: res.statusCode, body: await res.body.json() };
 }
