@@ -184,7 +184,7 @@ export class WorkerInstance {
   /** An error escaped the worker's code: everything it holds fails and the instance is dropped. */
   fault(err: unknown, kind: string): void {
     if (err instanceof ExitSignal) return;
-    this.end('LC_WORKER_ERROR', `${kind}: ${describeError(err)}`);
+    this.end('LC_WORKER_ERROR', `${kind}: ${describeError(err)}`, stackOf(err));
   }
 
   private exited(code: number): void {
@@ -196,8 +196,9 @@ export class WorkerInstance {
     }
   }
 
-  private end(code: string, message: string): void {
-    for (const rec of [...this.inflight.values()]) this.finish(rec, { id: rec.id, status: 'error', error: { code, message }, logs: rec.logs });
+  private end(code: string, message: string, stack?: string): void {
+    const error = stack === undefined ? { code, message } : { code, message, stack };
+    for (const rec of [...this.inflight.values()]) this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.logs });
     this.kill();
   }
 
@@ -234,7 +235,9 @@ export class WorkerInstance {
 
   private failed(rec: MessageRecord, err: unknown): void {
     if (err instanceof ExitSignal) return;
-    this.finish(rec, { id: rec.id, status: 'error', error: { code: 'LC_WORKER_ERROR', message: describeError(err) }, logs: rec.logs });
+    const stack = stackOf(err);
+    const error = stack === undefined ? { code: 'LC_WORKER_ERROR', message: describeError(err) } : { code: 'LC_WORKER_ERROR', message: describeError(err), stack };
+    this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.logs });
   }
 
   private finish(rec: MessageRecord, outcome: ItemOutcome): void {
@@ -257,4 +260,11 @@ export class WorkerInstance {
       context() { const rec = inst.oldest(); return rec ? new HandlerContext(inst, rec) : undefined; },
     };
   }
+}
+
+const kMaxStack = 4096;
+/** The stack of a thrown Error (cut to 4 KiB), for the activation record; nothing for other values. */
+export function stackOf(err: unknown): string | undefined {
+  if (!(err instanceof Error) || typeof err.stack !== 'string') return undefined;
+  return err.stack.length > kMaxStack ? err.stack.slice(0, kMaxStack) : err.stack;
 }

@@ -2,7 +2,7 @@
  * What the pool side and the thread side say to each other. Imports nothing but types,
  * so both sides can share it without the thread ever loading pool code.
  */
-import type { EmitCommand, LogLine, WorkerMessage } from '../src/shared/message.ts';
+import type { EmitCommand, LogLine, OutcomeError, WorkerMessage } from '../src/shared/message.ts';
 
 /** piscina `workerData`: fixed for the life of a pool. */
 export interface ThreadInit {
@@ -41,7 +41,7 @@ export interface ItemOutcome {
   id: number;
   status: 'ok' | 'error';
   result?: unknown;
-  error?: { code: string; message: string };
+  error?: OutcomeError;
   logs: LogLine[];
 }
 

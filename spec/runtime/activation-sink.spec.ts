@@ -23,7 +23,7 @@ describe('activation sinks', () => {
     const clean = { worker: 'ok', status: 'ok' as const, logs: [], durationMs: 1 };
     const dirty = {
       worker: 'leaky', status: 'error' as const, durationMs: 2,
-      error: { code: 'LC_WORKER_ERROR', message: 'cannot reach http://admin:hunter2@db:5984' },
+      error: { code: 'LC_WORKER_ERROR', message: 'cannot reach http://admin:hunter2@db:5984', stack: 'Error: cannot reach http://admin:hunter2@db:5984\n    at connect (x.js:1:1)' },
       logs: [{ t: 1, level: 'info' as const, msg: 'plain line' }, { t: 2, level: 'error' as const, msg: 'Authorization: Basic YWRtaW46aHVudGVyMg==' }],
     };
     const original = rec([clean, dirty]);
@@ -31,6 +31,7 @@ describe('activation sinks', () => {
     const out = stored[0]!;
     expect(out.workers[0]).to.equal(clean);
     expect(out.workers[1]!.error!.message).to.equal(`cannot reach http://admin:${kRedacted}@db:5984`);
+    expect(out.workers[1]!.error!.stack).to.equal(`Error: cannot reach http://admin:${kRedacted}@db:5984\n    at connect (x.js:1:1)`);
     expect(out.workers[1]!.logs.map((l) => l.msg)).to.deep.equal(['plain line', `Authorization: Basic ${kRedacted}`]);
     expect(original.workers[1]!.error!.message).to.contain('hunter2');
     // Nothing to scrub: the very same record goes through.

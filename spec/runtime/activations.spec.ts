@@ -58,6 +58,7 @@ describe('the activation records API', function () {
     expect(rec.body).to.include({ activation: id, trigger: 'http', path: '/charge/42', method: 'POST' });
     expect(rec.body.events).to.deep.equal(['charge']);
     expect(rec.body.workers[0].error.message).to.contain('broken on purpose');
+    expect(rec.body.workers[0].error.stack).to.match(/^Error: broken on purpose\n\s+at /);
     expect(rec.body.workers[0].logs.map((l: { msg: string }) => l.msg)).to.include('charging 42 5');
     expect(rec.body.input).to.deep.include({ trigger: 'http', method: 'POST', path: '/charge/42', params: { note: 'x', amount: 5 } });
     expect(rec.body.input.request.body).to.deep.equal({ amount: 5 });

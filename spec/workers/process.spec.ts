@@ -86,6 +86,7 @@ describe('ProcessDispatcher - messages on a real stdin', () => {
     expect(crash.status).to.equal('error');
     expect(crash.error!.code).to.equal('LC_WORKER_EXIT');
     expect(crash.error!.message).to.contain('exited with code 3');
+    expect(crash.error).to.include({ exitCode: 3, signal: null });
     expect(crash.error!.message).to.contain('about to fail on purpose');
     const next = await run(spec);
     expect(next.status).to.equal('ok');

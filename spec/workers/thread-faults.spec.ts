@@ -26,6 +26,16 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     expect((await run(d, bystander, { n: 4 })).result).to.deep.equal({ doubled: 8 });
   }
 
+  it('a handler that throws fails its message with the error\'s message and stack; the next message works', async () => {
+    const spec = faulty('invoicer', "throw new TypeError('no such invoice: ' + m.parameters.n);");
+    const out = await run(d, spec, { fault: true, n: 7 });
+    expect(out.status).to.equal('error');
+    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR' });
+    expect(out.error!.message).to.contain('no such invoice: 7');
+    expect(out.error!.stack).to.match(/^TypeError: no such invoice: 7\n\s+at /);
+    await stillWorks(spec);
+  });
+
   it('an endless loop hits the timeout and its thread is replaced', async () => {
     const spec = faulty('looper', 'for (;;) {}', { limits: { timeout: 300 } });
     const out = await run(d, spec, { fault: true });
@@ -47,14 +57,16 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     const spec = faulty('thrower', "await new Promise(() => setTimeout(() => { throw new Error('boom in timer'); }, 10));");
     const out = await run(d, spec, { fault: true });
     expect(out.status).to.equal('error');
-    expect(out.error).to.deep.equal({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in timer' });
+    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in timer' });
+    expect(out.error!.stack).to.match(/^Error: boom in timer\n\s+at .*livelycouch-worker:/);
     await stillWorks(spec);
   });
 
   it('an uncaught exception in a callback the worker does not own is traced to it by its stack', async () => {
     const spec = faulty('fsthrower', "await new Promise(() => require('node:fs').stat('.', () => { throw new Error('boom in fs callback'); }));");
     const out = await run(d, spec, { fault: true });
-    expect(out.error).to.deep.equal({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in fs callback' });
+    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in fs callback' });
+    expect(out.error!.stack).to.match(/^Error: boom in fs callback\n\s+at .*livelycouch-worker:/);
     await stillWorks(spec);
   });
 
@@ -62,7 +74,8 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     const spec = faulty('rejecter', "Promise.reject(new Error('nobody catches me')); await new Promise((r) => setTimeout(r, 2000));");
     const out = await run(d, spec, { fault: true });
     expect(out.status).to.equal('error');
-    expect(out.error).to.deep.equal({ code: 'LC_WORKER_ERROR', message: 'unhandled rejection: nobody catches me' });
+    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR', message: 'unhandled rejection: nobody catches me' });
+    expect(out.error!.stack).to.match(/^Error: nobody catches me\n\s+at .*livelycouch-worker:/);
     await stillWorks(spec);
   });
 

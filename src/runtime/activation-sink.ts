@@ -35,7 +35,8 @@ export function redactOutcome(w: WorkerOutcome): WorkerOutcome {
   let out = w;
   if (w.error) {
     const message = redactText(w.error.message);
-    if (message !== w.error.message) out = { ...out, error: { ...w.error, message } };
+    const stack = w.error.stack === undefined ? undefined : redactText(w.error.stack);
+    if (message !== w.error.message || stack !== w.error.stack) out = { ...out, error: { ...w.error, message, ...(stack !== undefined ? { stack } : {}) } };
   }
   for (let i = 0; i < w.logs.length; i++) {
     const line = w.logs[i]!;

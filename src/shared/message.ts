@@ -39,12 +39,23 @@ export interface EmitCommand {
 
 export type ActivationStatus = 'ok' | 'error' | 'timeout';
 
+/** Why a worker's handling of a message failed: a stable code and a reason, and where known the stack of a thrown error or how a process ended. */
+export interface OutcomeError {
+  code: string;
+  message: string;
+  /** a thread or isolate worker's thrown error, its stack (at most 4 KiB). */
+  stack?: string;
+  /** a process worker that ended: its exit code (null when a signal ended it) and the signal. */
+  exitCode?: number | null;
+  signal?: string | null;
+}
+
 /** How one worker's handling of one message ended. */
 export interface WorkerOutcome {
   worker: string;
   status: ActivationStatus;
   result?: unknown;
-  error?: { code: string; message: string };
+  error?: OutcomeError;
   logs: LogLine[];
   durationMs: number;
   /** runs made, the first included; present when the event gives this worker a retry policy. */

@@ -136,7 +136,10 @@ export class ProcessDispatcher implements Dispatcher {
     const outcome = (end: RunEnd | { kind: 'error'; error: LivelyError; logs?: RunEnd['logs'] }): WorkerOutcome => {
       const base = { worker: spec.id, logs: end.logs ?? [], durationMs: Date.now() - started };
       if (end.kind === 'ok') return { ...base, status: 'ok', ...(end.result === undefined ? {} : { result: end.result }) };
-      return { ...base, status: end.kind === 'timeout' ? 'timeout' : 'error', error: { code: end.error.code, message: end.error.message } };
+      const error: WorkerOutcome['error'] = { code: end.error.code, message: end.error.message };
+      const d = end.error.details;
+      if (d && 'exitCode' in d) { error.exitCode = d.exitCode as number | null; error.signal = (d.signal as string | null | undefined) ?? null; }
+      return { ...base, status: end.kind === 'timeout' ? 'timeout' : 'error', error };
     };
     this.inFlight++;
     let pool: RevisionPool | undefined;
