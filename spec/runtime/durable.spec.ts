@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { connect } from '../../src/store/couch.ts';
 import { silentLogger } from '../../src/shared/log.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
+import { kDaySecurity } from '../../src/store/days.ts';
 import { DurableJournal, GroupCommit, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/runtime/durable.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
@@ -85,6 +86,8 @@ describe('DurableJournal', function () {
     const docs = await batches(db);
     expect(docs.map((d) => d.entries.length).sort((a, b) => a - b)).to.deep.equal([1, 99]);
     for (const d of docs) expect(d).to.include({ type: 'durable', owner: `aaaaaaaa/${j.boot}` });
+    // What callers sent is in there: the day's journal is for admins only, like the activation records.
+    expect(await server.request({ db: journalDbName(prefix, Date.now()), path: '_security' })).to.deep.equal(kDaySecurity);
     const seventh = docs.flatMap((d) => d.entries).find((e) => e.activation === 'act-7');
     expect(seventh).to.deep.equal(entry('act-7', 7));
     for (const ref of refs) j.finish(ref);

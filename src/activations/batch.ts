@@ -13,7 +13,7 @@ import type { ActivationInput, ActivationRecord } from './log.ts';
 
 /** The widest spread of start times within one batch. */
 export const kBatchSpanMs = 5_000;
-export const kDayMs = 86_400_000;
+export { kDayMs } from '../store/days.ts';
 
 export interface BatchDoc {
   _id: string;

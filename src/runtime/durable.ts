@@ -23,7 +23,8 @@ import type { DocumentScope, ServerScope } from 'nano';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { HttpRequestPart } from '../shared/message.ts';
 import type { Logger } from '../shared/log.ts';
-import { ensureDb, statusOf } from '../store/couch.ts';
+import { statusOf } from '../store/couch.ts';
+import { DayDbs, dropDayDb, ensureDayDb, kDayMs } from '../store/days.ts';
 
 /** What a durable activation needs to run again. */
 export interface DurableEntry {
@@ -136,7 +137,6 @@ export interface DurableJournalOptions {
 /** Runs an entry again; the promise settles when its activation is done. Undefined: nothing to run. */
 export type Rerun = (entry: DurableEntry, ref: DurableRef) => { done: Promise<unknown> } | undefined;
 
-const DAY_MS = 86_400_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** `_bulk_docs` results by document id (a write never holds one id twice). */
@@ -157,15 +157,12 @@ export function instanceName(dataDir: string): string {
   return name;
 }
 
+/** The journal's day databases, `<prefix>durable_<yyyymmdd>`. */
+const journalDays = (prefix: string) => new DayDbs(`${prefix}durable_`);
+
 /** `<prefix>durable_<yyyymmdd>` for the UTC day of `at`. */
 export function journalDbName(prefix: string, at: number): string {
-  return `${prefix}durable_${new Date(at).toISOString().slice(0, 10).replace(/-/g, '')}`;
-}
-
-/** ms since the epoch of the start of the day a journal database holds, or undefined. */
-function dayOf(prefix: string, db: string): number | undefined {
-  const m = new RegExp(`^${prefix.replace(/[$()+/]/g, '\\$&')}durable_(\\d{4})(\\d{2})(\\d{2})$`).exec(db);
-  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : undefined;
+  return journalDays(prefix).name(at);
 }
 
 /** Stringified here, once: nano's own stringify walks every key with a replacer. */
@@ -178,6 +175,7 @@ async function bulk(server: ServerScope, db: string, docs: unknown[]): Promise<M
 export class DurableJournal {
   readonly boot = randomBytes(4).toString('hex');
   readonly owner: string;
+  private readonly days: DayDbs;
   private readonly leaseMs: number;
   private readonly dbs = new Map<string, Promise<void>>();
   private readonly accepts = new Map<string, GroupCommit<DurableEntry, DurableRef>>();
@@ -195,6 +193,7 @@ export class DurableJournal {
 
   constructor(private readonly opts: DurableJournalOptions) {
     this.owner = `${opts.instance}/${this.boot}`;
+    this.days = journalDays(opts.prefix);
     this.leaseMs = opts.leaseMs ?? 30_000;
   }
 
@@ -384,8 +383,8 @@ export class DurableJournal {
   }
 
   private async scan(rerun: Rerun): Promise<number> {
-    const { server, prefix, logger } = this.opts;
-    const days = (await server.db.list()).filter((db) => dayOf(prefix, db) !== undefined).sort();
+    const { server, logger } = this.opts;
+    const days = (await this.days.list(server)).map((d) => d.name).reverse(); // oldest first
     const heartbeats = new Map<string, { boot?: string; at?: number } | null>();
     let claimed = 0;
     const running = new Set<Promise<unknown>>();
@@ -499,15 +498,15 @@ export class DurableJournal {
 
   /** A day before yesterday (UTC) with no batch left is dropped, tombstones and all. */
   private async dropIfDone(name: string): Promise<void> {
-    const day = dayOf(this.opts.prefix, name)!;
-    if (day >= Date.now() - 2 * DAY_MS) return;
+    const day = this.days.parse(name)!.start;
+    if (day >= Date.now() - 2 * kDayMs) return;
     try {
       const info = await this.opts.server.db.get(name);
       if (info.doc_count !== 0) return;
-      await this.opts.server.db.destroy(name);
+      const dropped = await dropDayDb(this.opts.server, name);
       this.dbs.delete(name);
       this.accepts.delete(name);
-      this.stats.dropped++;
+      if (dropped) this.stats.dropped++;
     } catch (err) {
       if (statusOf(err) !== 404) this.opts.logger.warn('dropping a finished journal day failed', { db: name, error: describeError(err) });
     }
@@ -516,7 +515,7 @@ export class DurableJournal {
   private ensure(db: string): Promise<void> {
     let p = this.dbs.get(db);
     if (!p) {
-      p = ensureDb(this.opts.server, db);
+      p = ensureDayDb(this.opts.server, db);
       this.dbs.set(db, p);
       p.catch(() => this.dbs.delete(db));
     }
