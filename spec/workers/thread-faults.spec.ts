@@ -21,6 +21,16 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
   before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')); d = new ThreadDispatcher({ cacheDir: dir, threads: 1 }); });
   after(async () => { await d.close(1000); rmSync(dir, { recursive: true, force: true }); });
 
+  /** The fault fails its message with this reason and the thrown error's stack, then the worker and a bystander work. */
+  async function failsThenWorks(spec: ReturnType<typeof faulty>, message: string, stackHead: string) {
+    const out = await run(d, spec, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR', message });
+    expect(out.error!.stack!.startsWith(stackHead + '\n')).to.equal(true, out.error!.stack);
+    expect(out.error!.stack).to.match(/\n\s+at .*livelycouch-worker:/);
+    await stillWorks(spec);
+  }
+
   async function stillWorks(spec: ReturnType<typeof faulty>) {
     expect(await run(d, spec, { n: 2 })).to.include({ status: 'ok', result: 'fine 2' });
     expect((await run(d, bystander, { n: 4 })).result).to.deep.equal({ doubled: 8 });
@@ -55,28 +65,17 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
 
   it('an uncaught exception inside a setTimeout fails the message with its reason', async () => {
     const spec = faulty('thrower', "await new Promise(() => setTimeout(() => { throw new Error('boom in timer'); }, 10));");
-    const out = await run(d, spec, { fault: true });
-    expect(out.status).to.equal('error');
-    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in timer' });
-    expect(out.error!.stack).to.match(/^Error: boom in timer\n\s+at .*livelycouch-worker:/);
-    await stillWorks(spec);
+    await failsThenWorks(spec, 'uncaught exception: boom in timer', 'Error: boom in timer');
   });
 
   it('an uncaught exception in a callback the worker does not own is traced to it by its stack', async () => {
     const spec = faulty('fsthrower', "await new Promise(() => require('node:fs').stat('.', () => { throw new Error('boom in fs callback'); }));");
-    const out = await run(d, spec, { fault: true });
-    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR', message: 'uncaught exception: boom in fs callback' });
-    expect(out.error!.stack).to.match(/^Error: boom in fs callback\n\s+at .*livelycouch-worker:/);
-    await stillWorks(spec);
+    await failsThenWorks(spec, 'uncaught exception: boom in fs callback', 'Error: boom in fs callback');
   });
 
   it('an unhandled rejection fails the message with its reason', async () => {
     const spec = faulty('rejecter', "Promise.reject(new Error('nobody catches me')); await new Promise((r) => setTimeout(r, 2000));");
-    const out = await run(d, spec, { fault: true });
-    expect(out.status).to.equal('error');
-    expect(out.error).to.deep.include({ code: 'LC_WORKER_ERROR', message: 'unhandled rejection: nobody catches me' });
-    expect(out.error!.stack).to.match(/^Error: nobody catches me\n\s+at .*livelycouch-worker:/);
-    await stillWorks(spec);
+    await failsThenWorks(spec, 'unhandled rejection: nobody catches me', 'Error: nobody catches me');
   });
 
   it('running out of memory gives an error naming the memory limit', async () => {
