@@ -20,6 +20,7 @@ import type { DispatchContext, Dispatcher, DispatcherStats } from '../src/worker
 import type { WorkerSpec } from '../src/workers/spec.ts';
 import type { WorkerOutcome } from '../src/shared/message.ts';
 import { deployDir } from '../src/runtime/deploy.ts';
+import { basicAuthOf } from '../src/store/couch.ts';
 
 const mode = process.argv[2];
 const CHILD = `const rl=require('readline').createInterface({input:process.stdin});rl.on('line',l=>{const m=JSON.parse(l);process.stdout.write(JSON.stringify({result:{ok:true,n:m.n??null}})+'\\n')})`;
@@ -77,7 +78,7 @@ async function main(): Promise<void> {
     for (;;) { if (rt.catalog.matcher.size >= 5) break; await new Promise((r) => setTimeout(r, 20)); }
     const profile = await startProfile();
     const admin = new URL(rt.couchUrl);
-    const auth = Buffer.from(`${decodeURIComponent(admin.username)}:${decodeURIComponent(admin.password)}`).toString('base64');
+    const auth = basicAuthOf(admin)!.slice('Basic '.length);
     process.stdout.write(`READY ${rt.url} ${auth}\n`);
     process.on('SIGTERM', () => { void profile().then(() => rt.stop(2_000)).then(() => process.exit(0)); });
   } else {

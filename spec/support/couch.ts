@@ -3,7 +3,7 @@
  * and a cleanup that removes that prefix's databases.
  */
 import { randomBytes } from 'node:crypto';
-import { connect } from '../../src/store/couch.ts';
+import { basicAuthOf, connect } from '../../src/store/couch.ts';
 import type { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
 
 export const kUrlEnv = 'LIVELY_TEST_COUCH_URL';
@@ -66,7 +66,7 @@ export function basicAuth(name: string, password: string): string {
  * what the runtime's admin API (`/_lively/*` but health) asks for.
  */
 export function adminHeaders(url: string = couchUrl()): { authorization: string } {
-  const u = new URL(url);
-  if (!u.username) throw new Error('the CouchDB URL carries no admin credentials');
-  return { authorization: basicAuth(decodeURIComponent(u.username), decodeURIComponent(u.password)) };
+  const authorization = basicAuthOf(url);
+  if (!authorization) throw new Error('the CouchDB URL carries no admin credentials');
+  return { authorization };
 }

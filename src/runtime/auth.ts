@@ -22,6 +22,7 @@ import { request } from 'undici';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EventAuth, EventDef } from '../events/model.ts';
 import type { HttpRequestPart } from '../shared/message.ts';
+import { basicAuthOf } from '../store/couch.ts';
 
 export interface UserCtx {
   name: string | null;
@@ -83,7 +84,7 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
   const asking = new Map<string, Promise<UserCtx>>();
   const hmacKey = randomBytes(32);
   // The runtime's own admin credentials, as the digest a Basic header carrying them gets.
-  const own = u.username ? { digest: digestOf(hmacKey, `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`, undefined), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
+  const own = u.username ? { digest: digestOf(hmacKey, basicAuthOf(u), undefined), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
 
   async function ask(authorization: string | undefined, session: string | undefined): Promise<UserCtx> {
     const headers: Record<string, string> = { accept: 'application/json' };

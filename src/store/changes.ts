@@ -13,7 +13,7 @@ import type nano from 'nano';
 import { request } from 'undici';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { silentLogger, type Logger } from '../shared/log.ts';
-import { sleep, statusOf } from './couch.ts';
+import { basicAuthOf, sleep, statusOf } from './couch.ts';
 
 export interface ChangeRow {
   id: string;
@@ -226,8 +226,9 @@ export class ChangesFeed extends EventEmitter {
     const { selector } = this.#opts;
     const base = new URL(this.#db.config.url);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (base.username) {
-      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
+    const authorization = basicAuthOf(base);
+    if (authorization) {
+      headers.authorization = authorization;
       base.username = '';
       base.password = '';
     }

@@ -32,6 +32,13 @@ export function redact(url: string): string {
 }
 
 /** The HTTP status of a nano error, undefined when the request never got an answer. */
+/** The `Authorization: Basic …` value for the credentials a CouchDB URL carries, or undefined when it carries none. */
+export function basicAuthOf(url: string | URL): string | undefined {
+  const u = typeof url === 'string' ? new URL(url) : url;
+  if (!u.username) return undefined;
+  return `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+}
+
 export function statusOf(err: unknown): number | undefined {
   const s = (err as { statusCode?: unknown } | null)?.statusCode;
   return typeof s === 'number' ? s : undefined;
