@@ -5,11 +5,11 @@
 import type { ServerScope } from 'nano';
 import { DayDbs, type DayDb } from '../store/days.ts';
 
-export { dayStart, dropDayDb, ensureDayDb, kDaySecurity, type DayDb } from '../store/days.ts';
+export { dayStart, dropDayDb, ensureDayDb, type DayDb } from '../store/days.ts';
 
 const families = new Map<string, DayDbs>();
 /** The activation-record days of a database prefix. */
-export function recordDays(prefix: string): DayDbs {
+function recordDays(prefix: string): DayDbs {
   let f = families.get(prefix);
   if (!f) { f = new DayDbs(`${prefix}logs-`); families.set(prefix, f); }
   return f;
@@ -17,5 +17,4 @@ export function recordDays(prefix: string): DayDbs {
 
 /** `<prefix>logs-YYYYMMDD` for the UTC day of `t`. */
 export const dayDbName = (prefix: string, t: number): string => recordDays(prefix).name(t);
-export const parseDayDbName = (prefix: string, name: string): DayDb | undefined => recordDays(prefix).parse(name);
 export const listDayDbs = (server: ServerScope, prefix: string): Promise<DayDb[]> => recordDays(prefix).list(server);
