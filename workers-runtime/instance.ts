@@ -36,7 +36,7 @@ export class MessageRecord {
   finished = false;
   tracked?: Tracked;
   private parsed?: WorkerMessage;
-  constructor(readonly id: number, readonly line: string, readonly batch: unknown) {}
+  constructor(readonly id: number, readonly line: string) {}
   /** parsed on first use: a stdin-style worker only ever needs the line. */
   get message(): WorkerMessage {
     return (this.parsed ??= JSON.parse(this.line) as WorkerMessage);

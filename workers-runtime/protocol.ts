@@ -2,6 +2,7 @@
  * What the pool side and the thread side say to each other. Imports nothing but types,
  * so both sides can share it without the thread ever loading pool code.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { EmitCommand, LogLine, OutcomeError, WorkerMessage } from '../src/shared/message.ts';
 
 /** piscina `workerData`: fixed for the life of a pool. */
@@ -11,8 +12,6 @@ export interface ThreadInit {
   couchUrl?: string;
   /** one Int32 per batch slot: how many items of that batch the thread has started. */
   progress: SharedArrayBuffer;
-  /** one Int32 per batch slot: the threadId running that batch, so a timeout can end that thread. */
-  owners: SharedArrayBuffer;
   /** BroadcastChannel name for retire/close notices to every thread. */
   channel: string;
 }
@@ -31,7 +30,14 @@ export interface TaskGroup {
   items: { id: number; line: string }[];
 }
 
-/** One piscina task: several messages, so a thread hop is paid once for many. */
+/** thread → pool once, through piscina's channel when the thread starts: the port its batches come down. */
+export interface Hello {
+  lc: 'hello';
+  threadId: number;
+  port: MessagePort;
+}
+
+/** One batch down a thread's port: several messages, so a thread hop is paid once for many. */
 export interface BatchTask {
   slot: number;
   groups: TaskGroup[];
@@ -45,7 +51,7 @@ export interface ItemOutcome {
   logs: LogLine[];
 }
 
-/** thread → pool, through parentPort (piscina re-emits it as the pool's 'message'). */
+/** thread → pool, up the thread's port: what finished and what was emitted since the last one. */
 export interface Outbox {
   lc: 'out';
   done: ItemOutcome[];

@@ -1,8 +1,9 @@
 /**
- * Thread entry (a piscina task handler). A task is a batch of messages for one or more worker
- * revisions; each revision is compiled once per thread and instantiated lazily. Outcomes and
- * emits go back through parentPort as they happen (coalesced per turn of the event loop);
- * whatever is still unsent when the batch ends rides on the task's own result.
+ * Thread entry. piscina starts the thread and loads this module; the module opens a port of its
+ * own and hands it to the pool (a `hello`), and batches come down that port from then on. A
+ * batch is messages for one or more worker revisions; each revision is compiled once per thread
+ * and instantiated lazily. Outcomes and emits go back up the port as they happen, coalesced per
+ * turn of the event loop.
  *
  * This file is bundled on its own at dispatcher start and runs as plain JavaScript: it imports
  * only workers-runtime/* and src/shared/*, never the pool side.
@@ -11,48 +12,37 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { compileFunction } from 'node:vm';
-import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
-import type { EmitCommand } from '../src/shared/message.ts';
+import { BroadcastChannel, MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { describeError } from '../src/shared/errors.ts';
-import type { BatchTask, ItemOutcome, Notice, Outbox, TaskGroup, ThreadInit } from './protocol.ts';
+import type { BatchTask, Hello, Notice, Outbox, TaskGroup, ThreadInit } from './protocol.ts';
 import { kFactoryParams, MessageRecord, WorkerInstance, type InstanceEnv, type ModuleFactory } from './instance.ts';
 import { ExitSignal } from './process.ts';
 
 const init = workerData as ThreadInit;
 const progress = new Int32Array(init.progress);
-const owners = new Int32Array(init.owners);
 const factories = new Map<string, ModuleFactory>();
 const instances = new Map<string, WorkerInstance>();
 const kFilePrefix = 'livelycouch-worker:///';
 
-interface Batch {
-  left: number;
-  resolve: (r: Outbox | undefined) => void;
-  done: ItemOutcome[];
-  emits: [number, EmitCommand][];
-}
+const { port1: port, port2 } = new MessageChannel();
+const hello: Hello = { lc: 'hello', threadId, port: port2 };
+parentPort!.postMessage(hello, [port2]);
+port.on('message', run);
 
-const dirty = new Set<Batch>();
+let outbox: Outbox = { lc: 'out', done: [], emits: [] };
 let flushScheduled = false;
 
-function schedule(b: Batch): void {
-  dirty.add(b);
+function schedule(): void {
   if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
 }
 
 function flush(): void {
   flushScheduled = false;
-  if (dirty.size === 0) return;
-  const out: Outbox = { lc: 'out', done: [], emits: [] };
-  for (const b of dirty) {
-    for (const d of b.done) out.done.push(d);
-    for (const e of b.emits) out.emits.push(e);
-    b.done = []; b.emits = [];
-  }
-  dirty.clear();
+  const out = outbox;
+  outbox = { lc: 'out', done: [], emits: [] };
   // postMessage refuses what structured clone cannot copy before sending anything; only then
   // are the results repaired (cloning each one up front would double the cost of every result).
-  try { parentPort!.postMessage(out); } catch { parentPort!.postMessage(cloneable(out)); }
+  try { port.postMessage(out); } catch { port.postMessage(cloneable(out)); }
 }
 
 /** Plain JSON-like data, which structured clone always copies: checked without copying. */
@@ -90,22 +80,11 @@ const env: InstanceEnv = {
     return couchClient;
   },
   reporter: {
-    done(rec, outcome) {
-      const b = rec.batch as Batch;
-      b.done.push(outcome);
-      if (--b.left === 0) finishBatch(b); else schedule(b);
-    },
-    emit(rec, emit) { const b = rec.batch as Batch; b.emits.push([rec.id, emit]); schedule(b); },
+    done(_rec, outcome) { outbox.done.push(outcome); schedule(); },
+    emit(rec, emit) { outbox.emits.push([rec.id, emit]); schedule(); },
   },
   gone(inst) { if (instances.get(inst.key) === inst) instances.delete(inst.key); },
 };
-
-function finishBatch(b: Batch): void {
-  dirty.delete(b);
-  const out: Outbox | undefined = b.done.length || b.emits.length ? cloneable({ lc: 'out', done: b.done, emits: b.emits }) : undefined;
-  b.done = []; b.emits = [];
-  b.resolve(out);
-}
 
 function factoryFor(g: TaskGroup): ModuleFactory {
   let f = factories.get(g.key);
@@ -126,27 +105,26 @@ function instanceFor(g: TaskGroup): WorkerInstance {
   return inst;
 }
 
-export default function run(task: BatchTask): Promise<Outbox | undefined> {
-  let total = 0;
-  for (const g of task.groups) total += g.items.length;
-  let resolve!: (r: Outbox | undefined) => void;
-  const promise = new Promise<Outbox | undefined>((r) => { resolve = r; });
-  const batch: Batch = { left: total, resolve, done: [], emits: [] };
+/** Starts every message of a batch, counting each in the batch's progress slot as it starts. */
+function run(task: BatchTask): void {
   let seq = 0;
-  Atomics.store(owners, task.slot, threadId);
   for (const g of task.groups) {
     let inst: WorkerInstance | undefined;
     let loadError: unknown;
     try { inst = instanceFor(g); } catch (e) { loadError = e; }
     for (const item of g.items) {
       Atomics.store(progress, task.slot, ++seq);
-      const rec = new MessageRecord(item.id, item.line, batch);
+      const rec = new MessageRecord(item.id, item.line);
       if (inst && inst.alive) { inst.deliver(rec); continue; }
       const message = loadError instanceof ExitSignal || !loadError ? `worker ended while loading (process.exit)` : `worker failed to load: ${describeError(loadError)}`;
       env.reporter.done(rec, { id: item.id, status: 'error', error: { code: loadError instanceof ExitSignal ? 'LC_WORKER_EXIT' : 'LC_WORKER_ERROR', message }, logs: rec.logs });
     }
   }
-  return promise;
+}
+
+/** piscina's task handler: nothing is sent as a piscina task (batches come down the thread's port). */
+export default function task(): never {
+  throw new Error('LivelyCouch threads take their messages on their own port');
 }
 
 /** Which instance's code is on the stack of an error that escaped it. */

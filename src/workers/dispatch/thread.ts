@@ -3,7 +3,7 @@
  *
  * The code that runs inside threads (workers-runtime/) is bundled once at start into a plain
  * .mjs under the cache directory and located at run time, so threads need no TypeScript loader.
- * Worker bundles are cached on disk too; a task carries a bundle's key and file, never its code.
+ * Worker bundles are cached on disk too; a batch carries a bundle's key and file, never its code.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile, access } from 'node:fs/promises';
@@ -189,12 +189,12 @@ export class ThreadDispatcher implements Dispatcher {
   }
 
   /**
-   * `utilization`: piscina's share of capacity spent running tasks since each pool started,
+   * `utilization`: the share of thread time spent holding messages since each pool started,
    * averaged over pools; `batches`: tasks sent (messages per batch = messages / batches).
    */
   stats(): DispatcherStats & { queued: number; pools: number; threads: number; utilization: number; batches: number; bundles: BundlerStats } {
     let inFlight = 0, queued = 0, threads = 0, utilization = 0, batches = 0;
-    for (const p of this.pools.values()) { inFlight += p.inFlight; queued += p.queued; threads += p.piscina.threads.length; utilization += p.piscina.utilization; batches += p.batches; }
+    for (const p of this.pools.values()) { inFlight += p.inFlight; queued += p.queued; threads += p.piscina.threads.length; utilization += p.utilization; batches += p.batches; }
     if (this.pools.size > 0) utilization /= this.pools.size;
     return { name: this.name, warm: threads, inFlight, queued, pools: this.pools.size, threads, utilization, batches, bundles: this.bundler.stats() };
   }

@@ -1,19 +1,27 @@
 /**
  * One piscina pool (one per distinct memory limit) and the dispatch path into it.
  *
+ * piscina owns the threads: it starts them with the pool's resource limits, keeps `threads` of
+ * them alive and replaces one that dies. Messages do not travel as piscina tasks, though: each
+ * thread opens a MessagePort of its own when it starts (a `hello` through piscina's message
+ * channel) and batches go straight down it. A piscina task costs its bookkeeping on the main
+ * thread for every batch (task record, async resource, balancer, timing histogram), which on a
+ * busy runtime was the larger part of the hop to a thread; a port costs one postMessage.
+ *
  * Throughput comes from batching: messages wait in `pending` until the next turn of the event
- * loop (or until a batch slot frees up under load), then go to threads several at a time.
- * Each batch owns a slot in a SharedArrayBuffer where the thread counts the items it started,
- * so when a thread dies the items it never started are sent again and only the started ones
- * fail — with the cause of the thread's death in their reason.
+ * loop (or until a batch slot frees up under load), then go to the least busy thread several at
+ * a time. Each batch owns a slot in a SharedArrayBuffer where the thread counts the items it
+ * started, so when a thread dies the items it never started are sent again and only the started
+ * ones fail — with the cause of the thread's death in their reason.
  */
 import { Piscina } from 'piscina';
+import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import type { EmitCommand, WorkerMessage, WorkerOutcome } from '../../../shared/message.ts';
 import { describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import type { WorkerSpec } from '../../spec.ts';
 import type { Bundle } from '../../bundler.ts';
-import type { BatchTask, ItemOutcome, Outbox, TaskGroup, ThreadInit } from '../../../../workers-runtime/protocol.ts';
+import type { BatchTask, Hello, ItemOutcome, Outbox, TaskGroup, ThreadInit } from '../../../../workers-runtime/protocol.ts';
 
 export interface PoolItem {
   id: number;
@@ -28,12 +36,29 @@ export interface PoolItem {
   done: boolean;
   index: number;
   deadline: number;
+  batch?: InFlightBatch;
 }
 
 interface InFlightBatch {
   slot: number;
   items: PoolItem[];
+  thread: Thread;
+  /** items the thread has not reported on yet: the slot is free again at 0. */
+  unreported: number;
   timer?: NodeJS.Timeout;
+}
+
+/** A started thread and the port its batches go down. */
+interface Thread {
+  id: number;
+  worker: Worker;
+  port: MessagePort;
+  batches: Set<InFlightBatch>;
+  /** why the thread ended: set by whoever ended it (a timeout) or by its 'error' event. */
+  cause?: { code: string; message: string };
+  /** when it last went from idle to busy (for utilization). */
+  busySince: number;
+  gone: boolean;
 }
 
 export interface ThreadPoolOptions {
@@ -56,44 +81,70 @@ export class ThreadPool {
   private pending: PoolItem[] = [];
   private readonly freeSlots: number[] = [];
   private readonly progress: Int32Array;
-  private readonly owners: Int32Array;
-  /** why a thread we ended was ended, for the batches it takes down with it. */
-  private readonly causes = new Map<number, string>();
-  private readonly capacity: number;
-  private inFlightBatches = 0;
+  private readonly threads: Thread[] = [];
   /** batches sent to threads (messages per batch = sent messages / batches). */
   batches = 0;
+  private inFlightBatches = 0;
   private flushScheduled = false;
   private closing = false;
+  private readonly createdAt = performance.now();
+  private busyMs = 0;
+  private refs = 0;
 
   constructor(private readonly opts: ThreadPoolOptions) {
-    this.capacity = opts.threads * opts.tasksPerThread;
-    const sab = new SharedArrayBuffer(4 * this.capacity);
+    const capacity = opts.threads * opts.tasksPerThread;
+    const sab = new SharedArrayBuffer(4 * capacity);
     this.progress = new Int32Array(sab);
-    const ownersSab = new SharedArrayBuffer(4 * this.capacity);
-    this.owners = new Int32Array(ownersSab);
-    for (let i = this.capacity - 1; i >= 0; i--) this.freeSlots.push(i);
-    const workerData: ThreadInit = { moduleRoot: opts.moduleRoot, couchUrl: opts.couchUrl, progress: sab, owners: ownersSab, channel: opts.channel };
+    for (let i = capacity - 1; i >= 0; i--) this.freeSlots.push(i);
+    const workerData: ThreadInit = { moduleRoot: opts.moduleRoot, couchUrl: opts.couchUrl, progress: sab, channel: opts.channel };
     this.piscina = new Piscina({
       filename: opts.entry,
-      minThreads: opts.memoryMb ? 1 : opts.threads,
+      // Batches go to threads that said hello, never through piscina's queue, so piscina never
+      // sees demand: the pool is kept at full size from the start.
+      minThreads: opts.threads,
       maxThreads: opts.threads,
-      concurrentTasksPerWorker: opts.tasksPerThread,
       // 'sync' would freeze a thread between tasks, and worker timers would never fire.
       atomics: 'disabled',
-      idleTimeout: 60_000,
       execArgv: [],
       workerData,
       resourceLimits: opts.memoryMb ? { maxOldGenerationSizeMb: opts.memoryMb, maxYoungGenerationSizeMb: Math.max(1, Math.min(16, Math.floor(opts.memoryMb / 4))) } : undefined,
     });
-    // A thread that dies while holding no task (e.g. a leftover timer ran it out of memory)
-    // is reported here; without a listener it would take the whole runtime down.
-    this.piscina.on('error', (err: unknown) => opts.logger.warn('worker thread ended outside a task', { pool: opts.memoryMb ?? 'default', reason: describeError(err) }));
-    this.piscina.on('message', (m: Outbox) => { if (m && m.lc === 'out') this.receive(m); });
+    // piscina reports a thread that dies holding none of its tasks — every death, here — on
+    // 'error', and without a listener that would take the whole runtime down. The thread's own
+    // 'error' and 'exit' listeners (attach) say what it took with it.
+    this.piscina.on('error', () => {});
+    this.piscina.on('message', (m: Hello) => { if (m && m.lc === 'hello') this.attach(m); });
   }
 
+  /** messages held: waiting, running, or timed out on a thread that has not ended yet. */
   get inFlight(): number { return this.items.size; }
   get queued(): number { return this.pending.length; }
+
+  /** Share of the threads' time spent holding at least one batch since the pool started (0 to 1). */
+  get utilization(): number {
+    const now = performance.now();
+    let busy = this.busyMs;
+    for (const t of this.threads) if (t.batches.size > 0) busy += now - t.busySince;
+    return Math.min(1, busy / (this.opts.threads * Math.max(1, now - this.createdAt)));
+  }
+
+  /** A thread started and opened its port: it takes batches from now on. */
+  private attach(hello: Hello): void {
+    const worker = this.piscina.threads.find((w) => w.threadId === hello.threadId);
+    if (!worker || this.closing) { hello.port.close(); return; }
+    const thread: Thread = { id: hello.threadId, worker, port: hello.port, batches: new Set(), busySince: 0, gone: false };
+    hello.port.on('message', (out: Outbox) => this.receive(out));
+    hello.port.unref();
+    worker.on('error', (err: unknown) => {
+      const e = err as { code?: string };
+      thread.cause ??= e?.code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? { code: 'LC_WORKER_MEMORY', message: `the thread ran out of memory (limit ${this.opts.memoryMb ?? 'default'} MB)` }
+        : { code: 'LC_WORKER_ERROR', message: `the thread ended: ${describeError(err)}` };
+    });
+    worker.once('exit', (code) => this.lost(thread, code));
+    this.threads.push(thread);
+    if (this.pending.length > 0) this.scheduleFlush();
+  }
 
   enqueue(item: PoolItem): void {
     this.items.set(item.id, item);
@@ -112,17 +163,27 @@ export class ThreadPool {
 
   private flush(): void {
     while (this.pending.length > 0 && this.freeSlots.length > 0) {
-      const batches = Math.max(1, Math.min(this.freeSlots.length, this.opts.threads, this.pending.length));
+      const thread = this.leastBusy();
+      if (!thread) return; // none has started yet, or all are full: attach and release flush again
+      const batches = Math.max(1, Math.min(this.freeSlots.length, this.threads.length, this.pending.length));
       const size = Math.min(this.opts.maxBatch, Math.ceil(this.pending.length / batches));
-      this.send(this.pending.splice(0, size));
+      this.send(thread, this.pending.splice(0, size));
     }
   }
 
-  private send(list: PoolItem[]): void {
+  private leastBusy(): Thread | undefined {
+    let best: Thread | undefined;
+    for (const t of this.threads) {
+      if (t.gone || t.batches.size >= this.opts.tasksPerThread) continue;
+      if (!best || t.batches.size < best.batches.size) best = t;
+    }
+    return best;
+  }
+
+  private send(thread: Thread, list: PoolItem[]): void {
     const slot = this.freeSlots.pop()!;
     this.batches++;
     Atomics.store(this.progress, slot, 0);
-    Atomics.store(this.owners, slot, 0);
     const groups = new Map<string, TaskGroup>();
     for (const it of list) {
       let g = groups.get(it.bundle.key);
@@ -134,25 +195,38 @@ export class ThreadPool {
       g.items.push({ id: it.id, line: JSON.stringify(it.message) });
     }
     const items: PoolItem[] = [];
+    const batch: InFlightBatch = { slot, items, thread, unreported: list.length };
     const now = performance.now();
     let first = Infinity;
     for (const g of groups.values()) for (const gi of g.items) {
       const it = this.items.get(gi.id)!;
       it.index = items.length;
       it.deadline = now + it.spec.limits.timeout;
+      it.batch = batch;
       if (it.deadline < first) first = it.deadline;
       items.push(it);
     }
-    const batch: InFlightBatch = { slot, items };
     this.inFlightBatches++;
+    if (thread.batches.size === 0) thread.busySince = now;
+    thread.batches.add(batch);
+    if (this.refs++ === 0) this.ref(true);
     this.armTimer(batch, first - now);
     const task: BatchTask = { slot, groups: [...groups.values()] };
-    // No AbortSignal: piscina runs an abortable task alone on its thread, which would stop
-    // async workers from sharing threads. Timeouts end the thread themselves (checkDeadlines).
-    this.piscina.run(task).then(
-      (out: Outbox | undefined) => { this.release(batch); if (out) this.receive(out); },
-      (err: unknown) => this.failed(batch, err),
-    );
+    try {
+      thread.port.postMessage(task);
+    } catch (err) {
+      // Only what structured clone cannot copy gets here, and a message is its JSON line.
+      this.release(batch);
+      for (const it of items) {
+        this.items.delete(it.id);
+        this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_WORKER_ERROR', message: `the message could not be sent to a thread: ${describeError(err)}` } });
+      }
+    }
+  }
+
+  /** The ports are unreferenced while nothing is in flight, so an idle pool never keeps the process alive. */
+  private ref(on: boolean): void {
+    for (const t of this.threads) if (!t.gone) { if (on) t.port.ref(); else t.port.unref(); }
   }
 
   private armTimer(batch: InFlightBatch, ms: number): void {
@@ -170,48 +244,58 @@ export class ThreadPool {
     }
     if (late.length === 0) { if (next !== Infinity) this.armTimer(batch, next - now); return; }
     const names = [...new Set(late.map((it) => it.spec.id))].map((n) => `'${n}'`).join(', ');
-    const cause = `worker ${names} timed out`;
     for (const it of late) {
       this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_WORKER_TIMEOUT', message: `worker '${it.spec.id}' did not finish within ${it.spec.limits.timeout} ms; its thread was replaced` } }, 'timeout');
     }
-    // Ending the thread is the only way to stop an endless loop. A batch no thread has taken
-    // yet is left to run; its late outcomes are ignored.
-    const tid = Atomics.load(this.owners, batch.slot);
-    const thread = tid ? this.piscina.threads.find((w) => w.threadId === tid) : undefined;
-    if (thread) {
-      this.causes.set(tid, cause);
-      setTimeout(() => this.causes.delete(tid), 10_000).unref();
-      void thread.terminate();
+    // Ending the thread is the only way to stop an endless loop; piscina starts another.
+    const thread = batch.thread;
+    if (!thread.gone) {
+      thread.cause ??= { code: 'LC_WORKER_ERROR', message: `worker ${names} timed out` };
+      void thread.worker.terminate();
     }
   }
 
   private release(batch: InFlightBatch): void {
     if (batch.timer) clearTimeout(batch.timer);
+    if (!batch.thread.batches.delete(batch)) return;
+    if (batch.thread.batches.size === 0) this.busyMs += performance.now() - batch.thread.busySince;
     this.freeSlots.push(batch.slot);
     this.inFlightBatches--;
+    if (--this.refs === 0) this.ref(false);
     if (this.pending.length > 0) this.scheduleFlush();
   }
 
-  private failed(batch: InFlightBatch, err: unknown): void {
-    const started = Atomics.load(this.progress, batch.slot);
-    const tid = Atomics.load(this.owners, batch.slot);
-    this.release(batch);
-    const e = err as { code?: string; message?: string };
-    let code = 'LC_WORKER_ERROR';
-    let cause: string;
-    if (this.causes.has(tid)) cause = this.causes.get(tid)!;
-    else if (e?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-      code = 'LC_WORKER_MEMORY';
+  /**
+   * A thread ended (timeout, out of memory, an error no worker owned, or the pool closing).
+   * What it reported before it went is taken first; then of each batch it held, the items it
+   * had started fail with the cause and the others are sent again.
+   */
+  private lost(thread: Thread, exitCode: number): void {
+    let out;
+    while ((out = receiveMessageOnPort(thread.port)) !== undefined) this.receive(out.message as Outbox);
+    thread.gone = true;
+    thread.port.close();
+    this.threads.splice(this.threads.indexOf(thread), 1);
+    const cause = thread.cause ?? { code: 'LC_WORKER_ERROR', message: `worker exited with code: ${exitCode}` };
+    if (thread.batches.size === 0) {
+      // e.g. a timer a worker left behind ran the thread out of memory after its message was done
+      if (!this.closing) this.opts.logger.warn('worker thread ended holding no messages', { pool: this.opts.memoryMb ?? 'default', reason: cause.message });
+      return;
+    }
+    for (const batch of [...thread.batches]) {
+      const started = Atomics.load(this.progress, batch.slot);
+      this.release(batch);
       const names = [...new Set(batch.items.filter((it) => it.index < started).map((it) => `'${it.spec.id}'`))].join(', ');
-      cause = `the thread ran out of memory (limit ${this.opts.memoryMb ?? 'default'} MB) while running worker ${names}`;
-    } else cause = `the thread ended: ${describeError(err)}`;
-    for (const it of batch.items) {
-      if (it.done) continue;
-      if (this.closing || it.index < started || ++it.attempts >= kMaxAttempts) {
-        const message = code === 'LC_WORKER_MEMORY' ? cause : `stopped because ${cause}`;
-        this.complete(it, { id: it.id, status: 'error', logs: [], error: { code, message } });
-      } else {
-        this.pending.unshift(it);
+      for (const it of batch.items) {
+        this.items.delete(it.id);
+        if (it.done) continue;
+        if (this.closing || it.index < started || ++it.attempts >= kMaxAttempts) {
+          const message = cause.code === 'LC_WORKER_MEMORY' ? `${cause.message} while running worker ${names}` : `stopped because ${cause.message}`;
+          this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: cause.code, message } });
+        } else {
+          this.items.set(it.id, it);
+          this.pending.unshift(it);
+        }
       }
     }
     if (this.pending.length > 0) this.scheduleFlush();
@@ -226,13 +310,17 @@ export class ThreadPool {
     }
     for (const o of out.done) {
       const it = this.items.get(o.id);
-      if (it && !it.done) this.complete(it, o);
+      if (!it) continue;
+      // A timed-out item stays held until its thread reports it or ends: its batch slot with it.
+      this.items.delete(o.id);
+      if (!it.done) this.complete(it, o);
+      const batch = it.batch!;
+      if (--batch.unreported === 0) this.release(batch);
     }
   }
 
   private complete(it: PoolItem, o: ItemOutcome, status: WorkerOutcome['status'] = o.status): void {
     it.done = true;
-    this.items.delete(it.id);
     const outcome: WorkerOutcome = { worker: it.spec.id, status, logs: o.logs, durationMs: performance.now() - it.t0 };
     if (o.result !== undefined) outcome.result = o.result;
     if (o.error) outcome.error = o.error;
@@ -247,10 +335,12 @@ export class ThreadPool {
   /** Fails whatever is still held and stops the threads. */
   async destroy(): Promise<void> {
     this.closing = true;
-    for (const it of [...this.items.values()]) {
-      this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_SHUTTING_DOWN', message: 'the runtime stopped before this message finished' } });
+    for (const it of this.items.values()) {
+      if (!it.done) this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_SHUTTING_DOWN', message: 'the runtime stopped before this message finished' } });
     }
+    this.items.clear();
     this.pending = [];
+    for (const t of this.threads) t.port.close();
     await this.piscina.destroy();
   }
 }
