@@ -75,38 +75,48 @@ async function script(name: string): Promise<unknown> {
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
 async function main(): Promise<void> {
-  const bare = await startTarget('bare');
-  const rt = await startTarget('runtime');
-  // The same runtime writing no activation records: what logging costs.
-  const quiet = await startTarget('runtime', { BENCH_RECORDS: 'off' });
-  const persistent = await startTarget('persistent');
-  const fresh = await startTarget('fresh');
-  // Warm every worker once so cold starts are not in the throughput figures.
-  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable']) {
-    const res = await request(`${rt.url}/_events/bench/${p}?wait=true`);
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
-  }
-  await (await request(`${quiet.url}/_events/bench/thread?wait=true`)).body.text();
+  // The servers under test, started once the scenarios to run are known.
+  const t = {} as Record<'bare' | 'rt' | 'quiet' | 'persistent' | 'fresh', Target>;
   const scenarios: Array<{ key: string; label: string; run: () => Promise<Sample> }> = [
-    { key: 'a', label: '(a) bare node:http, 200', run: () => load(bare.url, SECONDS, CONNECTIONS) },
-    { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/thread', SECONDS) },
-    { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'bn', label: '(b) the same, no activation records', run: () => processed(quiet.url, '/_events/bench/thread', SECONDS) },
-    { key: 'cn', label: '(c) the same, no activation records', run: () => load(`${quiet.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/durable', SECONDS) },
-    { key: 'dw', label: '(c) durable: the same event stored before it runs, ?wait=true', run: () => load(`${rt.url}/_events/bench/durable?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'd', label: '(d) persistent child per worker, JSON lines (2010 warm, stand-in)', run: () => load(persistent.url, SECONDS, CONNECTIONS) },
-    { key: 'd2', label: '(d2) /_events, process worker (node, isolation "process"), ?wait=true', run: () => load(`${rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(fresh.url, Math.min(SECONDS, 3), 4) },
-    { key: 'a1', label: '(a) bare, 1 connection', run: () => load(bare.url, SECONDS, 1) },
-    { key: 'c1', label: '(c) thread worker ?wait=true, 1 connection', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, 1) },
+    { key: 'a', label: '(a) bare node:http, 200', run: () => load(t.bare.url, SECONDS, CONNECTIONS) },
+    { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(t.rt.url, '/_events/bench/thread', SECONDS) },
+    { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'bn', label: '(b) the same, no activation records', run: () => processed(t.quiet.url, '/_events/bench/thread', SECONDS) },
+    { key: 'cn', label: '(c) the same, no activation records', run: () => load(`${t.quiet.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(t.rt.url, '/_events/bench/durable', SECONDS) },
+    { key: 'dw', label: '(c) durable: the same event stored before it runs, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/durable?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
+    // (d) as the thread pool's acceptance text defines it: a kept child process per worker fed JSON
+    // lines on stdin (the 2010 design once warm), now that the runtime has process workers.
+    { key: 'd', label: '(d) /_events, process worker (node, isolation "process": kept children fed JSON lines), ?wait=true', run: () => load(`${t.rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'd0', label: '(d0) minimal stand-in for (d), no runtime around it: bare node:http feeding one child JSON lines', run: () => load(t.persistent.url, SECONDS, CONNECTIONS) },
+    { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(t.fresh.url, Math.min(SECONDS, 3), 4) },
+    { key: 'a1', label: '(a) bare, 1 connection', run: () => load(t.bare.url, SECONDS, 1) },
+    { key: 'c1', label: '(c) thread worker ?wait=true, 1 connection', run: () => load(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS, 1) },
   ];
-  const only = process.env.BENCH_ONLY?.split(',');
+  const only = process.env.BENCH_ONLY?.split(',').map((k) => k.trim()).filter(Boolean);
+  // A key that names no scenario (a typo, or one renamed since) would otherwise just measure less.
+  const unknown = only?.filter((k) => !scenarios.some((s) => s.key === k)) ?? [];
+  if (unknown.length) throw new Error(`BENCH_ONLY: unknown scenario ${unknown.join(', ')}; known: ${scenarios.map((s) => s.key).join(', ')}`);
   const chosen = only ? scenarios.filter((s) => only.includes(s.key)) : scenarios;
+  t.bare = await startTarget('bare');
+  t.rt = await startTarget('runtime');
+  // The same runtime writing no activation records: what logging costs.
+  t.quiet = await startTarget('runtime', { BENCH_RECORDS: 'off' });
+  t.persistent = await startTarget('persistent');
+  t.fresh = await startTarget('fresh');
+  // Warm every worker so cold starts are not in the throughput figures: a few triggers at once,
+  // so a process worker's pool (up to its concurrency) has all its children before (d) runs.
+  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable']) {
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      const res = await request(`${t.rt.url}/_events/bench/${p}?wait=true`);
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
+    }));
+  }
+  await (await request(`${t.quiet.url}/_events/bench/thread?wait=true`)).body.text();
   const samples = new Map<string, Sample[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of chosen) {
@@ -115,7 +125,7 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round + 1} ${s.key}: ${Math.round(r.rps)} req/s p50 ${r.p50} ms p99 ${r.p99} ms${r.errors || r.non2xx ? ` errors ${r.errors} non2xx ${r.non2xx}` : ''}\n`);
     }
   }
-  await Promise.all([bare, rt, quiet, persistent, fresh].map(stopTarget));
+  await Promise.all(Object.values(t).map(stopTarget));
   const cold = await script('./coldstart.ts');
   // changes-trigger lag and throughput on the embedded store
   const changes = await script('./changes.ts');
@@ -125,7 +135,7 @@ async function main(): Promise<void> {
     result[s.key] = { label: s.label, rps: Math.round(median(xs.map((x) => x.rps))), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), errors: xs.reduce((n, x) => n + x.errors + x.non2xx, 0) };
   }
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));
