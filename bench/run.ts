@@ -8,6 +8,13 @@
  * (d) is the runtime's own process worker (node, `isolation: "process"`); d0 is the minimal
  * stand-in that measured (d) before process workers existed, kept for reference. a1 and c1 are
  * single-connection latency in µs (see `sequential`), not autocannon.
+ *
+ * Environment:
+ *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
+ *   BENCH_SECONDS=5    seconds per scenario and round
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bn cn db dw c0 d d0 py iso e a1 c1)
+ *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
+ * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -184,9 +191,10 @@ async function main(): Promise<void> {
     }
   }
   await Promise.all(Object.values(t).map(stopTarget));
-  const cold = await script('./coldstart.ts');
+  const scripts = process.env.BENCH_SCRIPTS !== 'off';
+  const cold = scripts ? await script('./coldstart.ts') : 'skipped (BENCH_SCRIPTS=off)';
   // changes-trigger lag and throughput on the embedded store
-  const changes = await script('./changes.ts');
+  const changes = scripts ? await script('./changes.ts') : 'skipped (BENCH_SCRIPTS=off)';
   const result: Record<string, { label: string; rps: number; p50: number; p99: number; p50us?: number; p99us?: number; errors: number }> = {};
   for (const s of chosen) {
     const xs = samples.get(s.key)!;
