@@ -4,17 +4,30 @@
  * Rounds alternate between scenarios so machine noise spreads over all of them; medians
  * are reported, and ratios are computed from those medians. Output: JSON in
  * bench/results/latest.json and a markdown table on stdout (pasted into the README).
+ *
+ * (d) is the runtime's own process worker (node, `isolation: "process"`); d0 is the minimal
+ * stand-in that measured (d) before process workers existed, kept for reference. a1 and c1 are
+ * single-connection latency in µs (see `sequential`), not autocannon.
+ *
+ * Environment:
+ *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
+ *   BENCH_SECONDS=5    seconds per scenario and round
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bn cn db dw c0 d d0 py iso e a1 c1)
+ *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
+ * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 50;
+/** Sequential requests before each single-connection measurement, on its fresh connection. */
+const WARMUP_MS = 1_000;
 
 interface Target { proc: ChildProcess; url: string }
 /** Each runtime target's admin credentials by URL (its READY line's second word): the status API needs an admin. */
@@ -39,11 +52,61 @@ async function stopTarget(t: Target): Promise<void> {
   await new Promise((r) => { t.proc.once('exit', r); setTimeout(r, 5_000); });
 }
 
-interface Sample { rps: number; p50: number; p99: number; errors: number; non2xx: number }
+/** p50/p99 in ms (whole ms from autocannon); the single-connection scenarios also give them in µs. */
+interface Sample { rps: number; p50: number; p99: number; p50us?: number; p99us?: number; errors: number; non2xx: number }
 
 async function load(url: string, seconds: number, connections: number): Promise<Sample> {
   const r = await autocannon({ url, connections, duration: seconds, pipelining: 1 });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+}
+
+/**
+ * Single-connection latency, precisely: autocannon's percentiles are whole milliseconds, too
+ * coarse for a target of 0.15 ms. One keep-alive connection, one request at a time for
+ * `seconds` after a warm-up, each timed with process.hrtime.bigint(); p50 and p99 in µs.
+ * The client is undici's Client (pipelining 1) rather than node:http with a keep-alive Agent
+ * (maxSockets 1): against the bare server on the benchmark machine it spent about 30 µs of CPU
+ * per request against about 45 µs, and its p50 was about 15 µs lower — the less the client
+ * costs, the less of it is in every figure and on the cores the servers share with it.
+ */
+async function sequential(url: string, seconds: number): Promise<Sample> {
+  const u = new URL(url);
+  const path = u.pathname + u.search;
+  const client = new Client(u.origin, { pipelining: 1 });
+  let errors = 0;
+  let non2xx = 0;
+  const once = async (): Promise<void> => {
+    try {
+      const { statusCode, body } = await client.request({ path, method: 'GET' });
+      await body.dump();
+      if (statusCode < 200 || statusCode > 299) non2xx++;
+    } catch {
+      errors++;
+    }
+  };
+  try {
+    for (const warm = performance.now() + WARMUP_MS; performance.now() < warm;) await once();
+    errors = non2xx = 0;
+    let us = new Float64Array(100_000);
+    let n = 0;
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    while (performance.now() < end) {
+      const start = process.hrtime.bigint();
+      await once();
+      const took = Number(process.hrtime.bigint() - start) / 1e3;
+      if (n === us.length) { const grown = new Float64Array(n * 2); grown.set(us); us = grown; }
+      us[n++] = took;
+    }
+    const elapsed = (performance.now() - t0) / 1000;
+    const sorted = us.subarray(0, n).sort();
+    const at = (q: number) => sorted[Math.min(n - 1, Math.floor(q * n))]!;
+    const p50us = +at(0.5).toFixed(1);
+    const p99us = +at(0.99).toFixed(1);
+    return { rps: n / elapsed, p50: +(p50us / 1000).toFixed(3), p99: +(p99us / 1000).toFixed(3), p50us, p99us, errors, non2xx };
+  } finally {
+    await client.close();
+  }
 }
 
 async function status(base: string): Promise<{ fired: number; completed: number }> {
@@ -75,63 +138,81 @@ async function script(name: string): Promise<unknown> {
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
 async function main(): Promise<void> {
-  const bare = await startTarget('bare');
-  const rt = await startTarget('runtime');
-  // The same runtime writing no activation records: what logging costs.
-  const quiet = await startTarget('runtime', { BENCH_RECORDS: 'off' });
-  const persistent = await startTarget('persistent');
-  const fresh = await startTarget('fresh');
-  // Warm every worker once so cold starts are not in the throughput figures.
-  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable']) {
-    const res = await request(`${rt.url}/_events/bench/${p}?wait=true`);
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
-  }
-  await (await request(`${quiet.url}/_events/bench/thread?wait=true`)).body.text();
+  // The servers under test, started once the scenarios to run are known.
+  const t = {} as Record<'bare' | 'rt' | 'quiet' | 'persistent' | 'fresh', Target>;
   const scenarios: Array<{ key: string; label: string; run: () => Promise<Sample> }> = [
-    { key: 'a', label: '(a) bare node:http, 200', run: () => load(bare.url, SECONDS, CONNECTIONS) },
-    { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/thread', SECONDS) },
-    { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'bn', label: '(b) the same, no activation records', run: () => processed(quiet.url, '/_events/bench/thread', SECONDS) },
-    { key: 'cn', label: '(c) the same, no activation records', run: () => load(`${quiet.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(rt.url, '/_events/bench/durable', SECONDS) },
-    { key: 'dw', label: '(c) durable: the same event stored before it runs, ?wait=true', run: () => load(`${rt.url}/_events/bench/durable?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'd', label: '(d) persistent child per worker, JSON lines (2010 warm, stand-in)', run: () => load(persistent.url, SECONDS, CONNECTIONS) },
-    { key: 'd2', label: '(d2) /_events, process worker (node, isolation "process"), ?wait=true', run: () => load(`${rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(fresh.url, Math.min(SECONDS, 3), 4) },
-    { key: 'a1', label: '(a) bare, 1 connection', run: () => load(bare.url, SECONDS, 1) },
-    { key: 'c1', label: '(c) thread worker ?wait=true, 1 connection', run: () => load(`${rt.url}/_events/bench/thread?wait=true`, SECONDS, 1) },
+    { key: 'a', label: '(a) bare node:http, 200', run: () => load(t.bare.url, SECONDS, CONNECTIONS) },
+    { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(t.rt.url, '/_events/bench/thread', SECONDS) },
+    { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'bn', label: '(b) the same, no activation records', run: () => processed(t.quiet.url, '/_events/bench/thread', SECONDS) },
+    { key: 'cn', label: '(c) the same, no activation records', run: () => load(`${t.quiet.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(t.rt.url, '/_events/bench/durable', SECONDS) },
+    { key: 'dw', label: '(c) durable: the same event stored before it runs, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/durable?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
+    // (d) as the thread pool's acceptance text defines it: a kept child process per worker fed JSON
+    // lines on stdin (the 2010 design once warm), now that the runtime has process workers.
+    { key: 'd', label: '(d) /_events, process worker (node, isolation "process": kept children fed JSON lines), ?wait=true', run: () => load(`${t.rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'd0', label: '(d0) minimal stand-in for (d), no runtime around it: bare node:http feeding one child JSON lines', run: () => load(t.persistent.url, SECONDS, CONNECTIONS) },
+    { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(t.fresh.url, Math.min(SECONDS, 3), 4) },
+    // Next to each other in every round, so both see the same moment of the machine.
+    { key: 'a1', label: '(a) bare, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(t.bare.url, SECONDS) },
+    { key: 'c1', label: '(c) thread worker ?wait=true, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS) },
   ];
-  const only = process.env.BENCH_ONLY?.split(',');
+  const only = process.env.BENCH_ONLY?.split(',').map((k) => k.trim()).filter(Boolean);
+  // A key that names no scenario (a typo, or one renamed since) would otherwise just measure less.
+  const unknown = only?.filter((k) => !scenarios.some((s) => s.key === k)) ?? [];
+  if (unknown.length) throw new Error(`BENCH_ONLY: unknown scenario ${unknown.join(', ')}; known: ${scenarios.map((s) => s.key).join(', ')}`);
   const chosen = only ? scenarios.filter((s) => only.includes(s.key)) : scenarios;
+  t.bare = await startTarget('bare');
+  t.rt = await startTarget('runtime');
+  // The same runtime writing no activation records: what logging costs.
+  t.quiet = await startTarget('runtime', { BENCH_RECORDS: 'off' });
+  t.persistent = await startTarget('persistent');
+  t.fresh = await startTarget('fresh');
+  // Warm every worker so cold starts are not in the throughput figures: a few triggers at once,
+  // so a process worker's pool (up to its concurrency) has all its children before (d) runs.
+  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable']) {
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      const res = await request(`${t.rt.url}/_events/bench/${p}?wait=true`);
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
+    }));
+  }
+  await (await request(`${t.quiet.url}/_events/bench/thread?wait=true`)).body.text();
   const samples = new Map<string, Sample[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of chosen) {
       const r = await s.run();
       (samples.get(s.key) ?? samples.set(s.key, []).get(s.key)!).push(r);
-      process.stderr.write(`round ${round + 1} ${s.key}: ${Math.round(r.rps)} req/s p50 ${r.p50} ms p99 ${r.p99} ms${r.errors || r.non2xx ? ` errors ${r.errors} non2xx ${r.non2xx}` : ''}\n`);
+      const lat = r.p50us === undefined ? `p50 ${r.p50} ms p99 ${r.p99} ms` : `p50 ${r.p50us} µs p99 ${r.p99us} µs`;
+      process.stderr.write(`round ${round + 1} ${s.key}: ${Math.round(r.rps)} req/s ${lat}${r.errors || r.non2xx ? ` errors ${r.errors} non2xx ${r.non2xx}` : ''}\n`);
     }
   }
-  await Promise.all([bare, rt, quiet, persistent, fresh].map(stopTarget));
-  const cold = await script('./coldstart.ts');
+  await Promise.all(Object.values(t).map(stopTarget));
+  const scripts = process.env.BENCH_SCRIPTS !== 'off';
+  const cold = scripts ? await script('./coldstart.ts') : 'skipped (BENCH_SCRIPTS=off)';
   // changes-trigger lag and throughput on the embedded store
-  const changes = await script('./changes.ts');
-  const result: Record<string, { label: string; rps: number; p50: number; p99: number; errors: number }> = {};
+  const changes = scripts ? await script('./changes.ts') : 'skipped (BENCH_SCRIPTS=off)';
+  const result: Record<string, { label: string; rps: number; p50: number; p99: number; p50us?: number; p99us?: number; errors: number }> = {};
   for (const s of chosen) {
     const xs = samples.get(s.key)!;
-    result[s.key] = { label: s.label, rps: Math.round(median(xs.map((x) => x.rps))), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), errors: xs.reduce((n, x) => n + x.errors + x.non2xx, 0) };
+    const us = xs[0]!.p50us === undefined ? {} : { p50us: median(xs.map((x) => x.p50us!)), p99us: median(xs.map((x) => x.p99us!)) };
+    result[s.key] = { label: s.label, rps: Math.round(median(xs.map((x) => x.rps))), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), ...us, errors: xs.reduce((n, x) => n + x.errors + x.non2xx, 0) };
   }
+  // The target "with a single connection, the p50 latency of (c) within 0.15 ms of (a)'s".
+  const p50Gap = result.c1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.c1.p50us - result.a1.p50us) : undefined;
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': result.c1 && result.a1 ? +(result.c1.p50 - result.a1.p50).toFixed(3) : undefined };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));
   const lines = ['| scenario | req/s (median) | p50 ms | p99 ms |', '|---|---:|---:|---:|'];
   for (const r of Object.values(result)) lines.push(`| ${r.label} | ${r.rps} | ${r.p50} | ${r.p99} |${r.errors ? ` (${r.errors} errors)` : ''}`);
-  process.stdout.write(`${JSON.stringify(machine)}\n\n${lines.join('\n')}\n\nratios: ${JSON.stringify(ratios)}\ncold start (new revision to first completed message): ${JSON.stringify(cold)}\nchanges trigger (embedded store, trivial node worker): ${JSON.stringify(changes)}\n`);
+  const one = (k: string, name: string) => (result[k] ? [`${name} p50 ${result[k]!.p50us} µs, p99 ${result[k]!.p99us} µs`] : []);
+  const single = [...one('a1', '(a) bare'), ...one('c1', '(c) thread worker ?wait=true'), ...(p50Gap === undefined ? [] : [`p50 difference ${p50Gap} µs (${(p50Gap / 1000).toFixed(3)} ms)`])];
+  process.stdout.write(`${JSON.stringify(machine)}\n\n${lines.join('\n')}\n\nratios: ${JSON.stringify(ratios)}\n${single.length ? `single connection (one keep-alive connection, sequential requests, per-request latency, medians over rounds): ${single.join('; ')}\n` : ''}cold start (new revision to first completed message): ${JSON.stringify(cold)}\nchanges trigger (embedded store, trivial node worker): ${JSON.stringify(changes)}\n`);
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

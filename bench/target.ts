@@ -3,7 +3,8 @@
  * an event loop with it. Prints `READY <url>` when it serves.
  *   bare        node:http answering 200: the ceiling
  *   runtime     LivelyCouch on an embedded store with bench/app deployed (in memory; on disk with BENCH_STORE=disk)
- *   persistent  the 2010 design once warm: one child process fed JSON lines, answering each
+ *   persistent  scenario (d0), the minimal stand-in for the 2010 design once warm: one child
+ *               process fed JSON lines, answering each, behind node:http with no runtime around it
  *   fresh       the 2010 design cold: a new `node` process per trigger
  */
 import http from 'node:http';
