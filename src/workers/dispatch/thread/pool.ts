@@ -74,6 +74,8 @@ export interface ThreadPoolOptions {
 }
 
 const kMaxAttempts = 3;
+/** messages per turn below which they go to one thread as one batch, rather than waking several. */
+const kSplitAbove = 8;
 
 export class ThreadPool {
   readonly piscina: Piscina;
@@ -165,7 +167,7 @@ export class ThreadPool {
     while (this.pending.length > 0 && this.freeSlots.length > 0) {
       const thread = this.leastBusy();
       if (!thread) return; // none has started yet, or all are full: attach and release flush again
-      const batches = Math.max(1, Math.min(this.freeSlots.length, this.threads.length, this.pending.length));
+      const batches = Math.max(1, Math.min(this.freeSlots.length, this.threads.length, Math.ceil(this.pending.length / kSplitAbove)));
       const size = Math.min(this.opts.maxBatch, Math.ceil(this.pending.length / batches));
       this.send(thread, this.pending.splice(0, size));
     }
