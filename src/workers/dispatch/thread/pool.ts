@@ -45,7 +45,6 @@ interface InFlightBatch {
   thread: Thread;
   /** items the thread has not reported on yet: the slot is free again at 0. */
   unreported: number;
-  timer?: NodeJS.Timeout;
 }
 
 /** A started thread and the port its batches go down. */
@@ -186,34 +185,35 @@ export class ThreadPool {
     const slot = this.freeSlots.pop()!;
     this.batches++;
     Atomics.store(this.progress, slot, 0);
-    const groups = new Map<string, TaskGroup>();
+    // Items in the order the thread starts them (grouped by revision), which is what `progress` counts.
+    const groups = new Map<string, { group: TaskGroup; items: PoolItem[] }>();
     for (const it of list) {
       let g = groups.get(it.bundle.key);
       if (!g) {
-        g = { key: it.bundle.key, workerId: it.spec.id, rev: it.spec.rev, file: it.bundle.file!, delegate: it.spec.delegate,
-          env: it.env, couch: it.spec.couch, idleMs: it.spec.limits.idle, items: [] };
+        g = { group: { key: it.bundle.key, workerId: it.spec.id, rev: it.spec.rev, file: it.bundle.file!, delegate: it.spec.delegate,
+          env: it.env, couch: it.spec.couch, idleMs: it.spec.limits.idle, items: [] }, items: [] };
         groups.set(it.bundle.key, g);
       }
-      g.items.push({ id: it.id, line: JSON.stringify(it.message) });
+      g.group.items.push({ id: it.id, line: JSON.stringify(it.message) });
+      g.items.push(it);
     }
-    const items: PoolItem[] = [];
+    const items: PoolItem[] = groups.size === 1 ? groups.values().next().value!.items : [];
+    if (groups.size > 1) for (const g of groups.values()) items.push(...g.items);
     const batch: InFlightBatch = { slot, items, thread, unreported: list.length };
     const now = performance.now();
-    let first = Infinity;
-    for (const g of groups.values()) for (const gi of g.items) {
-      const it = this.items.get(gi.id)!;
-      it.index = items.length;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      it.index = i;
       it.deadline = now + it.spec.limits.timeout;
       it.batch = batch;
-      if (it.deadline < first) first = it.deadline;
-      items.push(it);
+      if (it.deadline < this.nextCheck) this.watch(it.deadline);
     }
     this.inFlightBatches++;
     if (thread.batches.size === 0) thread.busySince = now;
     thread.batches.add(batch);
     if (this.refs++ === 0) this.ref(true);
-    this.armTimer(batch, first - now);
-    const task: BatchTask = { slot, groups: [...groups.values()] };
+    const task: BatchTask = { slot, groups: [] };
+    for (const g of groups.values()) task.groups.push(g.group);
     try {
       thread.port.postMessage(task);
     } catch (err) {
@@ -231,26 +231,42 @@ export class ThreadPool {
     for (const t of this.threads) if (!t.gone) { if (on) t.port.ref(); else t.port.unref(); }
   }
 
-  private armTimer(batch: InFlightBatch, ms: number): void {
-    batch.timer = setTimeout(() => this.checkDeadlines(batch), Math.max(1, Math.ceil(ms)));
-    batch.timer.unref();
+  /**
+   * One timer for the whole pool, due at the earliest deadline of any message in flight: a batch
+   * costs no timer of its own (deadlines are mostly equal, so re-arming is rare).
+   */
+  private nextCheck = Infinity;
+  private deadlineTimer?: NodeJS.Timeout;
+
+  private watch(deadline: number): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.nextCheck = deadline;
+    this.deadlineTimer = setTimeout(() => this.checkDeadlines(), Math.max(1, Math.ceil(deadline - performance.now())));
+    this.deadlineTimer.unref();
   }
 
-  private checkDeadlines(batch: InFlightBatch): void {
+  private checkDeadlines(): void {
+    this.deadlineTimer = undefined;
+    this.nextCheck = Infinity;
     const now = performance.now();
-    const late: PoolItem[] = [];
     let next = Infinity;
-    for (const it of batch.items) {
-      if (it.done) continue;
-      if (it.deadline <= now) late.push(it); else if (it.deadline < next) next = it.deadline;
+    for (const thread of [...this.threads]) {
+      const late: PoolItem[] = [];
+      for (const batch of thread.batches) for (const it of batch.items) {
+        if (it.done) continue;
+        if (it.deadline <= now) late.push(it); else if (it.deadline < next) next = it.deadline;
+      }
+      if (late.length > 0) this.timedOut(thread, late);
     }
-    if (late.length === 0) { if (next !== Infinity) this.armTimer(batch, next - now); return; }
+    if (next !== Infinity) this.watch(next);
+  }
+
+  private timedOut(thread: Thread, late: PoolItem[]): void {
     const names = [...new Set(late.map((it) => it.spec.id))].map((n) => `'${n}'`).join(', ');
     for (const it of late) {
       this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_WORKER_TIMEOUT', message: `worker '${it.spec.id}' did not finish within ${it.spec.limits.timeout} ms; its thread was replaced` } }, 'timeout');
     }
     // Ending the thread is the only way to stop an endless loop; piscina starts another.
-    const thread = batch.thread;
     if (!thread.gone) {
       thread.cause ??= { code: 'LC_WORKER_ERROR', message: `worker ${names} timed out` };
       void thread.worker.terminate();
@@ -258,7 +274,6 @@ export class ThreadPool {
   }
 
   private release(batch: InFlightBatch): void {
-    if (batch.timer) clearTimeout(batch.timer);
     if (!batch.thread.batches.delete(batch)) return;
     if (batch.thread.batches.size === 0) this.busyMs += performance.now() - batch.thread.busySince;
     this.freeSlots.push(batch.slot);
@@ -337,6 +352,7 @@ export class ThreadPool {
   /** Fails whatever is still held and stops the threads. */
   async destroy(): Promise<void> {
     this.closing = true;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     for (const it of this.items.values()) {
       if (!it.done) this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_SHUTTING_DOWN', message: 'the runtime stopped before this message finished' } });
     }
