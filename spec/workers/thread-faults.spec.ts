@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
+import { createLogger } from '../../src/shared/log.ts';
 import { fixtureSpec, inlineSpec, run } from '../fixtures/workers/thread/index.ts';
 
 /** A worker that misbehaves only when asked to, so its next message can show it works again. */
@@ -85,6 +86,28 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     expect(out.error!.code).to.equal('LC_WORKER_MEMORY');
     expect(out.error!.message).to.match(/ran out of memory \(limit 32 MB\) while running worker 'hog'/);
     await stillWorks(spec);
+  });
+
+  it('a thread that runs out of memory after its messages are done (a timer left running) is replaced, said in the log, and work goes on', async () => {
+    const lines: string[] = [];
+    const d2 = new ThreadDispatcher({ cacheDir: dir, threads: 1, logger: createLogger('warn', (l) => lines.push(l)) });
+    try {
+      const spec = inlineSpec('leaker', { 'main.js': `
+        const keep = [];
+        module.exports = async (m) => {
+          if (m.parameters.leak) setInterval(() => { for (let i = 0; i < 200; i++) keep.push(new Array(1e4).fill(i)); }, 1);
+          return 'answered ' + m.parameters.n;
+        };` }, { limits: { memory: 32, timeout: 15_000 } });
+      expect(await run(d2, spec, { leak: true, n: 1 })).to.include({ status: 'ok', result: 'answered 1' });
+      for (let i = 0; i < 200 && !lines.some((l) => l.includes('worker thread ended holding no messages')); i++) await new Promise((r) => setTimeout(r, 50));
+      const line = JSON.parse(lines.find((l) => l.includes('worker thread ended holding no messages'))!) as { level: string; reason: string; pool: number };
+      expect(line).to.include({ level: 'warn', pool: 32 });
+      expect(line.reason).to.match(/ran out of memory \(limit 32 MB\)/);
+      expect(await run(d2, spec, { n: 2 })).to.include({ status: 'ok', result: 'answered 2' });
+      expect((await run(d2, bystander, { n: 3 })).result).to.deep.equal({ doubled: 6 });
+    } finally {
+      await d2.close(1000);
+    }
   });
 
   it("does not blame other workers for a timeout: started ones fail naming the cause, unstarted ones run again", async () => {
