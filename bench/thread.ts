@@ -1,9 +1,11 @@
 /**
- * Dispatcher-level throughput of a trivial handler worker: ThreadDispatcher (batched) against
- * one piscina `pool.run` per message. Short, bounded runs; prints JSON.
+ * Dispatcher-level throughput of a trivial handler worker: ThreadDispatcher (batches down each
+ * thread's own port) against one piscina `pool.run` per message. Besides messages per second it
+ * reports CPU time per message — of the main thread (from /proc, Linux only) and of the whole
+ * process — which varies far less than rates on a shared machine. Short, bounded runs; prints JSON.
  *   node --no-node-snapshot --import tsx bench/thread.ts [seconds=2] [inflight=50]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Piscina } from 'piscina';
@@ -15,7 +17,18 @@ const inflight = Math.min(500, Number(process.argv[3] ?? 50));
 const threads = os.availableParallelism();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lc-bench-thread-'));
 
+/** CPU µs of the main thread so far (its /proc task stat: utime + stime in clock ticks of 10 ms); NaN off Linux. */
+function mainThreadCpuUs(): number {
+  try {
+    const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10_000;
+  } catch { return NaN; }
+}
+
+function processCpuUs(): number { const u = process.cpuUsage(); return u.user + u.system; }
+
 async function measure(name: string, once: () => Promise<unknown>): Promise<Record<string, unknown>> {
+  const main0 = mainThreadCpuUs(), all0 = processCpuUs();
   const end = performance.now() + seconds * 1000;
   let done = 0;
   const lat: number[] = [];
@@ -29,7 +42,8 @@ async function measure(name: string, once: () => Promise<unknown>): Promise<Reco
   }));
   lat.sort((a, b) => a - b);
   const q = (p: number) => Number(lat[Math.floor(p * (lat.length - 1))]!.toFixed(3));
-  return { name, perSecond: Math.round(done / seconds), p50ms: q(0.5), p99ms: q(0.99) };
+  const perMessage = (us: number) => Number((us / done).toFixed(2));
+  return { name, perSecond: Math.round(done / seconds), p50ms: q(0.5), p99ms: q(0.99), mainCpuUsPerMessage: perMessage(mainThreadCpuUs() - main0), processCpuUsPerMessage: perMessage(processCpuUs() - all0) };
 }
 
 const spec: WorkerSpec = {

@@ -97,7 +97,7 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
         module.exports = async (m) => {
           if (m.parameters.leak) setInterval(() => { for (let i = 0; i < 200; i++) keep.push(new Array(1e4).fill(i)); }, 1);
           return 'answered ' + m.parameters.n;
-        };` }, { limits: { memory: 32, timeout: 15_000 } });
+        };` }, { limits: { memory: 32, timeout: 15_000, concurrency: 10, idle: 60_000 } });
       expect(await run(d2, spec, { leak: true, n: 1 })).to.include({ status: 'ok', result: 'answered 1' });
       for (let i = 0; i < 200 && !lines.some((l) => l.includes('worker thread ended holding no messages')); i++) await new Promise((r) => setTimeout(r, 50));
       const line = JSON.parse(lines.find((l) => l.includes('worker thread ended holding no messages'))!) as { level: string; reason: string; pool: number };
