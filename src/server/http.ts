@@ -20,7 +20,8 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../shared/log.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import type { EventFirer, HttpTriggerReply } from './firer.ts';
+import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './firer.ts';
+import { hasNoBody } from './body.ts';
 import { createCouchProxy } from './proxy.ts';
 import { sendError, sendJson } from './reply.ts';
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
@@ -87,7 +88,9 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       logger.error('request failed', { method: req.method, url: req.url, error: describeError(err), stack: (err as Error)?.stack });
     }
     // A body left unread (too large, client gone) cannot be followed by another request.
-    sendError(res, err, req.complete ? undefined : { connection: 'close' });
+    // A request without a body has nothing unread, even when it is answered before node
+    // has marked it complete (a trigger refused synchronously).
+    sendError(res, err, req.complete || hasNoBody(req.headers) ? undefined : { connection: 'close' });
   }
 
   function replyFired(res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
@@ -96,9 +99,21 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
     sendJson(res, wait ? 200 : 202, out);
   }
 
-  async function trigger(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
-    const request = await readTriggerRequest(req, pathname, search, config.bodyLimit);
-    replyFired(res, await firer.fireHttp(request), request.wait);
+  /**
+   * Speed: a trigger without a body that the runtime answers at once (not waiting) is read,
+   * fired and answered synchronously, without a promise; each step that does wait goes on
+   * once it is done. Whatever is thrown or rejected on the way is answered by fail().
+   */
+  function trigger(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): void {
+    const request = readTriggerRequest(req, pathname, search, config.bodyLimit);
+    if (request instanceof Promise) request.then((r) => fireTrigger(req, res, r)).catch((err) => fail(req, res, err));
+    else fireTrigger(req, res, request);
+  }
+
+  function fireTrigger(req: IncomingMessage, res: ServerResponse, request: HttpTriggerRequest): void {
+    const reply = firer.fireHttp(request);
+    if (reply instanceof Promise) reply.then((r) => replyFired(res, r, request.wait)).catch((err) => fail(req, res, err));
+    else replyFired(res, reply, request.wait);
   }
 
   async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
@@ -120,7 +135,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       const q = url.indexOf('?');
       const pathname = q === -1 ? url : url.slice(0, q);
       if (under(pathname, kEventsPrefix)) {
-        trigger(req, res, pathname, q === -1 ? '' : url.slice(q + 1)).catch((err) => fail(req, res, err));
+        trigger(req, res, pathname, q === -1 ? '' : url.slice(q + 1));
       } else if (under(pathname, kLivelyPrefix)) {
         // Gated by prefix, so that every admin route, present or future, needs an admin.
         const allowed = pathname === kPublicLivelyPath ? Promise.resolve() : opts.authorizeAdmin(req.headers);
