@@ -23,7 +23,7 @@ import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './firer.ts';
 import { hasNoBody } from './body.ts';
 import { createCouchProxy } from './proxy.ts';
-import { sendError, sendJson } from './reply.ts';
+import { firedReplyJson, sendError, sendJson, sendJsonText } from './reply.ts';
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
 import { handleActivations, kActivationsPath } from './activations.ts';
 
@@ -94,9 +94,8 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   }
 
   function replyFired(res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
-    const out: Record<string, unknown> = { ok: true, activation: reply.activation, events: reply.events, workers: reply.workers };
-    if (reply.outcomes !== undefined) out.outcomes = reply.outcomes;
-    sendJson(res, wait ? 200 : 202, out);
+    const { text, bytes } = firedReplyJson(reply.activation, reply.events, reply.workers, reply.outcomes);
+    sendJsonText(res, wait ? 200 : 202, text, bytes);
   }
 
   /**
