@@ -105,14 +105,27 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
    */
   function trigger(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): void {
     const request = readTriggerRequest(req, pathname, search, config.bodyLimit);
-    if (request instanceof Promise) request.then((r) => fireTrigger(req, res, r)).catch((err) => fail(req, res, err));
+    if (request instanceof Promise) request.then((r) => fireTrigger(req, res, r), (err) => fail(req, res, err));
     else fireTrigger(req, res, request);
   }
 
+  /** Never throws: what goes wrong is answered by fail(). */
   function fireTrigger(req: IncomingMessage, res: ServerResponse, request: HttpTriggerRequest): void {
-    const reply = firer.fireHttp(request);
-    if (reply instanceof Promise) reply.then((r) => replyFired(res, r, request.wait)).catch((err) => fail(req, res, err));
-    else replyFired(res, reply, request.wait);
+    try {
+      const reply = firer.fireHttp(request);
+      if (reply instanceof Promise) reply.then((r) => replyFiredOrFail(req, res, r, request.wait), (err) => fail(req, res, err));
+      else replyFired(res, reply, request.wait);
+    } catch (err) {
+      fail(req, res, err);
+    }
+  }
+
+  function replyFiredOrFail(req: IncomingMessage, res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
+    try {
+      replyFired(res, reply, wait);
+    } catch (err) {
+      fail(req, res, err);
+    }
   }
 
   async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {

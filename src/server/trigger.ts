@@ -28,9 +28,9 @@ export function eventPath(pathname: string): string {
 /** Query parameters (repeated keys → arrays) and the `wait` flag, which is not a parameter. */
 export function eventQuery(search: string): { query: Record<string, unknown>; wait: boolean } {
   if (search === '') return { query: {}, wait: false };
-  // Speed: `?wait=true` alone is the commonest query; it needs no parser (the empty
-  // query is prototype-free like every query querystring parses).
-  if (search === 'wait=true' || search === 'wait=1') return { query: Object.create(null) as Record<string, unknown>, wait: true };
+  // Speed: `?wait=true` alone is the commonest query; it needs no parser, and leaves the
+  // same empty query as no query at all.
+  if (search === 'wait=true' || search === 'wait=1') return { query: {}, wait: true };
   // querystring keeps a malformed escape as it is rather than throwing, like CouchDB does.
   const query = parseQueryString(search) as Record<string, unknown>;
   let wait = false;
