@@ -316,7 +316,12 @@ export class Firing {
       started, durationMs: Date.now() - started, workers: outcomes, input, parent: input.parent, rerunOf: input.rerunOf,
     };
     if (dead) rec.dead = true;
-    this.deps.log.record(rec);
+    try {
+      this.deps.log.record(rec);
+    } catch (err) {
+      // The outcomes stand whatever became of their record (the runtime's sink never throws).
+      this.deps.logger.error('an activation record was not taken', { activation, error: describeError(err) });
+    }
     return outcomes;
   }
 
