@@ -25,7 +25,7 @@ import { Bundler } from './workers/bundler.ts';
 import { createLivelyServer } from './server/http.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/firer.ts';
 import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
-import { Firing } from './runtime/firing.ts';
+import { Firing, type Fired } from './runtime/firing.ts';
 import { DurableJournal, instanceName } from './runtime/durable.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
@@ -218,19 +218,22 @@ export class Runtime implements EventFirer {
     this.feeds.push(feed);
   }
 
-  async fireHttp(req: HttpTriggerRequest): Promise<HttpTriggerReply> {
+  /**
+   * Speed: answers synchronously (and throws synchronously) when the firing does and the
+   * caller does not wait for the outcomes; a promise otherwise.
+   */
+  fireHttp(req: HttpTriggerRequest): HttpTriggerReply | Promise<HttpTriggerReply> {
     if (this.stopping) throw new LivelyError('LC_SHUTTING_DOWN');
     const body = req.body;
     const params = body && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body)
       ? { ...req.query, ...(body as Record<string, unknown>) }
       : req.query;
-    const fired = await this.firing.fire(
+    const fired = this.firing.fire(
       { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
       req.path.slice(1),
     );
-    const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
-    if (req.wait) reply.outcomes = (await fired.done).map(redactOutcome);
-    return reply;
+    if (fired instanceof Promise) return fired.then((f) => httpReply(f, req.wait));
+    return httpReply(fired, req.wait);
   }
 
   async health(): Promise<{ ok: boolean; store: boolean }> {
@@ -326,4 +329,14 @@ export class Runtime implements EventFirer {
     logger.debug('stopped');
   }
 
+}
+
+/** The reply to an HTTP trigger: at once, or with the redacted outcomes once they are all in. */
+function httpReply(fired: Fired, wait: boolean): HttpTriggerReply | Promise<HttpTriggerReply> {
+  const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
+  if (!wait) return reply;
+  return fired.done.then((outcomes) => {
+    reply.outcomes = outcomes.map(redactOutcome);
+    return reply;
+  });
 }

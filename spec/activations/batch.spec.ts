@@ -32,6 +32,24 @@ function plain(n: number): BatchDoc {
 }
 
 describe('the stored form of an activation batch', () => {
+  it('keeps as a string every id of this runtime whose counter would not read back the same', () => {
+    const head = own(t, 0).slice(0, -1);
+    const odd = [`${head}01`, `${head}A`, `${head}`, `${head}1-2`, `${head}${'z'.repeat(11)}`, `${head}é`];
+    const fine = [`${head}0`, `${head}${'z'.repeat(10)}`, `${head}az09`];
+    const doc = plain(0);
+    for (const id of [...odd, ...fine]) {
+      doc.activation.push(id);
+      for (const k of ['events', 'trigger', 'path', 'method', 'workers'] as const) (doc[k] as Array<string | null>).push(null);
+      doc.started.push(t);
+      doc.durationMs.push(0);
+      doc.parent!.push(null);
+      doc.count++;
+    }
+    const stored = JSON.parse(JSON.stringify(encodeBatch(doc)));
+    expect(stored.activation).to.deep.equal([...odd, 0, 36 ** 10 - 1, parseInt('az09', 36)]);
+    expect(decodeBatch(stored).activation).to.deep.equal(doc.activation);
+  });
+
   it('round-trips every column, including ids of another runtime, ids of no known shape, nulls and several events', () => {
     const doc = plain(3);
     // a durable activation recovered from another runtime keeps its own id; a hand-made one has no dashes

@@ -228,6 +228,43 @@ describe('HTTP server: triggers and its own routes', () => {
     });
   });
 
+  describe('ANY /_events/<path> answered synchronously by the runtime', () => {
+    beforeEach(() => { firer.sync = true; });
+    afterEach(() => { firer.sync = false; });
+
+    it('replies 202, and 200 with outcomes when waiting, as an asynchronous answer does', async () => {
+      const r = await call('GET', '/_events/now?a=1');
+      expect(r.status).to.equal(202);
+      expect(r.json).to.deep.equal({ ok: true, activation: `act-${firer.requests.length}`, events: ['ev/now'], workers: ['w'] });
+      const w = await call('GET', '/_events/now?wait=true');
+      expect(w.status).to.equal(200);
+      expect(w.json.outcomes).to.deep.equal([{ worker: 'w', status: 'ok', result: { echoed: {} }, logs: [], durationMs: 1 }]);
+      expect(firer.last().wait).to.equal(true);
+    });
+
+    it('a refusal thrown at once is its status, or 500 LC_INTERNAL for a bug', async () => {
+      expect((await call('GET', '/_events/missing')).status).to.equal(404);
+      expect((await call('POST', '/_events/readonly')).status).to.equal(405);
+      const busy = await call('GET', '/_events/busy');
+      expect(busy.status).to.equal(503);
+      expect(busy.headers['retry-after']).to.equal('1');
+      expect((await call('GET', '/_events/bug')).json).to.deep.equal({ error: 'LC_INTERNAL', reason: 'internal error' });
+    });
+
+    it('keeps the connection alive after a refusal of a request without a body, which node has not yet marked complete', async () => {
+      const notFound = 'GET /_events/missing HTTP/1.1\r\nHost: x\r\n\r\n';
+      const emptyPost = 'POST /_events/readonly HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n';
+      const raw = await rawExchange(port, [notFound + emptyPost + 'GET /_events/ka HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+      expect(raw.toString().match(/HTTP\/1\.1 \d{3}/g)).to.deep.equal(['HTTP/1.1 404', 'HTTP/1.1 405', 'HTTP/1.1 202']);
+    });
+
+    it('a body is still read in full before the firer sees the request', async () => {
+      const r = await call('POST', '/_events/sync-body', '{"n":1}', { 'content-type': 'application/json' });
+      expect(r.status).to.equal(202);
+      expect(firer.last().body).to.deep.equal({ n: 1 });
+    });
+  });
+
   describe('GET /_lively/…', () => {
     it('GET /_lively/health is 200 when the runtime is healthy and 503 when not', async () => {
       firer.healthy = true;

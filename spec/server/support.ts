@@ -16,7 +16,15 @@ export class RecordingFirer implements EventFirer {
   healthy = true;
   healthThrows = false;
 
-  async fireHttp(req: HttpTriggerRequest): Promise<HttpTriggerReply> {
+  /** Answers (and throws) synchronously, as the runtime does for a trigger that needs no waiting. */
+  sync = false;
+
+  fireHttp(req: HttpTriggerRequest): HttpTriggerReply | Promise<HttpTriggerReply> {
+    if (this.sync) return this.answer(req);
+    return new Promise((resolve) => resolve(this.answer(req)));
+  }
+
+  private answer(req: HttpTriggerRequest): HttpTriggerReply {
     this.requests.push(req);
     switch (req.path) {
       case '/missing': throw new LivelyError('LC_NO_EVENT', `no event matches ${req.path}`);

@@ -92,13 +92,16 @@ export function encodeBatch(doc: BatchDoc): StoredBatch {
   for (let i = 1; i < n; i++) if (doc.started[i]! < t0) t0 = doc.started[i]!;
   const activation = new Array<number | string>(n);
   const started = new Array<number>(n);
+  // Speed: records of one millisecond share their id's head, built once for them.
+  let headAt = NaN;
+  let head = '';
   for (let i = 0; i < n; i++) {
     const id = doc.activation[i]!;
-    const head = `${boot}-${doc.started[i]!.toString(36)}-`;
-    const tail = id.startsWith(head) ? id.slice(head.length) : '';
-    const k = /^[0-9a-z]{1,10}$/.test(tail) ? parseInt(tail, 36) : NaN;
-    activation[i] = boot && Number.isSafeInteger(k) && k.toString(36) === tail ? k : id;
-    started[i] = doc.started[i]! - t0;
+    const s = doc.started[i]!;
+    if (s !== headAt) { headAt = s; head = `${boot}-${s.toString(36)}-`; }
+    const k = boot ? idNumber(id, head) : -1;
+    activation[i] = k >= 0 ? k : id;
+    started[i] = s - t0;
   }
   const refs = (col: ReadonlyArray<string | null>) => col.map(ref);
   const out: StoredBatch = {
@@ -112,6 +115,24 @@ export function encodeBatch(doc: BatchDoc): StoredBatch {
   if (doc.inputs && Object.keys(doc.inputs).length > 0) out.inputs = doc.inputs;
   if (doc.marks && Object.keys(doc.marks).length > 0) out.marks = doc.marks;
   return out;
+}
+
+/**
+ * The `n` of an id `<head><n in base 36>`: 1 to 10 digits 0-9a-z without a leading zero
+ * (so that writing `n` back in base 36 gives the id again); -1 for any other id.
+ */
+function idNumber(id: string, head: string): number {
+  const digits = id.length - head.length;
+  if (digits < 1 || digits > 10 || !id.startsWith(head)) return -1;
+  if (digits > 1 && id.charCodeAt(head.length) === 0x30) return -1;
+  let k = 0;
+  for (let i = head.length; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) k = k * 36 + (c - 0x30);
+    else if (c >= 0x61 && c <= 0x7a) k = k * 36 + (c - 0x57);
+    else return -1;
+  }
+  return k; // at most 36^10 - 1, a safe integer
 }
 
 /** The plain form of a stored batch, in either form. */

@@ -80,6 +80,8 @@ const MAX_INPUT_CHARS = 64 * 1024;
 const MAX_LOG_LINES = 200;
 /** Batches being filled at once: records of long activations start earlier than the rest. */
 const kMaxOpen = 8;
+/** Workers whose status summaries are kept for reuse (see ActivationLog.summary). */
+const kMaxSummaries = 1_000;
 /** Headers never stored: a rerun is authorised by whoever asks for it, not by replayed credentials. */
 const kSecretHeaders = ['authorization', 'proxy-authorization', 'cookie'];
 
@@ -133,6 +135,7 @@ export class ActivationLog {
   /** day databases this log has created (or found) and secured. */
   private readonly ready = new Set<string>();
   private readonly counts: DayCounts = new Map();
+  private readonly summaries = new Map<string, Map<string, string>>();
   private timer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
@@ -190,9 +193,11 @@ export class ActivationLog {
     doc.parent!.push(rec.parent ?? null);
     let statuses = '';
     let failed = rec.dead === true;
-    for (const w of rec.workers) {
-      statuses += (statuses ? ',' : '') + w.worker + ':' + w.status;
-      if (w.attempts !== undefined) statuses += '*' + w.attempts;
+    const ws = rec.workers;
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i]!;
+      const summary = w.attempts === undefined ? this.summary(w.worker, w.status) : `${w.worker}:${w.status}*${w.attempts}`;
+      statuses = i === 0 ? summary : `${statuses},${summary}`;
       if (w.status !== 'ok') failed = true;
     }
     doc.workers.push(statuses);
@@ -208,6 +213,27 @@ export class ActivationLog {
     doc.count++;
     this.buffered++;
     if (doc.count >= this.maxBatch) this.seal(b);
+  }
+
+  /**
+   * "worker:status", one string per worker and status. Speed: a record of one worker (the
+   * common case) then holds a string shared with every other record of it, instead of a new
+   * concatenation that the batch keeps and its encoding has to flatten and hash again.
+   */
+  private summary(worker: string, status: string): string {
+    let byStatus = this.summaries.get(worker);
+    if (byStatus === undefined) {
+      // Bounded: worker names come and go over a runtime's life.
+      if (this.summaries.size >= kMaxSummaries) this.summaries.clear();
+      byStatus = new Map();
+      this.summaries.set(worker, byStatus);
+    }
+    let text = byStatus.get(status);
+    if (text === undefined) {
+      text = `${worker}:${status}`;
+      byStatus.set(status, text);
+    }
+    return text;
   }
 
   private openBatch(s: number): OpenBatch {

@@ -59,6 +59,21 @@ function patternSegments(path: string): string[] {
   return path === '/' ? [] : path.slice(1).split('/');
 }
 
+/**
+ * `path.split('/')`. Speed: on node 20 String.prototype.split costs several times as much
+ * as finding the slashes and slicing, for the short paths triggers have.
+ */
+function splitPath(path: string): string[] {
+  const out: string[] = [];
+  let from = 0;
+  for (let at = path.indexOf('/'); at !== -1; at = path.indexOf('/', from)) {
+    out.push(path.slice(from, at));
+    from = at + 1;
+  }
+  out.push(path.slice(from));
+  return out;
+}
+
 /** A bound message value as the string a binding holds; absent or null does not bind. */
 function bindable(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
@@ -120,7 +135,7 @@ export class EventMatcher {
   }
 
   match(method: string, path: string, params: Record<string, unknown>): MatchResult {
-    const segments = path.split('/');
+    const segments = splitPath(path);
     // split gives a leading "" for "/a"; a path without "/" is read as if it had one.
     const start = segments[0] === '' ? 1 : 0;
     let segmentCount = segments.length;
@@ -161,8 +176,9 @@ export class EventMatcher {
       for (let c = 0; c < count; c++) for (const m of candidates[c]!.methods!) allowed.add(m);
       result = { kind: 'method', allowed: [...allowed].sort() };
     }
-    // Drop the references so removed events are not kept alive by the scratch array.
-    candidates.fill(undefined as unknown as Route, 0, count);
+    // Drop the references so removed events are not kept alive by the scratch array
+    // (a loop: for the one or two candidates of a lookup, cheaper than calling fill).
+    for (let c = 0; c < count; c++) candidates[c] = undefined as unknown as Route;
     this.segments = EMPTY;
     return result;
   }

@@ -28,16 +28,12 @@ export const kMaxJsonDepth = 512;
  * Resolves undefined when the request has no body.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  if (skipEmptyBody(req)) return Promise.resolve(undefined);
   const declared = req.headers['content-length'];
-  if (declared === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(undefined);
   if (declared !== undefined) {
     // node's parser has already refused a Content-Length that is not digits.
     const n = Number(declared);
     if (n > limit) return Promise.reject(new LivelyError('LC_BODY_TOO_LARGE', `request body of ${n} bytes is over the limit of ${limit}`));
-    if (n === 0) {
-      req.resume();
-      return Promise.resolve(undefined);
-    }
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -76,6 +72,23 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
     req.on('error', onFail);
     req.on('close', onClose);
   });
+}
+
+/** Whether the request declares no body: neither Content-Length nor Transfer-Encoding, or a Content-Length of 0. */
+export function hasNoBody(headers: IncomingMessage['headers']): boolean {
+  const declared = headers['content-length'];
+  // node's parser has already refused a Content-Length that is not digits.
+  return declared === undefined ? headers['transfer-encoding'] === undefined : Number(declared) === 0;
+}
+
+/**
+ * When the request declares no body, lets node finish it (a declared empty body is
+ * still resumed) and returns true: there is nothing to read, so nothing to wait for.
+ */
+export function skipEmptyBody(req: IncomingMessage): boolean {
+  if (!hasNoBody(req.headers)) return false;
+  if (req.headers['content-length'] !== undefined) req.resume();
+  return true;
 }
 
 /** The media type of a Content-Type header, lower-cased, without parameters. */

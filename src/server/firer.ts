@@ -27,8 +27,11 @@ export interface HttpTriggerReply {
 }
 
 export interface EventFirer {
-  /** Throws LivelyError LC_NO_EVENT (404), LC_METHOD_NOT_ALLOWED (405), LC_QUEUE_FULL (503), LC_UNAUTHORIZED/LC_FORBIDDEN. */
-  fireHttp(req: HttpTriggerRequest): Promise<HttpTriggerReply>;
+  /**
+   * Throws (or rejects with) LivelyError LC_NO_EVENT (404), LC_METHOD_NOT_ALLOWED (405), LC_QUEUE_FULL (503),
+   * LC_UNAUTHORIZED/LC_FORBIDDEN. May answer synchronously when nothing needs waiting for (the server's fast path).
+   */
+  fireHttp(req: HttpTriggerRequest): HttpTriggerReply | Promise<HttpTriggerReply>;
   health(): Promise<{ ok: boolean; store: boolean; [k: string]: unknown }>;
   status(): Promise<Record<string, unknown>>;
   /** Prometheus text exposition format (`/_lively/metrics`); optional for embedders. */

@@ -15,13 +15,58 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, ext
     return;
   }
   const text = JSON.stringify(body);
+  sendJsonText(res, status, text, Buffer.byteLength(text), extra);
+}
+
+/** A JSON reply already serialised, `bytes` long in UTF-8. */
+export function sendJsonText(res: ServerResponse, status: number, text: string, bytes: number, extra?: Record<string, string>): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
   const headers: Record<string, string | number> = {
     'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
+    'content-length': bytes,
   };
   if (extra) Object.assign(headers, extra);
   res.writeHead(status, headers);
   res.end(text);
+}
+
+/** Printable ASCII but `"` and `\`: a JSON string's text as it is, one byte per character. */
+const kPlainText = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * The reply to a fired trigger, `{"ok":true,"activation","events","workers"[,"outcomes"]}`:
+ * the very text JSON.stringify gives for that object, and its length in bytes.
+ * Speed: written by hand, since on node 20 JSON.stringify costs about a microsecond even
+ * for this small an object, and its ids and names are almost always plain ASCII, which
+ * needs neither escaping nor a UTF-8 length count.
+ */
+export function firedReplyJson(activation: string, events: readonly string[], workers: readonly string[], outcomes: unknown): { text: string; bytes: number } {
+  allPlain = true;
+  let text = `{"ok":true,"activation":${jsonString(activation)},"events":${jsonStrings(events)},"workers":${jsonStrings(workers)}`;
+  if (outcomes !== undefined) {
+    text += `,"outcomes":${JSON.stringify(outcomes)}`;
+    allPlain = false;
+  }
+  text += '}';
+  return { text, bytes: allPlain ? text.length : Buffer.byteLength(text) };
+}
+
+/** Whether every string jsonString wrote since firedReplyJson began was plain ASCII. */
+let allPlain = true;
+
+function jsonString(s: string): string {
+  if (typeof s === 'string' && kPlainText.test(s)) return `"${s}"`;
+  allPlain = false;
+  return JSON.stringify(s) ?? 'null';
+}
+
+function jsonStrings(xs: readonly string[]): string {
+  let out = '[';
+  for (let i = 0; i < xs.length; i++) out += (i === 0 ? '' : ',') + jsonString(xs[i]!);
+  return out + ']';
 }
 
 /** Maps anything thrown while handling a request to a JSON reply. */

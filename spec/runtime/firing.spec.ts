@@ -1,0 +1,95 @@
+/**
+ * Firing on its own (no store, no server): what `fire` answers synchronously and what it
+ * answers through a promise, and that each activation's record is taken once its workers
+ * are done, before anyone waiting on `done` sees their outcomes.
+ */
+import { expect } from 'chai';
+import { EventCatalog } from '../../src/runtime/event-catalog.ts';
+import { Firing, type FireInput } from '../../src/runtime/firing.ts';
+import { WorkerGate } from '../../src/workers/gate.ts';
+import type { WorkerRegistry } from '../../src/workers/registry.ts';
+import type { DispatchContext, Dispatcher } from '../../src/workers/dispatcher.ts';
+import type { WorkerSpec } from '../../src/workers/spec.ts';
+import type { WorkerOutcome } from '../../src/shared/message.ts';
+import type { ActivationRecord } from '../../src/activations/log.ts';
+import type { ActivationSink } from '../../src/runtime/activation-sink.ts';
+import { LivelyError } from '../../src/shared/errors.ts';
+import { silentLogger } from '../../src/shared/log.ts';
+
+function spec(id: string): WorkerSpec {
+  return { id, rev: '1-a', type: 'test', isolation: 'thread', delegate: '', attachments: {}, arguments: {}, limits: { timeout: 1_000, concurrency: 10, idle: 1_000 }, env: {}, couch: false };
+}
+
+const dispatcher: Dispatcher = {
+  name: 'answering',
+  serves: () => true,
+  dispatch: async (ctx: DispatchContext): Promise<WorkerOutcome> => ({ worker: ctx.spec.id, status: ctx.spec.id === 'bad' ? 'error' : 'ok', result: { path: ctx.message.path }, logs: [], durationMs: 0 }),
+  retire: async () => undefined,
+  stats: () => ({ name: 'answering', warm: 0, inFlight: 0 }),
+  close: async () => undefined,
+};
+
+function setup(log: ActivationSink) {
+  const catalog = new EventCatalog();
+  catalog.apply([
+    { id: 'one', doc: { _id: 'one', trigger: { '/one': {} }, workers: { a: {} } } },
+    { id: 'two', doc: { _id: 'two', trigger: { '/two': {} }, workers: { a: {}, bad: {} } } },
+    { id: 'private', doc: { _id: 'private', trigger: { '/private': {} }, auth: 'user', workers: { a: {} } } },
+  ]);
+  const specs = new Map([['a', spec('a')], ['bad', spec('bad')]]);
+  const registry = { peek: (name: string) => specs.get(name) } as unknown as WorkerRegistry;
+  const authorized: string[] = [];
+  const firing = new Firing({
+    catalog, registry, gate: new WorkerGate(100, 100), dispatchers: [dispatcher], log, logger: silentLogger, maxChainDepth: 5,
+    authorize: async (event) => { authorized.push(event.id); },
+  });
+  return { firing, authorized };
+}
+
+const input = (path: string): FireInput => ({ trigger: 'http', method: 'GET', path, params: {}, request: { query: {}, headers: {}, body: undefined }, depth: 0 });
+
+describe('Firing', () => {
+  it('fires a public event synchronously and records it before its outcomes reach a waiter', async () => {
+    const records: ActivationRecord[] = [];
+    const { firing } = setup({ record: (r) => { records.push(r); } });
+    const fired = firing.fire(input('/one'));
+    expect(fired).not.to.be.instanceOf(Promise);
+    const { activation, events, workers, done } = fired as Exclude<typeof fired, Promise<unknown>>;
+    expect({ events, workers }).to.deep.equal({ events: ['one'], workers: ['a'] });
+    const outcomes = await done;
+    expect(outcomes.map((o) => [o.worker, o.status])).to.deep.equal([['a', 'ok']]);
+    expect(records).to.have.length(1);
+    expect(records[0]).to.deep.include({ activation, events: ['one'], trigger: 'http', path: '/one', method: 'GET', workers: outcomes });
+    expect(records[0]).not.to.have.property('dead');
+    expect(firing.completed).to.equal(1);
+  });
+
+  it('waits for every worker of an activation, in the order of the event', async () => {
+    const records: ActivationRecord[] = [];
+    const { firing } = setup({ record: (r) => { records.push(r); } });
+    const fired = await firing.fire(input('/two'));
+    const outcomes = await fired.done;
+    expect(outcomes.map((o) => [o.worker, o.status])).to.deep.equal([['a', 'ok'], ['bad', 'error']]);
+    expect(records.map((r) => r.workers)).to.deep.equal([outcomes]);
+    expect(firing.outcomes).to.deep.include({ ok: 1, error: 1 });
+  });
+
+  it('throws a refusal synchronously for an event that needs no authorising', () => {
+    const { firing } = setup({ record: () => undefined });
+    expect(() => firing.fire(input('/nothing'))).to.throw(LivelyError).with.property('code', 'LC_NO_EVENT');
+  });
+
+  it('authorises an event that is not public before it starts, through a promise', async () => {
+    const { firing, authorized } = setup({ record: () => undefined });
+    const fired = firing.fire(input('/private'));
+    expect(fired).to.be.instanceOf(Promise);
+    expect(authorized).to.deep.equal(['private']);
+    expect((await (await fired).done).map((o) => o.status)).to.deep.equal(['ok']);
+  });
+
+  it('a sink that throws costs the record, not the outcomes', async () => {
+    const { firing } = setup({ record: () => { throw new Error('disk full'); } });
+    const fired = await firing.fire(input('/one'));
+    expect((await fired.done).map((o) => o.status)).to.deep.equal(['ok']);
+  });
+});
