@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
 import { fixtureSpec, inlineSpec, run } from '../fixtures/workers/thread/index.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
@@ -16,6 +17,47 @@ const marking = (tag: string) => `
   const fs = require('node:fs');
   process.stdin.on('data', () => console.log(JSON.stringify({ result: '${tag}' })));
   process.stdin.on('end', () => fs.writeFileSync(process.env.MARK, 'ended ${tag}'));`;
+
+describe('ThreadDispatcher — the pool and the process around it', function () {
+  it('status counts the batches sent and the share of thread time spent on them', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-'));
+    const d = new ThreadDispatcher({ cacheDir: dir, threads: 2 });
+    try {
+      const busy = inlineSpec('busy', { 'main.js': 'module.exports = () => new Promise((r) => setTimeout(() => r("rested"), 200));' });
+      const outs = await Promise.all(Array.from({ length: 4 }, () => run(d, busy)));
+      expect(outs.map((o) => o.result)).to.deep.equal(['rested', 'rested', 'rested', 'rested']);
+      const s = d.stats();
+      expect(s.batches).to.be.within(1, 4);
+      expect(s.inFlight).to.equal(0);
+      // At least 200 ms of one thread's time held messages, out of well under two seconds of two threads.
+      expect(s.utilization).to.be.greaterThan(0.05).and.at.most(1);
+    } finally {
+      await d.close(1000);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an idle pool does not keep its process alive: a script that dispatches once and never closes exits', async () => {
+    const script = `
+      import { mkdtempSync } from 'node:fs';
+      import os from 'node:os';
+      import path from 'node:path';
+      import { ThreadDispatcher } from ${JSON.stringify(path.resolve('src/workers/dispatch/thread.ts'))};
+      import { inlineSpec, run } from ${JSON.stringify(path.resolve('spec/fixtures/workers/thread/index.ts'))};
+      const d = new ThreadDispatcher({ cacheDir: mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')), threads: 2 });
+      const out = await run(d, inlineSpec('once', { 'main.js': 'module.exports = () => "once";' }));
+      console.log(out.result);`;
+    const child = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (c) => { out += c; });
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => { child.kill('SIGKILL'); resolve(null); }, 15_000);
+      child.once('exit', (c) => { clearTimeout(t); resolve(c); });
+    });
+    expect(out.trim()).to.equal('once');
+    expect(code, 'the process exited by itself').to.equal(0);
+  });
+});
 
 describe('ThreadDispatcher — lifecycle, bundling, cache, database', function () {
   let dir: string;
