@@ -1,10 +1,13 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
 import { createLogger } from '../../src/shared/log.ts';
-import { fixtureSpec, inlineSpec, run } from '../fixtures/workers/thread/index.ts';
+import { ThreadPool } from '../../src/workers/dispatch/thread/pool.ts';
+import type { Bundle } from '../../src/workers/bundler.ts';
+import type { WorkerOutcome } from '../../src/shared/message.ts';
+import { fixtureSpec, inlineSpec, messageFor, run } from '../fixtures/workers/thread/index.ts';
 
 /** A worker that misbehaves only when asked to, so its next message can show it works again. */
 function faulty(id: string, fault: string, over = {}) {
@@ -124,5 +127,28 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     expect(a.status).to.equal('error');
     expect(a.error!.message).to.equal("stopped because worker 'looper2' timed out");
     expect(c).to.deep.include({ status: 'ok', result: { doubled: 10 } });
+  });
+
+  it('threads that cannot start fail the messages waiting for them, with the reason, instead of holding them', async () => {
+    const entry = path.join(dir, 'broken-runtime.mjs');
+    writeFileSync(entry, "throw new Error('the thread runtime is broken');\n");
+    const lines: string[] = [];
+    const pool = new ThreadPool({ entry, threads: 1, tasksPerThread: 4, maxBatch: 8, moduleRoot: process.cwd(), channel: 'lc-spec-broken', logger: createLogger('warn', (l) => lines.push(l)) });
+    try {
+      const spec = inlineSpec('never', { 'main.js': 'module.exports = () => 1;' });
+      const send = () => new Promise<WorkerOutcome>((resolve) => pool.enqueue({
+        id: Math.random(), spec, bundle: { key: 'never@1', file: entry } as Bundle, message: messageFor(spec), env: {}, onEmit() {}, resolve,
+        t0: performance.now(), attempts: 0, done: false, index: 0, deadline: 0,
+      }));
+      const first = await send();
+      expect(first.status).to.equal('error');
+      expect(first.error!.code).to.equal('LC_WORKER_ERROR');
+      expect(first.error!.message).to.match(/^the worker threads could not start: .*the thread runtime is broken/);
+      // Later messages fail at once too, and the log says why.
+      expect((await send()).error!.message).to.equal(first.error!.message);
+      expect(lines.some((l) => l.includes('worker threads could not start') && l.includes('the thread runtime is broken'))).to.equal(true);
+    } finally {
+      await pool.destroy();
+    }
   });
 });

@@ -111,9 +111,11 @@ export class ThreadPool {
       resourceLimits: opts.memoryMb ? { maxOldGenerationSizeMb: opts.memoryMb, maxYoungGenerationSizeMb: Math.max(1, Math.min(16, Math.floor(opts.memoryMb / 4))) } : undefined,
     });
     // piscina reports a thread that dies holding none of its tasks — every death, here — on
-    // 'error', and without a listener that would take the whole runtime down. The thread's own
-    // 'error' and 'exit' listeners (attach) say what it took with it.
-    this.piscina.on('error', () => {});
+    // 'error', and without a listener that would take the whole runtime down. A thread that had
+    // started is reported by its own 'error' and 'exit' listeners (attach); one that never
+    // started means none may (piscina stops starting threads that fail while starting), so what
+    // waits for a thread fails rather than waiting for ever.
+    this.piscina.on('error', (err: unknown) => { if (this.threads.length === 0) this.cannotStart(err); });
     this.piscina.on('message', (m: Hello) => { if (m && m.lc === 'hello') this.attach(m); });
   }
 
@@ -147,7 +149,24 @@ export class ThreadPool {
     if (this.pending.length > 0) this.scheduleFlush();
   }
 
+  /** Set once threads failed to start and none ever did: messages fail at once with it. */
+  private startFailure?: string;
+
+  private cannotStart(err: unknown): void {
+    this.startFailure = `the worker threads could not start: ${describeError(err)}`;
+    this.opts.logger.error('worker threads could not start', { pool: this.opts.memoryMb ?? 'default', reason: describeError(err) });
+    const waiting = this.pending;
+    this.pending = [];
+    for (const it of waiting) this.fail(it);
+  }
+
+  private fail(it: PoolItem): void {
+    this.items.delete(it.id);
+    this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_WORKER_ERROR', message: this.startFailure! } });
+  }
+
   enqueue(item: PoolItem): void {
+    if (this.startFailure !== undefined && this.threads.length === 0) { this.fail(item); return; }
     this.items.set(item.id, item);
     this.pending.push(item);
     // An idle pool sends at once: a lone trigger should not wait a turn of the event loop.
