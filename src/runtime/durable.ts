@@ -199,7 +199,7 @@ export class DurableJournal {
 
   /** Stores the entry; throws LC_NOT_PERSISTED (503) when the store did not keep it. */
   async accept(entry: DurableEntry): Promise<DurableRef> {
-    const db = journalDbName(this.opts.prefix, Date.now());
+    const db = this.days.name(Date.now());
     for (let attempt = 1; ; attempt++) {
       try {
         await this.ensure(db);

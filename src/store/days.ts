@@ -36,11 +36,16 @@ export class DayDbs {
     this.name(0);
   }
 
+  /** the last day named: writers ask for the same day many times a second. */
+  private last = { start: NaN, name: '' };
+
   /** `<base>YYYYMMDD` for the UTC day of `t`. */
   name(t: number): string {
+    if (t >= this.last.start && t < this.last.start + kDayMs) return this.last.name;
     const iso = new Date(t).toISOString();
     const name = `${this.base}${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}`;
     if (!kDbName.test(name)) throw new LivelyError('LC_CONFIG', `options.dbPrefix gives an invalid CouchDB database name: ${JSON.stringify(name)}`);
+    this.last = { start: dayStart(t), name };
     return name;
   }
 
