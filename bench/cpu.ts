@@ -1,0 +1,88 @@
+/**
+ * `npm run bench:cpu -- [path] [seconds]`: CPU time per trigger, which varies far less on a
+ * shared machine than req/s. Starts the benchmark runtime (bench/target.ts runtime), loads
+ * `path` with autocannon (50 connections), and reads each of its threads' CPU time and
+ * voluntary context switches (sleeps) from /proc before and after, and the store process's.
+ * Prints µs per trigger for the main thread, the other threads (worker threads, V8's GC
+ * helpers, libuv's pool), the whole runtime process and the store, and thread sleeps per 1,000
+ * triggers. Linux only.
+ *   path     default /_events/bench/thread?wait=true
+ *   seconds  default 5
+ * Extra node flags for the runtime (not for the load generator): BENCH_TARGET_FLAGS.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import { request } from 'undici';
+
+const path = process.argv[2] ?? '/_events/bench/thread?wait=true';
+const seconds = Number(process.argv[3] ?? 5);
+
+interface TaskStat { cpuUs: number; sleeps: number }
+
+/** utime + stime (clock ticks of 10 ms) and voluntary switches of each thread of `pid`, by thread id. */
+function tasks(pid: number): Map<number, TaskStat> {
+  const out = new Map<number, TaskStat>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const sleeps = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      out.set(Number(tid), { cpuUs: (Number(f[11]) + Number(f[12])) * 10_000, sleeps });
+    } catch { /* the thread ended meanwhile */ }
+  }
+  return out;
+}
+
+function processCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+}
+
+async function main(): Promise<void> {
+  if (process.platform !== 'linux') throw new Error('bench:cpu reads /proc: Linux only');
+  const flags = (process.env.BENCH_TARGET_FLAGS ?? '').split(' ').filter(Boolean);
+  const target = spawn(process.execPath, ['--no-node-snapshot', ...flags, '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, 'runtime'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [url, auth] = await new Promise<[string, string]>((resolve, reject) => {
+      target.once('exit', (code) => reject(new Error(`the runtime exited with ${code}`)));
+      createInterface({ input: target.stdout! }).on('line', (line) => {
+        if (line.startsWith('READY ')) resolve(line.slice(6).split(' ') as [string, string]);
+      });
+    });
+    const status = async () => {
+      const res = await request(`${url}/_lively/status`, { headers: { authorization: `Basic ${auth}` } });
+      return (await res.body.json()) as { store: { pid?: number }; activations: { fired: number; completed: number } };
+    };
+    const storePid = (await status()).store.pid;
+    await (await request(url + path)).body.dump();
+    await autocannon({ url: url + path, connections: 50, duration: 2 });
+    const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: (await status()).activations.fired };
+    const load = await autocannon({ url: url + path, connections: 50, duration: seconds });
+    let s = await status();
+    while (s.activations.completed < s.activations.fired) { await new Promise((r) => setTimeout(r, 50)); s = await status(); }
+    const after = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s.activations.fired };
+    const n = after.fired - before.fired;
+    let workers = 0, all = 0, sleeps = 0;
+    for (const [tid, a] of after.threads) {
+      const b = before.threads.get(tid) ?? { cpuUs: 0, sleeps: 0 };
+      all += a.cpuUs - b.cpuUs;
+      sleeps += a.sleeps - b.sleeps;
+      if (tid !== target.pid) workers += a.cpuUs - b.cpuUs;
+    }
+    const main = after.threads.get(target.pid!)!.cpuUs - before.threads.get(target.pid!)!.cpuUs;
+    const per = (us: number) => Number((us / n).toFixed(1));
+    console.log(JSON.stringify({
+      path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average),
+      cpuUsPerTrigger: { mainThread: per(main), otherThreads: per(workers), runtimeProcess: per(all), store: per(after.store - before.store) },
+      threadSleepsPer1000: Number((sleeps * 1000 / n).toFixed(0)),
+    }, null, 2));
+  } finally {
+    target.kill('SIGTERM');
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
