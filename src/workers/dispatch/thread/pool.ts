@@ -137,7 +137,8 @@ export class ThreadPool {
     if (!worker || this.closing) { hello.port.close(); return; }
     const thread: Thread = { id: hello.threadId, worker, port: hello.port, batches: new Set(), busySince: 0, gone: false };
     hello.port.on('message', (out: Outbox) => this.receive(out));
-    hello.port.unref();
+    // Referenced like the others: a thread that starts while work is in flight may get some.
+    if (this.refs > 0) hello.port.ref(); else hello.port.unref();
     worker.on('error', (err: unknown) => {
       const e = err as { code?: string };
       thread.cause ??= e?.code === 'ERR_WORKER_OUT_OF_MEMORY'
