@@ -24,6 +24,14 @@ class HeldDispatcher extends RecordingDispatcher {
   releaseAll(): void { for (const r of this.held.splice(0)) r(); }
 }
 
+/** Deploys `worker` and an event `id` following `db`'s changes, and waits for its feed; the event's revision. */
+async function follow(rt: Runtime, id: string, db: string): Promise<string> {
+  await rt.db.workers.insert(worker);
+  const res = await rt.db.events.insert({ _id: id, trigger: [{ changes: { db } }], workers: { w: {} } });
+  await eventually(() => rt.changesTriggers!.feeds(id) === 1, 10_000, 'feed started');
+  return res.rev;
+}
+
 async function feedsOf(rt: Runtime, event: string): Promise<FeedStats[]> {
   const status = await rt.status();
   return (status.feeds as FeedStats[]).filter((f) => f.event === event);
@@ -98,9 +106,7 @@ describe('changes triggers', () => {
     const held = new HeldDispatcher();
     const rt = await startRuntime({ config: { changesConcurrency: 10 }, dispatchers: [held] });
     try {
-      await rt.db.workers.insert(worker);
-      await rt.db.events.insert({ _id: 'bounded', trigger: [{ changes: { db } }], workers: { w: {} } });
-      await eventually(() => rt.changesTriggers!.feeds('bounded') === 1, 10_000, 'feed started');
+      await follow(rt, 'bounded', db);
       const start = (await feedsOf(rt, 'bounded'))[0]!.checkpoint;
       await connect(couchUrl()).use(db).bulk({ docs: Array.from({ length: 25 }, (_, i) => ({ _id: `d${String(i).padStart(2, '0')}` })) });
       // the first answer may carry one change (a longpoll wakes on the first); the next ones a full batch
@@ -136,15 +142,13 @@ describe('changes triggers', () => {
     const rec = new RecordingDispatcher();
     const rt = await startRuntime({ dispatchers: [rec] });
     try {
-      await rt.db.workers.insert(worker);
-      const res = await rt.db.events.insert({ _id: 'watch', trigger: [{ changes: { db } }], workers: { w: {} } });
-      await eventually(() => rt.changesTriggers!.feeds('watch') === 1, 10_000, 'feed started');
+      const rev = await follow(rt, 'watch', db);
       const [feed] = await feedsOf(rt, 'watch');
       expect(feed).to.include({ event: 'watch', db, state: 'running' });
       expect(feed!.checkpoint).to.be.a('string');
       expect(feed!.holder).to.be.a('string');
       // edited: only documents of kind "job" now, and the feed follows the new definition
-      const edited = await rt.db.events.insert({ _id: 'watch', _rev: res.rev, trigger: [{ changes: { db, selector: { kind: 'job' } } }], workers: { w: {} } });
+      const edited = await rt.db.events.insert({ _id: 'watch', _rev: rev, trigger: [{ changes: { db, selector: { kind: 'job' } } }], workers: { w: {} } });
       await new Promise((r) => setTimeout(r, 300));
       await eventually(() => rt.changesTriggers!.feeds('watch') === 1, 10_000, 'feed restarted');
       await connect(couchUrl()).use<Record<string, unknown>>(db).bulk({ docs: [{ _id: 'other', kind: 'x' }, { _id: 'job1', kind: 'job' }] });
@@ -169,9 +173,7 @@ describe('changes triggers', () => {
     const rec = new RecordingDispatcher();
     const rt = await startRuntime({ config: { leaseMs: 1_000 }, dispatchers: [rec] });
     try {
-      await rt.db.workers.insert(worker);
-      await rt.db.events.insert({ _id: 'on_deleted', trigger: [{ changes: { db } }], workers: { w: {} } });
-      await eventually(() => rt.changesTriggers!.feeds('on_deleted') === 1, 10_000, 'feed started');
+      await follow(rt, 'on_deleted', db);
       await nano.use(db).insert({ _id: 'old' } as never);
       await eventually(() => rec.messages.length === 1, 10_000, 'old delivered');
       await nano.db.destroy(db);

@@ -23,8 +23,6 @@ module.exports = async (msg) => {
   return { n: p.n };
 };`;
 
-const post = postEvent;
-
 describe('durable events over HTTP', function () {
   this.timeout(30_000);
   let rt: Runtime;
@@ -56,7 +54,7 @@ describe('durable events over HTTP', function () {
   it('stores the trigger before acknowledging it, without credentials, and deletes it once its workers are done', async () => {
     const release = tmp('release');
     const out = tmp('out');
-    const r = await post(rt, '/orders', { n: 1, release, out }, { authorization: 'Basic dXNlcjpwdw==', cookie: 'AuthSession=secret' });
+    const r = await postEvent(rt, '/orders', { n: 1, release, out }, { authorization: 'Basic dXNlcjpwdw==', cookie: 'AuthSession=secret' });
     expect(r.status).to.equal(202);
     const found = await stored(r.body.activation);
     expect(found?.done).to.equal(false);
@@ -72,7 +70,7 @@ describe('durable events over HTTP', function () {
   });
 
   it('?wait=true on a durable event answers with the outcomes', async () => {
-    const r = await post(rt, '/orders?wait=true', { n: 2, out: tmp('out') });
+    const r = await postEvent(rt, '/orders?wait=true', { n: 2, out: tmp('out') });
     expect(r.status).to.equal(200);
     expect(r.body.outcomes[0]).to.include({ status: 'ok' });
   });
@@ -82,15 +80,15 @@ describe('durable events over HTTP', function () {
     await journal().info(); // the day's database exists after the first accept
     const ddoc = await db.insert({ _id: '_design/readonly', validate_doc_update: 'function () { throw({ forbidden: "the journal is read-only" }); }' });
     const out = tmp('out');
-    const refused = await post(rt, '/orders?wait=true', { n: 3, out });
+    const refused = await postEvent(rt, '/orders?wait=true', { n: 3, out });
     expect(refused.status).to.equal(503);
     expect(refused.body.error).to.equal('LC_NOT_PERSISTED');
     expect(refused.body.reason).to.contain('not stored').and.contain('the journal is read-only');
-    const other = await post(rt, '/notes?wait=true', { n: 4, out });
+    const other = await postEvent(rt, '/notes?wait=true', { n: 4, out });
     expect(other.status).to.equal(200);
     expect(readFileSync(out, 'utf8')).to.equal('4\n'); // the refused trigger never ran
     await db.destroy('_design/readonly', ddoc.rev);
-    const back = await post(rt, '/orders?wait=true', { n: 5, out });
+    const back = await postEvent(rt, '/orders?wait=true', { n: 5, out });
     expect(back.status).to.equal(200);
     expect(readFileSync(out, 'utf8')).to.equal('4\n5\n');
   });

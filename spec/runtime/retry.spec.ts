@@ -24,8 +24,6 @@ module.exports = async (msg) => {
   return { run: n };
 };`;
 
-const post = postEvent;
-
 describe('worker retries', function () {
   this.timeout(30_000);
   let rt: Runtime;
@@ -51,7 +49,7 @@ describe('worker retries', function () {
 
   it('a worker failing twice then succeeding, with three attempts, ends ok with attempts 3 and the failures in its logs', async () => {
     const f = file();
-    const r = await post(rt, '/three?wait=true', { file: f, failures: 2 });
+    const r = await postEvent(rt, '/three?wait=true', { file: f, failures: 2 });
     expect(r.status).to.equal(200);
     const [o] = r.body.outcomes;
     expect(o).to.include({ worker: 'flaky', status: 'ok', attempts: 3 });
@@ -64,10 +62,10 @@ describe('worker retries', function () {
   });
 
   it('an ok first attempt carries attempts 1; a worker without a policy runs once and carries no attempts', async () => {
-    const ok = await post(rt, '/three?wait=true', { file: file(), failures: 0 });
+    const ok = await postEvent(rt, '/three?wait=true', { file: file(), failures: 0 });
     expect(ok.body.outcomes[0]).to.include({ status: 'ok', attempts: 1 });
     const f = file();
-    const failed = await post(rt, '/once?wait=true', { file: f, failures: 5 });
+    const failed = await postEvent(rt, '/once?wait=true', { file: f, failures: 5 });
     expect(failed.body.outcomes[0].status).to.equal('error');
     expect(failed.body.outcomes[0]).to.not.have.property('attempts');
     expect(readFileSync(f, 'utf8')).to.equal('1');
@@ -75,7 +73,7 @@ describe('worker retries', function () {
 
   it('a worker failing always ends as a dead activation after its attempts, listed by the activations API', async () => {
     const f = file();
-    const r = await post(rt, '/three?wait=true', { file: f, failures: 99 });
+    const r = await postEvent(rt, '/three?wait=true', { file: f, failures: 99 });
     const [o] = r.body.outcomes;
     expect(o).to.include({ status: 'error', attempts: 3 });
     expect(o.error.message).to.contain('failure number 3');
@@ -87,8 +85,8 @@ describe('worker retries', function () {
     expect(rec!.dead).to.equal(true);
     expect(rec!.workers[0]!.attempts).to.equal(3);
     // An activation that failed without a retry policy is not dead; one that recovered is not either.
-    const once = await post(rt, '/once?wait=true', { file: file(), failures: 5 });
-    const recovered = await post(rt, '/three?wait=true', { file: file(), failures: 1 });
+    const once = await postEvent(rt, '/once?wait=true', { file: file(), failures: 5 });
+    const recovered = await postEvent(rt, '/three?wait=true', { file: file(), failures: 1 });
     const again = ((await (await request(`${rt.url}/_lively/activations?limit=50`, { headers: adminHeaders() })).body.json()) as { activations: typeof activations }).activations;
     expect(again.find((a) => a.activation === once.body.activation)).to.not.have.property('dead');
     expect(again.find((a) => a.activation === recovered.body.activation)).to.not.have.property('dead');
@@ -96,10 +94,10 @@ describe('worker retries', function () {
 
   it('holds no gate slot while waiting out its backoff: another message of a concurrency-1 worker runs meanwhile', async () => {
     const waiting = rt.firing.retrying;
-    const patient = await post(rt, '/patient', { file: file(), failures: 1 });
+    const patient = await postEvent(rt, '/patient', { file: file(), failures: 1 });
     expect(patient.status).to.equal(202);
     await eventually(() => rt.firing.retrying === waiting + 1, 5_000, 'the first attempt to fail');
-    const plain = await post(rt, '/plain?wait=true', { file: file(), failures: 0 });
+    const plain = await postEvent(rt, '/plain?wait=true', { file: file(), failures: 0 });
     expect(plain.status).to.equal(200);
     expect(plain.body.outcomes[0]).to.include({ status: 'ok' });
     expect(rt.firing.retrying).to.equal(waiting + 1); // still in its 10-minute backoff

@@ -79,6 +79,8 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
   const instances: Instance[] = [];
   const prefixes: string[] = [];
   const fresh = () => { const p = uniquePrefix(); prefixes.push(p); return p; };
+  /** A file in a directory of its own, where recorder workers append what they ran. */
+  const outFile = () => path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
   const start = async (prefix: string) => { const i = await startInstance(prefix); instances.push(i); return i; };
   afterEach(async () => {
     for (const i of instances.splice(0)) if (i.proc.exitCode === null && i.proc.signalCode === null) { i.proc.kill('SIGKILL'); await exited(i.proc); }
@@ -93,7 +95,7 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
 
   it('SIGKILL while 1,000 changes are processed, start again: every change finishes at least once, and no more run twice than were in flight', async () => {
     const prefix = fresh();
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
+    const file = outFile();
     const db = `${prefix}inbox`;
     const nano = connect(couchUrl());
     await nano.db.create(db);
@@ -127,7 +129,7 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
   /** Two runtimes on a fresh prefix with one changes trigger on a new database: which one follows it, which stands by. */
   async function twoFollowingOne() {
     const prefix = fresh();
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
+    const file = outFile();
     const db = `${prefix}inbox`;
     const nano = connect(couchUrl());
     await nano.db.create(db);
@@ -183,7 +185,7 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
 
   it('two runtimes, a 1 s schedule for 10 s: 9 to 11 firings in all, never two for one tick', async () => {
     const prefix = fresh();
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
+    const file = outFile();
     const [a, b] = await Promise.all([start(prefix), start(prefix)]);
     await deploy(prefix, { _id: 'every_second', trigger: { schedule: { every: '1s' } }, workers: { recorder: { file } } });
     // both have loaded the event (it is listed by id on each), then ten seconds pass
