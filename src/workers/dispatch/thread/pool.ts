@@ -49,7 +49,6 @@ interface InFlightBatch {
 
 /** A started thread and the port its batches go down. */
 interface Thread {
-  id: number;
   worker: Worker;
   port: MessagePort;
   batches: Set<InFlightBatch>;
@@ -135,7 +134,7 @@ export class ThreadPool {
   private attach(hello: Hello): void {
     const worker = this.piscina.threads.find((w) => w.threadId === hello.threadId);
     if (!worker || this.closing) { hello.port.close(); return; }
-    const thread: Thread = { id: hello.threadId, worker, port: hello.port, batches: new Set(), busySince: 0, gone: false };
+    const thread: Thread = { worker, port: hello.port, batches: new Set(), busySince: 0, gone: false };
     hello.port.on('message', (out: Outbox) => this.receive(out));
     // Referenced like the others: a thread that starts while work is in flight may get some.
     if (this.refs > 0) hello.port.ref(); else hello.port.unref();
