@@ -52,6 +52,18 @@ async function feedState(i: Instance, event: string): Promise<string | undefined
   return body.feeds.find((f) => f.event === event)?.state;
 }
 
+/**
+ * Whether the runtime's feed for `event` has saved a checkpoint at or past the database's
+ * current update sequence. Sequences are opaque in CouchDB 3 ("<n>-<shard data>"), but their
+ * leading number grows with every change, in the embedded store as in CouchDB.
+ */
+async function checkpointed(i: Instance, event: string, db: string): Promise<boolean> {
+  const body = await status<{ feeds: Array<{ event: string; checkpoint?: string }> }>(i);
+  const saved = body.feeds.find((f) => f.event === event)?.checkpoint;
+  const info = await connect(couchUrl()).db.get(db);
+  return saved !== undefined && parseInt(String(saved), 10) >= parseInt(String(info.update_seq), 10);
+}
+
 const att = (code: string) => ({ 'index.js': { content_type: 'application/javascript', data: Buffer.from(code).toString('base64') } });
 
 /** A node worker appending "<phase> <key> <pid>" lines to `arguments.file`, with a short pause between start and done. */
@@ -150,6 +162,9 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
     await nano.use(db).bulk({ docs: Array.from({ length: 50 }, (_, i) => ({ _id: `a${i}` })) });
     await eventually(() => lines(file).filter((l) => l.phase === 'done').length === 50, 15_000, 'first 50 done');
     expect(new Set(lines(file).map((l) => l.pid))).to.deep.equal(new Set([holder.proc.pid]));
+    // The checkpoint is written after the batch's workers are done, a moment after their last
+    // line: killed before it, the other runtime would rightly run them again (at least once).
+    await eventually(() => checkpointed(holder, 'on_message', db), 10_000, 'the first 50 checkpointed');
 
     holder.proc.kill('SIGKILL');
     await exited(holder.proc);
