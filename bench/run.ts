@@ -12,7 +12,7 @@
  * Environment:
  *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
  *   BENCH_SECONDS=5    seconds per scenario and round
- *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bn cn db dw c0 d d0 py iso e a1 c1)
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bn cn db dw c0 d d0 py iso f fb e a1 c1)
  *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
  * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
  */
@@ -139,7 +139,7 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); retu
 
 async function main(): Promise<void> {
   // The servers under test, started once the scenarios to run are known.
-  const t = {} as Record<'bare' | 'rt' | 'quiet' | 'persistent' | 'fresh', Target>;
+  const t = {} as Record<'bare' | 'rt' | 'quiet' | 'persistent' | 'fresh' | 'floor' | 'floor202', Target>;
   const scenarios: Array<{ key: string; label: string; run: () => Promise<Sample> }> = [
     { key: 'a', label: '(a) bare node:http, 200', run: () => load(t.bare.url, SECONDS, CONNECTIONS) },
     { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(t.rt.url, '/_events/bench/thread', SECONDS) },
@@ -155,6 +155,10 @@ async function main(): Promise<void> {
     { key: 'd0', label: '(d0) minimal stand-in for (d), no runtime around it: bare node:http feeding one child JSON lines', run: () => load(t.persistent.url, SECONDS, CONNECTIONS) },
     { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
+    // The floor of the design: the same hop to two worker threads with nothing of the runtime
+    // around it (bench/floor.ts), what (c) and (b) can at best reach on this machine.
+    { key: 'f', label: '(f) floor for (c): node:http + 2 worker threads over MessagePorts, batched per turn, no runtime', run: () => load(t.floor.url, SECONDS, CONNECTIONS) },
+    { key: 'fb', label: '(fb) floor for (b): the same answering 202 at once (processed/s)', run: () => processed(t.floor202.url, '/', SECONDS) },
     { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(t.fresh.url, Math.min(SECONDS, 3), 4) },
     // Next to each other in every round, so both see the same moment of the machine.
     { key: 'a1', label: '(a) bare, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(t.bare.url, SECONDS) },
@@ -171,6 +175,8 @@ async function main(): Promise<void> {
   t.quiet = await startTarget('runtime', { BENCH_RECORDS: 'off' });
   t.persistent = await startTarget('persistent');
   t.fresh = await startTarget('fresh');
+  t.floor = await startTarget('floor');
+  t.floor202 = await startTarget('floor202');
   // Warm every worker so cold starts are not in the throughput figures: a few triggers at once,
   // so a process worker's pool (up to its concurrency) has all its children before (d) runs.
   for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable']) {
@@ -204,7 +210,7 @@ async function main(): Promise<void> {
   // The target "with a single connection, the p50 latency of (c) within 0.15 ms of (a)'s".
   const p50Gap = result.c1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.c1.p50us - result.a1.p50us) : undefined;
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));

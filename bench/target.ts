@@ -6,6 +6,9 @@
  *   persistent  scenario (d0), the minimal stand-in for the 2010 design once warm: one child
  *               process fed JSON lines, answering each, behind node:http with no runtime around it
  *   fresh       the 2010 design cold: a new `node` process per trigger
+ *   floor       the floor of the thread-pool design, no runtime around it (./floor.ts): node:http
+ *               and two worker threads, each request answered with its outcome; floor202 answers
+ *               202 at once; floor-ring uses SharedArrayBuffer rings instead of MessagePorts
  */
 import http from 'node:http';
 import os from 'node:os';
@@ -22,6 +25,7 @@ import type { WorkerSpec } from '../src/workers/spec.ts';
 import type { WorkerOutcome } from '../src/shared/message.ts';
 import { deployDir } from '../src/runtime/deploy.ts';
 import { basicAuthOf } from '../src/store/couch.ts';
+import { floorServer } from './floor.ts';
 
 const mode = process.argv[2];
 const CHILD = `const rl=require('readline').createInterface({input:process.stdin});rl.on('line',l=>{const m=JSON.parse(l);process.stdout.write(JSON.stringify({result:{ok:true,n:m.n??null}})+'\\n')})`;
@@ -52,6 +56,8 @@ class ImmediateDispatcher implements Dispatcher {
 async function main(): Promise<void> {
   if (mode === 'bare') {
     listen(http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"ok":true}'); }));
+  } else if (mode === 'floor' || mode === 'floor202' || mode === 'floor-ring') {
+    listen(floorServer(mode === 'floor' ? 'port' : mode === 'floor202' ? 'port202' : 'ring'));
   } else if (mode === 'persistent') {
     const child = spawn(process.execPath, ['-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
     const waiting: Array<(line: string) => void> = [];
