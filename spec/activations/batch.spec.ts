@@ -4,7 +4,7 @@
  * plain form, whatever the ids look like; a plain document passes through unchanged.
  */
 import { expect } from 'chai';
-import { decodeBatch, encodeBatch, expandBatch, type BatchDoc } from '../../src/activations/batch.ts';
+import { BatchBuilder, decodeBatch, encodeBatch, expandBatch, type BatchDoc } from '../../src/activations/batch.ts';
 
 const t = Date.UTC(2026, 10, 28, 9, 0, 0);
 const own = (ms: number, n: number) => `1a2b3c4d-${ms.toString(36)}-${n.toString(36)}`;
@@ -74,6 +74,35 @@ describe('the stored form of an activation batch', () => {
     }
     expect(back.marks).to.deep.equal({ plain: { dead: true } });
     expect(expandBatch(stored).map((r) => r.activation)).to.deep.equal(doc.activation);
+  });
+
+  it('built record by record, past the growth of its columns, it reads back as the plain form of the same records', () => {
+    const doc = plain(0);
+    const built = new BatchBuilder();
+    for (let i = 0; i < 1_000; i++) {
+      const s = t + (i % 7) * 3 - 5;
+      const id = i % 97 === 0 ? `other-${i}` : own(s, i);
+      const cols = { events: i % 5 === 0 ? 'a,b' : 'bench_thread', trigger: i % 3 === 0 ? 'changes' : 'http', path: i % 3 === 0 ? null : `/orders/${i % 11}`,
+        method: i % 3 === 0 ? null : 'POST', workers: i % 13 === 0 ? 'w:error*2' : 'w:ok', parent: i % 17 === 0 ? own(t, i - 1) : null };
+      const ms = (i % 9) / 4;
+      built.add(id, cols.events, cols.trigger, cols.path, cols.method, s, ms, cols.workers, cols.parent);
+      doc.activation.push(id); doc.events.push(cols.events); doc.trigger.push(cols.trigger as 'http'); doc.path.push(cols.path); doc.method.push(cols.method);
+      doc.started.push(s); doc.durationMs.push(ms); doc.workers.push(cols.workers); doc.parent!.push(cols.parent); doc.count++;
+    }
+    built.details[doc.activation[13]!] = [{ worker: 'w', status: 'error', logs: [], durationMs: 1, error: { code: 'E', message: 'm' } }];
+    built.marks[doc.activation[13]!] = { dead: true };
+    const stored = JSON.parse(JSON.stringify(built.stored('b')));
+    expect(stored.count).to.equal(1_000);
+    // each distinct string once
+    const distinct = new Set([...doc.events, ...doc.trigger, ...doc.path, ...doc.method, ...doc.workers, ...doc.parent!].filter((x) => x !== null));
+    expect(stored.strings).to.have.length(distinct.size);
+    const back = decodeBatch(stored);
+    for (const k of ['activation', 'events', 'trigger', 'path', 'method', 'started', 'durationMs', 'workers', 'parent'] as const) {
+      expect(back[k], k).to.deep.equal(doc[k]);
+    }
+    expect(back.details).to.have.keys(doc.activation[13]!);
+    expect(back.marks).to.deep.equal({ [doc.activation[13]!]: { dead: true } });
+    expect(back.inputs).to.equal(undefined);
   });
 
   it('a plain document, written before the stored form existed, reads as it is', () => {

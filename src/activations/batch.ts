@@ -75,46 +75,117 @@ export interface StoredBatch {
   marks?: BatchDoc['marks'];
 }
 
-export function encodeBatch(doc: BatchDoc): StoredBatch {
-  // The boot part of the first id: a runtime's own records all share it.
-  const first = doc.activation[0] ?? '';
-  const boot = first.includes('-') ? first.slice(0, first.indexOf('-')) : '';
-  const strings: string[] = [];
-  const index = new Map<string, number>();
-  const ref = (s: string | null | undefined): number => {
-    if (s === null || s === undefined) return -1;
-    let i = index.get(s);
-    if (i === undefined) { i = strings.length; strings.push(s); index.set(s, i); }
-    return i;
-  };
-  const n = doc.count;
-  let t0 = n > 0 ? doc.started[0]! : 0;
-  for (let i = 1; i < n; i++) if (doc.started[i]! < t0) t0 = doc.started[i]!;
-  const activation = new Array<number | string>(n);
-  const started = new Array<number>(n);
-  // Speed: records of one millisecond share their id's head, built once for them.
-  let headAt = NaN;
-  let head = '';
-  for (let i = 0; i < n; i++) {
-    const id = doc.activation[i]!;
-    const s = doc.started[i]!;
-    if (s !== headAt) { headAt = s; head = `${boot}-${s.toString(36)}-`; }
-    const k = boot ? idNumber(id, head) : -1;
-    activation[i] = k >= 0 ? k : id;
-    started[i] = s - t0;
+/**
+ * A batch being filled, kept in its stored form as records come (see StoredBatch): the repeated
+ * columns as indexes into the batch's string table, this runtime's activation ids as their
+ * counter, numbers in typed arrays. Speed: a batch holds up to a second of records at thousands
+ * a second; kept as plain arrays of strings and numbers, their growing backing stores and
+ * strings were most of what survived each young-generation collection of a busy runtime, and
+ * were copied by every one. Typed arrays live outside the JavaScript heap, and the string table
+ * holds each distinct string once, so a record adds nearly nothing a collection must copy.
+ */
+export class BatchBuilder {
+  count = 0;
+  details: BatchDoc['details'] = {};
+  inputs: NonNullable<BatchDoc['inputs']> = {};
+  marks: NonNullable<BatchDoc['marks']> = {};
+  /** the boot part of the first record's id: records whose ids share it are stored as their counter. */
+  private boot: string | undefined;
+  private readonly strings: string[] = [];
+  private readonly index = new Map<string, number>();
+  /** ids that are not `<boot>-<start>-<counter>`, by record; their counter column holds -1. */
+  private readonly oddIds = new Map<number, string>();
+  private capacity = 256;
+  private activation = new Float64Array(this.capacity);
+  private started = new Float64Array(this.capacity);
+  private durationMs = new Float64Array(this.capacity);
+  private events = new Int32Array(this.capacity);
+  private trigger = new Int32Array(this.capacity);
+  private path = new Int32Array(this.capacity);
+  private method = new Int32Array(this.capacity);
+  private workers = new Int32Array(this.capacity);
+  private parent = new Int32Array(this.capacity);
+  // Records of one millisecond share their id's head, built once for them.
+  private headAt = NaN;
+  private head = '';
+
+  add(activation: string, events: string | null, trigger: string | null, path: string | null, method: string | null,
+    started: number, durationMs: number, workers: string | null, parent: string | null): void {
+    if (this.count === this.capacity) this.grow();
+    const i = this.count++;
+    if (this.boot === undefined) this.boot = activation.includes('-') ? activation.slice(0, activation.indexOf('-')) : '';
+    if (started !== this.headAt) { this.headAt = started; this.head = `${this.boot}-${started.toString(36)}-`; }
+    const k = this.boot ? idNumber(activation, this.head) : -1;
+    this.activation[i] = k;
+    if (k < 0) this.oddIds.set(i, activation);
+    this.started[i] = started;
+    this.durationMs[i] = durationMs;
+    this.events[i] = this.ref(events);
+    this.trigger[i] = this.ref(trigger);
+    this.path[i] = this.ref(path);
+    this.method[i] = this.ref(method);
+    this.workers[i] = this.ref(workers);
+    this.parent[i] = this.ref(parent);
   }
-  const refs = (col: ReadonlyArray<string | null>) => col.map(ref);
-  const out: StoredBatch = {
-    _id: doc._id, type: 'activations', v: 2, count: n, boot, strings: [],
-    activation, events: refs(doc.events), trigger: refs(doc.trigger), path: refs(doc.path), method: refs(doc.method),
-    t0, started, durationMs: doc.durationMs, workers: refs(doc.workers),
-    parent: doc.parent ? refs(doc.parent) : new Array<number>(n).fill(-1),
-    details: doc.details,
-  };
-  out.strings = strings;
-  if (doc.inputs && Object.keys(doc.inputs).length > 0) out.inputs = doc.inputs;
-  if (doc.marks && Object.keys(doc.marks).length > 0) out.marks = doc.marks;
-  return out;
+
+  /** The document to store, named `id`. */
+  stored(id: string): StoredBatch {
+    const n = this.count;
+    let t0 = n > 0 ? this.started[0]! : 0;
+    for (let i = 1; i < n; i++) if (this.started[i]! < t0) t0 = this.started[i]!;
+    const activation = new Array<number | string>(n);
+    const started = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const k = this.activation[i]!;
+      activation[i] = k >= 0 ? k : this.oddIds.get(i)!;
+      started[i] = this.started[i]! - t0;
+    }
+    const col = (c: Int32Array | Float64Array): number[] => Array.from(c.subarray(0, n));
+    const out: StoredBatch = {
+      _id: id, type: 'activations', v: 2, count: n, boot: this.boot ?? '', strings: this.strings.slice(),
+      activation, events: col(this.events), trigger: col(this.trigger), path: col(this.path), method: col(this.method),
+      t0, started, durationMs: col(this.durationMs), workers: col(this.workers), parent: col(this.parent),
+      details: this.details,
+    };
+    if (Object.keys(this.inputs).length > 0) out.inputs = this.inputs;
+    if (Object.keys(this.marks).length > 0) out.marks = this.marks;
+    return out;
+  }
+
+  private ref(s: string | null): number {
+    if (s === null || s === undefined) return -1;
+    let i = this.index.get(s);
+    if (i === undefined) { i = this.strings.length; this.strings.push(s); this.index.set(s, i); }
+    return i;
+  }
+
+  private grow(): void {
+    this.capacity *= 2;
+    const f64 = (a: Float64Array) => { const b = new Float64Array(this.capacity); b.set(a); return b; };
+    const i32 = (a: Int32Array) => { const b = new Int32Array(this.capacity); b.set(a); return b; };
+    this.activation = f64(this.activation);
+    this.started = f64(this.started);
+    this.durationMs = f64(this.durationMs);
+    this.events = i32(this.events);
+    this.trigger = i32(this.trigger);
+    this.path = i32(this.path);
+    this.method = i32(this.method);
+    this.workers = i32(this.workers);
+    this.parent = i32(this.parent);
+  }
+}
+
+/** The stored form of a plain batch document. */
+export function encodeBatch(doc: BatchDoc): StoredBatch {
+  const b = new BatchBuilder();
+  for (let i = 0; i < doc.count; i++) {
+    b.add(doc.activation[i]!, doc.events[i] ?? null, doc.trigger[i] ?? null, doc.path[i] ?? null, doc.method[i] ?? null,
+      doc.started[i]!, doc.durationMs[i]!, doc.workers[i] ?? null, doc.parent?.[i] ?? null);
+  }
+  b.details = doc.details;
+  if (doc.inputs) b.inputs = doc.inputs;
+  if (doc.marks) b.marks = doc.marks;
+  return b.stored(doc._id);
 }
 
 /**

@@ -21,7 +21,7 @@ import type { HttpRequestPart, WorkerOutcome, TriggerKind } from '../shared/mess
 import type { Logger } from '../shared/log.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { isTransient, statusOf } from '../store/couch.ts';
-import { batchId, encodeBatch, kBatchSpanMs, kDayMs, type BatchDoc } from './batch.ts';
+import { BatchBuilder, batchId, kBatchSpanMs, kDayMs } from './batch.ts';
 import { dayDbName, dayStart, ensureDayDb } from './days.ts';
 import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
 import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
@@ -117,7 +117,10 @@ function storedInput(input: ActivationInput): ActivationInput | undefined {
 }
 
 interface OpenBatch {
-  doc: BatchDoc;
+  /** the records so far, in their stored form. */
+  batch: BatchBuilder;
+  /** set when the batch is sealed. */
+  id: string;
   lo: number;
   hi: number;
   day: number;
@@ -166,10 +169,11 @@ export class ActivationLog {
   }
 
   /**
-   * Appends to the columns at once: what stays in memory until the flush is a few strings
-   * and numbers, not the outcome objects, which matters at thousands of records a second
-   * (held objects outlive the young generation and make every GC expensive). Only detailed
-   * records keep their outcomes and input.
+   * Appends to the batch's stored form at once (see BatchBuilder): what stays in memory until
+   * the flush is numbers outside the JavaScript heap, not the outcome objects nor a string per
+   * record, which matters at thousands of records a second (held objects outlive the young
+   * generation and make every collection copy them). Only detailed records keep their outcomes
+   * and input.
    */
   record(rec: ActivationRecord): void {
     if (this.buffered >= this.maxBuffer) { this.dropped++; return; }
@@ -180,17 +184,8 @@ export class ActivationLog {
       if ((s < o.lo ? o.hi - s : s > o.hi ? s - o.lo : 0) <= kBatchSpanMs && s >= o.day && s < o.day + kDayMs) { b = o; break; }
     }
     if (!b) b = this.openBatch(s);
-    const doc = b.doc;
     if (s < b.lo) b.lo = s;
     else if (s > b.hi) b.hi = s;
-    doc.activation.push(rec.activation);
-    doc.events.push(rec.events.length === 1 ? rec.events[0]! : rec.events.join(','));
-    doc.trigger.push(rec.trigger);
-    doc.path.push(rec.path ?? null);
-    doc.method.push(rec.method ?? null);
-    doc.started.push(s);
-    doc.durationMs.push(Math.round(rec.durationMs * 100) / 100);
-    doc.parent!.push(rec.parent ?? null);
     let statuses = '';
     let failed = rec.dead === true;
     const ws = rec.workers;
@@ -200,19 +195,20 @@ export class ActivationLog {
       statuses = i === 0 ? summary : `${statuses},${summary}`;
       if (w.status !== 'ok') failed = true;
     }
-    doc.workers.push(statuses);
+    const batch = b.batch;
+    batch.add(rec.activation, rec.events.length === 1 ? rec.events[0]! : rec.events.join(','), rec.trigger, rec.path ?? null,
+      rec.method ?? null, s, Math.round(rec.durationMs * 100) / 100, statuses, rec.parent ?? null);
     if (failed || b.detailed < this.detailed) {
       b.detailed++;
-      doc.details[rec.activation] = rec.workers.map(compact);
+      batch.details[rec.activation] = rec.workers.map(compact);
       const input = rec.input && storedInput(rec.input);
-      if (input) doc.inputs![rec.activation] = input;
+      if (input) batch.inputs[rec.activation] = input;
     }
     if (rec.rerunOf !== undefined || rec.dead) {
-      doc.marks![rec.activation] = { ...(rec.rerunOf !== undefined ? { rerunOf: rec.rerunOf } : {}), ...(rec.dead ? { dead: true as const } : {}) };
+      batch.marks[rec.activation] = { ...(rec.rerunOf !== undefined ? { rerunOf: rec.rerunOf } : {}), ...(rec.dead ? { dead: true as const } : {}) };
     }
-    doc.count++;
     this.buffered++;
-    if (doc.count >= this.maxBatch) this.seal(b);
+    if (batch.count >= this.maxBatch) this.seal(b);
   }
 
   /**
@@ -239,11 +235,7 @@ export class ActivationLog {
   private openBatch(s: number): OpenBatch {
     if (this.open.length >= kMaxOpen) this.seal(this.open[0]!);
     const b: OpenBatch = {
-      doc: {
-        _id: '', type: 'activations', count: 0,
-        activation: [], events: [], trigger: [], path: [], method: [], started: [], durationMs: [], workers: [], parent: [],
-        details: {}, inputs: {}, marks: {},
-      },
+      batch: new BatchBuilder(), id: '',
       lo: s, hi: s, day: dayStart(s), detailed: 0,
     };
     this.open.push(b);
@@ -252,7 +244,7 @@ export class ActivationLog {
 
   private seal(b: OpenBatch): void {
     this.open.splice(this.open.indexOf(b), 1);
-    b.doc._id = batchId(b.lo, b.hi, b.doc.count, this.writer + (this.batchSeq++).toString(36));
+    b.id = batchId(b.lo, b.hi, b.batch.count, this.writer + (this.batchSeq++).toString(36));
     this.pending.push(b);
   }
 
@@ -272,7 +264,7 @@ export class ActivationLog {
               this.ready.add(db);
             }
             // Stringified here: nano's own stringify runs a replacer over every key of a large batch.
-            await this.server.request({ db, doc: b.doc._id, method: 'PUT', body: JSON.stringify(encodeBatch(b.doc)), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
+            await this.server.request({ db, doc: b.id, method: 'PUT', body: JSON.stringify(b.batch.stored(b.id)), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
           } catch (err) {
             // 409: written by an earlier attempt whose answer was lost. Anything else (the store
             // is away, restarting, the day database was dropped): keep the batch for the next flush.
@@ -283,9 +275,9 @@ export class ActivationLog {
             }
           }
           this.pending.shift();
-          this.buffered -= b.doc.count;
-          this.written += b.doc.count;
-          this.writtenSincePrune += b.doc.count;
+          this.buffered -= b.batch.count;
+          this.written += b.batch.count;
+          this.writtenSincePrune += b.batch.count;
         }
       } finally {
         this.flushing = undefined;
