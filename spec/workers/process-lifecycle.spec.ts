@@ -59,6 +59,7 @@ describe('ProcessDispatcher - lifecycle', () => {
     const d = make();
     const spec = workerSpec('python', 'slow.py', { limits: { concurrency: 2 } });
     const warm = await d.dispatch({ spec, message: message(spec, { ms: 0 }), onEmit: () => {} });
+    expect(warm.result, JSON.stringify(warm)).to.have.property('pid');
     const inflight = [1, 2].map(() => d.dispatch({ spec, message: message(spec, { ms: 400 }), onEmit: () => {} }));
     await new Promise((r) => setTimeout(r, 100));
     await d.close(5000);

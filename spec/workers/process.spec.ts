@@ -130,6 +130,26 @@ describe('ProcessDispatcher - messages on a real stdin', () => {
     expect(b.logs[0]!.msg).to.equal(a.logs[0]!.msg);
   });
 
+  it('a never-acknowledging worker that has not run since its line was written is not done: stopped, then resumed', async () => {
+    const spec = workerSpec('sh', 'silent.sh');
+    const a = await run(spec);
+    const pid = Number(/in (\d+)$/.exec(a.logs[0]!.msg)![1]);
+    // Stopped, it stays in the read it was blocked in with the next line unread in its pipe, as
+    // a process the line has woken does while a busy machine has not run it yet.
+    process.kill(pid, 'SIGSTOP');
+    let settled = false;
+    const b = run(spec).finally(() => { settled = true; });
+    try {
+      await new Promise((r) => setTimeout(r, 600)); // four times the silence that ends a message
+      expect(settled).to.equal(false);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const o = await b;
+    expect(o.status).to.equal('ok');
+    expect(o.logs.map((l) => l.msg)).to.deep.equal([`handled a message in ${pid}`]);
+  });
+
   it('a flooding worker has its long line cut and extra lines counted; its result and the next message still work', async () => {
     const spec = workerSpec('python', 'flood.py');
     const o = await run(spec);

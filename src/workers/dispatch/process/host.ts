@@ -30,9 +30,13 @@ const kProcSyscall: boolean = (() => {
 
 /**
  * Whether process `pid` looks like it is waiting for input: blocked in read(0), or idle in an
- * event loop (node, select-based scripts). A process that is computing, sleeping, waiting for a
- * child command, reading another descriptor (a socket) or in the middle of exec is not. Where the
- * kernel does not tell (no /proc syscall file: another OS or architecture) silence alone decides.
+ * event loop (node, select-based scripts), and asleep there. A process that is computing,
+ * sleeping, waiting for a child command, reading another descriptor (a socket) or in the middle
+ * of exec is not. Nor is one the line has woken but the scheduler has not run yet, or one that is
+ * stopped: the kernel still shows the read it was blocked in, but the line in the pipe is unread
+ * (on a busy machine a woken process can wait longer than the silence that ends a message).
+ * Where the kernel does not tell (no /proc syscall file: another OS or architecture) silence
+ * alone decides.
  */
 export function looksWaitingForInput(pid: number): boolean {
   if (!kProcSyscall) return true;
@@ -42,6 +46,17 @@ export function looksWaitingForInput(pid: number): boolean {
   const [nr, arg0] = text.split(' ');
   const n = Number(nr);
   if (!Number.isInteger(n) || n < 0) return false; // "running", or blocked outside a system call
-  if (n === table.read) return Number(arg0) === 0;
-  return table.waits.includes(n);
+  const waiting = n === table.read ? Number(arg0) === 0 : table.waits.includes(n);
+  // Read after the system call: a process woken since then shows R here, and is not waiting.
+  return waiting && schedulerState(pid) === 'S';
+}
+
+/** The scheduler's state of `pid` (S asleep, R runnable, T stopped, …) from /proc/<pid>/stat. */
+function schedulerState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2);
+  } catch {
+    return undefined;
+  }
 }
