@@ -161,17 +161,20 @@ export class BatchBuilder {
 
   private grow(): void {
     this.capacity *= 2;
-    const f64 = (a: Float64Array) => { const b = new Float64Array(this.capacity); b.set(a); return b; };
-    const i32 = (a: Int32Array) => { const b = new Int32Array(this.capacity); b.set(a); return b; };
-    this.activation = f64(this.activation);
-    this.started = f64(this.started);
-    this.durationMs = f64(this.durationMs);
-    this.events = i32(this.events);
-    this.trigger = i32(this.trigger);
-    this.path = i32(this.path);
-    this.method = i32(this.method);
-    this.workers = i32(this.workers);
-    this.parent = i32(this.parent);
+    const grown = <T extends Float64Array | Int32Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(this.capacity);
+      b.set(a);
+      return b;
+    };
+    this.activation = grown(this.activation);
+    this.started = grown(this.started);
+    this.durationMs = grown(this.durationMs);
+    this.events = grown(this.events);
+    this.trigger = grown(this.trigger);
+    this.path = grown(this.path);
+    this.method = grown(this.method);
+    this.workers = grown(this.workers);
+    this.parent = grown(this.parent);
   }
 }
 
