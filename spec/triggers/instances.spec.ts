@@ -57,10 +57,10 @@ async function feedState(i: Instance, event: string): Promise<string | undefined
  * current update sequence. Sequences are opaque in CouchDB 3 ("<n>-<shard data>"), but their
  * leading number grows with every change, in the embedded store as in CouchDB.
  */
-async function checkpointed(i: Instance, event: string, db: string): Promise<boolean> {
+async function checkpointed(i: Instance, event: string, nano: ReturnType<typeof connect>, db: string): Promise<boolean> {
   const body = await status<{ feeds: Array<{ event: string; checkpoint?: string }> }>(i);
   const saved = body.feeds.find((f) => f.event === event)?.checkpoint;
-  const info = await connect(couchUrl()).db.get(db);
+  const info = await nano.db.get(db);
   return saved !== undefined && parseInt(String(saved), 10) >= parseInt(String(info.update_seq), 10);
 }
 
@@ -164,7 +164,7 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
     expect(new Set(lines(file).map((l) => l.pid))).to.deep.equal(new Set([holder.proc.pid]));
     // The checkpoint is written after the batch's workers are done, a moment after their last
     // line: killed before it, the other runtime would rightly run them again (at least once).
-    await eventually(() => checkpointed(holder, 'on_message', db), 10_000, 'the first 50 checkpointed');
+    await eventually(() => checkpointed(holder, 'on_message', nano, db), 10_000, 'the first 50 checkpointed');
 
     holder.proc.kill('SIGKILL');
     await exited(holder.proc);
