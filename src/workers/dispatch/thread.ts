@@ -84,7 +84,6 @@ export class ThreadDispatcher implements Dispatcher {
   private readonly channel: BroadcastChannel;
   private readonly channelName: string;
   private entry?: Promise<string>;
-  private nextId = 1;
   /** revisions ready to run: their bundle, pool and environment (a spec object is one revision). */
   private readonly warm = new WeakMap<WorkerSpec, Warm>();
   private closed = false;
@@ -146,7 +145,7 @@ export class ThreadDispatcher implements Dispatcher {
   private enqueue(warm: Warm, ctx: DispatchContext, t0: number): Promise<WorkerOutcome> {
     return new Promise<WorkerOutcome>((resolve) => {
       warm.pool.enqueue({
-        id: this.nextId++, spec: ctx.spec, bundle: warm.bundle, message: ctx.message, env: warm.env, onEmit: ctx.onEmit, resolve,
+        id: 0, spec: ctx.spec, bundle: warm.bundle, message: ctx.message, env: warm.env, onEmit: ctx.onEmit, resolve,
         t0, attempts: 0, done: false, index: 0, deadline: 0,
       });
     });

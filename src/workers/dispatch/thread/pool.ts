@@ -19,11 +19,13 @@ import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker
 import type { EmitCommand, WorkerMessage, WorkerOutcome } from '../../../shared/message.ts';
 import { describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
+import { SlotTable } from '../../../shared/slots.ts';
 import type { WorkerSpec } from '../../spec.ts';
 import type { Bundle } from '../../bundler.ts';
 import type { BatchTask, Hello, ItemOutcome, Outbox, TaskGroup, ThreadInit } from '../../../../workers-runtime/protocol.ts';
 
 export interface PoolItem {
+  /** given by the pool when the item is enqueued. */
   id: number;
   spec: WorkerSpec;
   bundle: Bundle;
@@ -51,7 +53,8 @@ interface InFlightBatch {
 interface Thread {
   worker: Worker;
   port: MessagePort;
-  batches: Set<InFlightBatch>;
+  /** at most tasksPerThread; an array rather than a Set for the reason in shared/slots.ts. */
+  batches: InFlightBatch[];
   /** why the thread ended: set by whoever ended it (a timeout) or by its 'error' event. */
   cause?: { code: string; message: string };
   /** when it last went from idle to busy (for utilization). */
@@ -77,7 +80,7 @@ const kSplitAbove = 8;
 
 export class ThreadPool {
   readonly piscina: Piscina;
-  private readonly items = new Map<number, PoolItem>();
+  private readonly items = new SlotTable<PoolItem>();
   private pending: PoolItem[] = [];
   private readonly freeSlots: number[] = [];
   private readonly progress: Int32Array;
@@ -126,7 +129,7 @@ export class ThreadPool {
   get utilization(): number {
     const now = performance.now();
     let busy = this.busyMs;
-    for (const t of this.threads) if (t.batches.size > 0) busy += now - t.busySince;
+    for (const t of this.threads) if (t.batches.length > 0) busy += now - t.busySince;
     return Math.min(1, busy / (this.opts.threads * Math.max(1, now - this.createdAt)));
   }
 
@@ -134,7 +137,7 @@ export class ThreadPool {
   private attach(hello: Hello): void {
     const worker = this.piscina.threads.find((w) => w.threadId === hello.threadId);
     if (!worker || this.closing) { hello.port.close(); return; }
-    const thread: Thread = { worker, port: hello.port, batches: new Set(), busySince: 0, gone: false };
+    const thread: Thread = { worker, port: hello.port, batches: [], busySince: 0, gone: false };
     hello.port.on('message', (out: Outbox) => this.receive(out));
     // Referenced like the others: a thread that starts while work is in flight may get some.
     if (this.refs > 0) hello.port.ref(); else hello.port.unref();
@@ -166,8 +169,8 @@ export class ThreadPool {
   }
 
   enqueue(item: PoolItem): void {
+    item.id = this.items.add(item);
     if (this.startFailure !== undefined && this.threads.length === 0) { this.fail(item); return; }
-    this.items.set(item.id, item);
     this.pending.push(item);
     // An idle pool sends at once: a lone trigger should not wait a turn of the event loop.
     // Under load batches are in flight, and messages gather for the next turn.
@@ -194,8 +197,8 @@ export class ThreadPool {
   private leastBusy(): Thread | undefined {
     let best: Thread | undefined;
     for (const t of this.threads) {
-      if (t.gone || t.batches.size >= this.opts.tasksPerThread) continue;
-      if (!best || t.batches.size < best.batches.size) best = t;
+      if (t.gone || t.batches.length >= this.opts.tasksPerThread) continue;
+      if (!best || t.batches.length < best.batches.length) best = t;
     }
     return best;
   }
@@ -228,8 +231,8 @@ export class ThreadPool {
       if (it.deadline < this.nextCheck) this.watch(it.deadline);
     }
     this.inFlightBatches++;
-    if (thread.batches.size === 0) thread.busySince = now;
-    thread.batches.add(batch);
+    if (thread.batches.length === 0) thread.busySince = now;
+    thread.batches.push(batch);
     if (this.refs++ === 0) this.ref(true);
     const task: BatchTask = { slot, groups: [] };
     for (const g of groups.values()) task.groups.push(g.group);
@@ -293,8 +296,11 @@ export class ThreadPool {
   }
 
   private release(batch: InFlightBatch): void {
-    if (!batch.thread.batches.delete(batch)) return;
-    if (batch.thread.batches.size === 0) this.busyMs += performance.now() - batch.thread.busySince;
+    const held = batch.thread.batches;
+    const i = held.indexOf(batch);
+    if (i === -1) return;
+    held.splice(i, 1);
+    if (held.length === 0) this.busyMs += performance.now() - batch.thread.busySince;
     this.freeSlots.push(batch.slot);
     this.inFlightBatches--;
     if (--this.refs === 0) this.ref(false);
@@ -313,7 +319,7 @@ export class ThreadPool {
     thread.port.close();
     this.threads.splice(this.threads.indexOf(thread), 1);
     const cause = thread.cause ?? { code: 'LC_WORKER_ERROR', message: `worker exited with code: ${exitCode}` };
-    if (thread.batches.size === 0) {
+    if (thread.batches.length === 0) {
       // e.g. a timer a worker left behind ran the thread out of memory after its message was done
       if (!this.closing) this.opts.logger.warn('worker thread ended holding no messages', { pool: this.opts.memoryMb ?? 'default', reason: cause.message });
       return;
@@ -323,14 +329,13 @@ export class ThreadPool {
       this.release(batch);
       const names = [...new Set(batch.items.filter((it) => it.index < started).map((it) => `'${it.spec.id}'`))].join(', ');
       for (const it of batch.items) {
-        this.items.delete(it.id);
-        if (it.done) continue;
+        if (it.done) { this.items.delete(it.id); continue; }
         if (this.closing || it.index < started || ++it.attempts >= kMaxAttempts) {
+          this.items.delete(it.id);
           const message = cause.code === 'LC_WORKER_MEMORY' ? `${cause.message} while running worker ${names}` : `stopped because ${cause.message}`;
           this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: cause.code, message } });
         } else {
-          this.items.set(it.id, it);
-          this.pending.unshift(it);
+          this.pending.unshift(it); // still held, under the same id
         }
       }
     }
@@ -372,7 +377,7 @@ export class ThreadPool {
   async destroy(): Promise<void> {
     this.closing = true;
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-    for (const it of this.items.values()) {
+    for (const it of this.items.entries()) {
       if (!it.done) this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_SHUTTING_DOWN', message: 'the runtime stopped before this message finished' } });
     }
     this.items.clear();
