@@ -15,6 +15,7 @@ import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../s
 import { Bundler } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../spec.ts';
+import { SlotTable } from '../../shared/slots.ts';
 
 export interface IsolateDispatcherOptions {
   /** where bundles are cached across restarts. */
@@ -72,8 +73,8 @@ interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: numb
 class Sandbox {
   readonly isolate: ivm.Isolate;
   private run?: ivm.Reference<(token: string, json: string) => Promise<string | undefined>>;
-  readonly jobs = new Map<string, Job>();
-  private tokens = 0;
+  /** messages running, by the token their calls back carry (see shared/slots.ts for why not a Map). */
+  readonly jobs = new SlotTable<Job>();
 
   constructor(readonly spec: WorkerSpec, memoryMb: number, private readonly maxLogLines: number) {
     this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
@@ -95,19 +96,23 @@ class Sandbox {
   }
 
   async call(message: WorkerMessage, job: Job, timeoutMs: number): Promise<string | undefined> {
-    const token = String(++this.tokens);
-    this.jobs.set(token, job);
+    const id = this.jobs.add(job);
     try {
-      return await this.run!.apply(undefined, [token, JSON.stringify(message)], { timeout: timeoutMs, result: { promise: true, copy: true } });
+      return await this.run!.apply(undefined, [String(id), JSON.stringify(message)], { timeout: timeoutMs, result: { promise: true, copy: true } });
     } finally {
-      this.jobs.delete(token);
+      this.jobs.delete(id);
     }
   }
 
   dispose(): void { if (!this.isolate.isDisposed) this.isolate.dispose(); }
 
+  /** A token is a string from the sandbox: one that names no running message finds nothing. */
+  private job(token: string): Job | undefined {
+    return typeof token === 'string' && /^\d{1,16}$/.test(token) ? this.jobs.get(Number(token)) : undefined;
+  }
+
   private onEmit(token: string, name: string, params: string): void {
-    const job = this.jobs.get(token);
+    const job = this.job(token);
     if (!job || name.length === 0) return;
     let parameters: Record<string, unknown> = {};
     try {
@@ -118,7 +123,7 @@ class Sandbox {
   }
 
   private onLog(token: string, msg: string, level: string): void {
-    const job = this.jobs.get(token);
+    const job = this.job(token);
     if (!job) return;
     const lv = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === level) ?? 'info';
     if (job.logs.length < this.maxLogLines) job.logs.push({ t: Date.now(), level: lv, msg });
