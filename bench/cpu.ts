@@ -5,7 +5,10 @@
  * voluntary context switches (sleeps) from /proc before and after, and the store process's.
  * Prints µs per trigger for the main thread, the other threads (worker threads, V8's GC
  * helpers, libuv's pool), the whole runtime process and the store, and thread sleeps per 1,000
- * triggers. Linux only.
+ * triggers. From V8's own trace of each collection (`--trace-gc-nvp`), it prints per trigger what
+ * the main thread allocated, what of it survived a young-generation collection (copied, or
+ * promoted to the old generation), and the collections' pauses: the figures that repeat best
+ * from run to run on a shared machine. Linux only.
  *   path     default /_events/bench/thread?wait=true
  *   seconds  default 5
  * Extra node flags for the runtime (not for the load generator): BENCH_TARGET_FLAGS.
@@ -42,15 +45,48 @@ function processCpuUs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10_000;
 }
 
+/** `--trace-gc-nvp` lines seen while measuring (undefined: not measuring). */
+let gcLines: string[] | undefined;
+
+interface IsolateGc { allocated: number; survived: number; promoted: number; pauseMs: number; young: number; full: number }
+
+/**
+ * Sums the collections of each isolate (lines start `[pid:isolate]`); the main thread's isolate
+ * is the one that allocated most. `survived`: bytes copied within or promoted out of the young
+ * generation.
+ */
+function collections(lines: string[]): { main: IsolateGc; othersPauseMs: number } {
+  const by = new Map<string, IsolateGc>();
+  for (const line of lines) {
+    const isolate = /^\[\d+:(0x[0-9a-f]+)\]/.exec(line)?.[1] ?? '?';
+    const kv = new Map<string, string>();
+    for (const part of line.split(/\s+/)) { const eq = part.indexOf('='); if (eq > 0) kv.set(part.slice(0, eq), part.slice(eq + 1)); }
+    let g = by.get(isolate);
+    if (!g) by.set(isolate, g = { allocated: 0, survived: 0, promoted: 0, pauseMs: 0, young: 0, full: 0 });
+    const num = (k: string) => Number(kv.get(k) ?? 0) || 0;
+    g.allocated += num('allocated');
+    g.promoted += num('promoted');
+    g.survived += num('new_space_survived') + num('promoted');
+    g.pauseMs += num('pause');
+    if (kv.get('gc') === 's') g.young++; else g.full++;
+  }
+  let main: IsolateGc = { allocated: 0, survived: 0, promoted: 0, pauseMs: 0, young: 0, full: 0 };
+  let othersPauseMs = 0;
+  for (const g of by.values()) if (g.allocated > main.allocated) main = g;
+  for (const g of by.values()) if (g !== main) othersPauseMs += g.pauseMs;
+  return { main, othersPauseMs };
+}
+
 async function main(): Promise<void> {
   if (process.platform !== 'linux') throw new Error('bench:cpu reads /proc: Linux only');
   const flags = (process.env.BENCH_TARGET_FLAGS ?? '').split(' ').filter(Boolean);
-  const target = spawn(process.execPath, ['--no-node-snapshot', ...flags, '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, 'runtime'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const target = spawn(process.execPath, ['--no-node-snapshot', '--trace-gc-nvp', ...flags, '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, 'runtime'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const [url, auth] = await new Promise<[string, string]>((resolve, reject) => {
       target.once('exit', (code) => reject(new Error(`the runtime exited with ${code}`)));
       createInterface({ input: target.stdout! }).on('line', (line) => {
         if (line.startsWith('READY ')) resolve(line.slice(6).split(' ') as [string, string]);
+        else if (gcLines && line.includes(' pause=')) gcLines.push(line);
       });
     });
     const status = async () => {
@@ -60,11 +96,14 @@ async function main(): Promise<void> {
     const storePid = (await status()).store.pid;
     await (await request(url + path)).body.dump();
     await autocannon({ url: url + path, connections: 50, duration: 2 });
+    gcLines = [];
     const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: (await status()).activations.fired };
     const load = await autocannon({ url: url + path, connections: 50, duration: seconds });
     let s = await status();
     while (s.activations.completed < s.activations.fired) { await new Promise((r) => setTimeout(r, 50)); s = await status(); }
     const after = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s.activations.fired };
+    const gc = collections(gcLines);
+    gcLines = undefined;
     const n = after.fired - before.fired;
     let workers = 0, all = 0, sleeps = 0;
     for (const [tid, a] of after.threads) {
@@ -79,6 +118,12 @@ async function main(): Promise<void> {
       path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average),
       cpuUsPerTrigger: { mainThread: per(main), otherThreads: per(workers), runtimeProcess: per(all), store: per(after.store - before.store) },
       threadSleepsPer1000: Number((sleeps * 1000 / n).toFixed(0)),
+      mainThreadGcPerTrigger: {
+        allocatedBytes: Math.round(gc.main.allocated / n), survivedBytes: Math.round(gc.main.survived / n),
+        promotedBytes: Math.round(gc.main.promoted / n), pauseUs: per(gc.main.pauseMs * 1000),
+        youngCollections: gc.main.young, fullCollections: gc.main.full,
+      },
+      workerThreadsGcPauseUsPerTrigger: per(gc.othersPauseMs * 1000),
     }, null, 2));
   } finally {
     target.kill('SIGTERM');

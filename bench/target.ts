@@ -93,19 +93,32 @@ async function main(): Promise<void> {
   }
 }
 
-/** BENCH_PROFILE=<file>: a CPU profile of the runtime's main thread, written on SIGTERM. */
+/**
+ * BENCH_PROFILE=<file>: a CPU profile of the runtime's main thread, written on SIGTERM.
+ * BENCH_HEAPPROF=<file>: instead, a sampling heap profile of what the main thread allocated
+ * and a young-generation collection did not free (it outlived one): where survivors come from.
+ */
 async function startProfile(): Promise<() => Promise<void>> {
-  const file = process.env.BENCH_PROFILE;
-  if (!file) return async () => {};
+  const heapFile = process.env.BENCH_HEAPPROF;
+  const cpuFile = process.env.BENCH_PROFILE;
+  if (!heapFile && !cpuFile) return async () => {};
   const { Session } = await import('node:inspector/promises');
   const { writeFileSync } = await import('node:fs');
   const session = new Session();
   session.connect();
+  if (heapFile) {
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: false, includeObjectsCollectedByMajorGC: true } as never);
+    return async () => {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      writeFileSync(heapFile, JSON.stringify(profile));
+    };
+  }
   await session.post('Profiler.enable');
   await session.post('Profiler.start');
   return async () => {
     const { profile } = await session.post('Profiler.stop');
-    writeFileSync(file, JSON.stringify(profile));
+    writeFileSync(cpuFile!, JSON.stringify(profile));
   };
 }
 
