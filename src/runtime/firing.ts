@@ -281,7 +281,9 @@ export class Firing {
             // Warm worker: admission is decided now, so a full queue is a 503 for the caller.
             const wait = this.deps.gate.admit(spec.id, spec.limits.concurrency);
             admitted.push(spec);
-            outcome = this.run(spec, wait, m, ref.arguments, input, id);
+            // Speed: a message waiting for a slot holds a closure and a promise, not a suspended
+            // run() (whose frame has room for every local it will ever use).
+            outcome = wait === undefined ? this.run(spec, m, ref.arguments, input, id) : wait.then(() => this.run(spec, m, ref.arguments, input, id));
           } else {
             outcome = this.runCold(ref.name, m, ref.arguments, input, id);
           }
@@ -374,11 +376,12 @@ export class Firing {
     } catch (err) {
       return failed(name, err, t0);
     }
-    return this.run(spec, wait, m, eventArgs, input, activation);
+    if (wait) await wait;
+    return this.run(spec, m, eventArgs, input, activation);
   }
 
-  private async run(spec: WorkerSpec, wait: Promise<void> | undefined, m: EventMatch, eventArgs: Record<string, unknown>, input: FireInput, activation: string): Promise<WorkerOutcome> {
-    if (wait) await wait;
+  /** Runs a message admitted through the gate; releases its slot when done. */
+  private async run(spec: WorkerSpec, m: EventMatch, eventArgs: Record<string, unknown>, input: FireInput, activation: string): Promise<WorkerOutcome> {
     this.inFlight++;
     const lifecycle = this.deps.catalog.hasLifecycleRoutes && input.trigger !== 'lively';
     try {
