@@ -92,4 +92,25 @@ describe('Firing', () => {
     const fired = await firing.fire(input('/one'));
     expect((await fired.done).map((o) => o.status)).to.deep.equal(['ok']);
   });
+  it('an event refused part-way (a later worker\'s queue is full) runs none of its workers and leaves every slot as it was', async () => {
+    const catalog = new EventCatalog();
+    catalog.apply([{ id: 'pair', doc: { _id: 'pair', trigger: { '/pair': {} }, workers: { a: {}, full: {} } } }]);
+    const specs = new Map([['a', spec('a')], ['full', { ...spec('full'), limits: { timeout: 1_000, concurrency: 1, idle: 1_000 } }]]);
+    const registry = { peek: (name: string) => specs.get(name) } as unknown as WorkerRegistry;
+    const seen: string[] = [];
+    const counting: Dispatcher = { ...dispatcher, dispatch: (ctx) => { seen.push(ctx.spec.id); return dispatcher.dispatch(ctx); } };
+    const gate = new WorkerGate(100, 0); // no message may wait
+    const firing = new Firing({ catalog, registry, gate, dispatchers: [counting], log: { record: () => undefined }, logger: silentLogger, maxChainDepth: 5 });
+    expect(gate.admit('full', 1)).to.equal(undefined); // the one slot of "full" is taken
+    expect(() => firing.fire(input('/pair'))).to.throw(LivelyError).with.property('code', 'LC_QUEUE_FULL');
+    await new Promise((r) => setImmediate(r));
+    expect(seen).to.deep.equal([]);
+    expect(gate.stats()).to.deep.equal({ queued: 0, busyWorkers: 1 }); // only the slot taken above
+    gate.release('full', 1);
+    const fired = firing.fire(input('/pair'));
+    const outcomes = await (fired as Exclude<typeof fired, Promise<unknown>>).done;
+    expect(outcomes.map((o) => o.status)).to.deep.equal(['ok', 'ok']);
+    expect(seen).to.deep.equal(['a', 'full']);
+    expect(gate.stats()).to.deep.equal({ queued: 0, busyWorkers: 0 });
+  });
 });

@@ -265,43 +265,59 @@ export class Firing {
     const started = activation === undefined ? Date.now() : activationTime(activation) ?? Date.now();
     activation ??= newActivationId(started);
     const id = activation;
+    const { registry, gate } = this.deps;
+    // Speed: one event with one worker (the common case) allocates only what it keeps, arrays
+    // of one, and needs no Promise.all, only one reaction.
+    if (matches.length === 1 && matches[0]!.event.workers.length === 1) {
+      const m = matches[0]!;
+      const ref = m.event.workers[0]!;
+      const spec = registry.peek(ref.name);
+      // A warm worker's admission is decided now, so a full queue is a 503 for the caller.
+      const wait = spec === undefined ? undefined : gate.admit(spec.id, spec.limits.concurrency);
+      const outcome = this.launch(ref, m, input, id, spec, wait);
+      const events = [m.event.id];
+      this.fired++;
+      // The record is taken before anyone waiting on `done` sees the outcomes.
+      const done = outcome.then((o) => this.finish(id, events, input, started, [o]));
+      return { activation: id, events, workers: [ref.name], done };
+    }
     const events: string[] = [];
     const workers: string[] = [];
-    const pending: Array<Promise<WorkerOutcome>> = [];
-    /** specs admitted so far (their gate slots), released if a later one is refused. */
-    const admitted: WorkerSpec[] = [];
+    const specs: Array<WorkerSpec | undefined> = [];
+    const waits: Array<Promise<void> | undefined> = [];
+    // Every warm worker is admitted before any starts: refused part-way, nothing runs.
     try {
       for (const m of matches) {
         events.push(m.event.id);
         for (const ref of m.event.workers) {
           workers.push(ref.name);
-          const spec = this.deps.registry.peek(ref.name);
-          let outcome: Promise<WorkerOutcome>;
-          if (spec) {
-            // Warm worker: admission is decided now, so a full queue is a 503 for the caller.
-            const wait = this.deps.gate.admit(spec.id, spec.limits.concurrency);
-            admitted.push(spec);
-            // Speed: a message waiting for a slot holds a closure and a promise, not a suspended
-            // run() (whose frame has room for every local it will ever use).
-            outcome = wait === undefined ? this.run(spec, m, ref.arguments, input, id) : wait.then(() => this.run(spec, m, ref.arguments, input, id));
-          } else {
-            outcome = this.runCold(ref.name, m, ref.arguments, input, id);
-          }
-          pending.push(ref.retry ? this.retried(ref, outcome, m, input, id) : outcome);
+          const spec = registry.peek(ref.name);
+          waits.push(spec === undefined ? undefined : gate.admit(spec.id, spec.limits.concurrency));
+          specs.push(spec);
         }
       }
     } catch (err) {
-      // Refused part-way: nothing of this activation runs.
-      for (const spec of admitted) this.deps.gate.release(spec.id, spec.limits.concurrency);
+      for (const spec of specs) if (spec !== undefined) gate.release(spec.id, spec.limits.concurrency);
       throw err;
     }
+    const pending: Array<Promise<WorkerOutcome>> = [];
+    let i = 0;
+    for (const m of matches) for (const ref of m.event.workers) { pending.push(this.launch(ref, m, input, id, specs[i], waits[i])); i++; }
     this.fired++;
-    // The record is taken before anyone waiting on `done` sees the outcomes.
-    // Speed: one worker (the common case) needs no Promise.all, only one reaction.
-    const done = pending.length === 1
-      ? pending[0]!.then((outcome) => this.finish(id, events, input, started, [outcome]))
-      : Promise.all(pending).then((outcomes) => this.finish(id, events, input, started, outcomes));
+    const done = Promise.all(pending).then((outcomes) => this.finish(id, events, input, started, outcomes));
     return { activation: id, events, workers, done };
+  }
+
+  /**
+   * Starts one worker of an activation: a warm one admitted (now, or when `wait` resolves), a
+   * cold one once it is loaded and admitted. Speed: a message waiting for a slot holds a closure
+   * and a promise, not a suspended run() (whose frame has room for every local it will use).
+   */
+  private launch(ref: EventWorkerRef, m: EventMatch, input: FireInput, activation: string, spec: WorkerSpec | undefined, wait: Promise<void> | undefined): Promise<WorkerOutcome> {
+    const outcome = spec === undefined ? this.runCold(ref.name, m, ref.arguments, input, activation)
+      : wait === undefined ? this.run(spec, m, ref.arguments, input, activation)
+        : wait.then(() => this.run(spec, m, ref.arguments, input, activation));
+    return ref.retry ? this.retried(ref, outcome, m, input, activation) : outcome;
   }
 
   /** Counts a finished activation and hands its record to the log; returns its outcomes. */
