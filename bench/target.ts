@@ -13,7 +13,7 @@
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +82,8 @@ async function main(): Promise<void> {
     const config = makeConfig({ port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off' });
     const rt = await new Runtime({ config, logger: createLogger(config.logLevel), dispatchers: [new ImmediateDispatcher()] }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
-    for (;;) { if (rt.catalog.matcher.size >= 5) break; await new Promise((r) => setTimeout(r, 20)); }
+    const events = readdirSync(new URL('./app/events', import.meta.url)).length;
+    for (;;) { if (rt.catalog.matcher.size >= events) break; await new Promise((r) => setTimeout(r, 20)); }
     const profile = await startProfile();
     const admin = new URL(rt.couchUrl);
     const auth = basicAuthOf(admin)!.slice('Basic '.length);
