@@ -113,4 +113,32 @@ describe('Firing', () => {
     expect(seen).to.deep.equal(['a', 'full']);
     expect(gate.stats()).to.deep.equal({ queued: 0, busyWorkers: 0 });
   });
+  it('triggers beyond a worker\'s concurrency wait, run one at a time in order, and each is recorded before its waiter sees it', async () => {
+    const catalog = new EventCatalog();
+    catalog.apply([{ id: 'one', doc: { _id: 'one', trigger: { '/one': {} }, workers: { a: {} } } }]);
+    const a = { ...spec('a'), limits: { timeout: 1_000, concurrency: 1, idle: 1_000 } };
+    const registry = { peek: () => a } as unknown as WorkerRegistry;
+    const running: Array<() => void> = [];
+    const order: string[] = [];
+    const holding: Dispatcher = { ...dispatcher, dispatch: (ctx) => new Promise((resolve) => {
+      order.push(String(ctx.message.parameters.n));
+      running.push(() => resolve({ worker: 'a', status: 'ok', result: { n: ctx.message.parameters.n }, logs: [], durationMs: 0 }));
+    }) };
+    const recorded: string[] = [];
+    const gate = new WorkerGate(100, 100);
+    const firing = new Firing({ catalog, registry, gate, dispatchers: [holding], log: { record: (r) => { recorded.push(r.activation); } }, logger: silentLogger, maxChainDepth: 5 });
+    const fired = [1, 2, 3].map((n) => firing.fire({ ...input('/one'), params: { n } }) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>);
+    await new Promise((r) => setImmediate(r));
+    expect(order).to.deep.equal(['1']);
+    expect(firing.queued()).to.equal(2);
+    for (let i = 0; i < 3; i++) {
+      running.shift()!();
+      const outcomes = await fired[i]!.done;
+      expect(outcomes.map((o) => o.result)).to.deep.equal([{ n: i + 1 }]);
+      expect(recorded).to.include(fired[i]!.activation);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(order).to.deep.equal(['1', '2', '3']);
+    expect(gate.stats()).to.deep.equal({ queued: 0, busyWorkers: 0 });
+  });
 });

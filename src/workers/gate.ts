@@ -20,18 +20,33 @@ export class WorkerGate {
 
   /** Throws LC_QUEUE_FULL synchronously when the message cannot even wait. */
   admit(worker: string, concurrency: number): Promise<void> | undefined {
+    if (this.tryAdmit(worker, concurrency)) return undefined; // the fast path makes no promise
+    return new Promise<void>((resolve) => this.queue(worker, resolve));
+  }
+
+  /**
+   * Admits a message at once (true), or says it must wait (false), in which case the caller
+   * hands it to queue() right away; throws LC_QUEUE_FULL when it cannot even wait. For callers
+   * that would only wait on admit()'s promise to call something: a waiting message then holds
+   * that call, not a promise and its reaction too.
+   */
+  tryAdmit(worker: string, concurrency: number): boolean {
     let lane = this.lanes.get(worker);
     if (!lane) { lane = { running: 0, waiting: [], head: 0 }; this.lanes.set(worker, lane); }
     if (lane.running < concurrency && lane.waiting.length === lane.head) {
       lane.running++;
-      return undefined; // admitted now: the caller avoids a promise on the fast path
+      return true;
     }
     const depth = lane.waiting.length - lane.head;
     if (depth >= this.maxWorkerQueue) throw new LivelyError('LC_QUEUE_FULL', `worker "${worker}" has ${depth} messages waiting`);
     if (this.queued >= this.maxQueue) throw new LivelyError('LC_QUEUE_FULL', `${this.queued} messages waiting in all`);
+    return false;
+  }
+
+  /** Queues a message tryAdmit() said must wait: `admitted` is called when its turn comes. */
+  queue(worker: string, admitted: () => void): void {
     this.queued++;
-    const l = lane;
-    return new Promise<void>((resolve) => { l.waiting.push(resolve); });
+    this.lanes.get(worker)!.waiting.push(admitted);
   }
 
   release(worker: string, concurrency: number): void {
