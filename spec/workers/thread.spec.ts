@@ -48,6 +48,9 @@ describe('ThreadDispatcher — worker styles', function () {
     const out = await run(d, fixtureSpec('stdin_timer', 'main.js'), { n: 7 });
     expect(out.status).to.equal('ok');
     expect(out.logs.map((l) => l.msg)).to.deep.equal(['answered 7']);
+    // Its duration counts the wait, to the microsecond (short in JSON).
+    expect(out.durationMs).to.be.at.least(45);
+    expect(String(out.durationMs)).to.match(/^\d+(\.\d{1,3})?$/);
   });
 
   it('takes stdout command lines: emit, log with level, result', async () => {

@@ -19,7 +19,7 @@ import { Bundler, type Bundle, type BundlerStats } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../spec.ts';
 import type { Notice } from '../../../workers-runtime/protocol.ts';
-import { ThreadPool } from './thread/pool.ts';
+import { ThreadPool, microseconds } from './thread/pool.ts';
 
 export interface ThreadDispatcherOptions {
   /** threads per pool (default: available cores). */
@@ -133,7 +133,7 @@ export class ThreadDispatcher implements Dispatcher {
       bundle = await this.bundler.bundle(spec, { platform: 'node', cacheDir: this.opts.cacheDir });
     } catch (err) {
       const e = err as LivelyError;
-      return { worker: spec.id, status: 'error', error: { code: e.code ?? 'LC_BUNDLE_FAILED', message: e.message }, logs: [], durationMs: performance.now() - t0 };
+      return { worker: spec.id, status: 'error', error: { code: e.code ?? 'LC_BUNDLE_FAILED', message: e.message }, logs: [], durationMs: microseconds(performance.now() - t0) };
     }
     const pool = this.poolFor(spec.limits.memory) ?? await this.createPool(spec.limits.memory);
     if (this.closed) throw new LivelyError('LC_SHUTTING_DOWN');
