@@ -274,19 +274,12 @@ export class Firing {
       const spec = registry.peek(ref.name);
       const events = [m.event.id];
       // A warm worker's admission is decided now, so a full queue is a 503 for the caller.
-      if (spec !== undefined && !gate.tryAdmit(spec.id, spec.limits.concurrency)) {
-        // Speed: a trigger waiting for a slot holds its activation's promise and one closure;
-        // what runs it is made when its turn comes (see bench/waiting.ts).
-        this.fired++;
-        const done = new Promise<WorkerOutcome[]>((resolve) => {
-          gate.queue(spec.id, () => resolve(this.launch(ref, m, input, id, spec, undefined).then((o) => this.finish(id, events, input, started, [o]))));
-        });
-        return { activation: id, events, workers: [ref.name], done };
-      }
-      const outcome = this.launch(ref, m, input, id, spec, undefined);
+      // Speed: a trigger waiting for a slot holds its activation's promise and one closure;
+      // what runs it is made when its turn comes (see bench/waiting.ts).
+      const done = spec !== undefined && !gate.tryAdmit(spec.id, spec.limits.concurrency)
+        ? new Promise<WorkerOutcome[]>((resolve) => gate.queue(spec.id, () => resolve(this.startAlone(ref, m, input, id, spec, started, events))))
+        : this.startAlone(ref, m, input, id, spec, started, events);
       this.fired++;
-      // The record is taken before anyone waiting on `done` sees the outcomes.
-      const done = outcome.then((o) => this.finish(id, events, input, started, [o]));
       return { activation: id, events, workers: [ref.name], done };
     }
     const events: string[] = [];
@@ -314,6 +307,11 @@ export class Firing {
     this.fired++;
     const done = Promise.all(pending).then((outcomes) => this.finish(id, events, input, started, outcomes));
     return { activation: id, events, workers, done };
+  }
+
+  /** The only worker of an activation, admitted: its record is taken before anyone waiting on `done` sees its outcome. */
+  private startAlone(ref: EventWorkerRef, m: EventMatch, input: FireInput, activation: string, spec: WorkerSpec | undefined, started: number, events: string[]): Promise<WorkerOutcome[]> {
+    return this.launch(ref, m, input, activation, spec, undefined).then((o) => this.finish(activation, events, input, started, [o]));
   }
 
   /**
