@@ -10,6 +10,7 @@ import { ProcessDispatcher } from '../../src/workers/dispatch/process.ts';
 import { alive, gone, message, workerSpec } from '../fixtures/workers/process/specs.ts';
 
 const runtimeScript = fileURLToPath(new URL('../fixtures/workers/process/runtime.ts', import.meta.url));
+const watchdogCloseScript = fileURLToPath(new URL('../fixtures/workers/process/watchdog-close.ts', import.meta.url));
 
 describe('ProcessDispatcher - lifecycle', () => {
   let dataDir: string;
@@ -98,5 +99,19 @@ describe('ProcessDispatcher - lifecycle', () => {
     } finally {
       rt.kill('SIGKILL');
     }
+  });
+
+  it('closing the watchdog waits for it to clean up, even when nothing else keeps the runtime alive', async function () {
+    this.timeout(30_000);
+    const rt = spawn(process.execPath, ['--import', 'tsx', watchdogCloseScript], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    rt.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    const code = await new Promise<number | null>((resolve) => rt.once('close', resolve));
+    // Before the fix the process ran out of work while waiting and exited (13: an unsettled
+    // top-level await, or 0 in a script) without finishing its close.
+    expect(code).to.equal(0);
+    const m = /^closed (\d+)$/m.exec(out);
+    expect(m, `output: ${JSON.stringify(out)}`).to.not.equal(null);
+    expect(await gone(Number(m![1]))).to.equal(true);
   });
 });

@@ -27,6 +27,9 @@ export class Watchdog {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('exit', () => resolve());
     });
+    // Waiting for it must keep the event loop alive, or a runtime with nothing else left to do
+    // would exit mid-shutdown without the rest of its close.
+    child.ref();
     child.stdin?.end();
     await exited;
   }
