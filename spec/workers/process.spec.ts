@@ -150,6 +150,25 @@ describe('ProcessDispatcher - messages on a real stdin', () => {
     expect(o.logs.map((l) => l.msg)).to.deep.equal([`handled a message in ${pid}`]);
   });
 
+  it('output that arrives while the runtime is busy is read before silence ends the message', async () => {
+    const spec = workerSpec('sh', 'late.sh');
+    let blocked = false;
+    const o = await d.dispatch({
+      spec,
+      message: message(spec),
+      onEmit: () => {
+        // Same delay as the dispatcher's settleMs, set before it re-arms its silence timer:
+        // Node runs both in one pass, this one first. While it blocks the event loop the worker
+        // answers and goes back to its read, so the silence check finds it waiting with the
+        // answer still unread in the pipe.
+        setTimeout(() => { const until = Date.now() + 800; while (Date.now() < until); blocked = true; }, 100);
+      },
+    });
+    expect(blocked).to.equal(true);
+    expect(o.status).to.equal('ok');
+    expect(o.result, JSON.stringify(o)).to.have.property('pid');
+  });
+
   it('a flooding worker has its long line cut and extra lines counted; its result and the next message still work', async () => {
     const spec = workerSpec('python', 'flood.py');
     const o = await run(spec);

@@ -57,14 +57,16 @@ export class ChildWorker {
   /** a process that has answered once is trusted to answer: silence no longer ends its messages. */
   private acknowledges = false;
   private readonly stderrTail: string[] = [];
+  /** output chunks read so far, on either stream: tells whether output arrived since a check. */
+  private chunks = 0;
   private killTimers: NodeJS.Timeout[] = [];
 
   private constructor(private readonly proc: ChildProcess, private readonly opts: ChildOptions) {
     this.pid = proc.pid!;
     const out = new LineSplitter((line, cut) => this.onLine(line, cut, 'stdout'), opts.maxLine);
     const err = new LineSplitter((line, cut) => this.onLine(line, cut, 'stderr'), opts.maxLine);
-    proc.stdout!.setEncoding('utf8').on('data', (s: string) => out.push(s));
-    proc.stderr!.setEncoding('utf8').on('data', (s: string) => err.push(s));
+    proc.stdout!.setEncoding('utf8').on('data', (s: string) => { this.chunks++; out.push(s); });
+    proc.stderr!.setEncoding('utf8').on('data', (s: string) => { this.chunks++; err.push(s); });
     proc.stdin!.on('error', () => { /* EPIPE: the process is gone; its exit reports that */ });
     // a grandchild holding stdout open must not keep a dead worker's message pending
     proc.once('exit', () => {
@@ -181,8 +183,17 @@ export class ChildWorker {
     clearTimeout(job.settle);
     job.settle = setTimeout(() => {
       if (this.job !== job) return;
-      if (looksWaitingForInput(this.pid)) job.finish({ kind: 'ok', logs: job.logs });
-      else this.armSettle(job);
+      if (!looksWaitingForInput(this.pid)) { this.armSettle(job); return; }
+      // The process may have answered and gone back to its read while this loop was busy: its
+      // output is then in the pipe, unread, and ending the message now would lose it (its emits
+      // and result). Anything written before the check above is readable in the next poll
+      // phase, which runs before an immediate; end the message only if nothing came.
+      const seen = this.chunks;
+      setImmediate(() => {
+        if (this.job !== job) return;
+        if (this.chunks === seen) job.finish({ kind: 'ok', logs: job.logs });
+        else this.armSettle(job);
+      });
     }, this.opts.settleMs);
   }
 
