@@ -3,7 +3,6 @@ import { configFromEnv, describeConfig, makeConfig } from '../../src/config/inde
 import { parseArgs } from '../../src/cli/args.ts';
 import { findCommand } from '../../src/cli/commands.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
-import { parseWorkerDoc } from '../../src/workers/worker-doc.ts';
 
 describe('configuration', () => {
   it('defaults are complete and frozen', () => {
@@ -51,32 +50,6 @@ describe('configuration', () => {
     expect(makeConfig().maxChainDepth).to.equal(16);
     expect(makeConfig(configFromEnv({ LIVELY_MAX_CHAIN_DEPTH: '4' })).maxChainDepth).to.equal(4);
     expect(() => makeConfig({ maxChainDepth: 0 })).to.throw(LivelyError, 'options.maxChainDepth');
-  });
-
-  it('concurrency defaults: 256 for workers inside the runtime, 64 for process workers; each has its variable; a worker document\'s own wins', () => {
-    const c = makeConfig();
-    expect(c).to.include({ workerConcurrency: 256, processConcurrency: 64 });
-    const set = makeConfig(configFromEnv({ LIVELY_WORKER_CONCURRENCY: '32', LIVELY_PROCESS_CONCURRENCY: '4' }));
-    expect(set).to.include({ workerConcurrency: 32, processConcurrency: 4 });
-    expect(() => makeConfig({ workerConcurrency: 0 })).to.throw(LivelyError, 'options.workerConcurrency');
-    expect(() => makeConfig({ processConcurrency: 0 })).to.throw(LivelyError, 'options.processConcurrency');
-    expect(() => configFromEnv({ LIVELY_PROCESS_CONCURRENCY: 'many' })).to.throw(LivelyError, 'LIVELY_PROCESS_CONCURRENCY');
-    const doc = (over: Record<string, unknown>) => ({
-      _id: 'w', _rev: '1-a', delegate: 'main.js', ...over,
-      _attachments: { 'main.js': { content_type: 'text/plain', data: Buffer.from('x').toString('base64') } },
-    });
-    const concurrency = (over: Record<string, unknown>) => {
-      const r = parseWorkerDoc(doc(over), set);
-      if (!r.ok) throw new Error(r.reason);
-      return r.spec.limits.concurrency;
-    };
-    expect(concurrency({})).to.equal(32); // node, in a thread
-    expect(concurrency({ type: 'node' })).to.equal(32);
-    expect(concurrency({ type: 'isolate' })).to.equal(32);
-    expect(concurrency({ type: 'node', isolation: 'process' })).to.equal(4);
-    expect(concurrency({ type: 'python' })).to.equal(4);
-    expect(concurrency({ type: 'python', concurrency: 9 })).to.equal(9);
-    expect(concurrency({ type: 'node', concurrency: 2 })).to.equal(2);
   });
 
   it('logRecords: on by default, LIVELY_LOG_RECORDS=0 or false turns activation records off, a non-boolean is refused by name', () => {

@@ -26,14 +26,7 @@ export interface Config {
   threads: number;
   workerTimeout: number;
   workerIdle: number;
-  /**
-   * default `concurrency` of workers that run inside the runtime (node threads, isolates): a
-   * message costs a few hundred bytes there, and the hop to a thread needs enough messages in
-   * flight to keep the threads busy while the main thread is.
-   */
   workerConcurrency: number;
-  /** default `concurrency` of process workers: each message in flight is a process. */
-  processConcurrency: number;
   maxChainDepth: number;
   /** ms a changes trigger's lease lasts without renewal (several runtimes on one CouchDB). */
   leaseMs: number;
@@ -77,8 +70,7 @@ export const kDefaultConfig: Readonly<Config> = Object.freeze({
   threads: availableParallelism(),
   workerTimeout: 30_000,
   workerIdle: 60_000,
-  workerConcurrency: 256,
-  processConcurrency: 64,
+  workerConcurrency: 64,
   maxChainDepth: 16,
   leaseMs: 15_000,
   changesConcurrency: 100,
@@ -115,7 +107,6 @@ export function makeConfig(input: ConfigInput = {}): Readonly<Config> {
   check(isInt(c.workerTimeout, 1), 'options.workerTimeout must be a positive integer (ms)');
   check(isInt(c.workerIdle, 1), 'options.workerIdle must be a positive integer (ms)');
   check(isInt(c.workerConcurrency, 1), 'options.workerConcurrency must be a positive integer');
-  check(isInt(c.processConcurrency, 1), 'options.processConcurrency must be a positive integer');
   check(isInt(c.maxChainDepth, 1), 'options.maxChainDepth must be a positive integer');
   check(isInt(c.leaseMs, 30), 'options.leaseMs must be an integer of at least 30 (ms)');
   check(isInt(c.changesConcurrency, 1), 'options.changesConcurrency must be a positive integer');
@@ -161,8 +152,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     threads: intOf('LIVELY_THREADS', env.LIVELY_THREADS),
     workerTimeout: intOf('LIVELY_WORKER_TIMEOUT', env.LIVELY_WORKER_TIMEOUT),
     workerIdle: intOf('LIVELY_WORKER_IDLE', env.LIVELY_WORKER_IDLE),
-    workerConcurrency: intOf('LIVELY_WORKER_CONCURRENCY', env.LIVELY_WORKER_CONCURRENCY),
-    processConcurrency: intOf('LIVELY_PROCESS_CONCURRENCY', env.LIVELY_PROCESS_CONCURRENCY),
     maxChainDepth: intOf('LIVELY_MAX_CHAIN_DEPTH', env.LIVELY_MAX_CHAIN_DEPTH),
     logMaxRecords: intOf('LIVELY_LOG_MAX_RECORDS', env.LIVELY_LOG_MAX_RECORDS),
     logRecords: env.LIVELY_LOG_RECORDS === undefined || env.LIVELY_LOG_RECORDS === '' ? undefined : env.LIVELY_LOG_RECORDS !== '0' && env.LIVELY_LOG_RECORDS !== 'false',

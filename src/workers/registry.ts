@@ -9,7 +9,7 @@ import { LivelyError } from '../shared/errors.ts';
 import { parseWorkerDoc } from './worker-doc.ts';
 import type { WorkerSpec } from './spec.ts';
 
-type Defaults = Pick<Config, 'workerTimeout' | 'workerIdle' | 'workerConcurrency' | 'processConcurrency'>;
+type Defaults = Pick<Config, 'workerTimeout' | 'workerIdle' | 'workerConcurrency'>;
 
 type Entry =
   | { state: 'ready'; spec: WorkerSpec }

@@ -9,7 +9,7 @@ import type { Attachment, WorkerSpec } from './spec.ts';
 
 export type WorkerDocResult = { ok: true; spec: WorkerSpec } | { ok: false; id: string; reason: string };
 
-type Defaults = Pick<Config, 'workerTimeout' | 'workerIdle' | 'workerConcurrency' | 'processConcurrency'>;
+type Defaults = Pick<Config, 'workerTimeout' | 'workerIdle' | 'workerConcurrency'>;
 
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
@@ -33,22 +33,20 @@ export function parseWorkerDoc(doc: unknown, defaults: Defaults): WorkerDocResul
   }
   if (!attachments[delegate]) return fail(`delegate: no attachment named "${delegate}"`);
   const seconds = (v: unknown, dflt: number) => (v === undefined ? dflt : Math.round((v as number) * 1000));
-  const isolation = doc.isolation === 'process' ? 'process' : 'thread';
-  const inRuntime = type === 'isolate' || (type === 'node' && isolation === 'thread');
   return {
     ok: true,
     spec: {
       id,
       rev: typeof doc._rev === 'string' ? doc._rev : '0',
       type,
-      isolation,
+      isolation: doc.isolation === 'process' ? 'process' : 'thread',
       delegate,
       attachments,
       arguments: (doc.arguments as Record<string, unknown> | undefined) ?? {},
       limits: {
         timeout: seconds(doc.timeout, defaults.workerTimeout),
         memory: doc.memory as number | undefined,
-        concurrency: (doc.concurrency as number | undefined) ?? (inRuntime ? defaults.workerConcurrency : defaults.processConcurrency),
+        concurrency: (doc.concurrency as number | undefined) ?? defaults.workerConcurrency,
         idle: seconds(doc.idle, defaults.workerIdle),
       },
       env: (doc.env as Record<string, string> | undefined) ?? {},
