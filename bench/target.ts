@@ -2,7 +2,8 @@
  * One server under test per process, so the load generator (bench/run.ts) never shares
  * an event loop with it. Prints `READY <url>` when it serves.
  *   bare        node:http answering 200: the ceiling
- *   runtime     LivelyCouch on an embedded store with bench/app deployed (in memory; on disk with BENCH_STORE=disk)
+ *   runtime     LivelyCouch on an embedded store with bench/app deployed (in memory; on disk with BENCH_STORE=disk;
+ *               BENCH_RECORDS=off keeps no activation records; BENCH_CONCURRENCY=n sets workers' default concurrency)
  *   persistent  scenario (d0), the minimal stand-in for the 2010 design once warm: one child
  *               process fed JSON lines, answering each, behind node:http with no runtime around it
  *   fresh       the 2010 design cold: a new `node` process per trigger
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
     }));
   } else if (mode === 'runtime') {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-'));
-    const config = makeConfig({ port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off' });
+    const config = makeConfig({ port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off', ...(process.env.BENCH_CONCURRENCY ? { workerConcurrency: Number(process.env.BENCH_CONCURRENCY) } : {}) });
     const rt = await new Runtime({ config, logger: createLogger(config.logLevel), dispatchers: [new ImmediateDispatcher()] }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     const events = readdirSync(new URL('./app/events', import.meta.url)).length;
