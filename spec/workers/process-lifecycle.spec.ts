@@ -11,6 +11,7 @@ import { alive, gone, message, workerSpec } from '../fixtures/workers/process/sp
 
 const runtimeScript = fileURLToPath(new URL('../fixtures/workers/process/runtime.ts', import.meta.url));
 const watchdogCloseScript = fileURLToPath(new URL('../fixtures/workers/process/watchdog-close.ts', import.meta.url));
+const watchdogStuckScript = fileURLToPath(new URL('../fixtures/workers/process/watchdog-stuck.ts', import.meta.url));
 
 describe('ProcessDispatcher - lifecycle', () => {
   let dataDir: string;
@@ -113,5 +114,31 @@ describe('ProcessDispatcher - lifecycle', () => {
     const m = /^closed (\d+)$/m.exec(out);
     expect(m, `output: ${JSON.stringify(out)}`).to.not.equal(null);
     expect(await gone(Number(m![1]))).to.equal(true);
+  });
+
+  it('a watchdog that does not exit when closed (stopped here) is killed a second after its grace period', async function () {
+    this.timeout(30_000);
+    const rt = spawn(process.execPath, ['--import', 'tsx', watchdogStuckScript], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let watchdogPid = 0;
+    try {
+      const lines = createInterface({ input: rt.stdout! });
+      watchdogPid = Number(await new Promise<string>((resolve) => lines.once('line', resolve)));
+      expect(alive(watchdogPid)).to.equal(true);
+      process.kill(watchdogPid, 'SIGSTOP');
+      const t0 = Date.now();
+      // Bounded, so that a failure still reaches the finally below: a stand-in left waiting on a
+      // stopped watchdog would hold mocha's output open.
+      const closed = new Promise<string>((resolve) => {
+        lines.once('line', resolve);
+        setTimeout(() => resolve('still waiting after 10 s'), 10_000).unref();
+      });
+      rt.stdin!.write('close\n');
+      expect(await closed).to.equal('closed');
+      expect(Date.now() - t0).to.be.at.least(1_000); // not killed before its grace period and a second
+      expect(await gone(watchdogPid)).to.equal(true);
+    } finally {
+      rt.kill('SIGKILL');
+      if (watchdogPid > 0) try { process.kill(watchdogPid, 'SIGKILL'); } catch { /* gone, as it should be */ }
+    }
   });
 });

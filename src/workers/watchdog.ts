@@ -18,20 +18,27 @@ export class Watchdog {
 
   release(pgid: number): void { if (this.child) this.send(`-${pgid}\n`); }
 
-  /** Ends the pipe: the watchdog kills any group still registered, then exits. */
+  /**
+   * Ends the pipe: the watchdog kills any group still registered, then exits. One that has not
+   * exited a second after its grace period (stopped, or stuck) is killed, so a shutdown never
+   * waits on it for ever.
+   */
   async close(): Promise<void> {
     const child = this.child;
     if (!child) return;
     this.child = undefined;
+    let timer: NodeJS.Timeout | undefined;
     const exited = new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve();
-      else child.once('exit', () => resolve());
+      if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
+      child.once('exit', () => resolve());
+      timer = setTimeout(() => child.kill('SIGKILL'), this.graceMs + 1000);
     });
     // Waiting for it must keep the event loop alive, or a runtime with nothing else left to do
     // would exit mid-shutdown without the rest of its close.
     child.ref();
     child.stdin?.end();
     await exited;
+    clearTimeout(timer);
   }
 
   private send(line: string): void {
