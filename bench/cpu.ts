@@ -12,6 +12,8 @@
  *   path     default /_events/bench/thread?wait=true
  *   seconds  default 5
  * Extra node flags for the runtime (not for the load generator): BENCH_TARGET_FLAGS.
+ * BENCH_TARGET=floor202 measures the floor of fire-and-forget instead (bench/floor.ts: node:http
+ * and two worker threads, nothing of the runtime), the same way, for comparison.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -80,7 +82,9 @@ function collections(lines: string[]): { main: IsolateGc; othersPauseMs: number 
 async function main(): Promise<void> {
   if (process.platform !== 'linux') throw new Error('bench:cpu reads /proc: Linux only');
   const flags = (process.env.BENCH_TARGET_FLAGS ?? '').split(' ').filter(Boolean);
-  const target = spawn(process.execPath, ['--no-node-snapshot', '--trace-gc-nvp', ...flags, '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, 'runtime'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const mode = process.env.BENCH_TARGET ?? 'runtime';
+  if (mode !== 'runtime' && mode !== 'floor202') throw new Error(`BENCH_TARGET: runtime or floor202, not ${mode}`);
+  const target = spawn(process.execPath, ['--no-node-snapshot', '--trace-gc-nvp', ...flags, '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const [url, auth] = await new Promise<[string, string]>((resolve, reject) => {
       target.once('exit', (code) => reject(new Error(`the runtime exited with ${code}`)));
@@ -91,9 +95,9 @@ async function main(): Promise<void> {
     });
     const status = async () => {
       const res = await request(`${url}/_lively/status`, { headers: { authorization: `Basic ${auth}` } });
-      return (await res.body.json()) as { store: { pid?: number }; activations: { fired: number; completed: number } };
+      return (await res.body.json()) as { store?: { pid?: number }; activations: { fired: number; completed: number } };
     };
-    const storePid = (await status()).store.pid;
+    const storePid = (await status()).store?.pid;
     await (await request(url + path)).body.dump();
     await autocannon({ url: url + path, connections: 50, duration: 2 });
     gcLines = [];
@@ -115,7 +119,7 @@ async function main(): Promise<void> {
     const main = after.threads.get(target.pid!)!.cpuUs - before.threads.get(target.pid!)!.cpuUs;
     const per = (us: number) => Number((us / n).toFixed(1));
     console.log(JSON.stringify({
-      path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average),
+      target: mode, path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average),
       cpuUsPerTrigger: { mainThread: per(main), otherThreads: per(workers), runtimeProcess: per(all), store: per(after.store - before.store) },
       threadSleepsPer1000: Number((sleeps * 1000 / n).toFixed(0)),
       mainThreadGcPerTrigger: {
