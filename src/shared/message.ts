@@ -61,3 +61,8 @@ export interface WorkerOutcome {
   /** runs made, the first included; present when the event gives this worker a retry policy. */
   attempts?: number;
 }
+
+/** An outcome's `durationMs` to the microsecond: what a timer this fine can tell, and short in JSON (0.412, not 0.41199999999999). */
+export function microseconds(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

@@ -14,12 +14,12 @@ import { availableParallelism } from 'node:os';
 import * as esbuild from 'esbuild';
 import { LivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
-import type { WorkerOutcome } from '../../shared/message.ts';
+import { microseconds, type WorkerOutcome } from '../../shared/message.ts';
 import { Bundler, type Bundle, type BundlerStats } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../spec.ts';
 import type { Notice } from '../../../workers-runtime/protocol.ts';
-import { ThreadPool, microseconds } from './thread/pool.ts';
+import { ThreadPool } from './thread/pool.ts';
 
 export interface ThreadDispatcherOptions {
   /** threads per pool (default: available cores). */

@@ -16,7 +16,7 @@
  */
 import { Piscina } from 'piscina';
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
-import type { EmitCommand, WorkerMessage, WorkerOutcome } from '../../../shared/message.ts';
+import { microseconds, type EmitCommand, type WorkerMessage, type WorkerOutcome } from '../../../shared/message.ts';
 import { describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { SlotTable } from '../../../shared/slots.ts';
@@ -385,9 +385,4 @@ export class ThreadPool {
     for (const t of this.threads) t.port.close();
     await this.piscina.destroy();
   }
-}
-
-/** A duration in ms to the microsecond: what a timer this fine can tell, and short in JSON (0.412, not 0.41199999999999). */
-export function microseconds(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }
