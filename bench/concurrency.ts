@@ -9,10 +9,8 @@
  *   rounds   default 5
  *   seconds  of load per run, default 4 (after 2 s of warm-up)
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { request } from 'undici';
+import { drained, startTarget, stopTarget } from './targets.ts';
 
 const values = (process.argv[2] ?? '64,256').split(',').map(Number);
 const rounds = Number(process.argv[3] ?? 5);
@@ -20,28 +18,16 @@ const seconds = Number(process.argv[4] ?? 4);
 const path = '/_events/bench/thread';
 
 async function once(concurrency: number): Promise<number> {
-  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, 'runtime'], {
-    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_CONCURRENCY: String(concurrency) },
-  });
+  const t = await startTarget('runtime', { env: { BENCH_CONCURRENCY: String(concurrency) } });
   try {
-    const [url, auth] = await new Promise<string[]>((resolve, reject) => {
-      proc.once('exit', (code) => reject(new Error(`runtime target exited with ${code}`)));
-      createInterface({ input: proc.stdout! }).on('line', (l) => { if (l.startsWith('READY ')) resolve(l.slice(6).split(' ')); });
-    });
-    const counts = async (): Promise<{ fired: number; completed: number }> => {
-      const res = await request(`${url}/_lively/status`, { headers: { authorization: `Basic ${auth}` } });
-      return ((await res.body.json()) as { activations: { fired: number; completed: number } }).activations;
-    };
-    const drained = async () => { let c = await counts(); while (c.completed < c.fired) { await new Promise((r) => setTimeout(r, 20)); c = await counts(); } return c; };
-    await autocannon({ url: url + path, connections: 50, duration: 2 });
-    const before = await drained();
+    await autocannon({ url: t.url + path, connections: 50, duration: 2 });
+    const before = (await drained(t)).activations;
     const t0 = performance.now();
-    await autocannon({ url: url + path, connections: 50, duration: seconds });
-    const after = await drained();
+    await autocannon({ url: t.url + path, connections: 50, duration: seconds });
+    const after = (await drained(t)).activations;
     return (after.completed - before.completed) / ((performance.now() - t0) / 1000);
   } finally {
-    proc.kill('SIGTERM');
-    await new Promise((r) => { proc.once('exit', r); setTimeout(r, 5_000); });
+    await stopTarget(t);
   }
 }
 

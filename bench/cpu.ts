@@ -15,11 +15,10 @@
  * BENCH_TARGET=floor202 measures the floor of fire-and-forget instead (bench/floor.ts: node:http
  * and two worker threads, nothing of the runtime), the same way, for comparison.
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { request } from 'undici';
+import { drained, startTarget, status, stopTarget } from './targets.ts';
 
 const path = process.argv[2] ?? '/_events/bench/thread?wait=true';
 const seconds = Number(process.argv[3] ?? 5);
@@ -84,27 +83,17 @@ async function main(): Promise<void> {
   const flags = (process.env.BENCH_TARGET_FLAGS ?? '').split(' ').filter(Boolean);
   const mode = process.env.BENCH_TARGET ?? 'runtime';
   if (mode !== 'runtime' && mode !== 'floor202') throw new Error(`BENCH_TARGET: runtime or floor202, not ${mode}`);
-  const target = spawn(process.execPath, ['--no-node-snapshot', '--trace-gc-nvp', ...flags, '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const t = await startTarget(mode, { nodeFlags: ['--trace-gc-nvp', ...flags], onLine: (line) => { if (gcLines && line.includes(' pause=')) gcLines.push(line); } });
+  const target = t.proc;
   try {
-    const [url, auth] = await new Promise<[string, string]>((resolve, reject) => {
-      target.once('exit', (code) => reject(new Error(`the runtime exited with ${code}`)));
-      createInterface({ input: target.stdout! }).on('line', (line) => {
-        if (line.startsWith('READY ')) resolve(line.slice(6).split(' ') as [string, string]);
-        else if (gcLines && line.includes(' pause=')) gcLines.push(line);
-      });
-    });
-    const status = async () => {
-      const res = await request(`${url}/_lively/status`, { headers: { authorization: `Basic ${auth}` } });
-      return (await res.body.json()) as { store?: { pid?: number }; activations: { fired: number; completed: number } };
-    };
-    const storePid = (await status()).store?.pid;
+    const url = t.url;
+    const storePid = (await status(t)).store?.pid;
     await (await request(url + path)).body.dump();
     await autocannon({ url: url + path, connections: 50, duration: 2 });
     gcLines = [];
-    const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: (await status()).activations.fired };
+    const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: (await status(t)).activations.fired };
     const load = await autocannon({ url: url + path, connections: 50, duration: seconds });
-    let s = await status();
-    while (s.activations.completed < s.activations.fired) { await new Promise((r) => setTimeout(r, 50)); s = await status(); }
+    const s = await drained(t, 50);
     const after = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s.activations.fired };
     const gc = collections(gcLines);
     gcLines = undefined;
@@ -130,7 +119,7 @@ async function main(): Promise<void> {
       workerThreadsGcPauseUsPerTrigger: per(gc.othersPauseMs * 1000),
     }, null, 2));
   } finally {
-    target.kill('SIGTERM');
+    await stopTarget(t);
   }
 }
 

@@ -16,41 +16,18 @@
  *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
  * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { Client, request } from 'undici';
+import { drained, startTarget, status, stopTarget, type Target } from './targets.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 50;
 /** Sequential requests before each single-connection measurement, on its fresh connection. */
 const WARMUP_MS = 1_000;
-
-interface Target { proc: ChildProcess; url: string }
-/** Each runtime target's admin credentials by URL (its READY line's second word): the status API needs an admin. */
-const adminAuth = new Map<string, string>();
-
-async function startTarget(mode: string, env: Record<string, string> = {}): Promise<Target> {
-  const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`${mode} target exited with ${code}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (!line.startsWith('READY ')) return;
-      const [u, auth] = line.slice(6).split(' ');
-      if (auth) adminAuth.set(u!, `Basic ${auth}`);
-      resolve(u!);
-    });
-  });
-  return { proc, url };
-}
-
-async function stopTarget(t: Target): Promise<void> {
-  t.proc.kill('SIGTERM');
-  await new Promise((r) => { t.proc.once('exit', r); setTimeout(r, 5_000); });
-}
 
 /** p50/p99 in ms (whole ms from autocannon); the single-connection scenarios also give them in µs. */
 interface Sample { rps: number; p50: number; p99: number; p50us?: number; p99us?: number; errors: number; non2xx: number }
@@ -109,19 +86,12 @@ async function sequential(url: string, seconds: number): Promise<Sample> {
   }
 }
 
-async function status(base: string): Promise<{ fired: number; completed: number }> {
-  const res = await request(`${base}/_lively/status`, { headers: adminAuth.has(base) ? { authorization: adminAuth.get(base)! } : {} });
-  const body = (await res.body.json()) as { activations: { fired: number; completed: number } };
-  return body.activations;
-}
-
 /** Fire-and-forget: triggers *processed* per second, counted once the queue has drained. */
-async function processed(base: string, path: string, seconds: number): Promise<Sample> {
-  const before = await status(base);
+async function processed(t: Target, path: string, seconds: number): Promise<Sample> {
+  const before = (await status(t)).activations;
   const t0 = performance.now();
-  const s = await load(base + path, seconds, CONNECTIONS);
-  let after = await status(base);
-  while (after.completed < after.fired) { await new Promise((r) => setTimeout(r, 20)); after = await status(base); }
+  const s = await load(t.url + path, seconds, CONNECTIONS);
+  const after = (await drained(t)).activations;
   const elapsed = (performance.now() - t0) / 1000;
   return { ...s, rps: (after.completed - before.completed) / elapsed };
 }
@@ -142,11 +112,11 @@ async function main(): Promise<void> {
   const t = {} as Record<'bare' | 'rt' | 'quiet' | 'persistent' | 'fresh' | 'floor' | 'floor202', Target>;
   const scenarios: Array<{ key: string; label: string; run: () => Promise<Sample> }> = [
     { key: 'a', label: '(a) bare node:http, 200', run: () => load(t.bare.url, SECONDS, CONNECTIONS) },
-    { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(t.rt.url, '/_events/bench/thread', SECONDS) },
+    { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(t.rt, '/_events/bench/thread', SECONDS) },
     { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'bn', label: '(b) the same, no activation records', run: () => processed(t.quiet.url, '/_events/bench/thread', SECONDS) },
+    { key: 'bn', label: '(b) the same, no activation records', run: () => processed(t.quiet, '/_events/bench/thread', SECONDS) },
     { key: 'cn', label: '(c) the same, no activation records', run: () => load(`${t.quiet.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
-    { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(t.rt.url, '/_events/bench/durable', SECONDS) },
+    { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(t.rt, '/_events/bench/durable', SECONDS) },
     { key: 'dw', label: '(c) durable: the same event stored before it runs, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/durable?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'c0', label: '(c0) /_events, no worker: a dispatcher that answers at once, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/noop?wait=true`, SECONDS, CONNECTIONS) },
     // (d) as the thread pool's acceptance text defines it: a kept child process per worker fed JSON
@@ -158,7 +128,7 @@ async function main(): Promise<void> {
     // The floor of the design: the same hop to two worker threads with nothing of the runtime
     // around it (bench/floor.ts), what (c) and (b) can at best reach on this machine.
     { key: 'f', label: '(f) floor for (c): node:http + 2 worker threads over MessagePorts, batched per turn, no runtime', run: () => load(t.floor.url, SECONDS, CONNECTIONS) },
-    { key: 'fb', label: '(fb) floor for (b): the same answering 202 at once (processed/s)', run: () => processed(t.floor202.url, '/', SECONDS) },
+    { key: 'fb', label: '(fb) floor for (b): the same answering 202 at once (processed/s)', run: () => processed(t.floor202, '/', SECONDS) },
     { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(t.fresh.url, Math.min(SECONDS, 3), 4) },
     // Next to each other in every round, so both see the same moment of the machine.
     { key: 'a1', label: '(a) bare, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(t.bare.url, SECONDS) },
@@ -172,7 +142,7 @@ async function main(): Promise<void> {
   t.bare = await startTarget('bare');
   t.rt = await startTarget('runtime');
   // The same runtime writing no activation records: what logging costs.
-  t.quiet = await startTarget('runtime', { BENCH_RECORDS: 'off' });
+  t.quiet = await startTarget('runtime', { env: { BENCH_RECORDS: 'off' } });
   t.persistent = await startTarget('persistent');
   t.fresh = await startTarget('fresh');
   t.floor = await startTarget('floor');
