@@ -4,8 +4,9 @@
  * `path` with autocannon (50 connections), and reads each of its threads' CPU time and
  * voluntary context switches (sleeps) from /proc before and after, and the store process's.
  * Prints µs per trigger for the main thread, the other threads (worker threads, V8's GC
- * helpers, libuv's pool), the whole runtime process and the store, and thread sleeps per 1,000
- * triggers. From V8's own trace of each collection (`--trace-gc-nvp`), it prints per trigger what
+ * helpers, libuv's pool) together and each (busiest first: the worker threads, then V8's),
+ * the whole runtime process and the store, the thread pool's batches and all threads' sleeps
+ * per 1,000 triggers, and the responses other than 2xx. From V8's own trace of each collection (`--trace-gc-nvp`), it prints per trigger what
  * the main thread allocated, what of it survived a young-generation collection (copied, or
  * promoted to the old generation), and the collections' pauses: the figures that repeat best
  * from run to run on a shared machine. Linux only.
@@ -18,7 +19,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { request } from 'undici';
-import { drained, startTarget, status, stopTarget } from './targets.ts';
+import { drained, startTarget, status, stopTarget, type TargetStatus } from './targets.ts';
 
 const path = process.argv[2] ?? '/_events/bench/thread?wait=true';
 const seconds = Number(process.argv[3] ?? 5);
@@ -78,6 +79,11 @@ function collections(lines: string[]): { main: IsolateGc; othersPauseMs: number 
   return { main, othersPauseMs };
 }
 
+/** Batches the runtime's thread pool has sent (the floor's status has none). */
+function threadBatches(s: TargetStatus): number | undefined {
+  return s.dispatchers?.find((d) => d.name === 'thread')?.batches;
+}
+
 async function main(): Promise<void> {
   if (process.platform !== 'linux') throw new Error('bench:cpu reads /proc: Linux only');
   const flags = (process.env.BENCH_TARGET_FLAGS ?? '').split(' ').filter(Boolean);
@@ -91,25 +97,29 @@ async function main(): Promise<void> {
     await (await request(url + path)).body.dump();
     await autocannon({ url: url + path, connections: 50, duration: 2 });
     gcLines = [];
-    const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: (await status(t)).activations.fired };
+    const s0 = await status(t);
+    const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s0.activations.fired, batches: threadBatches(s0) };
     const load = await autocannon({ url: url + path, connections: 50, duration: seconds });
     const s = await drained(t, 50);
-    const after = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s.activations.fired };
+    const after = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s.activations.fired, batches: threadBatches(s) };
     const gc = collections(gcLines);
     gcLines = undefined;
     const n = after.fired - before.fired;
     let workers = 0, all = 0, sleeps = 0;
+    const each: number[] = [];
     for (const [tid, a] of after.threads) {
       const b = before.threads.get(tid) ?? { cpuUs: 0, sleeps: 0 };
       all += a.cpuUs - b.cpuUs;
       sleeps += a.sleeps - b.sleeps;
-      if (tid !== target.pid) workers += a.cpuUs - b.cpuUs;
+      if (tid !== target.pid) { workers += a.cpuUs - b.cpuUs; if (a.cpuUs > b.cpuUs) each.push(a.cpuUs - b.cpuUs); }
     }
     const main = after.threads.get(target.pid!)!.cpuUs - before.threads.get(target.pid!)!.cpuUs;
     const per = (us: number) => Number((us / n).toFixed(1));
     console.log(JSON.stringify({
-      target: mode, path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average),
+      target: mode, path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average), non2xx: load.non2xx,
       cpuUsPerTrigger: { mainThread: per(main), otherThreads: per(workers), runtimeProcess: per(all), store: per(after.store - before.store) },
+      otherThreadsEach: each.sort((x, y) => y - x).map(per),
+      ...(after.batches !== undefined ? { threadBatchesPer1000: Number(((after.batches - before.batches!) * 1000 / n).toFixed(0)) } : {}),
       threadSleepsPer1000: Number((sleeps * 1000 / n).toFixed(0)),
       mainThreadGcPerTrigger: {
         allocatedBytes: Math.round(gc.main.allocated / n), survivedBytes: Math.round(gc.main.survived / n),

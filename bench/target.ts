@@ -99,6 +99,7 @@ async function main(): Promise<void> {
  * BENCH_PROFILE=<file>: a CPU profile of the runtime's main thread, written on SIGTERM.
  * BENCH_HEAPPROF=<file>: instead, a sampling heap profile of what the main thread allocated
  * and a young-generation collection did not free (it outlived one): where survivors come from.
+ * With BENCH_HEAPPROF_ALL=1, of everything it allocated: where the allocation per trigger comes from.
  */
 async function startProfile(): Promise<() => Promise<void>> {
   const heapFile = process.env.BENCH_HEAPPROF;
@@ -110,7 +111,7 @@ async function startProfile(): Promise<() => Promise<void>> {
   session.connect();
   if (heapFile) {
     await session.post('HeapProfiler.enable');
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: false, includeObjectsCollectedByMajorGC: true } as never);
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: process.env.BENCH_HEAPPROF_ALL === '1', includeObjectsCollectedByMajorGC: true } as never);
     return async () => {
       const { profile } = await session.post('HeapProfiler.stopSampling');
       writeFileSync(heapFile, JSON.stringify(profile));

@@ -42,7 +42,7 @@ export async function stopTarget(t: Target): Promise<void> {
   await new Promise((r) => { t.proc.once('exit', r); setTimeout(r, 5_000); });
 }
 
-export interface TargetStatus { store?: { pid?: number }; activations: { fired: number; completed: number } }
+export interface TargetStatus { store?: { pid?: number }; activations: { fired: number; completed: number }; dispatchers?: Array<{ name: string; batches?: number }> }
 
 /** GET /_lively/status (a runtime, or the floor202 server, which answers the same counts). */
 export async function status(t: Target): Promise<TargetStatus> {
