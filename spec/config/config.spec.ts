@@ -39,6 +39,14 @@ describe('configuration', () => {
     expect(() => configFromEnv({ LIVELY_LEASE_MS: 'soon' })).to.throw(LivelyError, 'LIVELY_LEASE_MS');
   });
 
+  it('a worker\'s default concurrency (64) and queue (1,000) come from LIVELY_WORKER_CONCURRENCY and LIVELY_MAX_WORKER_QUEUE', () => {
+    expect(makeConfig()).to.deep.include({ workerConcurrency: 64, maxWorkerQueue: 1_000 });
+    expect(makeConfig(configFromEnv({ LIVELY_WORKER_CONCURRENCY: '8', LIVELY_MAX_WORKER_QUEUE: '0' }))).to.deep.include({ workerConcurrency: 8, maxWorkerQueue: 0 });
+    expect(() => makeConfig(configFromEnv({ LIVELY_WORKER_CONCURRENCY: '0' }))).to.throw(LivelyError, 'options.workerConcurrency');
+    expect(() => makeConfig(configFromEnv({ LIVELY_MAX_WORKER_QUEUE: '-1' }))).to.throw(LivelyError, 'options.maxWorkerQueue');
+    expect(() => configFromEnv({ LIVELY_MAX_WORKER_QUEUE: 'many' })).to.throw(LivelyError, 'LIVELY_MAX_WORKER_QUEUE');
+  });
+
   it('logMaxRecords: 1,000,000 by default, LIVELY_LOG_MAX_RECORDS sets it, zero or a non-integer is refused by name', () => {
     expect(makeConfig().logMaxRecords).to.equal(1_000_000);
     expect(makeConfig(configFromEnv({ LIVELY_LOG_MAX_RECORDS: '5000' })).logMaxRecords).to.equal(5000);

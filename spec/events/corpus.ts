@@ -153,7 +153,8 @@ const stub = { content_type: 'text/plain', stub: true };
 export const goodWorkers: Array<[string, Record<string, unknown>]> = [
   ['the seed worker', seedWorker],
   ['no attachments yet', wk({})],
-  ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, idle: 30, isolation: 'process', couch: true, env: { A: 'b' }, arguments: { x: 1 } })],
+  ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, queue: 10, idle: 30, isolation: 'process', couch: true, env: { A: 'b' }, arguments: { x: 1 } })],
+  ['queue zero: nothing waits', wk({ concurrency: 1, queue: 0 })],
   ['isolate type', wk({ type: 'isolate', _attachments: { 'main.js': stub } })],
 ];
 
@@ -177,6 +178,9 @@ export const badWorkers: Array<[string, unknown, string]> = [
   ['memory a string', wk({ memory: '64' }), 'memory:'],
   ['idle negative', wk({ idle: -1 }), 'idle:'],
   ['concurrency fractional', wk({ concurrency: 1.5 }), 'concurrency:'],
+  ['queue negative', wk({ queue: -1 }), 'queue: must be a non-negative integer'],
+  ['queue fractional', wk({ queue: 2.5 }), 'queue:'],
+  ['queue a string', wk({ queue: '10' }), 'queue:'],
   ['isolation unknown', wk({ isolation: 'vm' }), 'isolation:'],
   ['couch a string', wk({ couch: 'yes' }), 'couch:'],
 ];

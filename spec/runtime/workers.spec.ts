@@ -48,6 +48,7 @@ module.exports = async (msg) => {
 };`) } },
       { _id: 'failing', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = async () => { throw new Error('boom'); };`) } },
       { _id: 'slow', type: 'node', delegate: 'index.js', concurrency: 1, _attachments: { 'index.js': att(`module.exports = (msg) => new Promise((r) => setTimeout(() => r({ slept: true }), msg.parameters.ms ?? 0));`) } },
+      { _id: 'queued', type: 'node', delegate: 'index.js', concurrency: 1, queue: 2, _attachments: { 'index.js': att(`module.exports = (msg) => new Promise((r) => setTimeout(() => r({ n: Number(msg.parameters.n) }), Number(msg.parameters.ms ?? 0)));`) } },
       { _id: 'versioned', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = () => ({ version: 1 });`) } },
       { _id: 'sh_echo', type: 'sh', delegate: 'main.sh', _attachments: { 'main.sh': att(`while IFS= read -r line; do
   to=$(printf '%s' "$line" | sed -n 's/.*"to":"\\([^"]*\\)".*/\\1/p')
@@ -82,11 +83,12 @@ for line in sys.stdin:
       { _id: 'on_error', trigger: { '/lively/worker_error/:worker': {} }, workers: { recorder: { failed: ':worker' } } },
       { _id: 'slow', trigger: { '/slow': {} }, workers: { slow: {} } },
       { _id: 'versioned', trigger: { '/versioned': {} }, workers: { versioned: {} } },
+      { _id: 'queued', trigger: { '/queued': {} }, workers: { queued: {} } },
       { _id: 'sandboxed', trigger: { '/sandboxed': {} }, workers: { sandboxed: {} } },
       { _id: 'sh_echo', trigger: { '/sh/echo': {} }, workers: { sh_echo: { to: 'sh@example.com' } } },
       { _id: 'py_couch', trigger: { '/py/couch': {} }, workers: { py_couch: {} } },
     ] });
-    await eventually(() => rt.catalog.matcher.size >= 10, 5_000, 'events loaded');
+    await eventually(() => rt.catalog.matcher.size >= 11, 5_000, 'events loaded');
   });
   after(() => rt.stop());
 
@@ -131,6 +133,23 @@ for line in sys.stdin:
     expect(second.status).to.equal(503);
     expect(second.body.error).to.equal('LC_QUEUE_FULL');
     await eventually(async () => (await call(rt, '/_events/slow?wait=true')).status === 200, 5_000, 'slow worker free again');
+  });
+
+  it('a worker\'s own "queue" lets that many wait where the runtime lets none; past it 503, and every accepted trigger runs in order', async () => {
+    expect((await call(rt, '/_events/queued?wait=true&n=0')).status).to.equal(200); // warm: its limits are known
+    const held = request(rt.url + '/_events/queued?wait=true&n=1&ms=300').then(async (r) => (await r.body.json()) as Record<string, any>);
+    await eventually(async () => (await call(rt, '/_lively/status')).body.dispatchers.find((d: { name: string }) => d.name === 'thread').inFlight === 1, 5_000, 'the first trigger running');
+    const waiting = [2, 3].map((n) => request(rt.url + `/_events/queued?wait=true&n=${n}`).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as Record<string, any> })));
+    await eventually(async () => (await call(rt, '/_lively/status')).body.activations.waiting === 2, 5_000, 'two triggers waiting');
+    const refused = await call(rt, '/_events/queued?n=4');
+    expect(refused.status).to.equal(503);
+    expect(refused.body).to.include({ error: 'LC_QUEUE_FULL' });
+    expect(refused.body.reason).to.contain('worker "queued" has 2 messages waiting');
+    expect((await held).outcomes[0].result).to.deep.equal({ n: 1 });
+    const [two, three] = await Promise.all(waiting);
+    expect([two!.status, three!.status]).to.deep.equal([200, 200]);
+    expect([two!.body.outcomes[0].result, three!.body.outcomes[0].result]).to.deep.equal([{ n: 2 }, { n: 3 }]);
+    // Without a queue of its own, the runtime's (0 in this suite) applies: see the spec above.
   });
 
   it('editing a worker document changes what the next trigger returns, without a restart', async () => {

@@ -50,4 +50,18 @@ describe('WorkerGate: admission in front of every dispatcher', () => {
     expect(() => gate.tryAdmit('b', 1)).to.throw(LivelyError, /3 messages waiting in all/);
     expect(gate.stats().queued).to.equal(3);
   });
+
+  it('a worker\'s own queue limit replaces the default for that worker only; 0 lets none wait', () => {
+    const gate = new WorkerGate(100, 1);
+    expect(gate.tryAdmit('long', 1, 3)).to.equal(true);
+    for (let i = 0; i < 3; i++) { expect(gate.tryAdmit('long', 1, 3)).to.equal(false); gate.queue('long', () => undefined); }
+    expect(() => gate.tryAdmit('long', 1, 3)).to.throw(LivelyError, /worker "long" has 3 messages waiting/);
+    expect(gate.tryAdmit('none', 1, 0)).to.equal(true);
+    expect(() => gate.admit('none', 1, 0)).to.throw(LivelyError).with.property('code', 'LC_QUEUE_FULL');
+    // The default still applies to a worker that names no limit.
+    expect(gate.tryAdmit('plain', 1)).to.equal(true);
+    expect(gate.tryAdmit('plain', 1)).to.equal(false);
+    gate.queue('plain', () => undefined);
+    expect(() => gate.tryAdmit('plain', 1)).to.throw(LivelyError, /worker "plain" has 1 message waiting/);
+  });
 });

@@ -416,6 +416,7 @@ function workerProblem(doc) {
     if (doc[limits[k]] !== undefined && !positiveNumber(doc[limits[k]])) return limits[k] + ': must be a positive number';
   }
   if (doc.concurrency !== undefined && Math.floor(doc.concurrency) !== doc.concurrency) return 'concurrency: must be a positive integer';
+  if (doc.queue !== undefined && !(typeof doc.queue === 'number' && doc.queue >= 0 && Math.floor(doc.queue) === doc.queue)) return 'queue: must be a non-negative integer';
   if (doc.isolation !== undefined && doc.isolation !== 'thread' && doc.isolation !== 'process') return 'isolation: must be "thread" or "process"';
   if (doc.couch !== undefined && typeof doc.couch !== 'boolean') return 'couch: must be true or false';
   return null;

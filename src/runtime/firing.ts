@@ -276,7 +276,7 @@ export class Firing {
       // A warm worker's admission is decided now, so a full queue is a 503 for the caller.
       // Speed: a trigger waiting for a slot holds its activation's promise and one closure;
       // what runs it is made when its turn comes (see bench/waiting.ts).
-      const done = spec !== undefined && !gate.tryAdmit(spec.id, spec.limits.concurrency)
+      const done = spec !== undefined && !gate.tryAdmit(spec.id, spec.limits.concurrency, spec.limits.queue)
         ? new Promise<WorkerOutcome[]>((resolve) => gate.queue(spec.id, () => resolve(this.startAlone(ref, m, input, id, spec, started, events))))
         : this.startAlone(ref, m, input, id, spec, started, events);
       this.fired++;
@@ -293,7 +293,7 @@ export class Firing {
         for (const ref of m.event.workers) {
           workers.push(ref.name);
           const spec = registry.peek(ref.name);
-          waits.push(spec === undefined ? undefined : gate.admit(spec.id, spec.limits.concurrency));
+          waits.push(spec === undefined ? undefined : gate.admit(spec.id, spec.limits.concurrency, spec.limits.queue));
           specs.push(spec);
         }
       }
@@ -394,7 +394,7 @@ export class Firing {
     }
     let wait: Promise<void> | undefined;
     try {
-      wait = this.deps.gate.admit(spec.id, spec.limits.concurrency);
+      wait = this.deps.gate.admit(spec.id, spec.limits.concurrency, spec.limits.queue);
     } catch (err) {
       return failed(name, err, t0);
     }

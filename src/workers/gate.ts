@@ -1,7 +1,7 @@
 /**
  * Admission control in front of every dispatcher: at most `concurrency` messages of one
- * worker run at once, at most `maxWorkerQueue` wait behind them, and at most `maxQueue`
- * wait in all. Beyond that a message is refused with LC_QUEUE_FULL (HTTP 503) at once,
+ * worker run at once, at most `queue` wait behind them (the worker's own limit, or
+ * `maxWorkerQueue`), and at most `maxQueue` wait in all. Beyond that a message is refused with LC_QUEUE_FULL (HTTP 503) at once,
  * so an overloaded runtime sheds load instead of growing memory.
  */
 import { LivelyError } from '../shared/errors.ts';
@@ -19,8 +19,8 @@ export class WorkerGate {
   constructor(private readonly maxQueue: number, private readonly maxWorkerQueue: number) {}
 
   /** Throws LC_QUEUE_FULL synchronously when the message cannot even wait. */
-  admit(worker: string, concurrency: number): Promise<void> | undefined {
-    if (this.tryAdmit(worker, concurrency)) return undefined; // the fast path makes no promise
+  admit(worker: string, concurrency: number, queue?: number): Promise<void> | undefined {
+    if (this.tryAdmit(worker, concurrency, queue)) return undefined; // the fast path makes no promise
     return new Promise<void>((resolve) => this.queue(worker, resolve));
   }
 
@@ -30,7 +30,7 @@ export class WorkerGate {
    * that would only wait on admit()'s promise to call something: a waiting message then holds
    * that call, not a promise and its reaction too.
    */
-  tryAdmit(worker: string, concurrency: number): boolean {
+  tryAdmit(worker: string, concurrency: number, queue = this.maxWorkerQueue): boolean {
     let lane = this.lanes.get(worker);
     if (!lane) { lane = { running: 0, waiting: [], head: 0 }; this.lanes.set(worker, lane); }
     if (lane.running < concurrency && lane.waiting.length === lane.head) {
@@ -38,7 +38,7 @@ export class WorkerGate {
       return true;
     }
     const depth = lane.waiting.length - lane.head;
-    if (depth >= this.maxWorkerQueue) throw new LivelyError('LC_QUEUE_FULL', `worker "${worker}" has ${depth} messages waiting`);
+    if (depth >= queue) throw new LivelyError('LC_QUEUE_FULL', `worker "${worker}" has ${depth} message${depth === 1 ? '' : 's'} waiting`);
     if (this.queued >= this.maxQueue) throw new LivelyError('LC_QUEUE_FULL', `${this.queued} messages waiting in all`);
     return false;
   }

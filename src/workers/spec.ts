@@ -14,6 +14,8 @@ export interface WorkerLimits {
   memory?: number;
   /** messages of this worker in flight at once (processes kept for process workers). */
   concurrency: number;
+  /** messages that may wait for a slot before more are refused (undefined: the runtime's maxWorkerQueue). */
+  queue?: number;
   /** ms an unused warm instance is kept before its stdin ends. */
   idle: number;
 }
