@@ -10,6 +10,7 @@ import { kMaxLogsPerMessage, type ItemOutcome, type TaskGroup } from './protocol
 import { ExitSignal, simulateProcess } from './process.ts';
 import { makeWorkerRequire } from './require.ts';
 import { release, runOwned, track, untrack, type Tracked } from './tracker.ts';
+import { bundleFileName, StackMapper } from './stack.ts';
 
 /** The compiled wrapper of a bundle: evaluated once per instance. */
 export type ModuleFactory = (...args: unknown[]) => void;
@@ -28,6 +29,9 @@ export interface InstanceEnv {
   /** the instance ended (exit, crash, stop): forget it. */
   gone(inst: WorkerInstance): void;
 }
+
+/** Stacks in activation records are cut to this many characters. */
+const kMaxStack = 4096;
 
 export class MessageRecord {
   logs: ItemOutcome['logs'] = [];
@@ -72,9 +76,11 @@ export class WorkerInstance {
   private readonly stdinOwners: Tracked[] = [];
   private handler?: (msg: WorkerMessage, ctx: HandlerContext) => unknown;
   private readonly couchAllowed: boolean;
+  private readonly stacks: StackMapper;
 
   constructor(group: TaskGroup, factory: ModuleFactory, private readonly env: InstanceEnv) {
     this.key = group.key;
+    this.stacks = new StackMapper(bundleFileName(group.key), `${group.file}.map`, group.workerId);
     this.workerId = group.workerId;
     this.rev = group.rev;
     this.idleMs = group.idleMs;
@@ -184,7 +190,7 @@ export class WorkerInstance {
   /** An error escaped the worker's code: everything it holds fails and the instance is dropped. */
   fault(err: unknown, kind: string): void {
     if (err instanceof ExitSignal) return;
-    this.end('LC_WORKER_ERROR', `${kind}: ${describeError(err)}`, stackOf(err));
+    this.end('LC_WORKER_ERROR', `${kind}: ${describeError(err)}`, this.stackOf(err));
   }
 
   private exited(code: number): void {
@@ -235,7 +241,7 @@ export class WorkerInstance {
 
   private failed(rec: MessageRecord, err: unknown): void {
     if (err instanceof ExitSignal) return;
-    const stack = stackOf(err);
+    const stack = this.stackOf(err);
     const error = stack === undefined ? { code: 'LC_WORKER_ERROR', message: describeError(err) } : { code: 'LC_WORKER_ERROR', message: describeError(err), stack };
     this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.logs });
   }
@@ -250,6 +256,13 @@ export class WorkerInstance {
     if (this.retiring && this.inflight.size === 0) this.stop();
   }
 
+  /** The stack of a thrown Error, mapped to the worker's own files and cut to 4 KiB; nothing for other values. */
+  private stackOf(err: unknown): string | undefined {
+    if (!(err instanceof Error) || typeof err.stack !== 'string') return undefined;
+    const stack = this.stacks.apply(err.stack);
+    return stack.length > kMaxStack ? stack.slice(0, kMaxStack) : stack;
+  }
+
   private helperApi(): unknown {
     const inst = this;
     return {
@@ -260,11 +273,4 @@ export class WorkerInstance {
       context() { const rec = inst.oldest(); return rec ? new HandlerContext(inst, rec) : undefined; },
     };
   }
-}
-
-const kMaxStack = 4096;
-/** The stack of a thrown Error (cut to 4 KiB), for the activation record; nothing for other values. */
-export function stackOf(err: unknown): string | undefined {
-  if (!(err instanceof Error) || typeof err.stack !== 'string') return undefined;
-  return err.stack.length > kMaxStack ? err.stack.slice(0, kMaxStack) : err.stack;
 }

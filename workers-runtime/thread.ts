@@ -17,12 +17,12 @@ import { describeError } from '../src/shared/errors.ts';
 import type { BatchTask, Hello, Notice, Outbox, TaskGroup, ThreadInit } from './protocol.ts';
 import { kFactoryParams, MessageRecord, WorkerInstance, type InstanceEnv, type ModuleFactory } from './instance.ts';
 import { ExitSignal } from './process.ts';
+import { bundleFileName, kFilePrefix } from './stack.ts';
 
 const init = workerData as ThreadInit;
 const progress = new Int32Array(init.progress);
 const factories = new Map<string, ModuleFactory>();
 const instances = new Map<string, WorkerInstance>();
-const kFilePrefix = 'livelycouch-worker:///';
 
 const { port1: port, port2 } = new MessageChannel();
 const hello: Hello = { lc: 'hello', threadId, port: port2 };
@@ -89,7 +89,7 @@ const env: InstanceEnv = {
 function factoryFor(g: TaskGroup): ModuleFactory {
   let f = factories.get(g.key);
   if (!f) {
-    f = compileFunction(readFileSync(g.file, 'utf8'), kFactoryParams, { filename: kFilePrefix + encodeURIComponent(g.key) }) as ModuleFactory;
+    f = compileFunction(readFileSync(g.file, 'utf8'), kFactoryParams, { filename: bundleFileName(g.key) }) as ModuleFactory;
     factories.set(g.key, f);
   }
   return f;

@@ -30,7 +30,7 @@ describe('bundleWorker', function () {
     expect(err.message).to.match(/delegate 'nope\.js' is not one of its attachments \(main\.js\)/);
   });
 
-  it('caches by (id, rev) and a new revision replaces the file on disk', async () => {
+  it('caches by (id, rev) and a new revision replaces the file and its source map on disk', async () => {
     const bundler = new Bundler();
     const v1 = fixtureSpec('handler', 'main.js', { id: 'rev-me' });
     const a = await bundler.bundle(v1, { platform: 'node', cacheDir: dir });
@@ -39,8 +39,19 @@ describe('bundleWorker', function () {
     const b = await bundler.bundle(v2, { platform: 'node', cacheDir: dir });
     expect(b.key).to.equal(`rev-me@${v2.rev}`);
     expect(existsSync(b.file!)).to.equal(true);
+    expect(existsSync(`${b.file!}.map`)).to.equal(true);
     expect(existsSync(a.file!)).to.equal(false);
-    expect(readdirSync(dir)).to.have.length(1);
+    expect(existsSync(`${a.file!}.map`)).to.equal(false);
+    expect(readdirSync(dir).sort()).to.deep.equal([path.basename(b.file!), `${path.basename(b.file!)}.map`]);
     expect(bundler.stats()).to.include({ built: 2, fromMemory: 1 });
+    // A restart reads both back instead of bundling again.
+    const again = await new Bundler().bundle(v2, { platform: 'node', cacheDir: dir });
+    expect(again).to.deep.include({ code: b.code, map: b.map, file: b.file });
+  });
+
+  it('a bundle\'s source map names each attachment it came from', async () => {
+    const b = await new Bundler().bundle(inlineSpec('mapped', { 'main.js': "module.exports = require('./lib/util.js');", 'lib/util.js': 'module.exports = () => 1;' }), { platform: 'node' });
+    expect(JSON.parse(b.map).sources).to.deep.equal(['lc-attachment:lib/util.js', 'lc-attachment:main.js']);
+    expect(b.code).to.not.include('sourceMappingURL');
   });
 });

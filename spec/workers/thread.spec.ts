@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
@@ -91,6 +91,48 @@ describe('ThreadDispatcher — worker styles', function () {
     const spec = fixtureSpec('handler', 'main.js', { id: 'many' });
     const outs = await Promise.all(Array.from({ length: 200 }, (_, n) => run(d, spec, { n })));
     expect(outs.map((o) => (o.result as { doubled: number }).doubled)).to.deep.equal(Array.from({ length: 200 }, (_, n) => n * 2));
+  });
+});
+
+describe('ThreadDispatcher — stacks name the files the worker is made of', function () {
+  let dir: string;
+  before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const twoFiles = () => inlineSpec('mapped', {
+    'main.js': "const util = require('./lib/util.js');\nmodule.exports = async (m) => {\n  return util.check(m.parameters.n);\n};\n",
+    'lib/util.js': "exports.check = (n) => {\n  // a comment, so that lines differ from the bundle's\n  if (n > 1) return n;\n  throw new RangeError('n must be over 1, got ' + n);\n};\n",
+  });
+
+  it('an error thrown across two attachments shows each frame at its attachment, line and column, and no frame of the runtime', async () => {
+    const d = new ThreadDispatcher({ cacheDir: dir, threads: 1 });
+    try {
+      const out = await run(d, twoFiles(), { n: 0 });
+      expect(out.status).to.equal('error');
+      const lines = out.error!.stack!.split('\n');
+      expect(lines[0]).to.equal('RangeError: n must be over 1, got 0');
+      expect(lines[1]).to.match(/^\s+at .*\(mapped\/lib\/util\.js:4:9\)$/);
+      expect(lines[2]).to.match(/^\s+at .*\(mapped\/main\.js:3:15\)$/);
+      expect(out.error!.stack).to.not.match(/livelycouch-worker:|thread-runtime/);
+    } finally {
+      await d.close(1000);
+    }
+  });
+
+  it('a bundle cached without its map (or with an unreadable one) still runs, and its stacks keep the bundle\'s frames', async () => {
+    const spec = twoFiles();
+    const first = new ThreadDispatcher({ cacheDir: dir, threads: 1 });
+    try { expect(await run(first, spec, { n: 2 })).to.include({ status: 'ok', result: 2 }); } finally { await first.close(1000); }
+    for (const name of readdirSync(dir)) if (name.endsWith('.cjs.map')) writeFileSync(path.join(dir, name), '{ not json');
+    const d = new ThreadDispatcher({ cacheDir: dir, threads: 1 });
+    try {
+      const out = await run(d, spec, { n: 0 });
+      expect(out.error!.message).to.equal('n must be over 1, got 0');
+      expect(out.error!.stack).to.match(/\n\s+at .*livelycouch-worker:\/\/\/mapped[^:]*:\d+:\d+\)/);
+      expect(await run(d, spec, { n: 5 })).to.include({ status: 'ok', result: 5 });
+    } finally {
+      await d.close(1000);
+    }
   });
 });
 

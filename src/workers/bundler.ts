@@ -12,6 +12,10 @@
  *
  * Bundles are cached by (worker id, revision) in memory and on disk, so a restart does not
  * rebundle; bundling a new revision deletes the previous revision's file.
+ *
+ * Each bundle has a source map (next to it on disk as `<file>.map`), so that the stack of an
+ * error in worker code names the attachment, line and column the user wrote
+ * (workers-runtime/stack.ts), not the bundle's.
  */
 import { createHash } from 'node:crypto';
 import { builtinModules } from 'node:module';
@@ -35,7 +39,9 @@ export interface Bundle {
   key: string;
   /** CommonJS, expecting `require`, `module`, `exports` from its caller. */
   code: string;
-  /** the cached file on disk, when a cacheDir was given. */
+  /** its source map (JSON): sources are attachment names. */
+  map: string;
+  /** the cached file on disk, when a cacheDir was given; its map is `<file>.map`. */
   file?: string;
 }
 
@@ -88,29 +94,35 @@ export class Bundler {
   private async load(spec: WorkerSpec, opts: BundleOptions): Promise<Bundle> {
     const key = specKey(spec);
     if (!opts.cacheDir) {
-      const code = await build(spec, opts.platform);
+      const built = await build(spec, opts.platform);
       this.counts.built++;
-      return { key, code };
+      return { key, ...built };
     }
     const prefix = `${fileKey(spec.id)}-${opts.platform}-`;
-    const file = path.join(opts.cacheDir, `${prefix}${fileKey(spec.rev)}.cjs`);
+    const base = `${prefix}${fileKey(spec.rev)}.cjs`;
+    const file = path.join(opts.cacheDir, base);
     try {
+      // The bundle is written after its map, so a bundle on disk has its map (a cache from
+      // before maps existed has none: its stacks then stay as they are).
       const code = await readFile(file, 'utf8');
+      const map = await readFile(`${file}.map`, 'utf8').catch(() => '');
       this.counts.fromDisk++;
-      return { key, code, file };
+      return { key, code, map, file };
     } catch { /* not cached yet */ }
-    const code = await build(spec, opts.platform);
+    const built = await build(spec, opts.platform);
     this.counts.built++;
     await mkdir(opts.cacheDir, { recursive: true });
     const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-    await writeFile(tmp, code);
+    await writeFile(tmp, built.map);
+    await rename(tmp, `${file}.map`);
+    await writeFile(tmp, built.code);
     await rename(tmp, file);
     for (const name of await readdir(opts.cacheDir)) {
-      if (name.startsWith(prefix) && path.join(opts.cacheDir, name) !== file && name.endsWith('.cjs')) {
+      if (name.startsWith(prefix) && name !== base && name !== `${base}.map` && (name.endsWith('.cjs') || name.endsWith('.cjs.map'))) {
         await unlink(path.join(opts.cacheDir, name)).catch(() => {});
       }
     }
-    return { key, code, file };
+    return { key, ...built, file };
   }
 }
 
@@ -164,7 +176,10 @@ function attachmentPlugin(spec: WorkerSpec, platform: BundlePlatform): esbuild.P
   };
 }
 
-async function build(spec: WorkerSpec, platform: BundlePlatform): Promise<string> {
+/** The name a bundle has inside esbuild (nothing is written): its map is named after it. */
+const kOutfile = 'worker.cjs';
+
+async function build(spec: WorkerSpec, platform: BundlePlatform): Promise<{ code: string; map: string }> {
   if (!Object.hasOwn(spec.attachments, spec.delegate)) {
     throw new LivelyError('LC_BUNDLE_FAILED',
       `worker '${spec.id}': delegate '${spec.delegate}' is not one of its attachments (${Object.keys(spec.attachments).join(', ') || 'none'})`,
@@ -179,10 +194,15 @@ async function build(spec: WorkerSpec, platform: BundlePlatform): Promise<string
       platform: platform === 'node' ? 'node' : 'neutral',
       target: 'node20',
       logLevel: 'silent',
-      sourcemap: false,
+      outfile: kOutfile,
+      // External: the bundle carries no comment, and its map is read only when an error needs it.
+      sourcemap: 'external',
+      sourcesContent: false,
       plugins: [attachmentPlugin(spec, platform)],
     });
-    return out.outputFiles[0]!.text;
+    const code = out.outputFiles.find((f) => f.path.endsWith(kOutfile))!.text;
+    const map = out.outputFiles.find((f) => f.path.endsWith(`${kOutfile}.map`))?.text ?? '';
+    return { code, map };
   } catch (err) {
     throw toBundleError(spec, err);
   }
