@@ -140,15 +140,28 @@ function culprit(err: unknown): WorkerInstance | undefined {
   return busy.length === 1 ? busy[0] : undefined;
 }
 
+/**
+ * Node reports some errors twice (one thrown in an fs callback reaches 'uncaughtException' a
+ * second time after the first listener returned); the second report would find its instance
+ * already gone and be logged as not attributable.
+ */
+const reported = new WeakSet<object>();
+function firstReport(err: unknown): boolean {
+  if (err === null || (typeof err !== 'object' && typeof err !== 'function')) return true;
+  if (reported.has(err)) return false;
+  reported.add(err);
+  return true;
+}
+
 // Worker code must never take the thread down: an escaped error ends only its own instance.
 process.on('uncaughtException', (err) => {
-  if (err instanceof ExitSignal) return;
+  if (err instanceof ExitSignal || !firstReport(err)) return;
   const inst = culprit(err);
   if (inst) inst.fault(err, 'uncaught exception');
   else process.stderr.write(`livelycouch thread: uncaught exception not attributable to a worker: ${describeError(err)}\n`);
 });
 process.on('unhandledRejection', (reason) => {
-  if (reason instanceof ExitSignal) return;
+  if (reason instanceof ExitSignal || !firstReport(reason)) return;
   const inst = culprit(reason);
   if (inst) inst.fault(reason, 'unhandled rejection');
   else process.stderr.write(`livelycouch thread: unhandled rejection not attributable to a worker: ${describeError(reason)}\n`);
