@@ -2,6 +2,7 @@
  * One worker revision loaded in one thread: its module, its simulated process, the messages
  * it is handling. A fault (uncaught error, process.exit) ends this instance only.
  */
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { EmitCommand, LogLevel, WorkerMessage } from '../src/shared/message.ts';
 import { LineSplitter, parseOutputLine } from '../src/shared/output.ts';
@@ -10,7 +11,7 @@ import { kMaxLogsPerMessage, type ItemOutcome, type TaskGroup } from './protocol
 import { ExitSignal, simulateProcess } from './process.ts';
 import { makeWorkerRequire } from './require.ts';
 import { release, runOwned, track, untrack, type Tracked } from './tracker.ts';
-import { bundleFileName, StackMapper } from './stack.ts';
+import { bundleFileName, kRuntimeFile, StackMapper } from './stack.ts';
 
 /** The compiled wrapper of a bundle: evaluated once per instance. */
 export type ModuleFactory = (...args: unknown[]) => void;
@@ -80,7 +81,10 @@ export class WorkerInstance {
 
   constructor(group: TaskGroup, factory: ModuleFactory, private readonly env: InstanceEnv) {
     this.key = group.key;
-    this.stacks = new StackMapper(bundleFileName(group.key), `${group.file}.map`, group.workerId);
+    this.stacks = new StackMapper({
+      frameFile: bundleFileName(group.key), workerId: group.workerId, callerFile: kRuntimeFile,
+      loadMap: () => readFileSync(`${group.file}.map`, 'utf8'),
+    });
     this.workerId = group.workerId;
     this.rev = group.rev;
     this.idleMs = group.idleMs;

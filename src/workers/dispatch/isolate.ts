@@ -12,10 +12,11 @@ import ivm from 'isolated-vm';
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
-import { Bundler } from '../bundler.ts';
+import { Bundler, type Bundle } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../spec.ts';
 import { SlotTable } from '../../shared/slots.ts';
+import { StackMapper } from '../../../workers-runtime/stack.ts';
 
 export interface IsolateDispatcherOptions {
   /** where bundles are cached across restarts. */
@@ -70,11 +71,17 @@ globalThis.__lc_run = async function (token, json) {
 
 interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: number }
 
+/** The lines of the script before the bundle's first line: the prelude and the wrapper's first line. */
+const kBundleLineOffset = kPrelude.split('\n').length;
+/** Stacks in activation records are cut to this many characters. */
+const kMaxStack = 4096;
+
 class Sandbox {
   readonly isolate: ivm.Isolate;
   private run?: ivm.Reference<(token: string, json: string) => Promise<string | undefined>>;
   /** messages running, by the token their calls back carry (see shared/slots.ts for why not a Map). */
   readonly jobs = new SlotTable<Job>();
+  private stacks?: StackMapper;
 
   constructor(readonly spec: WorkerSpec, memoryMb: number, private readonly maxLogLines: number) {
     this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
@@ -82,13 +89,16 @@ class Sandbox {
 
   get disposed(): boolean { return this.isolate.isDisposed; }
 
-  async load(code: string, timeoutMs: number): Promise<void> {
+  async load(bundle: Bundle, timeoutMs: number): Promise<void> {
+    const code = bundle.code;
     const context = await this.isolate.createContext();
     await context.global.set('__lc_emit', new ivm.Reference((token: string, name: string, params: string) => this.onEmit(token, name, params)));
     await context.global.set('__lc_log', new ivm.Reference((token: string, msg: string, level: string) => this.onLog(token, msg, level)));
     // the bundle is CommonJS; run it with the module object the prelude made
     const source = `${kPrelude}(function (module, exports, require) {\n${code}\n})(__module, __module.exports, globalThis.require);\n${kEpilogue}`;
-    const script = await this.isolate.compileScript(source, { filename: `${this.spec.id}/${this.spec.delegate}` });
+    const frameFile = `livelycouch-isolate:///${encodeURIComponent(bundle.key)}`;
+    this.stacks = new StackMapper({ frameFile, workerId: this.spec.id, loadMap: () => bundle.map, lineOffset: kBundleLineOffset, bundleLines: code.split('\n').length });
+    const script = await this.isolate.compileScript(source, { filename: frameFile });
     await script.run(context, { timeout: timeoutMs });
     this.run = await context.global.get('__lc_run', { reference: true });
     // worker code must not call the entry itself (it could pass another message's token)
@@ -105,6 +115,13 @@ class Sandbox {
   }
 
   dispose(): void { if (!this.isolate.isDisposed) this.isolate.dispose(); }
+
+  /** The stack of an error the worker threw, in its own files (see workers-runtime/stack.ts). */
+  stackOf(err: unknown): string | undefined {
+    if (!(err instanceof Error) || typeof err.stack !== 'string' || !this.stacks) return undefined;
+    const stack = this.stacks.apply(err.stack);
+    return stack.length > kMaxStack ? stack.slice(0, kMaxStack) : stack;
+  }
 
   /** A token is a string from the sandbox: one that names no running message finds nothing. */
   private job(token: string): Job | undefined {
@@ -168,7 +185,9 @@ export class IsolateDispatcher implements Dispatcher {
       return done({ status: 'ok', ...(json === undefined ? {} : { result: JSON.parse(json) }) });
     } catch (e) {
       const error = this.classify(spec, e, sandbox);
-      return done({ status: error.code === 'LC_WORKER_TIMEOUT' ? 'timeout' : 'error', error: { code: error.code, message: error.message } });
+      // The stack of what the worker threw; not of a limit the runtime enforced.
+      const stack = error.code === 'LC_WORKER_ERROR' && !isLivelyError(e) && sandbox && !sandbox.disposed ? sandbox.stackOf(e) : undefined;
+      return done({ status: error.code === 'LC_WORKER_TIMEOUT' ? 'timeout' : 'error', error: { code: error.code, message: error.message, ...(stack === undefined ? {} : { stack }) } });
     } finally {
       this.inFlight--;
       if (sandbox?.disposed) this.forgetSandbox(spec.id, sandbox);
@@ -215,7 +234,7 @@ export class IsolateDispatcher implements Dispatcher {
     const sandbox = (async () => {
       const bundle = await this.bundler.bundle(spec, { platform: 'neutral', cacheDir: this.opts.cacheDir });
       const s = new Sandbox(spec, spec.limits.memory ?? this.opts.defaultMemory, this.opts.maxLogLines);
-      try { await s.load(bundle.code, spec.limits.timeout); } catch (e) { s.dispose(); throw e; }
+      try { await s.load(bundle, spec.limits.timeout); } catch (e) { s.dispose(); throw e; }
       this.opts.logger.debug('isolate loaded', { worker: spec.id, rev: spec.rev });
       return s;
     })();
