@@ -144,7 +144,7 @@ for line in sys.stdin:
     const refused = await call(rt, '/_events/queued?n=4');
     expect(refused.status).to.equal(503);
     expect(refused.body).to.include({ error: 'LC_QUEUE_FULL' });
-    expect(refused.body.reason).to.contain('worker "queued" has 2 messages waiting');
+    expect(refused.body.reason).to.contain('worker "queued" is busy and its queue is full (2 waiting, its limit)');
     expect((await held).outcomes[0].result).to.deep.equal({ n: 1 });
     const [two, three] = await Promise.all(waiting);
     expect([two!.status, three!.status]).to.deep.equal([200, 200]);

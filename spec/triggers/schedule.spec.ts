@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { lastTickBetween, nextCronTime, nextTick, scheduleKey, ScheduleTriggers, type Clock, type Tick } from '../../src/triggers/schedule.ts';
+import { lastTickBetween, nextCronTime, nextTick, scheduleKey, ScheduleTriggers, type Tick } from '../../src/triggers/schedule.ts';
+import { ManualClock } from '../support/clock.ts';
 import { TickClaims } from '../../src/triggers/ticks.ts';
 import { connect } from '../../src/store/couch.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
@@ -8,29 +9,6 @@ import { eventually } from '../support/runtime.ts';
 import { parseEventDoc } from '../../src/events/parse.ts';
 import type { EventDef } from '../../src/events/model.ts';
 import { silentLogger } from '../../src/shared/log.ts';
-
-/** A clock whose time moves only when the spec says so. */
-class ManualClock implements Clock {
-  t: number;
-  private timers: Array<{ at: number; fn: () => void; id: number }> = [];
-  private seq = 0;
-  constructor(start: number) { this.t = start; }
-  now() { return this.t; }
-  setTimeout(fn: () => void, ms: number) { const id = ++this.seq; this.timers.push({ at: this.t + ms, fn, id }); return id; }
-  clearTimeout(h: unknown) { this.timers = this.timers.filter((x) => x.id !== h); }
-  advance(ms: number) {
-    const end = this.t + ms;
-    for (;;) {
-      this.timers.sort((a, b) => a.at - b.at);
-      const next = this.timers[0];
-      if (!next || next.at > end) break;
-      this.timers.shift();
-      this.t = next.at;
-      next.fn();
-    }
-    this.t = end;
-  }
-}
 
 function event(doc: Record<string, unknown>): EventDef {
   const r = parseEventDoc(doc);

@@ -43,7 +43,7 @@ describe('WorkerGate: admission in front of every dispatcher', () => {
     expect(gate.tryAdmit('a', 1)).to.equal(true);
     for (let i = 0; i < 2; i++) { expect(gate.tryAdmit('a', 1)).to.equal(false); gate.queue('a', () => undefined); }
     expect(() => gate.tryAdmit('a', 1)).to.throw(LivelyError).with.property('code', 'LC_QUEUE_FULL');
-    expect(() => gate.admit('a', 1)).to.throw(LivelyError, /worker "a" has 2 messages waiting/);
+    expect(() => gate.admit('a', 1)).to.throw(LivelyError, /worker "a" is busy and its queue is full \(2 waiting, its limit\)/);
     expect(gate.tryAdmit('b', 1)).to.equal(true);
     expect(gate.tryAdmit('b', 1)).to.equal(false);
     gate.queue('b', () => undefined);
@@ -55,13 +55,13 @@ describe('WorkerGate: admission in front of every dispatcher', () => {
     const gate = new WorkerGate(100, 1);
     expect(gate.tryAdmit('long', 1, 3)).to.equal(true);
     for (let i = 0; i < 3; i++) { expect(gate.tryAdmit('long', 1, 3)).to.equal(false); gate.queue('long', () => undefined); }
-    expect(() => gate.tryAdmit('long', 1, 3)).to.throw(LivelyError, /worker "long" has 3 messages waiting/);
+    expect(() => gate.tryAdmit('long', 1, 3)).to.throw(LivelyError, /worker "long" is busy and its queue is full \(3 waiting/);
     expect(gate.tryAdmit('none', 1, 0)).to.equal(true);
     expect(() => gate.admit('none', 1, 0)).to.throw(LivelyError).with.property('code', 'LC_QUEUE_FULL');
     // The default still applies to a worker that names no limit.
     expect(gate.tryAdmit('plain', 1)).to.equal(true);
     expect(gate.tryAdmit('plain', 1)).to.equal(false);
     gate.queue('plain', () => undefined);
-    expect(() => gate.tryAdmit('plain', 1)).to.throw(LivelyError, /worker "plain" has 1 message waiting/);
+    expect(() => gate.tryAdmit('plain', 1)).to.throw(LivelyError, /worker "plain" is busy and its queue is full \(1 waiting/);
   });
 });

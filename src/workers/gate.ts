@@ -38,7 +38,7 @@ export class WorkerGate {
       return true;
     }
     const depth = lane.waiting.length - lane.head;
-    if (depth >= queue) throw new LivelyError('LC_QUEUE_FULL', `worker "${worker}" has ${depth} message${depth === 1 ? '' : 's'} waiting`);
+    if (depth >= queue) throw new LivelyError('LC_QUEUE_FULL', `worker "${worker}" is busy and its queue is full (${depth} waiting, its limit)`);
     if (this.queued >= this.maxQueue) throw new LivelyError('LC_QUEUE_FULL', `${this.queued} messages waiting in all`);
     return false;
   }
