@@ -81,14 +81,14 @@ export class WorkerInstance {
 
   constructor(group: TaskGroup, factory: ModuleFactory, private readonly env: InstanceEnv) {
     this.key = group.key;
-    this.stacks = new StackMapper({
-      frameFile: bundleFileName(group.key), workerId: group.workerId, callerFile: kRuntimeFile,
-      loadMap: () => readFileSync(`${group.file}.map`, 'utf8'),
-    });
     this.workerId = group.workerId;
     this.rev = group.rev;
     this.idleMs = group.idleMs;
     this.couchAllowed = group.couch;
+    this.stacks = new StackMapper({
+      frameFile: bundleFileName(group.key), workerId: group.workerId, callerFile: kRuntimeFile,
+      loadMap: () => readFileSync(`${group.file}.map`, 'utf8'),
+    });
     const out = new LineSplitter((line) => this.onLine(line, 'stdout'));
     const err = new LineSplitter((line) => this.onLine(line, 'stderr'));
     const sim = simulateProcess({

@@ -1,8 +1,9 @@
 /**
  * Admission control in front of every dispatcher: at most `concurrency` messages of one
  * worker run at once, at most `queue` wait behind them (the worker's own limit, or
- * `maxWorkerQueue`), and at most `maxQueue` wait in all. Beyond that a message is refused with LC_QUEUE_FULL (HTTP 503) at once,
- * so an overloaded runtime sheds load instead of growing memory.
+ * `maxWorkerQueue`), and at most `maxQueue` wait in all. Beyond that a message is refused
+ * with LC_QUEUE_FULL (HTTP 503) at once, so an overloaded runtime sheds load instead of
+ * growing memory.
  */
 import { LivelyError } from '../shared/errors.ts';
 
