@@ -50,8 +50,8 @@ describe('bundleWorker', function () {
   });
 
   it('a bundle\'s source map names each attachment it came from', async () => {
-    const b = await new Bundler().bundle(inlineSpec('mapped', { 'main.js': "module.exports = require('./lib/util.js');", 'lib/util.js': 'module.exports = () => 1;' }), { platform: 'node' });
-    expect(JSON.parse(b.map).sources).to.deep.equal(['lc-attachment:lib/util.js', 'lc-attachment:main.js']);
+    const b = await new Bundler().bundle(inlineSpec('mapped', { 'main.js': "module.exports = require('./util.js');", 'util.js': 'module.exports = () => 1;' }), { platform: 'node' });
+    expect(JSON.parse(b.map).sources).to.deep.equal(['lc-attachment:util.js', 'lc-attachment:main.js']);
     expect(b.code).to.not.include('sourceMappingURL');
   });
 });

@@ -47,14 +47,14 @@ describe('IsolateDispatcher - workers in isolated-vm sandboxes', () => {
   it('a thrown error\'s stack names the attachment, line and column of each frame in the worker, and nothing of the sandbox', async () => {
     const src = (s: string) => ({ contentType: 'text/javascript', data: Buffer.from(s) });
     const spec: WorkerSpec = { ...workerSpec('isolate', 'thrower.js'), id: 'w-stacked', delegate: 'main.js', attachments: {
-      'main.js': src("const util = require('./lib/util.js');\n\nmodule.exports = async (msg) => {\n  await null;\n  return { n: util.check(Number(msg.parameters.n)) };\n};\n"),
-      'lib/util.js': src("exports.check = function check(n) {\n  if (n > 1) return n;\n  // not a valid count\n  throw new RangeError('n must be over 1, got ' + n);\n};\n"),
+      'main.js': src("const util = require('./util.js');\n\nmodule.exports = async (msg) => {\n  await null;\n  return { n: util.check(Number(msg.parameters.n)) };\n};\n"),
+      'util.js': src("exports.check = function check(n) {\n  if (n > 1) return n;\n  // not a valid count\n  throw new RangeError('n must be over 1, got ' + n);\n};\n"),
     } };
     const bad = await run(spec, { n: 0 });
     expect(bad.error!.message).to.contain('n must be over 1, got 0');
     const lines = bad.error!.stack!.split('\n');
     expect(lines[0]).to.equal('RangeError: n must be over 1, got 0');
-    expect(lines[1]).to.match(new RegExp(`^\\s+at .*\\(${spec.id}/lib/util\\.js:4:9\\)$`));
+    expect(lines[1]).to.match(new RegExp(`^\\s+at .*\\(${spec.id}/util\\.js:4:9\\)$`));
     expect(lines[2]).to.match(new RegExp(`^\\s+at .*\\(${spec.id}/main\\.js:5:\\d+\\)$`));
     expect(lines).to.have.length(3); // the prelude that called the handler is left out
     // A limit the runtime enforced has no stack of the worker's.

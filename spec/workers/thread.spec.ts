@@ -100,8 +100,8 @@ describe('ThreadDispatcher — stacks name the files the worker is made of', fun
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   const twoFiles = () => inlineSpec('mapped', {
-    'main.js': "const util = require('./lib/util.js');\nmodule.exports = async (m) => {\n  return util.check(m.parameters.n);\n};\n",
-    'lib/util.js': "exports.check = (n) => {\n  // a comment, so that lines differ from the bundle's\n  if (n > 1) return n;\n  throw new RangeError('n must be over 1, got ' + n);\n};\n",
+    'main.js': "const util = require('./util.js');\nmodule.exports = async (m) => {\n  return util.check(m.parameters.n);\n};\n",
+    'util.js': "exports.check = (n) => {\n  // a comment, so that lines differ from the bundle's\n  if (n > 1) return n;\n  throw new RangeError('n must be over 1, got ' + n);\n};\n",
   });
 
   it('an error thrown across two attachments shows each frame at its attachment, line and column, and no frame of the runtime', async () => {
@@ -111,7 +111,7 @@ describe('ThreadDispatcher — stacks name the files the worker is made of', fun
       expect(out.status).to.equal('error');
       const lines = out.error!.stack!.split('\n');
       expect(lines[0]).to.equal('RangeError: n must be over 1, got 0');
-      expect(lines[1]).to.match(/^\s+at .*\(mapped\/lib\/util\.js:4:9\)$/);
+      expect(lines[1]).to.match(/^\s+at .*\(mapped\/util\.js:4:9\)$/);
       expect(lines[2]).to.match(/^\s+at .*\(mapped\/main\.js:3:15\)$/);
       expect(out.error!.stack).to.not.match(/livelycouch-worker:|thread-runtime/);
     } finally {
