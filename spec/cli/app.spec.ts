@@ -281,6 +281,9 @@ describe('livelycouch deploy/trigger/logs/dev on the example app (embedded store
       expect(r.stderr, what).to.match(cases[i]![1]);
       expect(r.stderr + r.stdout, what).to.not.contain(password);
     });
+    // The failing worker's stack, under its error, names the line of the example that threw.
+    const failed = results[cases.findIndex(([args]) => args.includes('{"text":""}'))]!;
+    expect(failed.stdout).to.match(/\n {2}error: LC_WORKER_ERROR post a JSON body[^\n]*\n {4}at .*\(file_message\/index\.js:8:\d+\)\n/);
     // Nothing of the bad folder was written, not even its valid new event.
     expect((await api('/lively_events/zz_fresh')).status).to.equal(404);
     rmSync(bad, { recursive: true, force: true });

@@ -130,7 +130,11 @@ async function trigger(c: Config, a: ParsedArgs): Promise<number> {
       out(`${String(o.worker)}  ${String(o.status)}  ${Math.round(Number(o.durationMs ?? 0))}ms\n`);
       for (const l of (o.logs ?? []) as Array<{ level?: string; msg?: string }>) out(`  ${l.level ?? 'info'}: ${l.msg ?? ''}\n`);
       if (o.result !== undefined) out(`  result: ${JSON.stringify(o.result)}\n`);
-      if (o.error) out(`  error: ${String(o.error.code ?? '')} ${String(o.error.message ?? '')}\n`);
+      if (o.error) {
+        out(`  error: ${String(o.error.code ?? '')} ${String(o.error.message ?? '')}\n`);
+        // The frames of the stack (its first line repeats the message), in the worker's own files.
+        if (typeof o.error.stack === 'string') for (const frame of o.error.stack.split('\n').slice(1)) out(`    ${frame.trim()}\n`);
+      }
     }
   }
   const failed = (body.outcomes ?? []).filter((o) => o.status !== 'ok');
