@@ -4,7 +4,7 @@
  * job that must never overlap itself), while a change waits for room and is never skipped.
  */
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeConfig } from '../../src/config/index.ts';
@@ -17,12 +17,16 @@ import { eventually } from '../support/runtime.ts';
 
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });
 
-/** Appends what it was fired for to the file its arguments name, then takes `ms` before answering. */
+/**
+ * Appends what it was fired for to the file its arguments name, then takes `ms`, or (with
+ * `hold`) waits until the file `hold` names exists, so that a spec decides when it ends.
+ */
 const exclusive = att(`const fs = require('node:fs');
 module.exports = async (msg) => {
   const what = msg.trigger === 'schedule' ? new Date(msg.tick.at).toISOString() : msg.change.id;
   fs.appendFileSync(msg.arguments.file, 'start ' + what + '\\n');
   await new Promise((r) => setTimeout(r, msg.arguments.ms));
+  while (msg.arguments.hold && !fs.existsSync(msg.arguments.hold)) await new Promise((r) => setTimeout(r, 10));
   fs.appendFileSync(msg.arguments.file, 'end ' + what + '\\n');
   return { what };
 };`);
@@ -48,7 +52,7 @@ describe('a worker\'s queue limit and the triggers that do not answer HTTP', fun
       { _id: 'reader', delegate: 'index.js', concurrency: 1, queue: 0, _attachments: { 'index.js': exclusive } },
     ] });
     await rt.db.events.bulk({ docs: [
-      { _id: 'every_second', trigger: [{ schedule: { every: '1s' } }], workers: { ticker: { file: path.join(dir, 'ticks.log'), ms: 400 } } },
+      { _id: 'every_second', trigger: [{ schedule: { every: '1s' } }], workers: { ticker: { file: path.join(dir, 'ticks.log'), ms: 0, hold: path.join(dir, 'go') } } },
       { _id: 'on_inbox', trigger: [{ changes: { db: inbox } }], workers: { reader: { file: path.join(dir, 'changes.log'), ms: 50 } } },
     ] });
     await eventually(() => !!rt.catalog.get('every_second') && rt.changesTriggers!.feeds('on_inbox') === 1, 10_000, 'events loaded and the feed started');
@@ -64,6 +68,7 @@ describe('a worker\'s queue limit and the triggers that do not answer HTTP', fun
     const line = JSON.parse(logged.find((l) => l.includes('schedule tick not dispatched'))!) as Record<string, string>;
     expect(line).to.include({ level: 'warn', event: 'every_second' });
     expect(line.error).to.equal('worker "ticker" is busy and its queue is full (0 waiting, its limit)');
+    writeFileSync(path.join(dir, 'go'), ''); // the first tick may end now
     await eventually(() => lines(file).length === 2, 10_000, 'the first tick done');
     clock.advance(1_000); // the tick of 10:00:03
     await eventually(() => lines(file).length === 4, 10_000, 'the third tick done');

@@ -3,6 +3,9 @@
  * child processes and isolates, on the suite's store.
  */
 import { expect } from 'chai';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { connect } from '../../src/store/couch.ts';
@@ -48,7 +51,12 @@ module.exports = async (msg) => {
 };`) } },
       { _id: 'failing', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = async () => { throw new Error('boom'); };`) } },
       { _id: 'slow', type: 'node', delegate: 'index.js', concurrency: 1, _attachments: { 'index.js': att(`module.exports = (msg) => new Promise((r) => setTimeout(() => r({ slept: true }), msg.parameters.ms ?? 0));`) } },
-      { _id: 'queued', type: 'node', delegate: 'index.js', concurrency: 1, queue: 2, _attachments: { 'index.js': att(`module.exports = (msg) => new Promise((r) => setTimeout(() => r({ n: Number(msg.parameters.n) }), Number(msg.parameters.ms ?? 0)));`) } },
+      // Holds its message until the file named by "hold" exists, so a spec decides when it ends.
+      { _id: 'queued', type: 'node', delegate: 'index.js', concurrency: 1, queue: 2, _attachments: { 'index.js': att(`const fs = require('node:fs');
+module.exports = async (msg) => {
+  while (msg.parameters.hold && !fs.existsSync(msg.parameters.hold)) await new Promise((r) => setTimeout(r, 10));
+  return { n: Number(msg.parameters.n) };
+};`) } },
       { _id: 'versioned', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`module.exports = () => ({ version: 1 });`) } },
       { _id: 'sh_echo', type: 'sh', delegate: 'main.sh', _attachments: { 'main.sh': att(`while IFS= read -r line; do
   to=$(printf '%s' "$line" | sed -n 's/.*"to":"\\([^"]*\\)".*/\\1/p')
@@ -137,7 +145,8 @@ for line in sys.stdin:
 
   it('a worker\'s own "queue" lets that many wait where the runtime lets none; past it 503, and every accepted trigger runs in order', async () => {
     expect((await call(rt, '/_events/queued?wait=true&n=0')).status).to.equal(200); // warm: its limits are known
-    const held = request(rt.url + '/_events/queued?wait=true&n=1&ms=300').then(async (r) => (await r.body.json()) as Record<string, any>);
+    const hold = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-hold-')), 'go');
+    const held = request(rt.url + `/_events/queued?wait=true&n=1&hold=${encodeURIComponent(hold)}`).then(async (r) => (await r.body.json()) as Record<string, any>);
     await eventually(async () => (await call(rt, '/_lively/status')).body.dispatchers.find((d: { name: string }) => d.name === 'thread').inFlight === 1, 5_000, 'the first trigger running');
     const waiting = [2, 3].map((n) => request(rt.url + `/_events/queued?wait=true&n=${n}`).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as Record<string, any> })));
     await eventually(async () => (await call(rt, '/_lively/status')).body.activations.waiting === 2, 5_000, 'two triggers waiting');
@@ -145,6 +154,7 @@ for line in sys.stdin:
     expect(refused.status).to.equal(503);
     expect(refused.body).to.include({ error: 'LC_QUEUE_FULL' });
     expect(refused.body.reason).to.contain('worker "queued" is busy and its queue is full (2 waiting, its limit)');
+    writeFileSync(hold, '');
     expect((await held).outcomes[0].result).to.deep.equal({ n: 1 });
     const [two, three] = await Promise.all(waiting);
     expect([two!.status, three!.status]).to.deep.equal([200, 200]);
