@@ -141,4 +141,29 @@ describe('Firing', () => {
     expect(order).to.deep.equal(['1', '2', '3']);
     expect(gate.stats()).to.deep.equal({ queued: 0, busyWorkers: 0 });
   });
+
+  it('a waiting trigger settles `done` whether it is asked for before its turn, after it, or never (it still runs and is recorded)', async () => {
+    const catalog = new EventCatalog();
+    catalog.apply([{ id: 'one', doc: { _id: 'one', trigger: { '/one': {} }, workers: { a: {} } } }]);
+    const a = { ...spec('a'), limits: { timeout: 1_000, concurrency: 1, idle: 1_000 } };
+    const registry = { peek: () => a } as unknown as WorkerRegistry;
+    const running: Array<() => void> = [];
+    const holding: Dispatcher = { ...dispatcher, dispatch: (ctx) => new Promise((resolve) => {
+      running.push(() => resolve({ worker: 'a', status: 'ok', result: { n: ctx.message.parameters.n }, logs: [], durationMs: 0 }));
+    }) };
+    const recorded: string[] = [];
+    const firing = new Firing({ catalog, registry, gate: new WorkerGate(100, 100), dispatchers: [holding], log: { record: (r) => { recorded.push(r.activation); } }, logger: silentLogger, maxChainDepth: 5 });
+    const [first, before, never] = [1, 2, 3].map((n) => firing.fire({ ...input('/one'), params: { n } }) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>);
+    const early = before!.done; // asked for while it waits
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setImmediate(r));
+      running.shift()!();
+    }
+    expect((await first!.done).map((o) => o.result)).to.deep.equal([{ n: 1 }]);
+    expect((await early).map((o) => o.result)).to.deep.equal([{ n: 2 }]);
+    expect(before!.done).to.equal(early);
+    await new Promise((r) => setImmediate(r));
+    expect(recorded).to.deep.equal([first!.activation, before!.activation, never!.activation]);
+    expect((await never!.done).map((o) => o.result)).to.deep.equal([{ n: 3 }]); // asked for only after it ran
+  });
 });

@@ -7,9 +7,12 @@
  */
 import { LivelyError } from '../shared/errors.ts';
 
+/** What waits in the gate: a function, or an object whose `admitted()` is called (no closure to make). */
+export type Waiter = (() => void) | { admitted(): void };
+
 interface Lane {
   running: number;
-  waiting: Array<() => void>;
+  waiting: Waiter[];
   head: number;
 }
 
@@ -45,7 +48,7 @@ export class WorkerGate {
   }
 
   /** Queues a message tryAdmit() said must wait: `admitted` is called when its turn comes. */
-  queue(worker: string, admitted: () => void): void {
+  queue(worker: string, admitted: Waiter): void {
     this.queued++;
     this.lanes.get(worker)!.waiting.push(admitted);
   }
@@ -56,10 +59,10 @@ export class WorkerGate {
     lane.running--;
     while (lane.running < concurrency && lane.head < lane.waiting.length) {
       const next = lane.waiting[lane.head]!;
-      lane.waiting[lane.head++] = undefined as unknown as () => void;
+      lane.waiting[lane.head++] = undefined as unknown as Waiter;
       this.queued--;
       lane.running++;
-      next();
+      if (typeof next === 'function') next(); else next.admitted();
     }
     if (lane.head > 1024 && lane.head * 2 > lane.waiting.length) {
       lane.waiting = lane.waiting.slice(lane.head);
