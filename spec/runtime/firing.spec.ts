@@ -113,7 +113,8 @@ describe('Firing', () => {
     expect(seen).to.deep.equal(['a', 'full']);
     expect(gate.stats()).to.deep.equal({ queued: 0, busyWorkers: 0 });
   });
-  it('triggers beyond a worker\'s concurrency wait, run one at a time in order, and each is recorded before its waiter sees it', async () => {
+  /** Event "one" runs worker "a" (concurrency 1) through a dispatcher that holds each message until the spec lets it go. */
+  function oneAtATime() {
     const catalog = new EventCatalog();
     catalog.apply([{ id: 'one', doc: { _id: 'one', trigger: { '/one': {} }, workers: { a: {} } } }]);
     const a = { ...spec('a'), limits: { timeout: 1_000, concurrency: 1, idle: 1_000 } };
@@ -127,7 +128,13 @@ describe('Firing', () => {
     const recorded: string[] = [];
     const gate = new WorkerGate(100, 100);
     const firing = new Firing({ catalog, registry, gate, dispatchers: [holding], log: { record: (r) => { recorded.push(r.activation); } }, logger: silentLogger, maxChainDepth: 5 });
-    const fired = [1, 2, 3].map((n) => firing.fire({ ...input('/one'), params: { n } }) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>);
+    const fire = (n: number) => firing.fire({ ...input('/one'), params: { n } }) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>;
+    return { firing, gate, running, order, recorded, fire };
+  }
+
+  it('triggers beyond a worker\'s concurrency wait, run one at a time in order, and each is recorded before its waiter sees it', async () => {
+    const { firing, gate, running, order, recorded, fire } = oneAtATime();
+    const fired = [1, 2, 3].map(fire);
     await new Promise((r) => setImmediate(r));
     expect(order).to.deep.equal(['1']);
     expect(firing.queued()).to.equal(2);
@@ -143,17 +150,8 @@ describe('Firing', () => {
   });
 
   it('a waiting trigger settles `done` whether it is asked for before its turn, after it, or never (it still runs and is recorded)', async () => {
-    const catalog = new EventCatalog();
-    catalog.apply([{ id: 'one', doc: { _id: 'one', trigger: { '/one': {} }, workers: { a: {} } } }]);
-    const a = { ...spec('a'), limits: { timeout: 1_000, concurrency: 1, idle: 1_000 } };
-    const registry = { peek: () => a } as unknown as WorkerRegistry;
-    const running: Array<() => void> = [];
-    const holding: Dispatcher = { ...dispatcher, dispatch: (ctx) => new Promise((resolve) => {
-      running.push(() => resolve({ worker: 'a', status: 'ok', result: { n: ctx.message.parameters.n }, logs: [], durationMs: 0 }));
-    }) };
-    const recorded: string[] = [];
-    const firing = new Firing({ catalog, registry, gate: new WorkerGate(100, 100), dispatchers: [holding], log: { record: (r) => { recorded.push(r.activation); } }, logger: silentLogger, maxChainDepth: 5 });
-    const [first, before, never] = [1, 2, 3].map((n) => firing.fire({ ...input('/one'), params: { n } }) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>);
+    const { running, recorded, fire } = oneAtATime();
+    const [first, before, never] = [1, 2, 3].map(fire);
     const early = before!.done; // asked for while it waits
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setImmediate(r));
