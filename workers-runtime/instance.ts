@@ -31,9 +31,6 @@ export interface InstanceEnv {
   gone(inst: WorkerInstance): void;
 }
 
-/** Stacks in activation records are cut to this many characters. */
-const kMaxStack = 4096;
-
 export class MessageRecord {
   logs: ItemOutcome['logs'] = [];
   lineResult: unknown = undefined;
@@ -194,7 +191,7 @@ export class WorkerInstance {
   /** An error escaped the worker's code: everything it holds fails and the instance is dropped. */
   fault(err: unknown, kind: string): void {
     if (err instanceof ExitSignal) return;
-    this.end('LC_WORKER_ERROR', `${kind}: ${describeError(err)}`, this.stackOf(err));
+    this.end('LC_WORKER_ERROR', `${kind}: ${describeError(err)}`, this.stacks.stackOf(err));
   }
 
   private exited(code: number): void {
@@ -245,7 +242,7 @@ export class WorkerInstance {
 
   private failed(rec: MessageRecord, err: unknown): void {
     if (err instanceof ExitSignal) return;
-    const stack = this.stackOf(err);
+    const stack = this.stacks.stackOf(err);
     const error = stack === undefined ? { code: 'LC_WORKER_ERROR', message: describeError(err) } : { code: 'LC_WORKER_ERROR', message: describeError(err), stack };
     this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.logs });
   }
@@ -258,13 +255,6 @@ export class WorkerInstance {
     this.lastUsed = Date.now();
     this.env.reporter.done(rec, outcome);
     if (this.retiring && this.inflight.size === 0) this.stop();
-  }
-
-  /** The stack of a thrown Error, mapped to the worker's own files and cut to 4 KiB; nothing for other values. */
-  private stackOf(err: unknown): string | undefined {
-    if (!(err instanceof Error) || typeof err.stack !== 'string') return undefined;
-    const stack = this.stacks.apply(err.stack);
-    return stack.length > kMaxStack ? stack.slice(0, kMaxStack) : stack;
   }
 
   private helperApi(): unknown {

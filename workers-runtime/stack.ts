@@ -13,10 +13,13 @@ import { SourceMap } from 'node:module';
 /** The scheme of the file name a bundle is compiled under in a thread. */
 export const kFilePrefix = 'livelycouch-worker:///';
 
-/** The file name the thread compiles a bundle under: what its frames name. */
-export function bundleFileName(key: string): string {
-  return kFilePrefix + encodeURIComponent(key);
+/** The file name a thread (or an isolate) compiles a bundle under: what its frames name. */
+export function bundleFileName(key: string, where: 'thread' | 'isolate' = 'thread'): string {
+  return (where === 'thread' ? kFilePrefix : 'livelycouch-isolate:///') + encodeURIComponent(key);
 }
+
+/** Stacks in activation records are cut to this many characters. */
+const kMaxStack = 4096;
 
 /** This module's own file: in a thread, the thread runtime, bundled into one file with it. */
 export const kRuntimeFile = import.meta.url;
@@ -43,6 +46,13 @@ export class StackMapper {
   private map: SourceMap | null | undefined;
 
   constructor(private readonly o: StackMapperOptions) {}
+
+  /** The stack of a thrown Error, mapped and cut to 4 KiB, for the activation record; nothing for other values. */
+  stackOf(err: unknown): string | undefined {
+    if (!(err instanceof Error) || typeof err.stack !== 'string') return undefined;
+    const stack = this.apply(err.stack);
+    return stack.length > kMaxStack ? stack.slice(0, kMaxStack) : stack;
+  }
 
   /** `stack` with every frame in the bundle mapped to the attachment it came from. */
   apply(stack: string): string {

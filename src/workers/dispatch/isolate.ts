@@ -16,7 +16,7 @@ import { Bundler, type Bundle } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../spec.ts';
 import { SlotTable } from '../../shared/slots.ts';
-import { StackMapper } from '../../../workers-runtime/stack.ts';
+import { bundleFileName, StackMapper } from '../../../workers-runtime/stack.ts';
 
 export interface IsolateDispatcherOptions {
   /** where bundles are cached across restarts. */
@@ -73,8 +73,6 @@ interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: numb
 
 /** The lines of the script before the bundle's first line: the prelude and the wrapper's first line. */
 const kBundleLineOffset = kPrelude.split('\n').length;
-/** Stacks in activation records are cut to this many characters. */
-const kMaxStack = 4096;
 
 class Sandbox {
   readonly isolate: ivm.Isolate;
@@ -96,7 +94,7 @@ class Sandbox {
     await context.global.set('__lc_log', new ivm.Reference((token: string, msg: string, level: string) => this.onLog(token, msg, level)));
     // the bundle is CommonJS; run it with the module object the prelude made
     const source = `${kPrelude}(function (module, exports, require) {\n${code}\n})(__module, __module.exports, globalThis.require);\n${kEpilogue}`;
-    const frameFile = `livelycouch-isolate:///${encodeURIComponent(bundle.key)}`;
+    const frameFile = bundleFileName(bundle.key, 'isolate');
     this.stacks = new StackMapper({ frameFile, workerId: this.spec.id, loadMap: () => bundle.map, lineOffset: kBundleLineOffset, bundleLines: code.split('\n').length });
     const script = await this.isolate.compileScript(source, { filename: frameFile });
     await script.run(context, { timeout: timeoutMs });
@@ -118,9 +116,7 @@ class Sandbox {
 
   /** The stack of an error the worker threw, in its own files (see workers-runtime/stack.ts). */
   stackOf(err: unknown): string | undefined {
-    if (!(err instanceof Error) || typeof err.stack !== 'string' || !this.stacks) return undefined;
-    const stack = this.stacks.apply(err.stack);
-    return stack.length > kMaxStack ? stack.slice(0, kMaxStack) : stack;
+    return this.stacks?.stackOf(err);
   }
 
   /** A token is a string from the sandbox: one that names no running message finds nothing. */
