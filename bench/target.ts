@@ -59,6 +59,9 @@ async function main(): Promise<void> {
     listen(http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"ok":true}'); }));
   } else if (mode === 'floor' || mode === 'floor202' || mode === 'floor-ring') {
     listen(floorServer(mode === 'floor' ? 'port' : mode === 'floor202' ? 'port202' : 'ring'));
+    // The same profiles as the runtime's, so that the two can be compared function by function.
+    const profile = await startProfile();
+    process.on('SIGTERM', () => { void profile().then(() => process.exit(0)); });
   } else if (mode === 'persistent') {
     const child = spawn(process.execPath, ['-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
     const waiting: Array<(line: string) => void> = [];
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * BENCH_PROFILE=<file>: a CPU profile of the runtime's main thread, written on SIGTERM.
+ * BENCH_PROFILE=<file>: a CPU profile of the main thread (the runtime's, or the floor's), written on SIGTERM.
  * BENCH_HEAPPROF=<file>: instead, a sampling heap profile of what the main thread allocated
  * and a young-generation collection did not free (it outlived one): where survivors come from.
  * With BENCH_HEAPPROF_ALL=1, of everything it allocated: where the allocation per trigger comes from.
