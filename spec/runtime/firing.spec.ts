@@ -138,6 +138,13 @@ describe('Firing', () => {
     await new Promise((r) => setImmediate(r));
     expect(order).to.deep.equal(['1']);
     expect(firing.queued()).to.equal(2);
+    // What the caller is told of a waiting trigger is what it is told of one that runs at once.
+    for (const f of fired) {
+      expect(f.activation).to.be.a('string');
+      expect(f.events).to.deep.equal(['one']);
+      expect(f.workers).to.deep.equal(['a']);
+    }
+    expect(new Set(fired.map((f) => f.activation)).size).to.equal(3);
     for (let i = 0; i < 3; i++) {
       running.shift()!();
       const outcomes = await fired[i]!.done;
