@@ -160,4 +160,35 @@ describe('store shield', () => {
     expect(res.statusCode).to.be.oneOf([401, 403]);
     await res.body.dump();
   });
+
+  // Apache CouchDB 3 refuses a document over its default max_document_size (8,000,000 bytes);
+  // the embedded store does the same, so that what works here does not fail against CouchDB.
+  it('PUT /db/doc - a document over 8,000,000 bytes is 413 document_too_large and is not stored; one just under is stored', async () => {
+    const { origin, auth } = plainUrl();
+    const put = (id: string, chars: number) => request(`${origin}/${dbName}/${id}`, {
+      method: 'PUT', body: JSON.stringify({ text: 'x'.repeat(chars) }), headers: { authorization: auth, 'content-type': 'application/json' },
+    });
+    const big = await put('big', 8_100_000);
+    expect(big.statusCode).to.equal(413);
+    expect(await big.body.json()).to.have.property('error', 'document_too_large');
+    const gone = await request(`${origin}/${dbName}/big`, { headers: { authorization: auth } });
+    await gone.body.dump();
+    expect(gone.statusCode).to.equal(404);
+    const small = await put('small', 7_000_000);
+    await small.body.dump();
+    expect(small.statusCode).to.equal(201);
+    expect(((await db.get('small')) as unknown as { text: string }).text).to.have.length(7_000_000);
+  });
+
+  it('POST /db/_bulk_docs - a document over 8,000,000 bytes is refused with 413', async () => {
+    const { origin, auth } = plainUrl();
+    const res = await request(`${origin}/${dbName}/_bulk_docs`, {
+      method: 'POST', body: JSON.stringify({ docs: [{ _id: 'bulk-big', text: 'x'.repeat(8_100_000) }] }), headers: { authorization: auth, 'content-type': 'application/json' },
+    });
+    expect(res.statusCode).to.equal(413);
+    await res.body.dump();
+    const gone = await request(`${origin}/${dbName}/bulk-big`, { headers: { authorization: auth } });
+    await gone.body.dump();
+    expect(gone.statusCode).to.equal(404);
+  });
 });

@@ -66,6 +66,40 @@ function parseJsonBody(buf: Buffer): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/**
+ * Apache CouchDB 3's default `max_document_size`: a document whose body (without its
+ * attachments) is larger is refused with 413 `document_too_large`. express-pouchdb has no such
+ * limit, and code that works against the embedded store must not fail against CouchDB.
+ */
+export const kMaxDocumentSize = 8_000_000;
+
+/**
+ * Throws CouchDB's 413 when a document's body, attachments aside, is over kMaxDocumentSize;
+ * its reason is the document's id (empty from _bulk_docs, as CouchDB's).
+ */
+function checkDocumentSize(doc: unknown, reason: string): void {
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return;
+  const { _attachments: _a, ...body } = doc as Record<string, unknown>;
+  if (Buffer.byteLength(JSON.stringify(body)) > kMaxDocumentSize) throw new HttpError(413, 'document_too_large', reason);
+}
+
+/**
+ * A JSON document write (PUT /db/doc, POST /db, POST /db/_bulk_docs) whose body could be over
+ * kMaxDocumentSize is read and checked here, then handed on parsed; a smaller one is not read.
+ */
+async function checkJsonWrite(req: ShieldedRequest, segments: string[]): Promise<void> {
+  const length = Number(req.headers['content-length']);
+  if (Number.isFinite(length) && length <= kMaxDocumentSize) return;
+  const body = parseJsonBody(await readBody(req));
+  if (segments[1] === '_bulk_docs') {
+    const docs = (body as { docs?: unknown }).docs;
+    if (Array.isArray(docs)) for (const d of docs) checkDocumentSize(d, '');
+  } else {
+    checkDocumentSize(body, segments.length >= 2 ? decodeURIComponent(segments.slice(1).join('/')) : String(body._id ?? ''));
+  }
+  setParsedBody(req, body);
+}
+
 /** Marks the request as already parsed so express-pouchdb's body-parser leaves it alone. */
 function setParsedBody(req: ShieldedRequest, body: unknown): void {
   req.body = body;
@@ -75,12 +109,15 @@ function setParsedBody(req: ShieldedRequest, body: unknown): void {
 
 async function repairMultipartPut(req: ShieldedRequest): Promise<void> {
   const body = await readBody(req);
+  let doc;
   try {
-    setParsedBody(req, multipartToDocument(body, req.headers['content-type']));
+    doc = multipartToDocument(body, req.headers['content-type']);
   } catch (err) {
     if (err instanceof MultipartError) throw new HttpError(400, 'bad_request', err.message);
     throw err;
   }
+  checkDocumentSize(doc, String((doc as { _id?: unknown })._id ?? ''));
+  setParsedBody(req, doc);
 }
 
 async function repairSelectorChanges(req: ShieldedRequest, url: URL): Promise<void> {
@@ -102,6 +139,15 @@ async function repairSelectorChanges(req: ShieldedRequest, url: URL): Promise<vo
   url.searchParams.delete('filter');
   url.searchParams.set('selector', JSON.stringify(selector));
   req.url = url.pathname + url.search;
+}
+
+/** PUT /db/doc (and /db/_design/doc, /db/_local/doc), POST /db, POST /db/_bulk_docs, with a JSON body. */
+function isJsonDocumentWrite(method: string | undefined, segments: string[], contentType: string): boolean {
+  if (!/^application\/json/i.test(contentType) || segments.length === 0 || segments[0]!.startsWith('_')) return false;
+  if (method === 'POST') return segments.length === 1 || (segments.length === 2 && segments[1] === '_bulk_docs');
+  if (method !== 'PUT') return false;
+  if (segments.length === 2) return !segments[1]!.startsWith('_');
+  return segments.length === 3 && (segments[1] === '_design' || segments[1] === '_local');
 }
 
 /** Whether the request carries the store admin's Basic credentials. */
@@ -234,6 +280,8 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         await repairMultipartPut(req);
       } else if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('filter') === '_selector') {
         await repairSelectorChanges(req, url);
+      } else if (isJsonDocumentWrite(req.method, segments, contentType)) {
+        await checkJsonWrite(req, segments);
       }
       if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('feed') === 'longpoll') {
         boundLongpoll(req, res, url, updateSeq);
