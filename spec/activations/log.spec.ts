@@ -180,6 +180,81 @@ describe('ActivationLog', () => {
     expect((await nano.request({ db: name, path: '_security' })).members.roles).to.deep.equal(['_admin']);
   });
 
+  /** A failed record whose worker wrote `lines` log lines of `chars` characters each. */
+  function noisy(i: number, started: number, lines: number, chars: number): ActivationRecord {
+    const rec = record(i, started, 'error');
+    rec.workers[0]!.logs = Array.from({ length: lines }, (_, k) => ({ t: started, level: 'info' as const, msg: `${i}/${k} ${'x'.repeat(chars)}` }));
+    return rec;
+  }
+
+  it('a log line or error message over 4 KiB is kept cut, saying how much was left out; the caller\'s outcome is left as it was', async () => {
+    const { prefix, log } = fresh();
+    const rec = noisy(1, day1, 2, 10_000);
+    rec.workers[0]!.error!.message = 'e'.repeat(5_000);
+    log.record(rec);
+    await log.flush();
+    const [got] = await stored(dayDbName(prefix, day1));
+    const logs = got!.workers[0]!.logs.map((l) => l.msg);
+    expect(logs).to.have.length(2);
+    for (const msg of logs) expect(msg).to.match(/^1\/\d x+… \(\d+ more characters not kept\)$/).and.have.length.below(4_200);
+    expect(logs[0]!.slice(0, 4_096)).to.equal(rec.workers[0]!.logs[0]!.msg.slice(0, 4_096));
+    expect(got!.workers[0]!.error!.message).to.equal(`${'e'.repeat(4_096)}… (904 more characters not kept)`);
+    expect(rec.workers[0]!.logs[0]!.msg).to.have.length.above(10_000);
+    expect(rec.workers[0]!.error!.message).to.have.length(5_000);
+  });
+
+  it('a batch is sealed once its details reach about 2,000,000 characters: noisy failures go into several documents, none near the store\'s limit, each record with its details', async () => {
+    const { prefix, log } = fresh();
+    for (let i = 0; i < 8; i++) log.record(noisy(i, day1 + i, 200, 4_000)); // about 0.8 MB of logs each
+    await log.flush();
+    const name = dayDbName(prefix, day1);
+    const page = await nano.use(name).list({ include_docs: true });
+    expect(page.rows.length).to.be.at.least(3);
+    for (const row of page.rows) expect(JSON.stringify(row.doc).length).to.be.below(4_000_000);
+    const recs = await stored(name);
+    expect(recs.map((r) => r.activation).sort()).to.deep.equal(Array.from({ length: 8 }, (_, i) => `act-${i}`));
+    for (const r of recs) expect(r.workers[0]!.logs).to.have.length(200);
+    expect(log.written).to.equal(8);
+  });
+
+  it('a batch the store refuses as too large (CouchDB\'s max_document_size) is written again without its details, and the batches after it are written', async () => {
+    const { prefix, log } = fresh({ maxDetailChars: 1e9 }); // no sealing by size: one batch of about 10 MB
+    const name = dayDbName(prefix, day1);
+    for (let i = 0; i < 12; i++) log.record(noisy(i, day1 + i, 200, 4_000));
+    await log.flush();
+    expect(log.written).to.equal(12);
+    expect(log.dropped).to.equal(0);
+    const recs = await stored(name);
+    expect(recs.map((r) => r.activation).sort()).to.deep.equal(Array.from({ length: 12 }, (_, i) => `act-${i}`).sort());
+    for (const r of recs) {
+      expect(r.workers[0]).to.include({ worker: 'w', status: 'error' });
+      expect(r.workers[0]!.logs).to.deep.equal([]); // its details were not kept
+      expect(r.input).to.equal(undefined);
+    }
+    log.record(record(20, day1 + 100, 'error'));
+    await log.flush();
+    expect(log.written).to.equal(13);
+    const after = (await stored(name)).find((r) => r.activation === 'act-20');
+    expect(after!.workers[0]!.error).to.deep.equal({ code: 'LC_WORKER_ERROR', message: 'boom' });
+  });
+
+  it('a batch the store refuses even without its details is dropped and counted, and the batches after it are written', async function () {
+    this.timeout(60_000);
+    // 350,000 records with paths of their own: about 9 MB of string table, over 8,000,000 bytes
+    const { prefix, log } = fresh({ maxBatch: 1_000_000, maxBuffer: 1_000_000, detailed: 0 });
+    const name = dayDbName(prefix, day1);
+    for (let i = 0; i < 350_000; i++) {
+      log.record({ activation: `act-${i}`, events: ['e'], trigger: 'http', path: `/a/rather/long/path/number/${i}`, method: 'GET', started: day1 + (i % 1_000), durationMs: 1, workers: [{ worker: 'w', status: 'ok', logs: [], durationMs: 1 }] });
+    }
+    await log.flush();
+    expect(log.dropped).to.equal(350_000);
+    expect(log.written).to.equal(0);
+    log.record(record(1, day1, 'error'));
+    await log.flush();
+    expect(log.written).to.equal(1);
+    expect((await stored(name)).map((r) => r.activation)).to.deep.equal(['act-1']);
+  });
+
   it('a prefix that cannot name a day database is refused when the log is made', () => {
     expect(() => new ActivationLog(nano, { prefix: 'Bad Prefix', retentionDays: 7, maxRecords: 10, logger: silentLogger }))
       .to.throw(/invalid CouchDB database name/);

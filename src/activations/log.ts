@@ -66,6 +66,8 @@ export interface ActivationLogOptions {
   maxBatch?: number;
   /** ok activations per batch whose results, logs and input are kept (failures always are). */
   detailed?: number;
+  /** a batch is sealed once its details reach about this many characters (default 2,000,000). */
+  maxDetailChars?: number;
   retentionDays: number;
   /** records kept across all days; past it the oldest go first. */
   maxRecords: number;
@@ -78,6 +80,29 @@ const MAX_RESULT_CHARS = 16 * 1024;
 /** A larger input (a big request body) is not kept: such an activation cannot be rerun. */
 const MAX_INPUT_CHARS = 64 * 1024;
 const MAX_LOG_LINES = 200;
+/** A log line or error message kept in a record is cut to this many characters. */
+const MAX_TEXT_CHARS = 4 * 1024;
+/**
+ * A batch is sealed once its details (results, logs, errors, inputs) reach about this many
+ * characters, so that its document stays well under what the store accepts: Apache CouchDB 3
+ * refuses a document over 8,000,000 bytes by default (`max_document_size`), measured in a form
+ * that can be a third larger than the JSON.
+ */
+const kMaxBatchDetailChars = 2_000_000;
+/**
+ * Statuses with which the store refuses a document itself (too large for its
+ * max_document_size, or not JSON it can read), so that writing it again cannot help. A 403 is
+ * not one: a validation function that refuses every write is fixed by whoever installed it,
+ * and the records wait for that (within the buffer).
+ */
+const kRefused = new Set([400, 413]);
+/** What a stored outcome costs a batch besides its texts (field names, numbers, punctuation). */
+const kOutcomeOverhead = 120;
+
+/** `text` cut to `max` characters, saying how many were left out. */
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters not kept)`;
+}
 /** Batches being filled at once: records of long activations start earlier than the rest. */
 const kMaxOpen = 8;
 /** Workers whose status summaries are kept for reuse (see ActivationLog.summary). */
@@ -85,18 +110,38 @@ const kMaxSummaries = 1_000;
 /** Headers never stored: a rerun is authorised by whoever asks for it, not by replayed credentials. */
 const kSecretHeaders = ['authorization', 'proxy-authorization', 'cookie'];
 
-function compact(w: WorkerOutcome): WorkerOutcome {
+/**
+ * An outcome as a record keeps it: a result over 16 KiB as the start of its JSON, the last 200
+ * log lines, each log line and the error's message cut to 4 KiB (stacks are already cut where
+ * they are made). `chars` is about what it costs its batch document.
+ */
+function compact(w: WorkerOutcome): { outcome: WorkerOutcome; chars: number } {
+  let chars = kOutcomeOverhead + w.worker.length;
   let result = w.result;
   if (result !== undefined) {
     const text = JSON.stringify(result);
     if (text !== undefined && text.length > MAX_RESULT_CHARS) result = { truncated: text.slice(0, MAX_RESULT_CHARS) };
+    chars += text === undefined ? 0 : Math.min(text.length, MAX_RESULT_CHARS + 16);
   }
-  const logs = w.logs.length > MAX_LOG_LINES ? w.logs.slice(-MAX_LOG_LINES) : w.logs;
-  return { ...w, result, logs };
+  let logs = w.logs.length > MAX_LOG_LINES ? w.logs.slice(-MAX_LOG_LINES) : w.logs;
+  for (let i = 0; i < logs.length; i++) {
+    const line = logs[i]!;
+    if (line.msg.length > MAX_TEXT_CHARS) {
+      if (logs === w.logs) logs = w.logs.slice();
+      logs[i] = { ...line, msg: cut(line.msg, MAX_TEXT_CHARS) };
+    }
+    chars += 40 + logs[i]!.msg.length;
+  }
+  const out: WorkerOutcome = { ...w, result, logs };
+  if (w.error) {
+    if (w.error.message.length > MAX_TEXT_CHARS) out.error = { ...w.error, message: cut(w.error.message, MAX_TEXT_CHARS) };
+    chars += out.error!.message.length + (out.error!.stack?.length ?? 0) + out.error!.code.length;
+  }
+  return { outcome: out, chars };
 }
 
 /** The input as stored: only its own fields (a FireInput carries more), and no credentials; undefined when too large. */
-function storedInput(input: ActivationInput): ActivationInput | undefined {
+function storedInput(input: ActivationInput): { input: ActivationInput; chars: number } | undefined {
   const out: ActivationInput = { trigger: input.trigger, method: input.method, path: input.path, params: input.params };
   const req = input.request;
   if (req) {
@@ -113,7 +158,7 @@ function storedInput(input: ActivationInput): ActivationInput | undefined {
   if (input.tick !== undefined) out.tick = input.tick;
   let size = Infinity;
   try { size = JSON.stringify(out).length; } catch { /* not storable at all */ }
-  return size <= MAX_INPUT_CHARS ? out : undefined;
+  return size <= MAX_INPUT_CHARS ? { input: out, chars: size } : undefined;
 }
 
 interface OpenBatch {
@@ -125,6 +170,8 @@ interface OpenBatch {
   hi: number;
   day: number;
   detailed: number;
+  /** about what its details cost the document, in characters. */
+  detailChars: number;
 }
 
 export class ActivationLog {
@@ -148,6 +195,7 @@ export class ActivationLog {
   private readonly maxBuffer: number;
   private readonly maxBatch: number;
   private readonly detailed: number;
+  private readonly maxDetailChars: number;
   written = 0;
   dropped = 0;
 
@@ -156,6 +204,7 @@ export class ActivationLog {
     this.maxBuffer = opts.maxBuffer ?? 50_000;
     this.maxBatch = opts.maxBatch ?? 20_000;
     this.detailed = opts.detailed ?? 100;
+    this.maxDetailChars = opts.maxDetailChars ?? kMaxBatchDetailChars;
     dayDbName(opts.prefix, 0); // a prefix that cannot name a day database fails now, not at the first flush
   }
 
@@ -200,15 +249,24 @@ export class ActivationLog {
       rec.method ?? null, s, Math.round(rec.durationMs * 100) / 100, statuses, rec.parent ?? null);
     if (failed || b.detailed < this.detailed) {
       b.detailed++;
-      batch.details[rec.activation] = rec.workers.map(compact);
+      const outcomes = new Array<WorkerOutcome>(ws.length);
+      for (let i = 0; i < ws.length; i++) {
+        const c = compact(ws[i]!);
+        outcomes[i] = c.outcome;
+        b.detailChars += c.chars;
+      }
+      batch.details[rec.activation] = outcomes;
       const input = rec.input && storedInput(rec.input);
-      if (input) batch.inputs[rec.activation] = input;
+      if (input) {
+        batch.inputs[rec.activation] = input.input;
+        b.detailChars += input.chars;
+      }
     }
     if (rec.rerunOf !== undefined || rec.dead) {
       batch.marks[rec.activation] = { ...(rec.rerunOf !== undefined ? { rerunOf: rec.rerunOf } : {}), ...(rec.dead ? { dead: true as const } : {}) };
     }
     this.buffered++;
-    if (batch.count >= this.maxBatch) this.seal(b);
+    if (batch.count >= this.maxBatch || b.detailChars >= this.maxDetailChars) this.seal(b);
   }
 
   /**
@@ -236,7 +294,7 @@ export class ActivationLog {
     if (this.open.length >= kMaxOpen) this.seal(this.open[0]!);
     const b: OpenBatch = {
       batch: new BatchBuilder(), id: '',
-      lo: s, hi: s, day: dayStart(s), detailed: 0,
+      lo: s, hi: s, day: dayStart(s), detailed: 0, detailChars: 0,
     };
     this.open.push(b);
     return b;
@@ -258,22 +316,26 @@ export class ActivationLog {
         while (this.pending.length > 0) {
           const b = this.pending[0]!;
           const db = dayDbName(this.opts.prefix, b.lo);
-          try {
-            if (!this.ready.has(db)) {
+          if (!this.ready.has(db)) {
+            try {
               await ensureDayDb(this.server, db);
               this.ready.add(db);
-            }
-            // Stringified here: nano's own stringify runs a replacer over every key of a large batch.
-            await this.server.request({ db, doc: b.id, method: 'PUT', body: JSON.stringify(b.batch.stored(b.id)), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
-          } catch (err) {
-            // 409: written by an earlier attempt whose answer was lost. Anything else (the store
-            // is away, restarting, the day database was dropped): keep the batch for the next flush.
-            if (statusOf(err) !== 409) {
-              if (statusOf(err) === 404) this.ready.delete(db);
+            } catch (err) {
               this.opts.logger.debug('activation log write deferred', { db, error: describeError(err) });
               return;
             }
           }
+          let outcome: 'written' | 'refused' | 'dropped' | 'deferred' = 'written';
+          try {
+            await this.put(db, b.batch.stored(b.id));
+          } catch (err) {
+            outcome = this.refused(db, b, err);
+          }
+          // The store refuses this very document (too large for its max_document_size): trying
+          // it again would hold back every batch after it.
+          if (outcome === 'refused') outcome = await this.putBare(db, b);
+          if (outcome === 'dropped') continue;
+          if (outcome === 'deferred') return;
           this.pending.shift();
           this.buffered -= b.batch.count;
           this.written += b.batch.count;
@@ -285,6 +347,49 @@ export class ActivationLog {
       if (this.writtenSincePrune >= Math.max(1_000, this.opts.maxRecords / 10)) void this.prune();
     })();
     return this.flushing;
+  }
+
+  /** Stringified here: nano's own stringify runs a replacer over every key of a large batch. */
+  private async put(db: string, doc: object): Promise<void> {
+    await this.server.request({ db, doc: (doc as { _id: string })._id, method: 'PUT', body: JSON.stringify(doc), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
+  }
+
+  /**
+   * What a failed write of batch `b` means: 409, written by an earlier attempt whose answer was
+   * lost; 400 or 413, the store refuses the document itself; anything else (the store is away
+   * or restarting, a validation function refuses, the day database was dropped), try again at
+   * the next flush.
+   */
+  private refused(db: string, b: OpenBatch, err: unknown, bare = false): 'written' | 'refused' | 'deferred' {
+    const status = statusOf(err);
+    if (status === 409) return 'written';
+    if (status !== undefined && kRefused.has(status)) {
+      this.opts.logger[bare ? 'error' : 'warn'](bare
+        ? 'the store refused a batch of activation records even without their details; they are dropped'
+        : 'the store refused a batch of activation records; it is written again without their details',
+      { db, batch: b.id, records: b.batch.count, reason: describeError(err) });
+      return 'refused';
+    }
+    if (status === 404) this.ready.delete(db);
+    this.opts.logger.debug('activation log write deferred', { db, error: describeError(err) });
+    return 'deferred';
+  }
+
+  /**
+   * A batch the store refused, written again without its details (results, logs, errors,
+   * inputs), so that its records stay listed with their statuses. When the store refuses that
+   * too, the batch is dropped and counted, and the flush goes on to the next one.
+   */
+  private async putBare(db: string, b: OpenBatch): Promise<'written' | 'dropped' | 'deferred'> {
+    const doc = b.batch.stored(b.id);
+    doc.details = {};
+    delete doc.inputs;
+    const outcome = await this.put(db, doc).then(() => 'written' as const, (err: unknown) => this.refused(db, b, err, true));
+    if (outcome !== 'refused') return outcome;
+    this.pending.shift();
+    this.buffered -= b.batch.count;
+    this.dropped += b.batch.count;
+    return 'dropped';
   }
 
   /** Everything recorded so far is written (or the store refused it): reads see it. */
