@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { EmitCommand, LogLevel, WorkerMessage } from '../src/shared/message.ts';
 import { LineSplitter, parseOutputLine } from '../src/shared/output.ts';
 import { describeError } from '../src/shared/errors.ts';
-import { kMaxLogsPerMessage, type ItemOutcome, type TaskGroup } from './protocol.ts';
+import { cutLogLine, kMaxLogLineChars, kMaxLogsPerMessage, type ItemOutcome, type TaskGroup } from './protocol.ts';
 import { ExitSignal, simulateProcess } from './process.ts';
 import { makeWorkerRequire } from './require.ts';
 import { release, runOwned, track, untrack, type Tracked } from './tracker.ts';
@@ -43,8 +43,20 @@ export class MessageRecord {
   get message(): WorkerMessage {
     return (this.parsed ??= JSON.parse(this.line) as WorkerMessage);
   }
+  /** lines past kMaxLogsPerMessage, counted rather than kept. */
+  private dropped = 0;
+  /** A line over 64 KiB is cut, as a process worker's output line is. */
   log(level: LogLevel, msg: string): void {
-    if (this.logs.length < kMaxLogsPerMessage) this.logs.push({ t: Date.now(), level, msg });
+    if (this.logs.length >= kMaxLogsPerMessage) { this.dropped++; return; }
+    this.logs.push({ t: Date.now(), level, msg: msg.length > kMaxLogLineChars ? cutLogLine(msg) : msg });
+  }
+  /** The logs for the outcome: with a last line saying how many were not kept, if any were not. */
+  finalLogs(): ItemOutcome['logs'] {
+    if (this.dropped > 0) {
+      this.logs.push({ t: Date.now(), level: 'warn', msg: `${this.dropped} more log lines were not kept` });
+      this.dropped = 0;
+    }
+    return this.logs;
   }
 }
 
@@ -86,8 +98,8 @@ export class WorkerInstance {
       frameFile: bundleFileName(group.key), workerId: group.workerId, callerFile: kRuntimeFile,
       loadMap: () => readFileSync(`${group.file}.map`, 'utf8'),
     });
-    const out = new LineSplitter((line) => this.onLine(line, 'stdout'));
-    const err = new LineSplitter((line) => this.onLine(line, 'stderr'));
+    const out = new LineSplitter((line, cut) => this.onLine(line, 'stdout', cut), kMaxLogLineChars);
+    const err = new LineSplitter((line, cut) => this.onLine(line, 'stderr', cut), kMaxLogLineChars);
     const sim = simulateProcess({
       argv: [process.execPath, group.delegate],
       env: group.env,
@@ -205,7 +217,7 @@ export class WorkerInstance {
 
   private end(code: string, message: string, stack?: string): void {
     const error = stack === undefined ? { code, message } : { code, message, stack };
-    for (const rec of [...this.inflight.values()]) this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.logs });
+    for (const rec of [...this.inflight.values()]) this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.finalLogs() });
     this.kill();
   }
 
@@ -221,9 +233,11 @@ export class WorkerInstance {
     return undefined;
   }
 
-  private onLine(line: string, stream: 'stdout' | 'stderr'): void {
-    const cmd = parseOutputLine(line, stream);
+  /** `cut`: the line was longer than kMaxLogLineChars, and this is its start (never a command). */
+  private onLine(line: string, stream: 'stdout' | 'stderr', cut: boolean): void {
     const rec = this.oldest();
+    if (cut) { rec?.log(stream === 'stderr' ? 'error' : 'warn', cutLogLine(line, true)); return; }
+    const cmd = parseOutputLine(line, stream);
     switch (cmd.kind) {
       case 'emit': this.emitFor(rec, cmd.emit.emit, cmd.emit.parameters); return;
       case 'log': rec?.log(cmd.level, cmd.msg); return;
@@ -237,14 +251,14 @@ export class WorkerInstance {
 
   private succeeded(rec: MessageRecord, value: unknown): void {
     const result = value === undefined && rec.hasLineResult ? rec.lineResult : value;
-    this.finish(rec, { id: rec.id, status: 'ok', result, logs: rec.logs });
+    this.finish(rec, { id: rec.id, status: 'ok', result, logs: rec.finalLogs() });
   }
 
   private failed(rec: MessageRecord, err: unknown): void {
     if (err instanceof ExitSignal) return;
     const stack = this.stacks.stackOf(err);
     const error = stack === undefined ? { code: 'LC_WORKER_ERROR', message: describeError(err) } : { code: 'LC_WORKER_ERROR', message: describeError(err), stack };
-    this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.logs });
+    this.finish(rec, { id: rec.id, status: 'error', error, logs: rec.finalLogs() });
   }
 
   private finish(rec: MessageRecord, outcome: ItemOutcome): void {

@@ -64,3 +64,14 @@ export type Notice =
   | { lc: 'close' };
 
 export const kMaxLogsPerMessage = 1000;
+/** A log line longer than this many characters is cut (as process workers' output lines are). */
+export const kMaxLogLineChars = 64 * 1024;
+
+/**
+ * A thread or isolate worker's log line, cut past kMaxLogLineChars and marked as a process
+ * worker's line is; `cut`: already cut to that length (by the output's line splitter).
+ */
+export function cutLogLine(msg: string, cut = false): string {
+  if (!cut && msg.length <= kMaxLogLineChars) return msg;
+  return `${msg.slice(0, kMaxLogLineChars)} … [line cut at ${kMaxLogLineChars} chars]`;
+}

@@ -117,7 +117,7 @@ function run(task: BatchTask): void {
       const rec = new MessageRecord(item.id, item.line);
       if (inst && inst.alive) { inst.deliver(rec); continue; }
       const message = loadError instanceof ExitSignal || !loadError ? `worker ended while loading (process.exit)` : `worker failed to load: ${describeError(loadError)}`;
-      env.reporter.done(rec, { id: item.id, status: 'error', error: { code: loadError instanceof ExitSignal ? 'LC_WORKER_EXIT' : 'LC_WORKER_ERROR', message }, logs: rec.logs });
+      env.reporter.done(rec, { id: item.id, status: 'error', error: { code: loadError instanceof ExitSignal ? 'LC_WORKER_EXIT' : 'LC_WORKER_ERROR', message }, logs: rec.finalLogs() });
     }
   }
 }

@@ -30,6 +30,18 @@ describe('IsolateDispatcher - workers in isolated-vm sandboxes', () => {
     expect(o.logs[0]!.msg).to.match(/^handling act-\d+$/);
   });
 
+  it('a flooding worker has its long line cut and the lines past 1,000 counted; the isolate keeps serving', async () => {
+    const src = "module.exports = (msg, ctx) => { ctx.log('x'.repeat(100 * 1024)); for (let i = 0; i < 1100; i++) ctx.log('line ' + i); return msg.parameters.n; };";
+    const spec = { ...workerSpec('isolate', 'echo.js'), id: 'w-flood', delegate: 'flood.js', attachments: { 'flood.js': { contentType: 'text/javascript', data: Buffer.from(src) } } };
+    const o = await run(spec, { n: 1 });
+    expect(o.status, JSON.stringify(o.error)).to.equal('ok');
+    expect(o.result).to.equal(1);
+    expect(o.logs).to.have.length(1001);
+    expect(o.logs[0]!.msg).to.equal(`${'x'.repeat(64 * 1024)} … [line cut at ${64 * 1024} chars]`);
+    expect(o.logs[1000]!.msg).to.equal('101 more log lines were not kept');
+    expect((await run(spec, { n: 2 })).result).to.equal(2);
+  });
+
   it('takes an ESM default export as the handler', async () => {
     const o = await run(workerSpec('isolate', 'esm.js'));
     expect(o.result).to.deep.equal({ esm: true, path: '/spec' });

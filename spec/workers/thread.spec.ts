@@ -87,6 +87,29 @@ describe('ThreadDispatcher — worker styles', function () {
     expect(out.error!.message).to.match(/cannot require '\.\/x\.js' at run time/);
   });
 
+  it('a flooding worker has its long line cut and the lines past 1,000 counted; its result and the next message still work', async () => {
+    const spec = inlineSpec('flooder', { 'main.js': `
+      module.exports = (msg, ctx) => {
+        console.log('x'.repeat(100 * 1024));
+        ctx.log('y'.repeat(100 * 1024));
+        for (let i = 0; i < 1200; i++) ctx.log('line ' + i);
+        process.stdout.write('stdout line\\n');
+        return { flooded: msg.parameters.n };
+      };` });
+    const out = await run(d, spec, { n: 1 });
+    expect(out.status, JSON.stringify(out.error)).to.equal('ok');
+    expect(out.result).to.deep.equal({ flooded: 1 });
+    expect(out.logs).to.have.length(1001);
+    // console output, cut by its line splitter, and a ctx.log line, cut where it is logged
+    expect(out.logs[0]).to.include({ level: 'warn', msg: `${'x'.repeat(64 * 1024)} … [line cut at ${64 * 1024} chars]` });
+    expect(out.logs[1]).to.include({ level: 'info', msg: `${'y'.repeat(64 * 1024)} … [line cut at ${64 * 1024} chars]` });
+    expect(out.logs[999]!.msg).to.equal('line 997');
+    expect(out.logs[1000]).to.include({ level: 'warn', msg: '203 more log lines were not kept' });
+    const next = await run(d, spec, { n: 2 });
+    expect(next.result).to.deep.equal({ flooded: 2 });
+    expect(next.logs).to.have.length(1001);
+  });
+
   it('handles many concurrent messages of one worker and keeps them apart', async () => {
     const spec = fixtureSpec('handler', 'main.js', { id: 'many' });
     const outs = await Promise.all(Array.from({ length: 200 }, (_, n) => run(d, spec, { n })));

@@ -17,6 +17,7 @@ import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher
 import type { WorkerSpec } from '../spec.ts';
 import { SlotTable } from '../../shared/slots.ts';
 import { bundleFileName, StackMapper } from '../../../workers-runtime/stack.ts';
+import { cutLogLine } from '../../../workers-runtime/protocol.ts';
 
 export interface IsolateDispatcherOptions {
   /** where bundles are cached across restarts. */
@@ -139,8 +140,8 @@ class Sandbox {
     const job = this.job(token);
     if (!job) return;
     const lv = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === level) ?? 'info';
-    if (job.logs.length < this.maxLogLines) job.logs.push({ t: Date.now(), level: lv, msg });
-    else job.dropped++;
+    if (job.logs.length >= this.maxLogLines) { job.dropped++; return; }
+    job.logs.push({ t: Date.now(), level: lv, msg: cutLogLine(msg) });
   }
 }
 
