@@ -4,6 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { EmitCommand, LogLine, OutcomeError, WorkerMessage } from '../src/shared/message.ts';
+import { headOf } from '../src/shared/output.ts';
 
 /** piscina `workerData`: fixed for the life of a pool. */
 export interface ThreadInit {
@@ -73,5 +74,5 @@ export const kMaxLogLineChars = 64 * 1024;
  */
 export function cutLogLine(msg: string, cut = false): string {
   if (!cut && msg.length <= kMaxLogLineChars) return msg;
-  return `${msg.slice(0, kMaxLogLineChars)} … [line cut at ${kMaxLogLineChars} chars]`;
+  return `${headOf(msg, kMaxLogLineChars)} … [line cut at ${kMaxLogLineChars} chars]`;
 }

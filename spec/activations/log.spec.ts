@@ -203,6 +203,16 @@ describe('ActivationLog', () => {
     expect(rec.workers[0]!.error!.message).to.have.length(5_000);
   });
 
+  it('a cut never ends inside a character: a text of emoji is cut before a surrogate pair it would split', async () => {
+    const { prefix, log } = fresh();
+    const rec = record(1, day1, 'error');
+    rec.workers[0]!.error!.message = `a${'\u{1F600}'.repeat(3_000)}`; // 6,001 UTF-16 units: unit 4,096 opens a pair
+    log.record(rec);
+    await log.flush();
+    const [got] = await stored(dayDbName(prefix, day1));
+    expect(got!.workers[0]!.error!.message).to.equal(`a${'\u{1F600}'.repeat(2_047)}… (1906 more characters not kept)`);
+  });
+
   it('a batch is sealed once its details reach about 2,000,000 characters: noisy failures go into several documents, none near the store\'s limit, each record with its details', async () => {
     const { prefix, log } = fresh();
     for (let i = 0; i < 8; i++) log.record(noisy(i, day1 + i, 200, 4_000)); // about 0.8 MB of logs each

@@ -22,6 +22,7 @@ import type { Logger } from '../shared/log.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { isTransient, statusOf } from '../store/couch.ts';
 import { BatchBuilder, batchId, kBatchSpanMs, kDayMs } from './batch.ts';
+import { headOf } from '../shared/output.ts';
 import { dayDbName, dayStart, ensureDayDb } from './days.ts';
 import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
 import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
@@ -101,7 +102,9 @@ const kOutcomeOverhead = 120;
 
 /** `text` cut to `max` characters, saying how many were left out. */
 function cut(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters not kept)`;
+  if (text.length <= max) return text;
+  const head = headOf(text, max);
+  return `${head}… (${text.length - head.length} more characters not kept)`;
 }
 /** Batches being filled at once: records of long activations start earlier than the rest. */
 const kMaxOpen = 8;
@@ -120,7 +123,7 @@ function compact(w: WorkerOutcome): { outcome: WorkerOutcome; chars: number } {
   let result = w.result;
   if (result !== undefined) {
     const text = JSON.stringify(result);
-    if (text !== undefined && text.length > MAX_RESULT_CHARS) result = { truncated: text.slice(0, MAX_RESULT_CHARS) };
+    if (text !== undefined && text.length > MAX_RESULT_CHARS) result = { truncated: headOf(text, MAX_RESULT_CHARS) };
     chars += text === undefined ? 0 : Math.min(text.length, MAX_RESULT_CHARS + 16);
   }
   let logs = w.logs.length > MAX_LOG_LINES ? w.logs.slice(-MAX_LOG_LINES) : w.logs;
@@ -366,7 +369,7 @@ export class ActivationLog {
     if (status !== undefined && kRefused.has(status)) {
       this.opts.logger[bare ? 'error' : 'warn'](bare
         ? 'the store refused a batch of activation records even without their details; they are dropped'
-        : 'the store refused a batch of activation records; it is written again without their details',
+        : 'the store refused a batch of activation records; it is written again without the records\' details',
       { db, batch: b.id, records: b.batch.count, reason: describeError(err) });
       return 'refused';
     }

@@ -34,6 +34,16 @@ export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): Outp
   return { kind: 'log', level: stream === 'stderr' ? 'error' : 'info', msg: line };
 }
 
+/**
+ * The first `max` UTF-16 units of `text`, one fewer when the last would be the first half of a
+ * surrogate pair: a cut never leaves half a character, which JSON would carry as a lone escape.
+ */
+export function headOf(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const c = text.charCodeAt(max - 1);
+  return text.slice(0, c >= 0xd800 && c <= 0xdbff ? max - 1 : max);
+}
+
 /** Splits a byte stream into lines, cutting any line longer than `maxLine` chars. */
 export class LineSplitter {
   private buf = '';
@@ -57,7 +67,7 @@ export class LineSplitter {
     if (this.dropping) return;
     this.buf += s;
     if (this.buf.length > this.maxLine) {
-      this.onLine(this.buf.slice(0, this.maxLine), true);
+      this.onLine(headOf(this.buf, this.maxLine), true);
       this.buf = '';
       this.dropping = true;
     }
