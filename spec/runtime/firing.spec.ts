@@ -172,3 +172,40 @@ describe('Firing', () => {
     expect((await never!.done).map((o) => o.result)).to.deep.equal([{ n: 3 }]); // asked for only after it ran
   });
 });
+
+describe('Firing - a worker emitting into a full queue', () => {
+  it('logs the refusals once per path and window, then one line counting the rest, instead of a line per event', async () => {
+    const catalog = new EventCatalog();
+    catalog.apply([
+      { id: 'start', doc: { _id: 'start', trigger: { '/start': {} }, workers: { emitter: {} } } },
+      { id: 'pinged', doc: { _id: 'pinged', trigger: { '/emitter/ping': {} }, workers: { held: {} } } },
+    ]);
+    const held = { ...spec('held'), limits: { timeout: 1_000, concurrency: 1, queue: 0, idle: 1_000 } };
+    const specs = new Map([['emitter', spec('emitter')], ['held', held]]);
+    const release: Array<() => void> = [];
+    const emitting: Dispatcher = { ...dispatcher, dispatch: (ctx) => new Promise((resolve) => {
+      const done = () => resolve({ worker: ctx.spec.id, status: 'ok', logs: [], durationMs: 0 });
+      if (ctx.spec.id === 'held') { release.push(done); return; }
+      for (let i = 0; i < 50; i++) ctx.onEmit({ emit: 'ping', parameters: { i } });
+      done();
+    }) };
+    const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+    const logger = { ...silentLogger, warn: (msg: string, fields?: Record<string, unknown>) => { warnings.push([msg, fields]); } };
+    const firing = new Firing({
+      catalog, registry: { peek: (name: string) => specs.get(name) } as unknown as WorkerRegistry, gate: new WorkerGate(100, 100),
+      dispatchers: [emitting], log: { record: () => undefined }, logger, maxChainDepth: 5, warnWindowMs: 50,
+    });
+    const fired = firing.fire(input('/start')) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>;
+    await fired.done;
+    expect(release).to.have.length(1); // the first ping runs; the other 49 find the queue full
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]![0]).to.equal('internal event not dispatched');
+    expect(warnings[0]![1]).to.include({ path: '/emitter/ping' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(warnings).to.have.length(2);
+    expect(warnings[1]![0]).to.equal('internal event not dispatched: 48 more in the last 0.05 s');
+    expect(warnings[1]![1]).to.include({ path: '/emitter/ping', more: 48 });
+    release[0]!();
+    firing.close();
+  });
+});

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EmitCommand, HttpRequestPart, LogLine, TriggerKind, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
-import type { Logger } from '../shared/log.ts';
+import { ThrottledWarning, type Logger } from '../shared/log.ts';
 import type { EventDef, EventMatch, EventWorkerRef, HttpTrigger } from '../events/model.ts';
 import { buildParameters, resolveArguments } from '../events/resolve.ts';
 import type { Dispatcher } from '../workers/dispatcher.ts';
@@ -57,6 +57,8 @@ export interface FiringDeps {
   authorize?: (event: EventDef, headers: HttpRequestPart['headers']) => Promise<void>;
   /** where durable events' HTTP triggers are stored before they are acknowledged. */
   journal?: Pick<DurableJournal, 'accept' | 'finish'>;
+  /** repeated warnings of one kind and path are logged once per this many ms (default 10 s). */
+  warnWindowMs?: number;
 }
 
 const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
@@ -87,8 +89,12 @@ export class Firing {
   retrying = 0;
   private readonly backoffTimers = new Set<NodeJS.Timeout>();
   private closed = false;
+  /** A worker emitting into a full queue would otherwise log a line per event. */
+  private readonly notDispatched: ThrottledWarning;
 
-  constructor(private readonly deps: FiringDeps) {}
+  constructor(private readonly deps: FiringDeps) {
+    this.notDispatched = new ThrottledWarning(deps.logger, 'internal event not dispatched', deps.warnWindowMs);
+  }
 
   /**
    * Matches and admits synchronously where it can, so 404/405/503 are known before the
@@ -156,6 +162,7 @@ export class Firing {
   /** Stops waiting retries: their runs are abandoned (a durable one is re-run at the next start). */
   close(): void {
     this.closed = true;
+    this.notDispatched.close();
     for (const t of this.backoffTimers) clearTimeout(t);
     this.backoffTimers.clear();
   }
@@ -218,7 +225,7 @@ export class Firing {
       const fired = this.start({ trigger, method: 'POST', path, params, depth, parent }, result.matches);
       fired.done.catch(() => undefined);
     } catch (err) {
-      this.deps.logger.warn('internal event not dispatched', { path, error: describeError(err) });
+      this.notDispatched.warn(path, { path, error: describeError(err) });
     }
   }
 

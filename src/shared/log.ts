@@ -171,3 +171,36 @@ export function createLogger(levelOrOptions: Level | LoggerOptions = 'info', wri
 }
 
 export const silentLogger: Logger = createLogger('silent');
+
+/**
+ * A warning that can repeat thousands of times a second (a worker emitting events into a full
+ * queue) logged once per key and window: the first at once, the rest of the window counted and
+ * logged as one line when it ends, with the last of them as an example.
+ */
+export class ThrottledWarning {
+  private readonly windows = new Map<string, { more: number; last?: Record<string, unknown>; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly logger: Logger, private readonly msg: string, private readonly windowMs = 10_000) {}
+
+  warn(key: string, fields: Record<string, unknown>): void {
+    const w = this.windows.get(key);
+    if (w) { w.more++; w.last = fields; return; }
+    this.logger.warn(this.msg, fields);
+    const timer = setTimeout(() => {
+      const ended = this.windows.get(key)!;
+      this.windows.delete(key);
+      if (ended.more > 0) this.logger.warn(`${this.msg}: ${ended.more} more in the last ${this.windowMs / 1000} s`, { ...ended.last, more: ended.more });
+    }, this.windowMs);
+    timer.unref();
+    this.windows.set(key, { more: 0, timer });
+  }
+
+  /** Logs what is counted now, and stops the windows' timers. */
+  close(): void {
+    for (const [key, w] of this.windows) {
+      clearTimeout(w.timer);
+      if (w.more > 0) this.logger.warn(`${this.msg}: ${w.more} more in the last ${this.windowMs / 1000} s`, { ...w.last, more: w.more });
+      this.windows.delete(key);
+    }
+  }
+}
