@@ -8,6 +8,7 @@ import { connect } from '../../src/store/couch.ts';
 import { silentLogger } from '../../src/shared/log.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
 import { kDaySecurity } from '../../src/store/days.ts';
+import { LivelyError } from '../../src/shared/errors.ts';
 import { DurableJournal, GroupCommit, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/runtime/durable.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
@@ -32,6 +33,22 @@ describe('GroupCommit', () => {
     expect(await Promise.all(results)).to.deep.equal(Array.from({ length: 100 }, (_, i) => `r${i}`));
     expect(batches.map((b) => b.length)).to.deep.equal([1, 99]);
     expect(gc.writes).to.equal(2);
+  });
+
+  it('a write takes items up to the size budget (at least one, however large); the rest go in the next writes', async () => {
+    const batches: number[][] = [];
+    let release!: () => void;
+    const first = new Promise<void>((r) => { release = r; });
+    const gc = new GroupCommit<number, number>(async (items) => {
+      batches.push(items);
+      if (batches.length === 1) await first;
+      return items;
+    }, 100, 10);
+    const sizes = [1, 4, 4, 4, 25, 3, 3, 3, 3];
+    const results = sizes.map((size, i) => gc.add(i, size));
+    release();
+    expect(await Promise.all(results)).to.deep.equal(sizes.map((_, i) => i));
+    expect(batches).to.deep.equal([[0], [1, 2], [3], [4], [5, 6, 7], [8]]);
   });
 
   it('a failed write rejects its own items only; the next batch is written', async () => {
@@ -93,6 +110,32 @@ describe('DurableJournal', function () {
     for (const ref of refs) j.finish(ref);
     await j.close();
     expect((await db.info()).doc_count).to.equal(0);
+  });
+
+  it('entries accepted together that would make a document too large for the store go into several, each well under CouchDB\'s limit', async () => {
+    const j = journal('acacacac');
+    const big = (i: number): DurableEntry => ({ ...entry(`big-${i}`, i), request: { query: {}, headers: {}, body: { text: 'x'.repeat(600_000) } } });
+    const refs = await Promise.all(Array.from({ length: 12 }, (_, i) => j.accept(big(i))));
+    const docs = await batches(server.use(journalDbName(prefix, Date.now())));
+    expect(docs.flatMap((d) => d.entries.map((e) => e.activation)).sort()).to.deep.equal(refs.map((r) => r.activation).sort());
+    expect(docs.length).to.be.at.least(4);
+    for (const d of docs) expect(JSON.stringify(d).length).to.be.below(2_100_000);
+    for (const ref of refs) j.finish(ref);
+  });
+
+  it('refuses an entry no store write may carry with LC_BODY_TOO_LARGE (413); entries accepted with it are stored', async () => {
+    const j = journal('adadadad');
+    const huge: DurableEntry = { ...entry('huge'), request: { query: {}, headers: {}, body: { text: 'x'.repeat(3_000_000) } } };
+    const [refused, ok] = await Promise.allSettled([j.accept(huge), j.accept(entry('small', 1))]);
+    expect(refused.status).to.equal('rejected');
+    const err = (refused as PromiseRejectedResult).reason as LivelyError;
+    expect(err.code).to.equal('LC_BODY_TOO_LARGE');
+    expect(err.status).to.equal(413);
+    expect(err.message).to.match(/stored whole before it is accepted.*over the 3000000/);
+    expect(ok.status).to.equal('fulfilled');
+    const docs = await batches(server.use(journalDbName(prefix, Date.now())));
+    expect(docs.flatMap((d) => d.entries.map((e) => e.activation))).to.deep.equal(['small']);
+    j.finish((ok as PromiseFulfilledResult<DurableRef>).value);
   });
 
   it('records the finished entries of a batch still running, so a recovery runs only the others', async () => {

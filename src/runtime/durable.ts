@@ -86,26 +86,53 @@ interface BulkRow { id?: string; rev?: string; error?: string; reason?: string }
  * Batches concurrent writes: the first item starts a write at once; items added while it is
  * in flight wait and go together in the next one (at most `maxBatch` per write).
  */
+/**
+ * The entries of one journal batch document, in characters of their JSON: the document stays
+ * well under what the store accepts (Apache CouchDB 3 refuses a document over 8,000,000 bytes
+ * by default), even with every character taking several bytes. Entries accepted meanwhile
+ * beyond it go in the next write.
+ */
+const kMaxBatchChars = 2_000_000;
+/**
+ * One entry, in a batch document of its own when it is over kMaxBatchChars: room for a trigger
+ * with a body at the default LIVELY_BODY_LIMIT (1 MiB), which an entry holds twice (as the
+ * request's body and in its parameters), and still under CouchDB's limit for JSON that is
+ * mostly ASCII.
+ */
+const kMaxEntryChars = 3_000_000;
+
 export class GroupCommit<T, R> {
-  private queue: Array<{ item: T; resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
+  private queue: Array<{ item: T; size: number; resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
   private writing = false;
   /** writes made, for specs and status. */
   writes = 0;
 
-  constructor(private readonly write: (items: T[]) => Promise<R[]>, private readonly maxBatch = 2_000) {}
+  /**
+   * A write takes at most `maxBatch` items, and items of at most `maxSize` in all (by the sizes
+   * given to add(); at least one item, whatever its size).
+   */
+  constructor(private readonly write: (items: T[]) => Promise<R[]>, private readonly maxBatch = 2_000, private readonly maxSize = Infinity) {}
 
-  add(item: T): Promise<R> {
+  add(item: T, size = 0): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, size, resolve, reject });
       if (!this.writing) void this.drain();
     });
+  }
+
+  /** How many of the queue's first items one write takes. */
+  private takes(): number {
+    let n = 0;
+    let size = 0;
+    while (n < this.queue.length && n < this.maxBatch && (n === 0 || size + this.queue[n]!.size <= this.maxSize)) size += this.queue[n++]!.size;
+    return n;
   }
 
   private async drain(): Promise<void> {
     this.writing = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
+        const batch = this.queue.splice(0, this.takes());
         this.writes++;
         try {
           const results = await this.write(batch.map((b) => b.item));
@@ -197,13 +224,20 @@ export class DurableJournal {
     this.leaseMs = opts.leaseMs ?? 30_000;
   }
 
-  /** Stores the entry; throws LC_NOT_PERSISTED (503) when the store did not keep it. */
+  /**
+   * Stores the entry; throws LC_NOT_PERSISTED (503) when the store did not keep it, and
+   * LC_BODY_TOO_LARGE (413) for an entry over kMaxEntryChars, which no store write may carry.
+   */
   async accept(entry: DurableEntry): Promise<DurableRef> {
+    const size = JSON.stringify(entry).length;
+    if (size > kMaxEntryChars) {
+      throw new LivelyError('LC_BODY_TOO_LARGE', `a durable event's trigger is stored whole before it is accepted, and this one would take ${size} characters, over the ${kMaxEntryChars} one stored trigger may have`);
+    }
     const db = this.days.name(Date.now());
     for (let attempt = 1; ; attempt++) {
       try {
         await this.ensure(db);
-        const ref = await this.committer(db).add(entry);
+        const ref = await this.committer(db).add(entry, size);
         this.stats.accepted++;
         return ref;
       } catch (err) {
@@ -238,7 +272,7 @@ export class DurableJournal {
         this.owned.set(doc._id, { db, doc, done: new Set(), dirty: false, writtenAt: now });
         this.stats.batches++;
         return entries.map((e) => ({ db, batch: doc._id, activation: e.activation }));
-      });
+      }, 2_000, kMaxBatchChars);
       this.accepts.set(db, c);
     }
     return c;
