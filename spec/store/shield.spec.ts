@@ -161,6 +161,25 @@ describe('store shield', () => {
     await res.body.dump();
   });
 
+  it('PUT /db - a name CouchDB would not create (capitals, a leading digit) is 400 illegal_database_name and creates nothing; its allowed characters do', async () => {
+    const { origin, auth } = plainUrl();
+    for (const bad of [`${prefix}Upper`, `9${prefix}`]) {
+      const res = await request(`${origin}/${encodeURIComponent(bad)}`, { method: 'PUT', headers: { authorization: auth } });
+      expect(res.statusCode, bad).to.equal(400);
+      expect(await res.body.json()).to.have.property('error', 'illegal_database_name');
+      const after = await request(`${origin}/${encodeURIComponent(bad)}`, { headers: { authorization: auth } });
+      await after.body.dump();
+      expect(after.statusCode, bad).to.equal(404);
+    }
+    const odd = `${prefix}a$(b)+c-d/e`;
+    const res = await request(`${origin}/${encodeURIComponent(odd)}`, { method: 'PUT', headers: { authorization: auth } });
+    await res.body.dump();
+    expect(res.statusCode).to.equal(201);
+    const del = await request(`${origin}/${encodeURIComponent(odd)}`, { method: 'DELETE', headers: { authorization: auth } });
+    await del.body.dump();
+    expect(del.statusCode).to.equal(200);
+  });
+
   // Apache CouchDB 3 refuses a document over its default max_document_size (8,000,000 bytes);
   // the embedded store does the same, so that what works here does not fail against CouchDB.
   it('PUT /db/doc - a document over 8,000,000 bytes is 413 document_too_large and is not stored; one just under is stored', async () => {

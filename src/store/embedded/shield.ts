@@ -141,6 +141,15 @@ async function repairSelectorChanges(req: ShieldedRequest, url: URL): Promise<vo
   req.url = url.pathname + url.search;
 }
 
+/** Apache CouchDB 3's rule for a database name (system databases, starting with "_", aside). */
+const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
+
+/** CouchDB's 400 for a database name it would not create; express-pouchdb creates any. */
+function checkDbName(db: string): void {
+  if (db.startsWith('_') || kDbName.test(db)) return;
+  throw new HttpError(400, 'illegal_database_name', `Name: '${db}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, -, and / are allowed. Must begin with a letter.`);
+}
+
 /** PUT /db/doc (and /db/_design/doc, /db/_local/doc), POST /db, POST /db/_bulk_docs, with a JSON body. */
 function isJsonDocumentWrite(method: string | undefined, segments: string[], contentType: string): boolean {
   if (!/^application\/json/i.test(contentType) || segments.length === 0 || segments[0]!.startsWith('_')) return false;
@@ -269,6 +278,7 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
       }
       const db = segments[0] !== undefined ? decodeURIComponent(segments[0]) : undefined;
+      if (req.method === 'PUT' && segments.length === 1 && db !== undefined) checkDbName(db);
       const deletion = db !== undefined ? guard.pending(db) : undefined;
       if (deletion) {
         if (req.method === 'PUT' && segments.length === 1) await deletion;
