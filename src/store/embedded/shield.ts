@@ -71,7 +71,7 @@ function parseJsonBody(buf: Buffer): Record<string, unknown> {
  * attachments) is larger is refused with 413 `document_too_large`. express-pouchdb has no such
  * limit, and code that works against the embedded store must not fail against CouchDB.
  */
-export const kMaxDocumentSize = 8_000_000;
+const kMaxDocumentSize = 8_000_000;
 
 /**
  * Throws CouchDB's 413 when a document's body, attachments aside, is over kMaxDocumentSize;
