@@ -48,7 +48,7 @@ export class MessageRecord {
   /** A line over 64 KiB is cut, as a process worker's output line is. */
   log(level: LogLevel, msg: string): void {
     if (this.logs.length >= kMaxLogsPerMessage) { this.dropped++; return; }
-    this.logs.push({ t: Date.now(), level, msg: msg.length > kMaxLogLineChars ? cutLogLine(msg) : msg });
+    this.logs.push({ t: Date.now(), level, msg: cutLogLine(msg) });
   }
   /** The logs for the outcome: with a last line saying how many were not kept, if any were not. */
   finalLogs(): ItemOutcome['logs'] {

@@ -19,15 +19,21 @@ const entry = (activation: string, n = 0): DurableEntry => ({
 });
 
 describe('GroupCommit', () => {
-  it('writes the first item at once and everything added meanwhile together in the next write', async () => {
+  /** A GroupCommit whose first write waits until `release()`, so that what is added meanwhile queues; it records each write's items. */
+  function heldFirst<R>(result: (items: number[]) => R[], maxBatch?: number, maxSize?: number) {
     const batches: number[][] = [];
     let release!: () => void;
     const first = new Promise<void>((r) => { release = r; });
-    const gc = new GroupCommit<number, string>(async (items) => {
+    const gc = new GroupCommit<number, R>(async (items) => {
       batches.push(items);
       if (batches.length === 1) await first;
-      return items.map((i) => `r${i}`);
-    });
+      return result(items);
+    }, maxBatch, maxSize);
+    return { gc, batches, release };
+  }
+
+  it('writes the first item at once and everything added meanwhile together in the next write', async () => {
+    const { gc, batches, release } = heldFirst((items) => items.map((i) => `r${i}`));
     const results = Array.from({ length: 100 }, (_, i) => gc.add(i));
     release();
     expect(await Promise.all(results)).to.deep.equal(Array.from({ length: 100 }, (_, i) => `r${i}`));
@@ -36,14 +42,7 @@ describe('GroupCommit', () => {
   });
 
   it('a write takes items up to the size budget (at least one, however large); the rest go in the next writes', async () => {
-    const batches: number[][] = [];
-    let release!: () => void;
-    const first = new Promise<void>((r) => { release = r; });
-    const gc = new GroupCommit<number, number>(async (items) => {
-      batches.push(items);
-      if (batches.length === 1) await first;
-      return items;
-    }, 100, 10);
+    const { gc, batches, release } = heldFirst((items) => items, 100, 10);
     const sizes = [1, 4, 4, 4, 25, 3, 3, 3, 3];
     const results = sizes.map((size, i) => gc.add(i, size));
     release();

@@ -328,15 +328,7 @@ export class ActivationLog {
               return;
             }
           }
-          let outcome: 'written' | 'refused' | 'dropped' | 'deferred' = 'written';
-          try {
-            await this.put(db, b.batch.stored(b.id));
-          } catch (err) {
-            outcome = this.refused(db, b, err);
-          }
-          // The store refuses this very document (too large for its max_document_size): trying
-          // it again would hold back every batch after it.
-          if (outcome === 'refused') outcome = await this.putBare(db, b);
+          const outcome = await this.write(db, b);
           if (outcome === 'dropped') continue;
           if (outcome === 'deferred') return;
           this.pending.shift();
@@ -358,41 +350,39 @@ export class ActivationLog {
   }
 
   /**
-   * What a failed write of batch `b` means: 409, written by an earlier attempt whose answer was
-   * lost; 400 or 413, the store refuses the document itself; anything else (the store is away
-   * or restarting, a validation function refuses, the day database was dropped), try again at
-   * the next flush.
+   * Writes batch `b`. A batch the store refuses as a document (400 or 413: too large for its
+   * max_document_size, or JSON it cannot read) would hold back every batch after it if it were
+   * tried again: it is written again without its details (results, logs, errors, inputs), so
+   * that its records stay listed with their statuses, and dropped and counted when the store
+   * refuses that too. `deferred`: the store is away or restarting, a validation function
+   * refuses, or the day database was dropped: the batch waits for the next flush.
    */
-  private refused(db: string, b: OpenBatch, err: unknown, bare = false): 'written' | 'refused' | 'deferred' {
-    const status = statusOf(err);
-    if (status === 409) return 'written';
-    if (status !== undefined && kRefused.has(status)) {
-      this.opts.logger[bare ? 'error' : 'warn'](bare
-        ? 'the store refused a batch of activation records even without their details; they are dropped'
-        : 'the store refused a batch of activation records; it is written again without the records\' details',
-      { db, batch: b.id, records: b.batch.count, reason: describeError(err) });
-      return 'refused';
-    }
-    if (status === 404) this.ready.delete(db);
-    this.opts.logger.debug('activation log write deferred', { db, error: describeError(err) });
-    return 'deferred';
-  }
-
-  /**
-   * A batch the store refused, written again without its details (results, logs, errors,
-   * inputs), so that its records stay listed with their statuses. When the store refuses that
-   * too, the batch is dropped and counted, and the flush goes on to the next one.
-   */
-  private async putBare(db: string, b: OpenBatch): Promise<'written' | 'dropped' | 'deferred'> {
+  private async write(db: string, b: OpenBatch): Promise<'written' | 'dropped' | 'deferred'> {
     const doc = b.batch.stored(b.id);
+    let refusal: unknown;
+    const put = () => this.put(db, doc).then(() => 'written' as const, (err: unknown) => { refusal = err; return this.failure(db, err); });
+    let outcome = await put();
+    if (outcome !== 'refused') return outcome;
+    this.opts.logger.warn('the store refused a batch of activation records; it is written again without the records\' details', { db, batch: b.id, records: b.batch.count, reason: describeError(refusal) });
     doc.details = {};
     delete doc.inputs;
-    const outcome = await this.put(db, doc).then(() => 'written' as const, (err: unknown) => this.refused(db, b, err, true));
+    outcome = await put();
     if (outcome !== 'refused') return outcome;
+    this.opts.logger.error('the store refused a batch of activation records even without their details; they are dropped', { db, batch: b.id, records: b.batch.count, reason: describeError(refusal) });
     this.pending.shift();
     this.buffered -= b.batch.count;
     this.dropped += b.batch.count;
     return 'dropped';
+  }
+
+  /** A failed write: 409 is written (by an earlier attempt whose answer was lost). */
+  private failure(db: string, err: unknown): 'written' | 'refused' | 'deferred' {
+    const status = statusOf(err);
+    if (status === 409) return 'written';
+    if (status !== undefined && kRefused.has(status)) return 'refused';
+    if (status === 404) this.ready.delete(db);
+    this.opts.logger.debug('activation log write deferred', { db, error: describeError(err) });
+    return 'deferred';
   }
 
   /** Everything recorded so far is written (or the store refused it): reads see it. */

@@ -186,21 +186,21 @@ export class ThrottledWarning {
     const w = this.windows.get(key);
     if (w) { w.more++; w.last = fields; return; }
     this.logger.warn(this.msg, fields);
-    const timer = setTimeout(() => {
-      const ended = this.windows.get(key)!;
-      this.windows.delete(key);
-      if (ended.more > 0) this.logger.warn(`${this.msg}: ${ended.more} more in the last ${this.windowMs / 1000} s`, { ...ended.last, more: ended.more });
-    }, this.windowMs);
+    const timer = setTimeout(() => this.end(key), this.windowMs);
     timer.unref();
     this.windows.set(key, { more: 0, timer });
   }
 
   /** Logs what is counted now, and stops the windows' timers. */
   close(): void {
-    for (const [key, w] of this.windows) {
-      clearTimeout(w.timer);
-      if (w.more > 0) this.logger.warn(`${this.msg}: ${w.more} more in the last ${this.windowMs / 1000} s`, { ...w.last, more: w.more });
-      this.windows.delete(key);
-    }
+    for (const key of [...this.windows.keys()]) this.end(key);
+  }
+
+  /** Ends a key's window: one line counting what it held back, if anything. */
+  private end(key: string): void {
+    const w = this.windows.get(key)!;
+    clearTimeout(w.timer);
+    this.windows.delete(key);
+    if (w.more > 0) this.logger.warn(`${this.msg}: ${w.more} more in the last ${this.windowMs / 1000} s`, { ...w.last, more: w.more });
   }
 }
