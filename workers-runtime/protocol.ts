@@ -52,9 +52,15 @@ export interface ItemOutcome {
   logs: LogLine[];
 }
 
-/** thread → pool, up the thread's port: what finished and what was emitted since the last one. */
+/**
+ * thread → pool, up the thread's port as its JSON text: what finished and what was emitted since
+ * the last one. Text, because one string crosses threads as a copy of its bytes, where a
+ * structured clone rebuilds every object of every outcome on the main thread (about twice
+ * what JSON.parse costs); and because what a worker sends up ends as JSON anyway (the reply,
+ * the activation record, the next worker's stdin), so each item is serialized once, on its
+ * thread, where a value with no JSON form fails that item alone.
+ */
 export interface Outbox {
-  lc: 'out';
   done: ItemOutcome[];
   emits: [id: number, emit: EmitCommand][];
 }

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { compileFunction } from 'node:vm';
 import { BroadcastChannel, MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { describeError } from '../src/shared/errors.ts';
-import type { BatchTask, Hello, Notice, Outbox, TaskGroup, ThreadInit } from './protocol.ts';
+import type { BatchTask, Hello, ItemOutcome, Notice, TaskGroup, ThreadInit } from './protocol.ts';
 import { kFactoryParams, MessageRecord, WorkerInstance, type InstanceEnv, type ModuleFactory } from './instance.ts';
 import { ExitSignal } from './process.ts';
 import { bundleFileName, kFilePrefix } from './stack.ts';
@@ -29,7 +29,9 @@ const hello: Hello = { lc: 'hello', threadId, port: port2 };
 parentPort!.postMessage(hello, [port2]);
 port.on('message', run);
 
-let outbox: Outbox = { lc: 'out', done: [], emits: [] };
+/** Outcomes and emits since the last flush, each already its JSON text (see Outbox). */
+let done: string[] = [];
+let emits: string[] = [];
 let flushScheduled = false;
 
 function schedule(): void {
@@ -38,35 +40,23 @@ function schedule(): void {
 
 function flush(): void {
   flushScheduled = false;
-  const out = outbox;
-  outbox = { lc: 'out', done: [], emits: [] };
-  // postMessage refuses what structured clone cannot copy before sending anything; only then
-  // are the results repaired (cloning each one up front would double the cost of every result).
-  try { port.postMessage(out); } catch { port.postMessage(cloneable(out)); }
+  const text = `{"done":[${done.join(',')}],"emits":[${emits.join(',')}]}`;
+  done = [];
+  emits = [];
+  port.postMessage(text);
 }
 
-/** Plain JSON-like data, which structured clone always copies: checked without copying. */
-function isPlain(v: unknown, depth = 0): boolean {
-  if (v === null || v === undefined) return true;
-  const t = typeof v;
-  if (t === 'string' || t === 'number' || t === 'boolean') return true;
-  if (t !== 'object' || depth > 32) return false;
-  if (Array.isArray(v)) { for (const x of v) if (!isPlain(x, depth + 1)) return false; return true; }
-  const proto = Object.getPrototypeOf(v);
-  if (proto !== Object.prototype && proto !== null) return false;
-  for (const k in v as Record<string, unknown>) if (!isPlain((v as Record<string, unknown>)[k], depth + 1)) return false;
-  return true;
-}
-
-/** Results must survive structured clone; anything else is sent as its JSON form. */
-function cloneable(out: Outbox): Outbox {
-  for (const d of out.done) {
-    if (isPlain(d.result)) continue;
-    try { structuredClone(d.result); } catch {
-      try { d.result = JSON.parse(JSON.stringify(d.result) ?? 'null'); } catch (e) { d.result = undefined; d.status = 'error'; d.error = { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` }; }
-    }
+/**
+ * An outcome's JSON text. A result with no JSON form (a BigInt, a cycle, a throwing toJSON)
+ * fails its own message with the reason; functions and undefined fields are left out, as
+ * JSON leaves them out wherever the result goes next.
+ */
+function outcomeJson(outcome: ItemOutcome): string {
+  try {
+    return JSON.stringify(outcome);
+  } catch (e) {
+    return JSON.stringify({ ...outcome, result: undefined, status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` } });
   }
-  return out;
 }
 
 let couchClient: unknown;
@@ -80,8 +70,18 @@ const env: InstanceEnv = {
     return couchClient;
   },
   reporter: {
-    done(_rec, outcome) { outbox.done.push(outcome); schedule(); },
-    emit(rec, emit) { outbox.emits.push([rec.id, emit]); schedule(); },
+    done(_rec, outcome) { done.push(outcomeJson(outcome)); schedule(); },
+    emit(rec, emit) {
+      let text: string;
+      try {
+        text = JSON.stringify([rec.id, emit]);
+      } catch (e) {
+        // Thrown to the worker's own emit() call, which can catch it; nothing else is touched.
+        throw new TypeError(`emit("${emit.emit}"): its parameters cannot be sent as JSON: ${describeError(e)}`);
+      }
+      emits.push(text);
+      schedule();
+    },
   },
   gone(inst) { if (instances.get(inst.key) === inst) instances.delete(inst.key); },
 };

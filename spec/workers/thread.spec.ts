@@ -159,7 +159,7 @@ describe('ThreadDispatcher — stacks name the files the worker is made of', fun
   });
 });
 
-describe('ThreadDispatcher — results that structured clone cannot copy', function () {
+describe('ThreadDispatcher — results and emits with no plain JSON form', function () {
   let dir: string;
   let d: ThreadDispatcher;
   before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')); d = new ThreadDispatcher({ cacheDir: dir, threads: 1 }); });
@@ -180,5 +180,26 @@ describe('ThreadDispatcher — results that structured clone cannot copy', funct
     expect(out.status).to.equal('error');
     expect(out.error!.message).to.contain('result cannot be sent');
     expect((await run(d, bad)).result).to.deep.equal({ ok: 2 });
+  });
+
+  it('an emit whose parameters have no JSON form throws to the worker; the worker sharing its thread and its next message are not touched', async () => {
+    // Both messages land on the one thread together: what goes up for one must not take the other with it.
+    const limits = { ...fixtureSpec('handler', 'main.js').limits, timeout: 3000 };
+    const bad = inlineSpec('bad_emit', { 'main.js': `let n = 0; module.exports = async (m, ctx) => {
+      if (n++ === 0) ctx.emit('cyclic', { self: globalThis });
+      ctx.emit('plain', { k: n, f: () => 1 });
+      return n;
+    };` }, { limits });
+    const good = inlineSpec('good_neighbour', { 'main.js': 'module.exports = async (m, ctx) => { ctx.emit("fine", { x: 1 }); return "ok"; };' }, { limits });
+    const badEmits: EmitCommand[] = [];
+    const goodEmits: EmitCommand[] = [];
+    const [first, neighbour] = await Promise.all([run(d, bad, {}, badEmits), run(d, good, {}, goodEmits)]);
+    expect(first.status, JSON.stringify(first)).to.equal('error');
+    expect(first.error!.message).to.match(/^emit\("cyclic"\): its parameters cannot be sent as JSON: .*circular/i);
+    expect(neighbour, JSON.stringify(neighbour)).to.include({ status: 'ok', result: 'ok' });
+    expect(goodEmits).to.deep.equal([{ emit: 'fine', parameters: { x: 1 } }]);
+    // Its next message emits what JSON can carry (the function left out, as JSON leaves it).
+    expect((await run(d, bad, {}, badEmits)).result).to.equal(2);
+    expect(badEmits).to.deep.equal([{ emit: 'plain', parameters: { k: 2 } }]);
   });
 });

@@ -138,7 +138,7 @@ export class ThreadPool {
     const worker = this.piscina.threads.find((w) => w.threadId === hello.threadId);
     if (!worker || this.closing) { hello.port.close(); return; }
     const thread: Thread = { worker, port: hello.port, batches: [], busySince: 0, gone: false };
-    hello.port.on('message', (out: Outbox) => this.receive(out));
+    hello.port.on('message', (text: string) => this.receive(text));
     // Referenced like the others: a thread that starts while work is in flight may get some.
     if (this.refs > 0) hello.port.ref(); else hello.port.unref();
     worker.on('error', (err: unknown) => {
@@ -314,7 +314,7 @@ export class ThreadPool {
    */
   private lost(thread: Thread, exitCode: number): void {
     let out;
-    while ((out = receiveMessageOnPort(thread.port)) !== undefined) this.receive(out.message as Outbox);
+    while ((out = receiveMessageOnPort(thread.port)) !== undefined) this.receive(out.message as string);
     thread.gone = true;
     thread.port.close();
     this.threads.splice(this.threads.indexOf(thread), 1);
@@ -342,7 +342,9 @@ export class ThreadPool {
     if (this.pending.length > 0) this.scheduleFlush();
   }
 
-  private receive(out: Outbox): void {
+  /** An Outbox from a thread, as its JSON text. */
+  private receive(text: string): void {
+    const out = JSON.parse(text) as Outbox;
     for (const [id, emit] of out.emits) {
       const it = this.items.get(id);
       if (it && !it.done) {
