@@ -12,6 +12,7 @@ import { ExitSignal, simulateProcess } from './process.ts';
 import { makeWorkerRequire } from './require.ts';
 import { release, runOwned, track, untrack, type Tracked } from './tracker.ts';
 import { bundleFileName, kRuntimeFile, StackMapper } from './stack.ts';
+import { clearImmediate, clearInterval, clearTimeout, fromJson, setImmediate, setInterval, setTimeout } from './intrinsics.ts';
 
 /** The compiled wrapper of a bundle: evaluated once per instance. */
 export type ModuleFactory = (...args: unknown[]) => void;
@@ -41,7 +42,7 @@ export class MessageRecord {
   constructor(readonly id: number, readonly line: string) {}
   /** parsed on first use: a stdin-style worker only ever needs the line. */
   get message(): WorkerMessage {
-    return (this.parsed ??= JSON.parse(this.line) as WorkerMessage);
+    return (this.parsed ??= fromJson(this.line) as WorkerMessage);
   }
   /** lines past kMaxLogsPerMessage, counted rather than kept. */
   private dropped = 0;

@@ -18,6 +18,7 @@ import type { BatchTask, Hello, ItemOutcome, Notice, TaskGroup, ThreadInit } fro
 import { kFactoryParams, MessageRecord, WorkerInstance, type InstanceEnv, type ModuleFactory } from './instance.ts';
 import { ExitSignal } from './process.ts';
 import { bundleFileName, kFilePrefix } from './stack.ts';
+import { setImmediate, setInterval, toJson } from './intrinsics.ts';
 
 const init = workerData as ThreadInit;
 const progress = new Int32Array(init.progress);
@@ -53,9 +54,9 @@ function flush(): void {
  */
 function outcomeJson(outcome: ItemOutcome): string {
   try {
-    return JSON.stringify(outcome);
+    return toJson(outcome);
   } catch (e) {
-    return JSON.stringify({ ...outcome, result: undefined, status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` } });
+    return toJson({ ...outcome, result: undefined, status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` } });
   }
 }
 
@@ -74,7 +75,7 @@ const env: InstanceEnv = {
     emit(rec, emit) {
       let text: string;
       try {
-        text = JSON.stringify([rec.id, emit]);
+        text = toJson([rec.id, emit]);
       } catch (e) {
         // Thrown to the worker's own emit() call, which can catch it; nothing else is touched.
         throw new TypeError(`emit("${emit.emit}"): its parameters cannot be sent as JSON: ${describeError(e)}`);

@@ -7,6 +7,7 @@
  * and handler-style workers never ask for it.
  */
 import { AsyncResource, createHook, executionAsyncId } from 'node:async_hooks';
+import { setImmediate } from './intrinsics.ts';
 
 export interface Tracked {
   /** counted (non-promise) resources still alive. */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ErrorCatalogue, LivelyError, isLivelyError, type ErrorCode } from '../../src/shared/errors.ts';
+import { ErrorCatalogue, LivelyError, describeError, isLivelyError, type ErrorCode } from '../../src/shared/errors.ts';
 
 describe('the error catalogue', () => {
   for (const code of Object.keys(ErrorCatalogue) as ErrorCode[]) {
@@ -20,5 +20,23 @@ describe('the error catalogue', () => {
     expect(err.toJSON()).to.deep.equal({ error: 'LC_METHOD_NOT_ALLOWED', reason: 'GET only', allow: ['GET'] });
     expect(isLivelyError(err, 'LC_NO_EVENT')).to.equal(false);
     expect(isLivelyError(new Error('x'))).to.equal(false);
+  });
+});
+
+describe('describeError', () => {
+  it('gives a text for any thrown value, even one JSON has no form for', () => {
+    expect(describeError(new TypeError('bad'))).to.equal('bad');
+    expect(describeError('plain')).to.equal('plain');
+    expect(describeError({ code: 7 })).to.equal('{"code":7}');
+    expect(describeError(Symbol('s'))).to.equal('Symbol(s)');
+    expect(describeError(undefined)).to.equal('undefined');
+    expect(describeError(() => 1)).to.match(/^\(\) ?=> ?1$/);
+    expect(describeError(10n)).to.equal('10');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(describeError(cyclic)).to.equal('[object Object]');
+    expect(describeError(Object.create(null))).to.equal('{}');
+    const noMessage = Object.defineProperty(new Error('x'), 'message', { get() { throw new Error('getter'); } });
+    expect(describeError(noMessage)).to.equal('[object Error]');
   });
 });

@@ -159,6 +159,32 @@ describe('ThreadDispatcher — stacks name the files the worker is made of', fun
   });
 });
 
+describe('ThreadDispatcher — a worker that replaces its thread\'s globals', function () {
+  it('keeps the runtime reporting, and other workers on the thread their timers', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-'));
+    // One thread: the worker that breaks the globals and the one after it share it.
+    const d = new ThreadDispatcher({ cacheDir: dir, threads: 1 });
+    const limits = { ...fixtureSpec('handler', 'main.js').limits, timeout: 3000 };
+    try {
+      const breaker = inlineSpec('global_breaker', { 'main.js': `
+        globalThis.setImmediate = () => {};
+        globalThis.setTimeout = () => {};
+        JSON.stringify = () => '{';
+        module.exports = async () => ({ replaced: typeof globalThis.setImmediate });` }, { limits });
+      const waiter = inlineSpec('timer_user', { 'main.js': `
+        module.exports = async (m, ctx) => { await new Promise((r) => setTimeout(r, 20)); ctx.emit('waited', { ms: 20 }); return 'waited'; };` }, { limits });
+      const emits: EmitCommand[] = [];
+      expect(await run(d, breaker)).to.deep.include({ status: 'ok', result: { replaced: 'function' } });
+      const after = await run(d, waiter, {}, emits);
+      expect(after, JSON.stringify(after)).to.include({ status: 'ok', result: 'waited' });
+      expect(emits).to.deep.equal([{ emit: 'waited', parameters: { ms: 20 } }]);
+    } finally {
+      await d.close(1000);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ThreadDispatcher — results and emits with no plain JSON form', function () {
   let dir: string;
   let d: ThreadDispatcher;
@@ -180,6 +206,13 @@ describe('ThreadDispatcher — results and emits with no plain JSON form', funct
     expect(out.status).to.equal('error');
     expect(out.error!.message).to.contain('result cannot be sent');
     expect((await run(d, bad)).result).to.deep.equal({ ok: 2 });
+  });
+
+  it('a rejection or a timer throwing a value that is not an Error still gives its reason', async () => {
+    const rejects = inlineSpec('rejects_symbol', { 'main.js': 'module.exports = async () => Promise.reject(Symbol("nope"));' });
+    expect((await run(d, rejects)).error).to.include({ code: 'LC_WORKER_ERROR', message: 'Symbol(nope)' });
+    const throws = inlineSpec('timer_throws_undefined', { 'main.js': 'module.exports = () => new Promise(() => { setTimeout(() => { throw undefined; }, 1); });' });
+    expect((await run(d, throws)).error!.message).to.equal('uncaught exception: undefined');
   });
 
   it('an emit whose parameters have no JSON form throws to the worker; the worker sharing its thread and its next message are not touched', async () => {

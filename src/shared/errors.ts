@@ -60,7 +60,12 @@ export function isLivelyError(err: unknown, code?: ErrorCode): err is LivelyErro
 
 /** A short, safe text for any thrown value. */
 export function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  if (typeof err === 'string') return err;
-  try { return JSON.stringify(err); } catch { return String(err); }
+  try {
+    if (err instanceof Error) return err.message || err.name || 'Error';
+    if (typeof err === 'string') return err;
+    // JSON has no form for undefined, a symbol or a function: it gives undefined, not a text.
+    const json = JSON.stringify(err);
+    if (json !== undefined) return json;
+  } catch { /* a cycle, a BigInt, or a getter that throws: the plainer forms below */ }
+  try { return String(err); } catch { return Object.prototype.toString.call(err); }
 }
