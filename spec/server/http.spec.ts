@@ -6,7 +6,7 @@ import { silentLogger } from '../../src/shared/log.ts';
 import { createAuthorizer } from '../../src/runtime/auth.ts';
 import { adminHeaders, basicAuth, couchUrl } from '../support/couch.ts';
 import { createLivelyServer, type LivelyServer } from '../../src/server/http.ts';
-import { kMaxJsonDepth } from '../../src/server/body.ts';
+import { kMaxJsonDepth } from '../../src/shared/json.ts';
 import { RecordingFirer, parseReply, rawExchange } from './support.ts';
 
 const kLimit = 4096;

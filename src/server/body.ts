@@ -14,13 +14,8 @@
 import type { IncomingMessage } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
 import { LivelyError } from '../shared/errors.ts';
+import { kMaxJsonDepth, nestedDeeperThan } from '../shared/json.ts';
 
-/**
- * JSON deeper than this is refused before parsing: a value nested 100k deep
- * parses, but every later step that walks it recursively (structured clone to
- * a worker thread, JSON.stringify for the activation log) overflows the stack.
- */
-export const kMaxJsonDepth = 512;
 
 /**
  * Reads the whole body up to `limit` bytes. Throws LC_BODY_TOO_LARGE as soon as
@@ -114,7 +109,7 @@ export function parseBody(buf: Buffer | undefined, contentType: string | undefin
 }
 
 export function parseJson(text: string): unknown {
-  checkDepth(text);
+  if (nestedDeeperThan(text)) throw new LivelyError('LC_BAD_JSON', `request body is nested deeper than ${kMaxJsonDepth} levels`);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -122,23 +117,3 @@ export function parseJson(text: string): unknown {
   }
 }
 
-/** One pass over the text counting brackets outside strings; cheaper than the parse it guards. */
-function checkDepth(text: string): void {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > kMaxJsonDepth) {
-        throw new LivelyError('LC_BAD_JSON', `request body is nested deeper than ${kMaxJsonDepth} levels`);
-      }
-    } else if (c === 0x5d || c === 0x7d) {
-      depth--;
-    }
-  }
-}

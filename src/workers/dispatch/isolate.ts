@@ -12,6 +12,7 @@ import ivm from 'isolated-vm';
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
+import { messageLine } from '../../shared/json.ts';
 import { Bundler, type Bundle } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../spec.ts';
@@ -105,9 +106,10 @@ class Sandbox {
   }
 
   async call(message: WorkerMessage, job: Job, timeoutMs: number): Promise<string | undefined> {
+    const line = messageLine(message);
     const id = this.jobs.add(job);
     try {
-      return await this.run!.apply(undefined, [String(id), JSON.stringify(message)], { timeout: timeoutMs, result: { promise: true, copy: true } });
+      return await this.run!.apply(undefined, [String(id), line], { timeout: timeoutMs, result: { promise: true, copy: true } });
     } finally {
       this.jobs.delete(id);
     }

@@ -8,6 +8,7 @@ import { LivelyError, describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import type { EmitCommand, LogLine, WorkerMessage } from '../../../shared/message.ts';
 import { LineSplitter, parseOutputLine } from '../../../shared/output.ts';
+import { messageLine } from '../../../shared/json.ts';
 import { looksWaitingForInput } from './host.ts';
 
 export interface ChildOptions {
@@ -116,6 +117,7 @@ export class ChildWorker {
   /** Sends one message; resolves when the process answers, goes quiet, dies or times out. */
   run(message: WorkerMessage, onEmit: (e: EmitCommand) => void, timeoutMs: number): Promise<RunEnd> {
     if (this.job) throw new Error('ChildWorker.run while a message is in flight');
+    const line = messageLine(message) + '\n';
     return new Promise<RunEnd>((resolve) => {
       const job: Job = {
         logs: [], dropped: 0, onEmit, flushed: false,
@@ -133,7 +135,7 @@ export class ChildWorker {
         this.failJob(job, 'timeout', new LivelyError('LC_WORKER_TIMEOUT', `${this.opts.label}: no answer within ${timeoutMs} ms; the process was killed`));
         this.kill();
       }, timeoutMs);
-      this.proc.stdin!.write(JSON.stringify(message) + '\n', (err) => {
+      this.proc.stdin!.write(line, (err) => {
         if (err || this.job !== job) return;
         job.flushed = true;
         this.armSettle(job);

@@ -20,6 +20,7 @@ import { microseconds, type EmitCommand, type WorkerMessage, type WorkerOutcome 
 import { describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { SlotTable } from '../../../shared/slots.ts';
+import { messageLine } from '../../../shared/json.ts';
 import type { WorkerSpec } from '../../spec.ts';
 import type { Bundle } from '../../bundler.ts';
 import type { BatchTask, Hello, ItemOutcome, Outbox, TaskGroup, ThreadInit } from '../../../../workers-runtime/protocol.ts';
@@ -204,24 +205,36 @@ export class ThreadPool {
   }
 
   private send(thread: Thread, list: PoolItem[]): void {
-    const slot = this.freeSlots.pop()!;
-    this.batches++;
-    Atomics.store(this.progress, slot, 0);
     // Items in the order the thread starts them (grouped by revision), which is what `progress` counts.
     const groups = new Map<string, { group: TaskGroup; items: PoolItem[] }>();
+    let sent = 0;
     for (const it of list) {
+      let line: string;
+      try {
+        line = messageLine(it.message);
+      } catch (err) {
+        // That message alone fails; the rest of the batch goes.
+        this.items.delete(it.id);
+        this.complete(it, { id: it.id, status: 'error', logs: [], error: { code: 'LC_WORKER_ERROR', message: describeError(err) } });
+        continue;
+      }
+      sent++;
       let g = groups.get(it.bundle.key);
       if (!g) {
         g = { group: { key: it.bundle.key, workerId: it.spec.id, rev: it.spec.rev, file: it.bundle.file!, delegate: it.spec.delegate,
           env: it.env, couch: it.spec.couch, idleMs: it.spec.limits.idle, items: [] }, items: [] };
         groups.set(it.bundle.key, g);
       }
-      g.group.items.push({ id: it.id, line: JSON.stringify(it.message) });
+      g.group.items.push({ id: it.id, line });
       g.items.push(it);
     }
+    if (sent === 0) return;
+    const slot = this.freeSlots.pop()!;
+    this.batches++;
+    Atomics.store(this.progress, slot, 0);
     const items: PoolItem[] = groups.size === 1 ? groups.values().next().value!.items : [];
     if (groups.size > 1) for (const g of groups.values()) items.push(...g.items);
-    const batch: InFlightBatch = { slot, items, thread, unreported: list.length };
+    const batch: InFlightBatch = { slot, items, thread, unreported: sent };
     const now = performance.now();
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
