@@ -63,6 +63,8 @@ export interface ItemOutcome {
 export interface Outbox {
   done: ItemOutcome[];
   emits: [id: number, emit: EmitCommand][];
+  /** the thread can no longer report outcomes, and says why: the pool replaces it. */
+  fatal?: string;
 }
 
 /** pool → every thread, through the BroadcastChannel. */

@@ -34,6 +34,8 @@ port.on('message', run);
 let done: string[] = [];
 let emits: string[] = [];
 let flushScheduled = false;
+/** Set when an outcome could not be turned into JSON at all: the thread must be replaced. */
+let unreportable = false;
 
 function schedule(): void {
   if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
@@ -41,7 +43,9 @@ function schedule(): void {
 
 function flush(): void {
   flushScheduled = false;
-  const text = `{"done":[${done.join(',')}],"emits":[${emits.join(',')}]}`;
+  // Built by hand: what made the outcome unreportable may break JSON.stringify for objects.
+  const text = unreportable ? `{"done":[],"emits":[],"fatal":"worker code changed how this thread turns objects into JSON"}`
+    : `{"done":[${done.join(',')}],"emits":[${emits.join(',')}]}`;
   done = [];
   emits = [];
   port.postMessage(text);
@@ -50,14 +54,20 @@ function flush(): void {
 /**
  * An outcome's JSON text. A result with no JSON form (a BigInt, a cycle, a throwing toJSON)
  * fails its own message with the reason; functions and undefined fields are left out, as
- * JSON leaves them out wherever the result goes next.
+ * JSON leaves them out wherever the result goes next. Undefined when even that fails, which
+ * only worker code that changed Object.prototype.toJSON (or the like) can cause.
  */
-function outcomeJson(outcome: ItemOutcome): string {
+function outcomeJson(outcome: ItemOutcome): string | undefined {
   try {
-    return toJson(outcome);
+    const text = toJson(outcome);
+    if (typeof text === 'string') return text;
   } catch (e) {
-    return toJson({ ...outcome, result: undefined, status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` } });
+    try {
+      const text = toJson({ ...outcome, result: undefined, status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` } });
+      if (typeof text === 'string') return text;
+    } catch { /* below */ }
   }
+  return undefined;
 }
 
 let couchClient: unknown;
@@ -71,15 +81,20 @@ const env: InstanceEnv = {
     return couchClient;
   },
   reporter: {
-    done(_rec, outcome) { done.push(outcomeJson(outcome)); schedule(); },
+    done(_rec, outcome) {
+      const text = outcomeJson(outcome);
+      if (text === undefined) unreportable = true; else done.push(text);
+      schedule();
+    },
     emit(rec, emit) {
-      let text: string;
+      let text: string | undefined;
       try {
         text = toJson([rec.id, emit]);
       } catch (e) {
         // Thrown to the worker's own emit() call, which can catch it; nothing else is touched.
         throw new TypeError(`emit("${emit.emit}"): its parameters cannot be sent as JSON: ${describeError(e)}`);
       }
+      if (typeof text !== 'string') throw new TypeError(`emit("${emit.emit}"): its parameters have no JSON form`);
       emits.push(text);
       schedule();
     },

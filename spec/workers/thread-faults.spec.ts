@@ -123,6 +123,16 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     }
   });
 
+  it('a worker that breaks how its thread reports (a toJSON on Object.prototype) costs that thread, not the runtime', async () => {
+    // Every outcome of the thread then serializes to nothing.
+    const tamper = faulty('tamperer', 'Object.prototype.toJSON = function () { return this.status === "ok" ? undefined : this; };');
+    const out = await run(d, tamper, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error!.message).to.equal('stopped because the thread could not report: worker code changed how this thread turns objects into JSON; it was replaced');
+    // A new thread, where the prototype is untouched.
+    await stillWorks(tamper);
+  });
+
   it("does not blame other workers for a timeout: started ones fail naming the cause, unstarted ones run again", async () => {
     const slow = inlineSpec('slowpoke', { 'main.js': "module.exports = () => new Promise((r) => setTimeout(() => r('slow done'), 3000));" });
     const looper = faulty('looper2', 'for (;;) {}', { limits: { timeout: 400 } });

@@ -139,7 +139,7 @@ export class ThreadPool {
     const worker = this.piscina.threads.find((w) => w.threadId === hello.threadId);
     if (!worker || this.closing) { hello.port.close(); return; }
     const thread: Thread = { worker, port: hello.port, batches: [], busySince: 0, gone: false };
-    hello.port.on('message', (text: string) => this.receive(text));
+    hello.port.on('message', (text: string) => this.receive(text, thread));
     // Referenced like the others: a thread that starts while work is in flight may get some.
     if (this.refs > 0) hello.port.ref(); else hello.port.unref();
     worker.on('error', (err: unknown) => {
@@ -327,7 +327,7 @@ export class ThreadPool {
    */
   private lost(thread: Thread, exitCode: number): void {
     let out;
-    while ((out = receiveMessageOnPort(thread.port)) !== undefined) this.receive(out.message as string);
+    while ((out = receiveMessageOnPort(thread.port)) !== undefined) this.receive(out.message as string, thread);
     thread.gone = true;
     thread.port.close();
     this.threads.splice(this.threads.indexOf(thread), 1);
@@ -356,8 +356,17 @@ export class ThreadPool {
   }
 
   /** An Outbox from a thread, as its JSON text. */
-  private receive(text: string): void {
-    const out = JSON.parse(text) as Outbox;
+  private receive(text: string, thread: Thread): void {
+    let out: Outbox;
+    try {
+      out = JSON.parse(text) as Outbox;
+    } catch (err) {
+      // The thread builds its reports from JSON texts it checked, so this is a last defence:
+      // a report that cannot be read costs its thread, never the runtime.
+      this.unreportable(thread, `the thread sent a report that could not be read (${describeError(err)})`);
+      return;
+    }
+    if (out.fatal !== undefined) { this.unreportable(thread, `the thread could not report: ${out.fatal}`); return; }
     for (const [id, emit] of out.emits) {
       const it = this.items.get(id);
       if (it && !it.done) {
@@ -373,6 +382,17 @@ export class ThreadPool {
       const batch = it.batch!;
       if (--batch.unreported === 0) this.release(batch);
     }
+  }
+
+  /**
+   * A thread whose reports cannot be trusted any more: only worker code that changed how the
+   * thread serializes (a toJSON on Object.prototype, say) gets here. The thread goes, and what
+   * it held fails with the cause, as after any other death.
+   */
+  private unreportable(thread: Thread, why: string): void {
+    if (thread.gone) return;
+    thread.cause ??= { code: 'LC_WORKER_ERROR', message: `${why}; it was replaced` };
+    void thread.worker.terminate();
   }
 
   private complete(it: PoolItem, o: ItemOutcome, status: WorkerOutcome['status'] = o.status): void {
