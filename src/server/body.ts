@@ -16,7 +16,6 @@ import { parse as parseQueryString } from 'node:querystring';
 import { LivelyError } from '../shared/errors.ts';
 import { kMaxJsonDepth, nestedDeeperThan } from '../shared/json.ts';
 
-
 /**
  * Reads the whole body up to `limit` bytes. Throws LC_BODY_TOO_LARGE as soon as
  * the declared or the received size passes the limit, without keeping the excess.
