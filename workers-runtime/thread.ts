@@ -14,6 +14,7 @@ import path from 'node:path';
 import { compileFunction } from 'node:vm';
 import { BroadcastChannel, MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { describeError } from '../src/shared/errors.ts';
+import { kMaxJsonDepth, nestedDeeperThan } from '../src/shared/json.ts';
 import type { BatchTask, Hello, ItemOutcome, Notice, TaskGroup, ThreadInit } from './protocol.ts';
 import { kFactoryParams, MessageRecord, WorkerInstance, type InstanceEnv, type ModuleFactory } from './instance.ts';
 import { ExitSignal } from './process.ts';
@@ -58,15 +59,20 @@ function flush(): void {
  * only worker code that changed Object.prototype.toJSON (or the like) can cause.
  */
 function outcomeJson(outcome: ItemOutcome): string | undefined {
+  let why: string;
   try {
     const text = toJson(outcome);
-    if (typeof text === 'string') return text;
+    if (typeof text !== 'string') return undefined;
+    // The main thread would parse it, then fail to stringify it again for the reply and the record.
+    if (!nestedDeeperThan(text)) return text;
+    why = `nested deeper than ${kMaxJsonDepth} levels`;
   } catch (e) {
-    try {
-      const text = toJson({ ...outcome, result: undefined, status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${describeError(e)}` } });
-      if (typeof text === 'string') return text;
-    } catch { /* below */ }
+    why = describeError(e);
   }
+  try {
+    const text = toJson({ ...outcome, result: undefined, status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${why}` } });
+    if (typeof text === 'string') return text;
+  } catch { /* below */ }
   return undefined;
 }
 
@@ -95,6 +101,7 @@ const env: InstanceEnv = {
         throw new TypeError(`emit("${emit.emit}"): its parameters cannot be sent as JSON: ${describeError(e)}`);
       }
       if (typeof text !== 'string') throw new TypeError(`emit("${emit.emit}"): its parameters have no JSON form`);
+      if (nestedDeeperThan(text)) throw new TypeError(`emit("${emit.emit}"): its parameters are nested deeper than ${kMaxJsonDepth} levels`);
       emits.push(text);
       schedule();
     },

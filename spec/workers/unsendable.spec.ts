@@ -61,6 +61,51 @@ describe('a message with no JSON form', function () {
     });
   }
 
+  it('a thread worker\'s result or emit nested deeper than the limit fails like one with no JSON form', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lc-unsendable-'));
+    const d = new ThreadDispatcher({ cacheDir: dir, threads: 1 });
+    try {
+      const nest = `const deep = () => { let v = []; for (let i = 0; i < ${kMaxJsonDepth + 10}; i++) v = [v]; return v; };`;
+      const spec = inlineSpec('deep_result', { 'main.js': `${nest}
+        module.exports = async (m, ctx) => {
+          if (m.parameters.emit) ctx.emit('deep', { v: deep() });
+          return m.parameters.n === 1 ? 'shallow' : deep();
+        };` });
+      const send = (parameters: Record<string, unknown>) => d.dispatch({ spec, message: messageFor(spec, parameters), onEmit: () => undefined });
+      const result = await send({ n: 2 });
+      expect(result.status).to.equal('error');
+      expect(result.error!.message).to.equal(`result cannot be sent: nested deeper than ${kMaxJsonDepth} levels`);
+      const emitted = await send({ emit: true });
+      expect(emitted.error!.message).to.equal(`emit("deep"): its parameters are nested deeper than ${kMaxJsonDepth} levels`);
+      expect(await send({ n: 1 })).to.include({ status: 'ok', result: 'shallow' });
+    } finally {
+      await d.close(1000);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an isolate worker\'s result nested deeper than the limit fails; an emit that deep is not sent and says so', async () => {
+    const d = new IsolateDispatcher();
+    try {
+      const nest = `const deep = () => { let v = []; for (let i = 0; i < ${kMaxJsonDepth + 10}; i++) v = [v]; return v; };`;
+      const spec = inlineSpec('deep_iso', { 'main.js': `${nest}
+        module.exports = async (m, ctx) => {
+          if (m.parameters.emit) { ctx.emit('deep', { v: deep() }); return 'emitted'; }
+          return deep();
+        };` }, { type: 'isolate' });
+      const emits: unknown[] = [];
+      const send = (parameters: Record<string, unknown>) => d.dispatch({ spec, message: messageFor(spec, parameters), onEmit: (e) => emits.push(e) });
+      const result = await send({});
+      expect(result.error!.message).to.equal(`result cannot be sent: nested deeper than ${kMaxJsonDepth} levels`);
+      const emitted = await send({ emit: true });
+      expect(emitted).to.include({ status: 'ok', result: 'emitted' });
+      expect(emitted.logs.map((l) => l.msg)).to.deep.equal([`emit("deep") was not sent: its parameters are nested deeper than ${kMaxJsonDepth} levels`]);
+      expect(emits).to.deep.equal([]);
+    } finally {
+      await d.close(1000);
+    }
+  });
+
   it('a worker output line nested deeper than the limit is an error log line, not a command', () => {
     const deep = `{"result":${'['.repeat(kMaxJsonDepth + 1)}${']'.repeat(kMaxJsonDepth + 1)}}`;
     const out = parseOutputLine(deep, 'stdout');
