@@ -133,6 +133,14 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     await stillWorks(tamper);
   });
 
+  it('a worker that breaks how its thread joins its report (Array.prototype.join) costs that thread, not the runtime', async () => {
+    const joiner = faulty('joiner', 'Array.prototype.join = function () { return "not json"; };');
+    const out = await run(d, joiner, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error!.message).to.match(/^stopped because the thread sent a report that could not be read \(.*JSON.*\); it was replaced$/);
+    await stillWorks(joiner);
+  });
+
   it("does not blame other workers for a timeout: started ones fail naming the cause, unstarted ones run again", async () => {
     const slow = inlineSpec('slowpoke', { 'main.js': "module.exports = () => new Promise((r) => setTimeout(() => r('slow done'), 3000));" });
     const looper = faulty('looper2', 'for (;;) {}', { limits: { timeout: 400 } });

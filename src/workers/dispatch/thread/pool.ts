@@ -361,8 +361,8 @@ export class ThreadPool {
     try {
       out = JSON.parse(text) as Outbox;
     } catch (err) {
-      // The thread builds its reports from JSON texts it checked, so this is a last defence:
-      // a report that cannot be read costs its thread, never the runtime.
+      // Worker code that changed what the thread builds its report with (Array.prototype.join,
+      // say): a report that cannot be read costs its thread, never the runtime.
       this.unreportable(thread, `the thread sent a report that could not be read (${describeError(err)})`);
       return;
     }
