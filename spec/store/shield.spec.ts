@@ -126,6 +126,59 @@ describe('store shield', () => {
     expect(await res.body.json()).to.have.property('error');
   });
 
+  describe('filtered _changes that PouchDB would end the store on', () => {
+    const get = async (query: string) => {
+      const { origin, auth } = plainUrl();
+      const res = await request(`${origin}/${dbName}/_changes?${query}`, { headers: { authorization: auth } });
+      return { status: res.statusCode, type: String(res.headers['content-type']), body: (await res.body.json()) as { error?: string; results?: Array<{ id: string }> } };
+    };
+    /** The store refused with a JSON error, and still answers a good filter after it. */
+    async function refusedThenWorks(query: string, statuses: number[]) {
+      const out = await get(query);
+      expect(statuses, JSON.stringify(out)).to.include(out.status);
+      expect(out.type).to.match(/application\/json/);
+      expect(out.body.error).to.be.a('string');
+      const ok = await get('filter=shield_filters/only_crimson');
+      expect(ok.status).to.equal(200);
+      expect(ok.body.results!.map((r) => r.id)).to.deep.equal(['crimson_one']);
+    }
+
+    before(async () => {
+      await db.insert({ color: 'crimson' }, 'crimson_one');
+      await server.request({ db: dbName, method: 'PUT', path: '_design/shield_filters', body: {
+        filters: { only_crimson: 'function (doc) { return doc.color === "crimson"; }', broken: 'function (doc) { return doc.color === ; }', not_a_function: 'nothing_here' },
+      } });
+    });
+
+    it('a filter whose design document or function does not exist is 404', async () => {
+      await refusedThenWorks('filter=no_such_ddoc/x', [404]);
+      await refusedThenWorks('filter=shield_filters/no_such_filter', [404]);
+    });
+
+    it('a filter function that does not compile, or does not evaluate to a function, is an error', async () => {
+      // CouchDB compiles it in its query server when the feed runs; the store did in a callback where the error was uncaught.
+      await refusedThenWorks('filter=shield_filters/broken', [400, 500]);
+      await refusedThenWorks('filter=shield_filters/not_a_function', [400, 404, 500]);
+    });
+
+    it('a filter not of the form ddoc/name, and _view without its view, are errors', async () => {
+      await refusedThenWorks('filter=a/b/c', [400, 404]);
+      await refusedThenWorks('filter=_view', [400]);
+      await refusedThenWorks('filter=_view&view=no_such_ddoc/v', [404]);
+    });
+
+    it('a view whose map function does not compile is refused, when written (CouchDB) or when used as a filter (the store)', async () => {
+      let written = true;
+      try {
+        await server.request({ db: dbName, method: 'PUT', path: '_design/shield_views', body: { views: { broken: { map: 'function (doc) { emit( }' } } } });
+      } catch (err) {
+        expect((err as { statusCode?: number }).statusCode).to.equal(400);
+        written = false;
+      }
+      if (written) await refusedThenWorks('filter=_view&view=shield_views/broken', [400, 500]);
+    });
+  });
+
   it('GET /db/_changes?feed=longpoll&timeout=200 - an idle longpoll ends with no results and a last_seq', async () => {
     const res = await server.request({ db: dbName, path: '_changes', qs: { feed: 'longpoll', since: 'now', timeout: 200 } }) as { results: unknown[]; last_seq: unknown };
     expect(res.results).to.deep.equal([]);

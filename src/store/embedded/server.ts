@@ -9,7 +9,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Env, kAdminName, type ReadyLine } from './protocol.ts';
-import { createShield } from './shield.ts';
+import { createShield, type DesignDoc } from './shield.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -39,6 +39,22 @@ const storeDir = path.join(dataDir, 'store');
 const etcDir = path.join(dataDir, 'etc');
 fs.mkdirSync(storeDir, { recursive: true });
 fs.mkdirSync(etcDir, { recursive: true });
+
+/**
+ * PouchDB's error objects carry a numeric HTTP status (`not_found`, `bad_request`, …). A filtered
+ * `_changes` that fails (a missing design document or filter, a filter that throws) is answered
+ * with its error, and then PouchDB rejects a second promise that nothing holds. That rejection
+ * is logged rather than allowed to end the store, which would drop every other request with it.
+ */
+function answeredPouchError(reason: unknown): reason is { status: number; name?: string; message?: string } {
+  return typeof reason === 'object' && reason !== null && typeof (reason as { status?: unknown }).status === 'number'
+    && (reason as { error?: unknown }).error === true;
+}
+
+process.on('unhandledRejection', (reason) => {
+  if (!answeredPouchError(reason)) throw reason;
+  process.stderr.write(`embedded store: a rejection PouchDB left unhandled was ignored: ${reason.status} ${reason.name ?? ''} ${reason.message ?? ''}\n`);
+});
 
 async function main(): Promise<void> {
   watchParent();
@@ -73,7 +89,11 @@ async function main(): Promise<void> {
     const info = await new PouchDB(db, { skip_setup: true }).info();
     return info.update_seq;
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>));
+  const designDoc = async (db: string, id: string): Promise<DesignDoc | undefined> => {
+    if (!((await PouchDB.allDbs()) as string[]).includes(db)) return undefined;
+    try { return await new PouchDB(db, { skip_setup: true }).get(id); } catch { return undefined; }
+  };
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, { updateSeq, listDbs: () => PouchDB.allDbs() as Promise<string[]>, designDoc }));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');
