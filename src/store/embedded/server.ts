@@ -9,7 +9,8 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Env, kAdminName, type ReadyLine } from './protocol.ts';
-import { createShield, type DesignDoc } from './shield.ts';
+import { createShield } from './shield.ts';
+import { guardChangesFilters } from './filters.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -59,6 +60,7 @@ process.on('unhandledRejection', (reason) => {
 async function main(): Promise<void> {
   watchParent();
   let PouchDB = require('pouchdb-node');
+  guardChangesFilters(PouchDB);
   if (memory) {
     PouchDB.plugin(require('pouchdb-adapter-memory'));
     PouchDB = PouchDB.defaults({ adapter: 'memory' });
@@ -89,11 +91,7 @@ async function main(): Promise<void> {
     const info = await new PouchDB(db, { skip_setup: true }).info();
     return info.update_seq;
   };
-  const designDoc = async (db: string, id: string): Promise<DesignDoc | undefined> => {
-    if (!((await PouchDB.allDbs()) as string[]).includes(db)) return undefined;
-    try { return await new PouchDB(db, { skip_setup: true }).get(id); } catch { return undefined; }
-  };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, { updateSeq, listDbs: () => PouchDB.allDbs() as Promise<string[]>, designDoc }));
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, { updateSeq, listDbs: () => PouchDB.allDbs() as Promise<string[]> }));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');

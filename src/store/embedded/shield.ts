@@ -3,8 +3,8 @@
  * takes its process down on some requests; the shield repairs those before they reach it:
  * - a `multipart/related` document PUT is parsed here and handed on as the JSON document
  *   with inline base64 attachments;
- * - `_changes?filter=_selector` is handed on as PouchDB's own `selector` option, and other
- *   filters PouchDB would crash on (malformed, or a function that does not compile) are refused;
+ * - `_changes?filter=_selector` is handed on as PouchDB's own `selector` option (other filters
+ *   it would crash on are refused in the store's PouchDB layer, ./filters.ts);
  * - any error express would answer with an HTML page is answered as CouchDB-style JSON;
  * - creating or deleting a database needs the store admin (express-pouchdb crashes otherwise),
  *   and a database being deleted is not opened (so created again) by a request meanwhile;
@@ -15,7 +15,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Script, runInNewContext } from 'node:vm';
 import { multipartToDocument, MultipartError } from './multipart.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
@@ -143,46 +142,6 @@ async function repairSelectorChanges(req: ShieldedRequest, url: URL): Promise<vo
   req.url = url.pathname + url.search;
 }
 
-export type DesignDoc = { filters?: Record<string, unknown>; views?: Record<string, { map?: unknown } | undefined> };
-
-/**
- * A filtered `_changes` PouchDB would take the store down with: a filter not of the form
- * `ddoc/name` (it reads `a/b/c` as nothing and throws), or a filter or view function that does
- * not compile or does not evaluate to a function (PouchDB evaluates it in a callback, where
- * the error is uncaught). Refused here as CouchDB refuses them. A design document or function
- * that does not exist is left to PouchDB, which answers 404.
- */
-async function checkChangesFilter(url: URL, db: string, store: ShieldStore): Promise<void> {
-  const filter = url.searchParams.get('filter')!;
-  if (filter === '_view') {
-    const view = url.searchParams.get('view') ?? '';
-    const [ddoc, name, extra] = view.split('/');
-    if (!ddoc || !name || extra !== undefined) throw new HttpError(400, 'bad_request', '`view` filter parameter is not provided.');
-    const map = (await store.designDoc(db, `_design/${ddoc}`))?.views?.[name]?.map;
-    if (typeof map !== 'string') return;
-    try {
-      // PouchDB's own wrapper, compiled only: the map function runs per document, where its errors are caught.
-      new Script(`(function(doc) {\n"use strict";\nvar emit = function () {};\nvar view = ${map};\nview(doc);\n})`);
-    } catch (e) {
-      throw new HttpError(400, 'compilation_error', `Compilation of the map function in the '${name}' view failed: ${(e as Error).message}`);
-    }
-    return;
-  }
-  if (filter.startsWith('_')) return; // _doc_ids, _design: PouchDB's own, or refused by it
-  const [ddoc, name, extra] = filter.split('/');
-  if (!ddoc || !name || extra !== undefined) throw new HttpError(400, 'bad_request', 'filter parameter must be of the form `designname/filtername`');
-  const source = (await store.designDoc(db, `_design/${ddoc}`))?.filters?.[name];
-  if (typeof source !== 'string') return;
-  let fn: unknown;
-  try {
-    // As PouchDB evaluates it; a second's bound, since a filter's top level is the user's code.
-    fn = runInNewContext(`(function() {\n"use strict";\nreturn ${source}\n})()`, {}, { timeout: 1000 });
-  } catch (e) {
-    throw new HttpError(400, 'compilation_error', `Compilation of the filter function '${ddoc}/${name}' failed: ${(e as Error)?.message ?? String(e)}`);
-  }
-  if (typeof fn !== 'function') throw new HttpError(400, 'compilation_error', `Expression does not eval to a function. (${source})`);
-}
-
 /** Apache CouchDB 3's rule for a database name (system databases, starting with "_", aside). */
 const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
 
@@ -294,8 +253,6 @@ export interface ShieldStore {
   /** a database's update_seq; undefined when it does not exist. */
   updateSeq(db: string): Promise<unknown>;
   listDbs(): Promise<string[]>;
-  /** a design document; undefined when it or its database does not exist. */
-  designDoc(db: string, id: string): Promise<DesignDoc | undefined>;
 }
 
 export function createShield(app: ExpressApp, admin: { name: string; password: string }, store: ShieldStore): (req: IncomingMessage, res: ServerResponse) => void {
@@ -342,8 +299,6 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         await repairMultipartPut(req);
       } else if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('filter') === '_selector') {
         await repairSelectorChanges(req, url);
-      } else if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.has('filter') && db !== undefined) {
-        await checkChangesFilter(url, db, store);
       } else if (isJsonDocumentWrite(req.method, segments, contentType)) {
         await checkJsonWrite(req, segments);
       }
