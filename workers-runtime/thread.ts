@@ -14,7 +14,7 @@ import path from 'node:path';
 import { compileFunction } from 'node:vm';
 import { BroadcastChannel, MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { describeError } from '../src/shared/errors.ts';
-import { kMaxJsonDepth, nestedDeeperThan } from '../src/shared/json.ts';
+import { kTooDeep, nestedDeeperThan } from '../src/shared/json.ts';
 import type { BatchTask, Hello, ItemOutcome, Notice, TaskGroup, ThreadInit } from './protocol.ts';
 import { kFactoryParams, MessageRecord, WorkerInstance, type InstanceEnv, type ModuleFactory } from './instance.ts';
 import { ExitSignal } from './process.ts';
@@ -65,7 +65,7 @@ function outcomeJson(outcome: ItemOutcome): string | undefined {
     if (typeof text !== 'string') return undefined;
     // The main thread would parse it, then fail to stringify it again for the reply and the record.
     if (!nestedDeeperThan(text)) return text;
-    why = `nested deeper than ${kMaxJsonDepth} levels`;
+    why = kTooDeep;
   } catch (e) {
     why = describeError(e);
   }
@@ -101,7 +101,7 @@ const env: InstanceEnv = {
         throw new TypeError(`emit("${emit.emit}"): its parameters cannot be sent as JSON: ${describeError(e)}`);
       }
       if (typeof text !== 'string') throw new TypeError(`emit("${emit.emit}"): its parameters have no JSON form`);
-      if (nestedDeeperThan(text)) throw new TypeError(`emit("${emit.emit}"): its parameters are nested deeper than ${kMaxJsonDepth} levels`);
+      if (nestedDeeperThan(text)) throw new TypeError(`emit("${emit.emit}"): its parameters are ${kTooDeep}`);
       emits.push(text);
       schedule();
     },

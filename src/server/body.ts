@@ -14,7 +14,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
 import { LivelyError } from '../shared/errors.ts';
-import { kMaxJsonDepth, nestedDeeperThan } from '../shared/json.ts';
+import { kTooDeep, nestedDeeperThan } from '../shared/json.ts';
 
 /**
  * Reads the whole body up to `limit` bytes. Throws LC_BODY_TOO_LARGE as soon as
@@ -108,7 +108,7 @@ export function parseBody(buf: Buffer | undefined, contentType: string | undefin
 }
 
 export function parseJson(text: string): unknown {
-  if (nestedDeeperThan(text)) throw new LivelyError('LC_BAD_JSON', `request body is nested deeper than ${kMaxJsonDepth} levels`);
+  if (nestedDeeperThan(text)) throw new LivelyError('LC_BAD_JSON', `request body is ${kTooDeep}`);
   try {
     return JSON.parse(text);
   } catch (err) {

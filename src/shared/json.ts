@@ -9,6 +9,8 @@ import type { WorkerMessage } from './message.ts';
 
 /** Deeper than this, a request body is refused and a worker's output line is not a command. */
 export const kMaxJsonDepth = 512;
+/** How every refusal past that depth says why. */
+export const kTooDeep = `nested deeper than ${kMaxJsonDepth} levels`;
 
 /** Whether the JSON text nests arrays and objects deeper than `max`: one pass over the text, counting brackets outside strings, cheaper than the parse it guards. */
 export function nestedDeeperThan(text: string, max = kMaxJsonDepth): boolean {

@@ -4,7 +4,7 @@
  * anything else is a log line.
  */
 import type { EmitCommand, LogLevel } from './message.ts';
-import { kMaxJsonDepth, nestedDeeperThan } from './json.ts';
+import { kTooDeep, nestedDeeperThan } from './json.ts';
 
 export type OutputCommand =
   | { kind: 'emit'; emit: EmitCommand }
@@ -17,7 +17,7 @@ const LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
 export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): OutputCommand {
   if (stream === 'stdout' && line.length > 1 && line.charCodeAt(0) === 123 /* { */) {
     // What it would carry (a result, an event's parameters) could not be sent on or stored.
-    if (nestedDeeperThan(line)) return { kind: 'log', level: 'error', msg: `not taken as a command, being nested deeper than ${kMaxJsonDepth} levels: ${line}` };
+    if (nestedDeeperThan(line)) return { kind: 'log', level: 'error', msg: `not taken as a command, being ${kTooDeep}: ${line}` };
     let obj: unknown;
     try { obj = JSON.parse(line); } catch { obj = undefined; }
     if (obj && typeof obj === 'object' && !Array.isArray(obj)) {

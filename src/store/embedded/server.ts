@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     const info = await new PouchDB(db, { skip_setup: true }).info();
     return info.update_seq;
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, { updateSeq, listDbs: () => PouchDB.allDbs() as Promise<string[]> }));
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');

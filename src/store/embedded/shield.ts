@@ -248,16 +248,8 @@ function deletionGuard(listDbs: () => Promise<string[]>) {
   };
 }
 
-/** What the shield reads from the store directly, past express-pouchdb. */
-export interface ShieldStore {
-  /** a database's update_seq; undefined when it does not exist. */
-  updateSeq(db: string): Promise<unknown>;
-  listDbs(): Promise<string[]>;
-}
-
-export function createShield(app: ExpressApp, admin: { name: string; password: string }, store: ShieldStore): (req: IncomingMessage, res: ServerResponse) => void {
-  const { updateSeq } = store;
-  const guard = deletionGuard(() => store.listDbs());
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => []): (req: IncomingMessage, res: ServerResponse) => void {
+  const guard = deletionGuard(listDbs);
   const fallback = (res: ServerResponse) => (err?: unknown) => {
     if (err === undefined) return sendJson(res, 404, { error: 'not_found', reason: 'missing' });
     const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;

@@ -12,7 +12,7 @@ import ivm from 'isolated-vm';
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
-import { kMaxJsonDepth, messageLine, nestedDeeperThan } from '../../shared/json.ts';
+import { kTooDeep, messageLine, nestedDeeperThan } from '../../shared/json.ts';
 import { Bundler, type Bundle } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../spec.ts';
@@ -131,7 +131,7 @@ class Sandbox {
     const job = this.job(token);
     if (!job || name.length === 0) return;
     if (typeof params === 'string' && nestedDeeperThan(params)) {
-      this.onLog(token, `emit("${name}") was not sent: its parameters are nested deeper than ${kMaxJsonDepth} levels`, 'error');
+      this.onLog(token, `emit("${name}") was not sent: its parameters are ${kTooDeep}`, 'error');
       return;
     }
     let parameters: Record<string, unknown> = {};
@@ -185,7 +185,7 @@ export class IsolateDispatcher implements Dispatcher {
       sandbox = await this.sandboxFor(spec);
       const left = Math.max(1, spec.limits.timeout - (Date.now() - started));
       const json = await this.withDeadline(sandbox, sandbox.call(message, job, left), left);
-      if (json !== undefined && nestedDeeperThan(json)) return done({ status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: nested deeper than ${kMaxJsonDepth} levels` } });
+      if (json !== undefined && nestedDeeperThan(json)) return done({ status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${kTooDeep}` } });
       return done({ status: 'ok', ...(json === undefined ? {} : { result: JSON.parse(json) }) });
     } catch (e) {
       const error = this.classify(spec, e, sandbox);
