@@ -14,9 +14,16 @@
  *   seconds  default 5
  * Extra node flags for the runtime (not for the load generator): BENCH_TARGET_FLAGS.
  * BENCH_TARGET=floor202 measures the floor of fire-and-forget instead (bench/floor.ts: node:http
- * and two worker threads, nothing of the runtime), the same way, for comparison.
+ * and two worker threads, nothing of the runtime), the same way, for comparison; BENCH_TARGET=bare
+ * the bare node:http server answering 200 (path ignored).
+ *
+ * It also prints the load generator's own CPU per request (autocannon runs in this process) and
+ * how busy the machine's cores were, from /proc/stat: when every core is busy, the rate is about
+ * cores ÷ (load generator + runtime + store CPU per request), which is how a per-trigger cost in
+ * µs turns into req/s on a machine the load generator shares.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import { drained, startTarget, status, stopTarget, type TargetStatus } from './targets.ts';
@@ -39,6 +46,13 @@ function tasks(pid: number): Map<number, TaskStat> {
     } catch { /* the thread ended meanwhile */ }
   }
   return out;
+}
+
+/** Busy and total clock ticks of all cores together, from the first line of /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - (f[4] ?? 0), total };
 }
 
 function processCpuUs(pid: number): number {
@@ -88,23 +102,29 @@ async function main(): Promise<void> {
   if (process.platform !== 'linux') throw new Error('bench:cpu reads /proc: Linux only');
   const flags = (process.env.BENCH_TARGET_FLAGS ?? '').split(' ').filter(Boolean);
   const mode = process.env.BENCH_TARGET ?? 'runtime';
-  if (mode !== 'runtime' && mode !== 'floor202') throw new Error(`BENCH_TARGET: runtime or floor202, not ${mode}`);
+  if (mode !== 'runtime' && mode !== 'floor202' && mode !== 'bare') throw new Error(`BENCH_TARGET: runtime, floor202 or bare, not ${mode}`);
+  const bare = mode === 'bare';
   const t = await startTarget(mode, { nodeFlags: ['--trace-gc-nvp', ...flags], onLine: (line) => { if (gcLines && line.includes(' pause=')) gcLines.push(line); } });
   const target = t.proc;
   try {
     const url = t.url;
-    const storePid = (await status(t)).store?.pid;
+    const storePid = bare ? undefined : (await status(t)).store?.pid;
     await (await request(url + path)).body.dump();
     await autocannon({ url: url + path, connections: 50, duration: 2 });
     gcLines = [];
-    const s0 = await status(t);
-    const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s0.activations.fired, batches: threadBatches(s0) };
+    const s0 = bare ? undefined : await status(t);
+    const before = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s0?.activations.fired ?? 0, batches: s0 && threadBatches(s0) };
+    const machine0 = machineTicks();
+    const gen0 = process.cpuUsage();
     const load = await autocannon({ url: url + path, connections: 50, duration: seconds });
-    const s = await drained(t, 50);
-    const after = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s.activations.fired, batches: threadBatches(s) };
+    const gen = process.cpuUsage(gen0);
+    const machine = machineTicks();
+    const s = bare ? undefined : await drained(t, 50);
+    const after = { threads: tasks(target.pid!), store: storePid ? processCpuUs(storePid) : 0, fired: s?.activations.fired ?? load.requests.total, batches: s && threadBatches(s) };
     const gc = collections(gcLines);
     gcLines = undefined;
     const n = after.fired - before.fired;
+    const cores = (machine.busy - machine0.busy) / ((machine.total - machine0.total) / os.cpus().length);
     let workers = 0, all = 0, sleeps = 0;
     const each: number[] = [];
     for (const [tid, a] of after.threads) {
@@ -116,8 +136,10 @@ async function main(): Promise<void> {
     const main = after.threads.get(target.pid!)!.cpuUs - before.threads.get(target.pid!)!.cpuUs;
     const per = (us: number) => Number((us / n).toFixed(1));
     console.log(JSON.stringify({
-      target: mode, path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average), non2xx: load.non2xx,
+      target: mode, path: bare ? '/' : path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average), non2xx: load.non2xx,
       cpuUsPerTrigger: { mainThread: per(main), otherThreads: per(workers), runtimeProcess: per(all), store: per(after.store - before.store) },
+      loadGeneratorCpuUsPerRequest: Number(((gen.user + gen.system) / load.requests.total).toFixed(1)),
+      coresBusy: `${cores.toFixed(2)} of ${os.cpus().length}`,
       otherThreadsEach: each.sort((x, y) => y - x).map(per),
       ...(after.batches !== undefined ? { threadBatchesPer1000: Number(((after.batches - before.batches!) * 1000 / n).toFixed(0)) } : {}),
       threadSleepsPer1000: Number((sleeps * 1000 / n).toFixed(0)),
