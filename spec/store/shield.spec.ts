@@ -263,4 +263,62 @@ describe('store shield', () => {
     await gone.body.dump();
     expect(gone.statusCode).to.equal(404);
   });
+
+  describe('continuous _changes', () => {
+    const name = `${prefix}feeds`;
+    const feeds = server.use<Record<string, unknown>>(name);
+    before(async () => { await server.db.create(name); await feeds.insert({ _id: 'first' }); });
+
+    /** Continuous feeds the embedded store holds open; undefined against CouchDB, which keeps no such count. */
+    async function liveFeeds(): Promise<number | undefined> {
+      if (embeddedStorePid() === undefined) return undefined;
+      const { origin, auth } = plainUrl();
+      const res = await request(`${origin}/_lively_store/stats`, { headers: { authorization: auth } });
+      expect(res.statusCode).to.equal(200);
+      return ((await res.body.json()) as { live_feeds: number }).live_feeds;
+    }
+
+    it('a heartbeat CouchDB refuses (zero, negative, not an integer) is its 400, whatever the feed', async () => {
+      const { origin, auth } = plainUrl();
+      const positive = 'The heartbeat value should be a positive integer (in milliseconds).';
+      const invalid = 'Invalid heartbeat value. Expecting a positive integer value (in milliseconds).';
+      for (const [feed, value, reason] of [['continuous', '0', positive], ['continuous', '-1000', positive], ['continuous', 'a1000', invalid], ['longpoll', '1.5', invalid], ['normal', 'soon', invalid]]) {
+        const res = await request(`${origin}/${name}/_changes?feed=${feed}&heartbeat=${value}`, { headers: { authorization: auth } });
+        expect(res.statusCode, `${feed} heartbeat=${value}`).to.equal(400);
+        expect(await res.body.json()).to.deep.equal({ error: 'bad_request', reason });
+      }
+    });
+
+    it('without a heartbeat, a feed ends after its timeout with a last_seq line', async () => {
+      const { origin, auth } = plainUrl();
+      const res = await request(`${origin}/${name}/_changes?feed=continuous&timeout=300`, { headers: { authorization: auth } });
+      expect(res.statusCode).to.equal(200);
+      const lines = (await res.body.text()).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).to.have.property('id', 'first');
+      expect(lines.at(-1)).to.have.property('last_seq');
+      expect(lines.at(-1)).to.have.property('pending', 0);
+    });
+
+    it('a feed its client closes is released (its heartbeat and its reading of the database stop), and feeds opened after it work', async () => {
+      const { origin, auth } = plainUrl();
+      const before = await liveFeeds();
+      for (let i = 0; i < 10; i++) {
+        const res = await request(`${origin}/${name}/_changes?feed=continuous&heartbeat=50`, { headers: { authorization: auth } });
+        expect(res.statusCode).to.equal(200);
+        // the first change arrives, then the client goes
+        for await (const chunk of res.body) { expect(String(chunk)).to.include('first'); break; }
+      }
+      if (before !== undefined) {
+        const deadline = Date.now() + 10_000;
+        let open = await liveFeeds();
+        while (open !== before && Date.now() < deadline) { await new Promise((r) => setTimeout(r, 50)); open = await liveFeeds(); }
+        expect(open, 'continuous feeds still open after their clients went').to.equal(before);
+      }
+      const next = request(`${origin}/${name}/_changes?feed=continuous&since=now&timeout=2000`, { headers: { authorization: auth } })
+        .then(async (res) => res.body.text());
+      await new Promise((r) => setTimeout(r, 200));
+      await feeds.insert({ _id: 'later' });
+      expect(await next).to.include('"later"');
+    });
+  });
 });

@@ -10,12 +10,15 @@
  *   and a database being deleted is not opened (so created again) by a request meanwhile;
  * - longpoll `_changes` ends after `timeout`, as CouchDB's does (and a poll on a database
  *   deleted meanwhile ends without bringing the database back);
+ * - a continuous `_changes` a client closes releases its feed, one without a heartbeat ends
+ *   after `timeout`, and `heartbeat` is checked as CouchDB checks it (./feeds.ts);
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
+import { liveFeedCount, normalizeHeartbeat, tieContinuousFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
 const kMaxBody = 256 * 1024 * 1024;
@@ -278,6 +281,11 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       if ((req.method === 'PUT' || req.method === 'DELETE') && segments.length === 1 && !isServerAdmin(req, admin)) {
         throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
       }
+      if (url.pathname === '/_lively_store/stats' && req.method === 'GET') {
+        if (!isServerAdmin(req, admin)) throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
+        sendJson(res, 200, { live_feeds: liveFeedCount() });
+        return;
+      }
       const db = segments[0] !== undefined ? decodeURIComponent(segments[0]) : undefined;
       if (req.method === 'PUT' && segments.length === 1 && db !== undefined) checkDbName(db);
       const deletion = db !== undefined ? guard.pending(db) : undefined;
@@ -287,14 +295,25 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       }
       if (req.method === 'DELETE' && segments.length === 1 && db !== undefined && !db.startsWith('_')) await guard.start(db, res);
       else if (db !== undefined && !db.startsWith('_')) guard.track(db, segments[1] === '_changes' && /^(longpoll|continuous|eventsource)$/.test(url.searchParams.get('feed') ?? ''), res);
+      const changes = segments[1] === '_changes' && segments.length === 2;
+      if (changes) {
+        const idle = !url.searchParams.has('heartbeat');
+        const problem = normalizeHeartbeat(url);
+        if (problem) throw new HttpError(400, 'bad_request', problem);
+        req.url = url.pathname + url.search;
+        // express-pouchdb gzips for clients that accept it, and a feed's lines then wait in
+        // the compressor; CouchDB sends `_changes` as it is
+        delete req.headers['accept-encoding'];
+        if (url.searchParams.get('feed') === 'continuous') tieContinuousFeed(req, res, url, db!, idle, updateSeq);
+      }
       if (req.method === 'PUT' && /^multipart\/related/i.test(contentType) && segments.length >= 2) {
         await repairMultipartPut(req);
-      } else if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('filter') === '_selector') {
+      } else if (changes && url.searchParams.get('filter') === '_selector') {
         await repairSelectorChanges(req, url);
       } else if (isJsonDocumentWrite(req.method, segments, contentType)) {
         await checkJsonWrite(req, segments);
       }
-      if (segments[1] === '_changes' && segments.length === 2 && url.searchParams.get('feed') === 'longpoll') {
+      if (changes && url.searchParams.get('feed') === 'longpoll') {
         boundLongpoll(req, res, url, updateSeq);
       }
       app(req, res, fallback(res));
