@@ -269,13 +269,16 @@ describe('store shield', () => {
     const feeds = server.use<Record<string, unknown>>(name);
     before(async () => { await server.db.create(name); await feeds.insert({ _id: 'first' }); });
 
-    /** Continuous feeds the embedded store holds open; undefined against CouchDB, which keeps no such count. */
-    async function liveFeeds(): Promise<number | undefined> {
+    /**
+     * The embedded store's count of live feeds it holds open and of writes made to feeds whose
+     * client had gone; undefined against CouchDB, which keeps no such counts.
+     */
+    async function feedStats(): Promise<{ live_feeds: number; late_writes: number } | undefined> {
       if (embeddedStorePid() === undefined) return undefined;
       const { origin, auth } = plainUrl();
       const res = await request(`${origin}/_lively_store/stats`, { headers: { authorization: auth } });
       expect(res.statusCode).to.equal(200);
-      return ((await res.body.json()) as { live_feeds: number }).live_feeds;
+      return (await res.body.json()) as { live_feeds: number; late_writes: number };
     }
 
     it('a heartbeat CouchDB refuses (zero, negative, not an integer) is its 400, whatever the feed', async () => {
@@ -299,20 +302,29 @@ describe('store shield', () => {
       expect(lines.at(-1)).to.have.property('pending', 0);
     });
 
-    it('a feed its client closes is released (its heartbeat and its reading of the database stop), and feeds opened after it work', async () => {
+    it('a continuous feed or a longpoll its client closes is released (its heartbeat and its reading of the database stop), and feeds opened after it work', async () => {
       const { origin, auth } = plainUrl();
-      const before = await liveFeeds();
+      const before = await feedStats();
       for (let i = 0; i < 10; i++) {
         const res = await request(`${origin}/${name}/_changes?feed=continuous&heartbeat=50`, { headers: { authorization: auth } });
         expect(res.statusCode).to.equal(200);
         // the first change arrives, then the client goes
         for await (const chunk of res.body) { expect(String(chunk)).to.include('first'); break; }
       }
+      for (let i = 0; i < 10; i++) {
+        const res = await request(`${origin}/${name}/_changes?feed=longpoll&since=now&heartbeat=50`, { headers: { authorization: auth } });
+        expect(res.statusCode).to.equal(200);
+        // the poll has begun to wait (its first bytes are out), then the client goes
+        for await (const chunk of res.body) { expect(chunk.length).to.be.greaterThan(0); break; }
+      }
       if (before !== undefined) {
         const deadline = Date.now() + 10_000;
-        let open = await liveFeeds();
-        while (open !== before && Date.now() < deadline) { await new Promise((r) => setTimeout(r, 50)); open = await liveFeeds(); }
-        expect(open, 'continuous feeds still open after their clients went').to.equal(before);
+        let now = (await feedStats())!;
+        while (now.live_feeds !== before.live_feeds && Date.now() < deadline) { await new Promise((r) => setTimeout(r, 50)); now = (await feedStats())!; }
+        expect(now.live_feeds, 'feeds still open after their clients went').to.equal(before.live_feeds);
+        // with a 50 ms heartbeat, twenty feeds left running would write about 120 times in 300 ms
+        await new Promise((r) => setTimeout(r, 300));
+        expect((await feedStats())!.late_writes, 'heartbeats written for clients that went').to.equal(now.late_writes);
       }
       const next = request(`${origin}/${name}/_changes?feed=continuous&since=now&timeout=2000`, { headers: { authorization: auth } })
         .then(async (res) => res.body.text());

@@ -1,13 +1,14 @@
 /**
- * Continuous `_changes` feeds in the embedded store, held to what CouchDB 3 does.
+ * Live `_changes` feeds in the embedded store, held to what CouchDB 3 does.
  *
- * express-pouchdb's continuous route starts a live PouchDB feed and a heartbeat interval, and
- * releases both only when the feed reports an error: a client that closes its feed leaves them
- * running for the life of the store process, writing heartbeats into a closed response and
- * reading every later write to the database. Any client could make the store slower with every
- * feed it opened and closed. Here the feed the route opens is tied to its response: when the
- * response closes, the feed reports an error (the one path on which the route clears its
- * heartbeat) and is cancelled.
+ * express-pouchdb's routes start a live PouchDB feed and a heartbeat interval for a continuous
+ * feed and for a longpoll that has to wait, and a client that closed its feed left them running
+ * for the life of the store process, writing heartbeats into a closed response and reading
+ * every later write to the database: the continuous route releases them only when the feed
+ * reports an error; the longpoll route when its feed completes, but cancelling the feed (what it
+ * does when the client goes) removes its own listener for that first. Any client could make the
+ * store slower with every feed it opened and closed. Here the live feed a route opens is tied to
+ * its response and stopped, with the route's own clean-up, when that closes.
  *
  * Without a `heartbeat`, CouchDB ends a continuous feed after `timeout` ms (default and most
  * 60 s) in which no change was sent, with a `{"last_seq":…,"pending":0}` line; express-pouchdb
@@ -22,7 +23,7 @@ const kFeedTimeout = 60_000;
 const kMaxTimer = 2 ** 31 - 1;
 
 interface LiveFeed {
-  emit(event: 'error', err: Error): boolean;
+  emit(event: 'error' | 'complete', arg: unknown): boolean;
   on(event: 'complete' | 'error', fn: () => void): unknown;
   cancel(): void;
 }
@@ -55,31 +56,36 @@ export function normalizeHeartbeat(url: URL): string | undefined {
   return undefined;
 }
 
-/** Continuous feeds open now: what a leak would grow (`GET /_lively_store/stats`, store admin). */
 let openFeeds = 0;
-export function liveFeedCount(): number {
-  return openFeeds;
+let lateWrites = 0;
+/**
+ * What a leak would grow (`GET /_lively_store/stats`, store admin): live feeds open now, and
+ * writes a feed's route made after its client had gone (heartbeats of a feed nobody stopped).
+ */
+export function feedStats(): { live_feeds: number; late_writes: number } {
+  return { live_feeds: openFeeds, late_writes: lateWrites };
 }
 
 /**
- * Ties the continuous feed this request's route will open to `res`, and when the client asked
- * for no heartbeat (`idle`) ends the response after `timeout` without a change, as CouchDB
- * does. `updateSeq` gives the database's last sequence for the closing line.
+ * Ties the live feed this request's route will open (`continuous`, or the waiting half of a
+ * `longpoll`) to `res`: when the response closes, the feed is stopped and the route cleans up.
+ * The continuous route clears its heartbeat only on a feed error, so its feed reports one first,
+ * which the route answers on a response that is over. The longpoll route clears it when its feed
+ * completes, so its feed completes before it is cancelled, whoever cancels it.
  */
-export function tieContinuousFeed(req: IncomingMessage, res: ServerResponse, url: URL, db: string, idle: boolean, updateSeq: (db: string) => Promise<unknown>): void {
+export function tieLiveFeed(req: IncomingMessage, res: ServerResponse, kind: 'continuous' | 'longpoll'): void {
   let feed: LiveFeed | undefined;
   let ended = false;
+  let closed = false;
   const release = () => {
     if (!feed || ended) return;
-    ended = true;
-    openFeeds--;
-    // The route clears its heartbeat interval only on a feed error, after answering it: on a
-    // response that is closed or already ended, where the answer goes nowhere (below).
-    try { feed.emit('error', Object.assign(new Error('the client closed the feed'), { status: 499 })); } catch { /* nothing to answer */ }
+    if (kind === 'continuous') {
+      try { feed.emit('error', Object.assign(new Error('the client closed the feed'), { status: 499 })); } catch { /* nothing to answer */ }
+    }
     feed.cancel();
   };
   // express-pouchdb hands the route the database as `req.db`, one object shared by every
-  // request to it; the route gets its own view of it whose `changes` records the feed.
+  // request to it; the route gets its own view of it whose `changes` records the live feed.
   let view: StoreDb | undefined;
   Object.defineProperty(req, 'db', {
     configurable: true, enumerable: true,
@@ -88,37 +94,60 @@ export function tieContinuousFeed(req: IncomingMessage, res: ServerResponse, url
       view = Object.create(shared) as StoreDb;
       view.changes = (...args: unknown[]) => {
         const opened = shared.changes(...args);
-        if (feed) return opened;
+        if (feed || !(args[0] as { live?: unknown } | undefined)?.live) return opened;
         feed = opened;
         openFeeds++;
-        // a feed that ended by itself (an error the route answered) is released already
+        // a feed that ended by itself (a change that answered a longpoll, an error the route
+        // answered) needs nothing more
         const settled = () => { if (!ended) { ended = true; openFeeds--; } };
         opened.on('complete', settled);
         opened.on('error', settled);
-        if (res.destroyed) queueMicrotask(release);
+        const cancel = opened.cancel.bind(opened);
+        opened.cancel = () => {
+          if (!ended && kind === 'longpoll') {
+            try { opened.emit('complete', { status: 'cancelled' }); } catch { /* the route's clean-up is done */ }
+          }
+          settled();
+          cancel();
+        };
+        // the client went before the feed opened: stopped once the route has its listeners on
+        if (closed) queueMicrotask(release);
         return opened;
       };
     },
   });
-  res.once('close', release);
+  res.once('close', () => { closed = true; release(); });
+  if (kind === 'continuous') guardOverResponse(res);
+  const counted = res.write.bind(res);
+  res.write = ((...a: Parameters<typeof counted>) => { if (closed) lateWrites++; return counted(...a); }) as typeof res.write;
+}
 
-  // Once the response is over (ended here, or the client gone), what the route still writes or
-  // sets goes nowhere: answering the feed's error must not throw, or the route never clears
-  // its heartbeat.
+/**
+ * Once the response is over (ended here, or the client gone), what the continuous route still
+ * writes or sets goes nowhere: answering the feed's error must not throw, or the route never
+ * clears its heartbeat.
+ */
+function guardOverResponse(res: ServerResponse): void {
   const over = () => res.writableEnded || res.destroyed;
   const write = res.write.bind(res);
   const end = res.end.bind(res);
   const setHeader = res.setHeader.bind(res);
   const writeHead = res.writeHead.bind(res);
+  res.write = ((...a: Parameters<typeof write>) => (over() ? true : write(...a))) as typeof res.write;
   res.end = ((...a: Parameters<typeof end>) => (over() ? res : end(...a))) as typeof res.end;
   res.setHeader = ((...a: Parameters<typeof setHeader>) => (over() ? res : setHeader(...a))) as typeof res.setHeader;
   res.writeHead = ((...a: Parameters<typeof writeHead>) => (over() ? res : writeHead(...a))) as typeof res.writeHead;
-  if (!idle) {
-    res.write = ((...a: Parameters<typeof write>) => (over() ? true : write(...a))) as typeof res.write;
-    return;
-  }
+}
+
+/**
+ * A continuous feed whose client asked for no heartbeat ends after `timeout` (CouchDB's default
+ * and the most here: 60 s) in which nothing was sent, with CouchDB's closing line. `updateSeq`
+ * gives the database's last sequence for it.
+ */
+export function endIdleFeed(res: ServerResponse, url: URL, db: string, updateSeq: (db: string) => Promise<unknown>): void {
   const asked = Number(url.searchParams.get('timeout'));
   const timeout = Number.isFinite(asked) && asked > 0 ? Math.min(asked, kFeedTimeout) : kFeedTimeout;
+  const over = () => res.writableEnded || res.destroyed;
   let timer: NodeJS.Timeout | undefined;
   const finish = () => {
     if (over()) return;
@@ -126,14 +155,13 @@ export function tieContinuousFeed(req: IncomingMessage, res: ServerResponse, url
       if (over()) return;
       // the database was deleted under the feed: the client sees the connection end
       if (seq === undefined) { res.destroy(); return; }
-      // through res.end as it is now: express-pouchdb's compression may wrap it
       res.end(`{"last_seq":${JSON.stringify(seq ?? null)},"pending":0}\n`);
     });
   };
   const arm = () => { clearTimeout(timer); timer = setTimeout(finish, timeout); };
+  const write = res.write.bind(res);
   res.write = ((...a: Parameters<typeof write>) => {
-    if (over()) return true;
-    arm();
+    if (!over()) arm();
     return write(...a);
   }) as typeof res.write;
   res.once('close', () => clearTimeout(timer));

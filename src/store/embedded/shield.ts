@@ -18,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
-import { liveFeedCount, normalizeHeartbeat, tieContinuousFeed } from './feeds.ts';
+import { endIdleFeed, feedStats, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
 const kMaxBody = 256 * 1024 * 1024;
@@ -283,7 +283,7 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       }
       if (url.pathname === '/_lively_store/stats' && req.method === 'GET') {
         if (!isServerAdmin(req, admin)) throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
-        sendJson(res, 200, { live_feeds: liveFeedCount() });
+        sendJson(res, 200, feedStats());
         return;
       }
       const db = segments[0] !== undefined ? decodeURIComponent(segments[0]) : undefined;
@@ -304,7 +304,9 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         // express-pouchdb gzips for clients that accept it, and a feed's lines then wait in
         // the compressor; CouchDB sends `_changes` as it is
         delete req.headers['accept-encoding'];
-        if (url.searchParams.get('feed') === 'continuous') tieContinuousFeed(req, res, url, db!, idle, updateSeq);
+        const feed = url.searchParams.get('feed');
+        if (feed === 'continuous' || feed === 'longpoll') tieLiveFeed(req, res, feed);
+        if (feed === 'continuous' && idle) endIdleFeed(res, url, db!, updateSeq);
       }
       if (req.method === 'PUT' && /^multipart\/related/i.test(contentType) && segments.length >= 2) {
         await repairMultipartPut(req);
