@@ -10,8 +10,9 @@
  *   and a database being deleted is not opened (so created again) by a request meanwhile;
  * - longpoll `_changes` ends after `timeout`, as CouchDB's does (and a poll on a database
  *   deleted meanwhile ends without bringing the database back);
- * - a continuous `_changes` a client closes releases its feed, one without a heartbeat ends
- *   after `timeout`, and `heartbeat` is checked as CouchDB checks it (./feeds.ts);
+ * - a continuous or longpoll `_changes` whose client goes releases its feed, a continuous one
+ *   without a heartbeat ends after `timeout`, `heartbeat` is checked as CouchDB checks it, and
+ *   `_changes` is never gzipped (./feeds.ts);
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
