@@ -302,6 +302,31 @@ describe('store shield', () => {
       expect(lines.at(-1)).to.have.property('pending', 0);
     });
 
+    it('feed=eventsource is server-sent events: a data and an id per change, event: heartbeat for a heartbeat', async () => {
+      const { origin, auth } = plainUrl();
+      const before = await feedStats();
+      const res = await request(`${origin}/${name}/_changes?feed=eventsource&heartbeat=50`, { headers: { authorization: auth } });
+      expect(res.statusCode).to.equal(200);
+      expect(String(res.headers['content-type'])).to.match(/^text\/event-stream/);
+      let text = '';
+      for await (const chunk of res.body) {
+        text += String(chunk);
+        if (text.includes('event: heartbeat')) break;
+      }
+      const events = text.split('\n\n').filter((e) => e.trim() !== '');
+      const change = events.find((e) => e.includes('"first"'))!;
+      expect(change, text).to.be.a('string');
+      const data = /^data: (.*)$/m.exec(change)![1]!;
+      expect(JSON.parse(data)).to.have.property('id', 'first');
+      expect(change).to.match(/^id: \S+$/m);
+      expect(events).to.deep.include('event: heartbeat\ndata: ');
+      if (before !== undefined) {
+        const deadline = Date.now() + 10_000;
+        while ((await feedStats())!.live_feeds !== before.live_feeds && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        expect((await feedStats())!.live_feeds, 'the event stream is released when its client goes').to.equal(before.live_feeds);
+      }
+    });
+
     it('a continuous feed or a longpoll its client closes is released (its heartbeat and its reading of the database stop), and feeds opened after it work', async () => {
       const { origin, auth } = plainUrl();
       const before = await feedStats();

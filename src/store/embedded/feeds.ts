@@ -13,7 +13,8 @@
  * Without a `heartbeat`, CouchDB ends a continuous feed after `timeout` ms (default and most
  * 60 s) in which no change was sent, with a `{"last_seq":…,"pending":0}` line; express-pouchdb
  * never ends it and sends a newline every 6 s instead. The shield asks the route for no
- * heartbeat then (see `normalizeHeartbeat`) and ends the feed here.
+ * heartbeat then (see `normalizeHeartbeat`) and ends the feed here. `feed=eventsource`, which
+ * express-pouchdb does not have, is a continuous feed sent as server-sent events (`asEventSource`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -144,7 +145,7 @@ function guardOverResponse(res: ServerResponse): void {
  * and the most here: 60 s) in which nothing was sent, with CouchDB's closing line. `updateSeq`
  * gives the database's last sequence for it.
  */
-export function endIdleFeed(res: ServerResponse, url: URL, db: string, updateSeq: (db: string) => Promise<unknown>): void {
+export function endIdleFeed(res: ServerResponse, url: URL, db: string, updateSeq: (db: string) => Promise<unknown>, closingLine = true): void {
   const asked = Number(url.searchParams.get('timeout'));
   const timeout = Number.isFinite(asked) && asked > 0 ? Math.min(asked, kFeedTimeout) : kFeedTimeout;
   const over = () => res.writableEnded || res.destroyed;
@@ -155,7 +156,8 @@ export function endIdleFeed(res: ServerResponse, url: URL, db: string, updateSeq
       if (over()) return;
       // the database was deleted under the feed: the client sees the connection end
       if (seq === undefined) { res.destroy(); return; }
-      res.end(`{"last_seq":${JSON.stringify(seq ?? null)},"pending":0}\n`);
+      if (closingLine) res.end(`{"last_seq":${JSON.stringify(seq ?? null)},"pending":0}\n`);
+      else res.end();
     });
   };
   const arm = () => { clearTimeout(timer); timer = setTimeout(finish, timeout); };
@@ -166,4 +168,35 @@ export function endIdleFeed(res: ServerResponse, url: URL, db: string, updateSeq
   }) as typeof res.write;
   res.once('close', () => clearTimeout(timer));
   arm();
+}
+
+/**
+ * `feed=eventsource`, which express-pouchdb answers as a normal feed: the shield asks the route
+ * for a continuous feed and this turns its lines into server-sent events as CouchDB sends
+ * them — `data: <change>`, `id: <seq>` and a blank line per change, `event: heartbeat` for a
+ * heartbeat — as `text/event-stream`. An error answered before the feed began stays JSON.
+ */
+export function asEventSource(res: ServerResponse): void {
+  const write = res.write.bind(res);
+  const setHeader = res.setHeader.bind(res);
+  res.setHeader = ((name: string, value: number | string | readonly string[]) => {
+    if (name.toLowerCase() === 'content-type' && res.statusCode === 200) {
+      setHeader('Cache-Control', 'no-cache');
+      return setHeader(name, 'text/event-stream');
+    }
+    return setHeader(name, value);
+  }) as typeof res.setHeader;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+    const send = write as (c: string, ...r: unknown[]) => boolean;
+    if (text.trim() === '') return send('event: heartbeat\ndata: \n\n', ...rest);
+    let event = '';
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      let seq: unknown = null;
+      try { seq = (JSON.parse(line) as { seq?: unknown }).seq ?? null; } catch { /* a line that is not a change goes as data alone */ }
+      event += `data: ${line}\nid: ${JSON.stringify(seq)}\n\n`;
+    }
+    return send(event, ...rest);
+  }) as typeof res.write;
 }

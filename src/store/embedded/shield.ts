@@ -11,15 +11,15 @@
  * - longpoll `_changes` ends after `timeout`, as CouchDB's does (and a poll on a database
  *   deleted meanwhile ends without bringing the database back);
  * - a continuous or longpoll `_changes` whose client goes releases its feed, a continuous one
- *   without a heartbeat ends after `timeout`, `heartbeat` is checked as CouchDB checks it, and
- *   `_changes` is never gzipped (./feeds.ts);
+ *   without a heartbeat ends after `timeout`, `heartbeat` is checked as CouchDB checks it,
+ *   `feed=eventsource` is server-sent events, and `_changes` is never gzipped (./feeds.ts);
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
-import { endIdleFeed, feedStats, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
+import { asEventSource, endIdleFeed, feedStats, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
 const kMaxBody = 256 * 1024 * 1024;
@@ -299,6 +299,14 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       const changes = segments[1] === '_changes' && segments.length === 2;
       if (changes) {
         const idle = !url.searchParams.has('heartbeat');
+        const eventSource = url.searchParams.get('feed') === 'eventsource';
+        if (eventSource) {
+          url.searchParams.set('feed', 'continuous');
+          // a browser reconnecting says where it was; CouchDB starts there
+          const last = req.headers['last-event-id'] ?? url.searchParams.get('last-event-id');
+          if (typeof last === 'string' && last !== '' && !url.searchParams.has('since')) url.searchParams.set('since', last);
+          url.searchParams.delete('last-event-id');
+        }
         const problem = normalizeHeartbeat(url);
         if (problem) throw new HttpError(400, 'bad_request', problem);
         req.url = url.pathname + url.search;
@@ -307,7 +315,8 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         delete req.headers['accept-encoding'];
         const feed = url.searchParams.get('feed');
         if (feed === 'continuous' || feed === 'longpoll') tieLiveFeed(req, res, feed);
-        if (feed === 'continuous' && idle) endIdleFeed(res, url, db!, updateSeq);
+        if (feed === 'continuous' && idle) endIdleFeed(res, url, db!, updateSeq, !eventSource);
+        if (eventSource) asEventSource(res);
       }
       if (req.method === 'PUT' && /^multipart\/related/i.test(contentType) && segments.length >= 2) {
         await repairMultipartPut(req);
