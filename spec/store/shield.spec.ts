@@ -302,6 +302,18 @@ describe('store shield', () => {
       expect(lines.at(-1)).to.have.property('pending', 0);
     });
 
+    it('limit ends a continuous feed after that many changes, with a last_seq line saying what is pending', async () => {
+      const { origin, auth } = plainUrl();
+      await feeds.insert({ _id: 'second' });
+      const res = await request(`${origin}/${name}/_changes?feed=continuous&limit=1&heartbeat=5000`, { headers: { authorization: auth } });
+      expect(res.statusCode).to.equal(200);
+      const lines = (await res.body.text()).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).to.have.length(2);
+      expect(lines[0]).to.have.property('id', 'first');
+      expect(lines[1]).to.have.property('last_seq');
+      expect(lines[1]!.pending).to.be.a('number').and.at.least(1);
+    });
+
     it('feed=eventsource is server-sent events: a data and an id per change, event: heartbeat for a heartbeat', async () => {
       const { origin, auth } = plainUrl();
       const before = await feedStats();

@@ -171,6 +171,40 @@ export function endIdleFeed(res: ServerResponse, url: URL, db: string, updateSeq
 }
 
 /**
+ * A continuous feed with `limit` ends after that many changes, as CouchDB's does (PouchDB's live
+ * feed ignores it), with the closing line: `pending` is counted from the database's update
+ * sequence, which counts every update where CouchDB counts changed documents, so it may say
+ * more (never less) than CouchDB would. To be installed after `asEventSource`, so that it sees
+ * the route's lines as they are.
+ */
+export function endAtLimit(res: ServerResponse, url: URL, db: string, updateSeq: (db: string) => Promise<unknown>, closingLine = true): void {
+  const given = url.searchParams.get('limit');
+  if (given === null || !/^\d+$/.test(given) || Number(given) < 1) return;
+  const limit = Number(given);
+  let sent = 0;
+  let lastSeq: unknown = null;
+  const write = res.write.bind(res);
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (sent >= limit) return true;
+    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+    if (text.trim() !== '') {
+      sent++;
+      try { lastSeq = (JSON.parse(text) as { seq?: unknown }).seq ?? lastSeq; } catch { /* not a change */ }
+    }
+    const ok = (write as (c: unknown, ...r: unknown[]) => boolean)(chunk, ...rest);
+    if (sent === limit) {
+      void updateSeq(db).catch(() => null).then((seq) => {
+        if (res.writableEnded || res.destroyed) return;
+        if (!closingLine) { res.end(); return; }
+        const pending = typeof seq === 'number' && typeof lastSeq === 'number' ? Math.max(0, seq - lastSeq) : 0;
+        res.end(`{"last_seq":${JSON.stringify(lastSeq)},"pending":${pending}}\n`);
+      });
+    }
+    return ok;
+  }) as typeof res.write;
+}
+
+/**
  * `feed=eventsource`, which express-pouchdb answers as a normal feed: the shield asks the route
  * for a continuous feed and this turns its lines into server-sent events as CouchDB sends
  * them — `data: <change>`, `id: <seq>` and a blank line per change, `event: heartbeat` for a

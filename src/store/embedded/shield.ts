@@ -11,7 +11,8 @@
  * - longpoll `_changes` ends after `timeout`, as CouchDB's does (and a poll on a database
  *   deleted meanwhile ends without bringing the database back);
  * - a continuous or longpoll `_changes` whose client goes releases its feed, a continuous one
- *   without a heartbeat ends after `timeout`, `heartbeat` is checked as CouchDB checks it,
+ *   without a heartbeat ends after `timeout` and one with `limit` after that many changes,
+ *   `heartbeat` is checked as CouchDB checks it,
  *   `feed=eventsource` is server-sent events, and `_changes` is never gzipped (./feeds.ts);
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
@@ -19,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
-import { asEventSource, endIdleFeed, feedStats, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
+import { asEventSource, endAtLimit, endIdleFeed, feedStats, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
 const kMaxBody = 256 * 1024 * 1024;
@@ -317,6 +318,7 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         if (feed === 'continuous' || feed === 'longpoll') tieLiveFeed(req, res, feed);
         if (feed === 'continuous' && idle) endIdleFeed(res, url, db!, updateSeq, !eventSource);
         if (eventSource) asEventSource(res);
+        if (feed === 'continuous') endAtLimit(res, url, db!, updateSeq, !eventSource);
       }
       if (req.method === 'PUT' && /^multipart\/related/i.test(contentType) && segments.length >= 2) {
         await repairMultipartPut(req);
