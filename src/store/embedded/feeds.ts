@@ -13,8 +13,9 @@
  * Without a `heartbeat`, CouchDB ends a continuous feed after `timeout` ms (default and most
  * 60 s) in which no change was sent, with a `{"last_seq":…,"pending":0}` line; express-pouchdb
  * never ends it and sends a newline every 6 s instead. The shield asks the route for no
- * heartbeat then (see `normalizeHeartbeat`) and ends the feed here. `feed=eventsource`, which
- * express-pouchdb does not have, is a continuous feed sent as server-sent events (`asEventSource`).
+ * heartbeat then (see `normalizeHeartbeat`) and ends the feed here, as it does after `limit`
+ * changes, which PouchDB's live feed ignores. `feed=eventsource`, which express-pouchdb does not
+ * have, is a continuous feed sent as server-sent events (`asEventSource`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -29,6 +30,16 @@ interface LiveFeed {
   cancel(): void;
 }
 interface StoreDb { changes(...args: unknown[]): LiveFeed }
+
+/** What the route wrote, as text: a change's JSON line, or a newline for a heartbeat. */
+function chunkText(chunk: unknown): string {
+  return typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+}
+
+/** The `seq` of a change's JSON line, or `fallback` when the line is not a change. */
+function seqOf(line: string, fallback: unknown): unknown {
+  try { return (JSON.parse(line) as { seq?: unknown }).seq ?? fallback; } catch { return fallback; }
+}
 
 /** Why a `heartbeat` query value is refused, in CouchDB's words; undefined when it is valid. */
 function heartbeatProblem(value: string): string | undefined {
@@ -186,10 +197,10 @@ export function endAtLimit(res: ServerResponse, url: URL, db: string, updateSeq:
   const write = res.write.bind(res);
   res.write = ((chunk: unknown, ...rest: unknown[]) => {
     if (sent >= limit) return true;
-    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+    const text = chunkText(chunk);
     if (text.trim() !== '') {
       sent++;
-      try { lastSeq = (JSON.parse(text) as { seq?: unknown }).seq ?? lastSeq; } catch { /* not a change */ }
+      lastSeq = seqOf(text, lastSeq);
     }
     const ok = (write as (c: unknown, ...r: unknown[]) => boolean)(chunk, ...rest);
     if (sent === limit) {
@@ -221,15 +232,13 @@ export function asEventSource(res: ServerResponse): void {
     return setHeader(name, value);
   }) as typeof res.setHeader;
   res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+    const text = chunkText(chunk);
     const send = write as (c: string, ...r: unknown[]) => boolean;
     if (text.trim() === '') return send('event: heartbeat\ndata: \n\n', ...rest);
     let event = '';
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
-      let seq: unknown = null;
-      try { seq = (JSON.parse(line) as { seq?: unknown }).seq ?? null; } catch { /* a line that is not a change goes as data alone */ }
-      event += `data: ${line}\nid: ${JSON.stringify(seq)}\n\n`;
+      event += `data: ${line}\nid: ${JSON.stringify(seqOf(line, null))}\n\n`;
     }
     return send(event, ...rest);
   }) as typeof res.write;
