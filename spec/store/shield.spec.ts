@@ -264,6 +264,25 @@ describe('store shield', () => {
     expect(gone.statusCode).to.equal(404);
   });
 
+  it('POST /db/_bulk_docs - docs that is not an array, or holds something other than an object, is a 400 and writes nothing', async () => {
+    const { origin, auth } = plainUrl();
+    const bulk = async (body: string) => {
+      const res = await request(`${origin}/${dbName}/_bulk_docs`, { method: 'POST', body, headers: { authorization: auth, 'content-type': 'application/json' } });
+      return { status: res.statusCode, body: (await res.body.json()) as { error?: string; reason?: string } };
+    };
+    const notArray = await bulk('{"docs":5}');
+    expect(notArray.status).to.equal(400);
+    expect(notArray.body).to.deep.equal({ error: 'bad_request', reason: '`docs` parameter must be an array.' });
+    for (const docs of ['[{"_id":"bulk-mixed"},7]', '[null]', '["text"]', '[[{"_id":"bulk-nested"}]]']) {
+      const res = await bulk(`{"docs":${docs}}`);
+      expect(res.status, docs).to.equal(400);
+      expect(res.body, docs).to.deep.equal({ error: 'bad_request', reason: 'Document must be a JSON object' });
+    }
+    const gone = await request(`${origin}/${dbName}/bulk-mixed`, { headers: { authorization: auth } });
+    await gone.body.dump();
+    expect(gone.statusCode).to.equal(404);
+  });
+
   describe('continuous _changes', () => {
     const name = `${prefix}feeds`;
     const feeds = server.use<Record<string, unknown>>(name);

@@ -62,14 +62,18 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 function parseJsonBody(buf: Buffer): Record<string, unknown> {
   if (buf.length === 0) return {};
   let v: unknown;
   try { v = JSON.parse(buf.toString('utf8')); } catch {
     throw new HttpError(400, 'bad_request', 'invalid_json');
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'bad_request', 'request body must be a JSON object');
-  return v as Record<string, unknown>;
+  if (!isJsonObject(v)) throw new HttpError(400, 'bad_request', 'Request body must be a JSON object');
+  return v;
 }
 
 /**
@@ -84,22 +88,32 @@ const kMaxDocumentSize = 8_000_000;
  * its reason is the document's id (empty from _bulk_docs, as CouchDB's).
  */
 function checkDocumentSize(doc: unknown, reason: string): void {
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return;
-  const { _attachments: _a, ...body } = doc as Record<string, unknown>;
+  if (!isJsonObject(doc)) return;
+  const { _attachments: _a, ...body } = doc;
   if (Buffer.byteLength(JSON.stringify(body)) > kMaxDocumentSize) throw new HttpError(413, 'document_too_large', reason);
 }
 
 /**
- * A JSON document write (PUT /db/doc, POST /db, POST /db/_bulk_docs) whose body could be over
- * kMaxDocumentSize is read and checked here, then handed on parsed; a smaller one is not read.
+ * A JSON document write (PUT /db/doc, POST /db) whose body could be over kMaxDocumentSize is
+ * read and checked here, then handed on parsed; a smaller one is not read. A `_bulk_docs` body
+ * is always read here (and not again by express-pouchdb): besides the size of each document,
+ * `docs` must be an array of JSON objects, which PouchDB fails on with a 500 where CouchDB
+ * answers 400, in these words.
  */
 async function checkJsonWrite(req: ShieldedRequest, segments: string[]): Promise<void> {
+  const bulk = segments[1] === '_bulk_docs';
   const length = Number(req.headers['content-length']);
-  if (Number.isFinite(length) && length <= kMaxDocumentSize) return;
+  const small = Number.isFinite(length) && length <= kMaxDocumentSize;
+  if (!bulk && small) return;
   const body = parseJsonBody(await readBody(req));
-  if (segments[1] === '_bulk_docs') {
+  if (bulk) {
     const docs = (body as { docs?: unknown }).docs;
-    if (Array.isArray(docs)) for (const d of docs) checkDocumentSize(d, '');
+    // without docs at all: express-pouchdb's own 400
+    if (docs !== undefined && !Array.isArray(docs)) throw new HttpError(400, 'bad_request', '`docs` parameter must be an array.');
+    if (Array.isArray(docs)) {
+      if (!docs.every(isJsonObject)) throw new HttpError(400, 'bad_request', 'Document must be a JSON object');
+      if (!small) for (const d of docs) checkDocumentSize(d, '');
+    }
   } else {
     checkDocumentSize(body, segments.length >= 2 ? decodeURIComponent(segments.slice(1).join('/')) : String(body._id ?? ''));
   }
