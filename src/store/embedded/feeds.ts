@@ -19,8 +19,25 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** CouchDB's default, and the most the embedded store waits (as for longpoll). */
+/** CouchDB's default `timeout` of a live feed, and the most the embedded store waits. */
 const kFeedTimeout = 60_000;
+
+/** A live feed's `timeout`: what the client asked for, at most kFeedTimeout (longpoll and continuous). */
+export function feedTimeout(url: URL): number {
+  const asked = Number(url.searchParams.get('timeout'));
+  return Number.isFinite(asked) && asked > 0 ? Math.min(asked, kFeedTimeout) : kFeedTimeout;
+}
+
+/** Whether the response is over: ended here, or the client gone. */
+function isOver(res: ServerResponse): boolean {
+  return res.writableEnded || res.destroyed;
+}
+
+/** Ends a continuous feed with CouchDB's closing line, or (an event stream) with nothing more. */
+function endFeed(res: ServerResponse, closingLine: boolean, lastSeq: unknown, pending: number): void {
+  if (closingLine) res.end(`{"last_seq":${JSON.stringify(lastSeq ?? null)},"pending":${pending}}\n`);
+  else res.end();
+}
 /** The longest interval node's timers take; a longer one would fire every millisecond. */
 const kMaxTimer = 2 ** 31 - 1;
 
@@ -140,7 +157,7 @@ export function tieLiveFeed(req: IncomingMessage, res: ServerResponse, kind: 'co
  * clears its heartbeat.
  */
 function guardOverResponse(res: ServerResponse): void {
-  const over = () => res.writableEnded || res.destroyed;
+  const over = () => isOver(res);
   const write = res.write.bind(res);
   const end = res.end.bind(res);
   const setHeader = res.setHeader.bind(res);
@@ -157,24 +174,21 @@ function guardOverResponse(res: ServerResponse): void {
  * gives the database's last sequence for it.
  */
 export function endIdleFeed(res: ServerResponse, url: URL, db: string, updateSeq: (db: string) => Promise<unknown>, closingLine = true): void {
-  const asked = Number(url.searchParams.get('timeout'));
-  const timeout = Number.isFinite(asked) && asked > 0 ? Math.min(asked, kFeedTimeout) : kFeedTimeout;
-  const over = () => res.writableEnded || res.destroyed;
+  const timeout = feedTimeout(url);
   let timer: NodeJS.Timeout | undefined;
   const finish = () => {
-    if (over()) return;
+    if (isOver(res)) return;
     void updateSeq(db).catch(() => null).then((seq) => {
-      if (over()) return;
+      if (isOver(res)) return;
       // the database was deleted under the feed: the client sees the connection end
       if (seq === undefined) { res.destroy(); return; }
-      if (closingLine) res.end(`{"last_seq":${JSON.stringify(seq ?? null)},"pending":0}\n`);
-      else res.end();
+      endFeed(res, closingLine, seq, 0);
     });
   };
   const arm = () => { clearTimeout(timer); timer = setTimeout(finish, timeout); };
   const write = res.write.bind(res);
   res.write = ((...a: Parameters<typeof write>) => {
-    if (!over()) arm();
+    if (!isOver(res)) arm();
     return write(...a);
   }) as typeof res.write;
   res.once('close', () => clearTimeout(timer));
@@ -205,10 +219,8 @@ export function endAtLimit(res: ServerResponse, url: URL, db: string, updateSeq:
     const ok = (write as (c: unknown, ...r: unknown[]) => boolean)(chunk, ...rest);
     if (sent === limit) {
       void updateSeq(db).catch(() => null).then((seq) => {
-        if (res.writableEnded || res.destroyed) return;
-        if (!closingLine) { res.end(); return; }
-        const pending = typeof seq === 'number' && typeof lastSeq === 'number' ? Math.max(0, seq - lastSeq) : 0;
-        res.end(`{"last_seq":${JSON.stringify(lastSeq)},"pending":${pending}}\n`);
+        if (isOver(res)) return;
+        endFeed(res, closingLine, lastSeq, typeof seq === 'number' && typeof lastSeq === 'number' ? Math.max(0, seq - lastSeq) : 0);
       });
     }
     return ok;

@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
-import { asEventSource, endAtLimit, endIdleFeed, feedStats, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
+import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
 const kMaxBody = 256 * 1024 * 1024;
@@ -188,9 +188,6 @@ function isServerAdmin(req: IncomingMessage, admin: { name: string; password: st
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** The default longpoll timeout, as CouchDB's. */
-const kLongpollTimeout = 60_000;
-
 /**
  * express-pouchdb's longpoll never times out and only stops listening when the socket closes,
  * which a keep-alive client never does. The route is given a stand-in for `req.connection`
@@ -202,8 +199,7 @@ function boundLongpoll(req: ShieldedRequest, res: ServerResponse, url: URL, upda
   const close = () => stand.emit('close');
   req.socket.once('close', close);
   res.once('finish', () => req.socket.removeListener('close', close));
-  const asked = Number(url.searchParams.get('timeout'));
-  const timeout = Number.isFinite(asked) && asked > 0 ? Math.min(asked, kLongpollTimeout) : kLongpollTimeout;
+  const timeout = feedTimeout(url);
   const db = decodeURIComponent(url.pathname.split('/').filter(Boolean)[0]!);
   const timer = setTimeout(() => {
     if (res.writableEnded) return;
