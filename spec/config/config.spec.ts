@@ -1,6 +1,8 @@
 import { expect } from 'chai';
-import { configFromEnv, describeConfig, makeConfig } from '../../src/config/index.ts';
-import { parseArgs } from '../../src/cli/args.ts';
+import fs from 'node:fs';
+import { configFromEnv, describeConfig, kOptionList, makeConfig } from '../../src/config/index.ts';
+import { withTable } from '../../src/config/doc-table.ts';
+import { UsageError, parseArgs } from '../../src/cli/args.ts';
 import { findCommand } from '../../src/cli/commands.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
 
@@ -76,5 +78,34 @@ describe('configuration', () => {
     expect(c.port).to.equal(0);
     expect(JSON.stringify(describeConfig(c))).to.not.contain('secret');
     expect(() => parseArgs(['start', '--port'], 'start', findCommand('start')!.flags)).to.throw(LivelyError, '--port needs a value');
+  });
+
+  it('every option with a variable is read from it, and every option with a flag is a flag of start and dev (the table is the one source)', () => {
+    const start = findCommand('start')!.flags.map((f) => f.name);
+    const dev = findCommand('dev')!.flags.map((f) => f.name);
+    for (const [key, o] of kOptionList) {
+      if (o.flag) {
+        expect(start, `start --${o.flag}`).to.include(o.flag);
+        expect(dev, `dev --${o.flag}`).to.include(o.flag);
+      }
+      if (!o.env) continue;
+      const sample = o.kind === 'int' ? String(o.min + 1) : o.kind === 'bool' ? 'false' : o.kind === 'enum' ? o.values[0]! : o.kind === 'interpreters' ? '{"lua":["lua"]}' : o.kind === 'optional-string' && key === 'couchUrl' ? 'http://h:1' : 'abc';
+      expect(configFromEnv({ [o.env]: sample }), o.env).to.have.property(key);
+    }
+    // logRetentionDays had no variable before the table.
+    expect(makeConfig(configFromEnv({ LIVELY_LOG_RETENTION_DAYS: '3' })).logRetentionDays).to.equal(3);
+    expect(parseArgs(['start', '--no-records'], 'start', findCommand('start')!.flags).config).to.deep.equal({ logRecords: false });
+  });
+
+  it('a flag\'s value out of range is a usage error naming the flag', () => {
+    expect(() => parseArgs(['start', '--port', '70000'], 'start', findCommand('start')!.flags)).to.throw(UsageError, '--port must be an integer from 0 to 65535');
+    expect(() => parseArgs(['start', '--threads', '0'], 'start', findCommand('start')!.flags)).to.throw(UsageError, '--threads must be a positive integer');
+    expect(() => parseArgs(['start', '--log-level', 'loud'], 'start', findCommand('start')!.flags)).to.throw(UsageError, '--log-level must be debug');
+  });
+
+  it('docs/operations.md holds the configuration table made from the options table (npm run docs:config writes it)', () => {
+    const page = fs.readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    expect(withTable(page), 'run npm run docs:config').to.equal(page);
+    for (const [key] of kOptionList) expect(page).to.contain(`| \`${key}\` |`);
   });
 });

@@ -1,28 +1,51 @@
 /** What each `livelycouch` command accepts, and the help text built from it. */
-import type { ConfigInput } from '../config/index.ts';
-import { toInt, type FlagSpec } from './args.ts';
+import { kOptionList, kOptions, optionProblem, parseOptionText, type OptionDef, type OptionKey } from '../config/index.ts';
+import { UsageError, type FlagSpec } from './args.ts';
 
 const help: FlagSpec = { name: 'help', aliases: ['h'], help: 'show this help' };
-const dataDir: FlagSpec = { name: 'data-dir', aliases: ['data'], value: 'DIR', help: 'data directory (LIVELY_DATA; default .livelycouch/data)', config: (v, c) => { c.dataDir = v; } };
+
+/** The flag of a configuration option, from its entry in the options table. */
+function optionFlag(key: OptionKey, overrides: Partial<FlagSpec> = {}): FlagSpec {
+  const o: OptionDef = kOptions[key];
+  if (!o.flag) throw new Error(`option ${key} has no flag`);
+  const takesValue = o.kind !== 'bool';
+  const shown = o.shown ?? ('default' in o && o.kind !== 'bool' ? String(o.default) : undefined);
+  const where = [o.env, shown !== undefined ? `default ${shown}` : undefined].filter(Boolean).join('; ');
+  return {
+    name: o.flag,
+    ...(takesValue ? { value: o.kind === 'int' ? (o.unit === 'bytes' ? 'BYTES' : 'N') : o.kind === 'enum' ? 'LEVEL' : 'VALUE' } : {}),
+    help: `${(o.kind === 'bool' && o.negated) || o.doc.replace(/`/g, '')}${where ? ` (${where})` : ''}`,
+    config: (v, c) => {
+      let value: unknown = o.kind === 'bool' ? !o.negated : undefined;
+      if (o.kind !== 'bool') {
+        try { value = parseOptionText(o, `--${o.flag}`, v); } catch (err) { throw new UsageError((err as Error).message); }
+        const why = optionProblem(o, value);
+        if (why) throw new UsageError(`--${o.flag} ${why}, got "${v}"`);
+      }
+      (c as Record<string, unknown>)[key] = value;
+    },
+    ...overrides,
+  };
+}
+
+const dataDir = optionFlag('dataDir', { aliases: ['data'], value: 'DIR' });
 // `trigger --data` is the request body, so there the data directory is only --data-dir.
 const dataDirOnly: FlagSpec = { ...dataDir, aliases: [] };
-const couch: FlagSpec = { name: 'couch', value: 'URL', help: 'Apache CouchDB URL with admin credentials (COUCHDB_URL); default: the embedded store', config: (v, c) => { c.couchUrl = v; } };
-const prefix: FlagSpec = { name: 'prefix', value: 'P', help: 'database name prefix (LIVELY_DB_PREFIX; default lively_)', config: (v, c) => { c.dbPrefix = v; } };
-const writerRole: FlagSpec = { name: 'writer-role', value: 'ROLE', help: 'role besides admins allowed to write events and workers', config: (v, c) => { c.writerRole = v; } };
-const port: FlagSpec = { name: 'port', value: 'N', help: 'port (LIVELY_PORT; default 5985)', config: (v, c) => { c.port = toInt('port', v, 0); } };
-const host: FlagSpec = { name: 'host', value: 'H', help: 'interface (LIVELY_HOST; default 127.0.0.1)', config: (v, c) => { c.host = v; } };
+const couch = optionFlag('couchUrl', { value: 'URL' });
+const prefix = optionFlag('dbPrefix', { value: 'P' });
+const writerRole = optionFlag('writerRole', { value: 'ROLE' });
+const port = optionFlag('port');
+const host = optionFlag('host', { value: 'H' });
 const url: FlagSpec = { name: 'url', value: 'URL', help: 'a running runtime, e.g. http://127.0.0.1:5985 (LIVELY_URL)' };
 const user: FlagSpec = { name: 'user', aliases: ['u'], value: 'NAME:PASSWORD', help: 'CouchDB credentials (LIVELY_USER, or LIVELY_USER=NAME with LIVELY_PASSWORD); default: COUCHDB_URL\'s, or the embedded store admin of the data directory' };
 const json: FlagSpec = { name: 'json', help: 'machine-readable JSON output' };
-const memory: FlagSpec = { name: 'memory', help: 'embedded store keeps data in memory only', config: (_v, c: ConfigInput) => { c.embeddedMemory = true; } };
+const memory = optionFlag('embeddedMemory');
+const common: ReadonlyArray<FlagSpec> = [port, host, dataDir, couch, prefix, writerRole, memory];
+/** `start` and `dev`: the common options above, then every other option that has a flag. */
 const serve: FlagSpec[] = [
-  port, host, dataDir, couch, prefix, writerRole,
-  { name: 'threads', value: 'N', help: 'node worker threads (LIVELY_THREADS)', config: (v, c) => { c.threads = toInt('threads', v, 1); } },
-  { name: 'body-limit', value: 'BYTES', help: 'largest request body for a trigger', config: (v, c) => { c.bodyLimit = toInt('body-limit', v, 1); } },
-  { name: 'log-level', value: 'LEVEL', help: 'debug, info, warn, error or silent (LIVELY_LOG_LEVEL)', config: (v, c) => { c.logLevel = v as ConfigInput['logLevel']; } },
-  memory,
+  ...common,
+  ...kOptionList.filter(([, o]) => o.flag && !common.some((f) => f.name === o.flag)).map(([key]) => optionFlag(key)),
 ];
-const noSample: FlagSpec = { name: 'no-sample', help: 'do not deploy examples/hello into an empty store', config: (_v, c) => { c.sample = false; } };
 
 export interface CommandSpec {
   name: string;
@@ -37,7 +60,7 @@ export interface CommandSpec {
 export const kCommands: CommandSpec[] = [
   {
     name: 'start', args: '', summary: 'run the runtime (its own embedded store unless COUCHDB_URL / --couch)',
-    flags: [...serve, noSample, help],
+    flags: [...serve, help],
     positional: [0, 0],
   },
   {
@@ -56,7 +79,7 @@ export const kCommands: CommandSpec[] = [
     details: 'Starts a runtime unless one runs on the data directory (or --url / COUCHDB_URL is given).\n'
       + 'Edits, new and deleted files are pushed within a second; a file deleted from the folder removes\n'
       + 'its document. A broken file is reported and the last good version keeps running.',
-    flags: [...serve, noSample, url, user, json, help], positional: [1, 1],
+    flags: [...serve, url, user, json, help], positional: [1, 1],
   },
   {
     name: 'trigger', args: '<path>', summary: 'fire /_events/<path> on the running runtime',
