@@ -14,6 +14,8 @@ import { createHash } from 'node:crypto';
 import type { DocumentScope } from 'nano';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { compiledRules } from '../events/rules.ts';
+import { bundleFolder, checkWorkerCode, kFolderBundle, kFolderBundleMap } from '../workers/folder-bundle.ts';
+import type { WorkerSpec } from '../workers/spec.ts';
 
 type Db = DocumentScope<Record<string, unknown>>;
 type Doc = Record<string, unknown>;
@@ -93,8 +95,10 @@ async function readWorker(folder: string, name: string): Promise<PlannedDoc> {
   doc._id ??= name;
   if (typeof doc._id !== 'string' || doc._id === '') throw bad(docFile, '_id: must be a non-empty string');
   const attachments: Record<string, { content_type: string; data: string }> = {};
+  // A package.json makes the folder an npm package: its node_modules are bundled, not attached.
+  const hasPackage = (await kindOf(path.join(folder, 'package.json'))) === 'file';
   for (const file of await entries(folder)) {
-    if (file === 'doc.json') continue;
+    if (file === 'doc.json' || (hasPackage && file === 'node_modules')) continue;
     const p = path.join(folder, file);
     const k = await kindOf(p);
     if (k === 'dir') throw bad(p, 'a worker folder holds files only (each becomes one attachment)');
@@ -109,10 +113,35 @@ async function readWorker(folder: string, name: string): Promise<PlannedDoc> {
   if (typeof doc.delegate === 'string' && doc.delegate !== '' && !Object.hasOwn(attachments, doc.delegate)) {
     throw bad(docFile, `delegate "${doc.delegate}" is not a file in ${folder}`);
   }
-  doc._attachments = attachments;
-  const problem = compiledRules().workerProblem(doc);
+  const problem = compiledRules().workerProblem({ ...doc, _attachments: attachments });
   if (problem) throw bad(docFile, problem);
+  const type = doc.type ?? 'node';
+  if ((type === 'node' || type === 'isolate') && typeof doc.delegate === 'string') {
+    if (hasPackage) {
+      if (attachments[kFolderBundle] || attachments[kFolderBundleMap]) throw bad(path.join(folder, kFolderBundle), 'this name is the bundle deploy makes; rename the file');
+      const platform = type === 'isolate' ? 'neutral' : 'node';
+      const built = await bundleFolder(folder, doc.delegate, platform);
+      attachments[kFolderBundle] = { content_type: 'application/javascript', data: Buffer.from(built.code).toString('base64') };
+      attachments[kFolderBundleMap] = { content_type: 'application/json', data: Buffer.from(built.map).toString('base64') };
+      doc.bundled = { from: doc.delegate };
+      doc.delegate = kFolderBundle;
+    }
+    await checkWorkerCode(folder, workerSpecOf(doc, attachments));
+  }
+  doc._attachments = attachments;
   return { kind: 'worker', id: doc._id, doc, source: docFile };
+}
+
+/** The document as the runtime would see it, for a bundle check before anything is written. */
+function workerSpecOf(doc: Doc, attachments: Record<string, { content_type: string; data: string }>): WorkerSpec {
+  return {
+    id: String(doc._id), rev: 'deploy', type: String(doc.type ?? 'node'),
+    isolation: doc.isolation === 'process' ? 'process' : 'thread',
+    delegate: String(doc.delegate),
+    attachments: Object.fromEntries(Object.entries(attachments).map(([n, a]) => [n, { contentType: a.content_type, data: Buffer.from(a.data, 'base64') }])),
+    arguments: {}, env: {}, couch: false,
+    limits: { timeout: 1, concurrency: 1, idle: 1 },
+  };
 }
 
 async function readEvent(file: string): Promise<PlannedDoc> {
