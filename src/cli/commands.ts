@@ -95,6 +95,12 @@ export const kCommands: CommandSpec[] = [
     positional: [1, 1],
   },
   {
+    name: 'new', args: '<dir>', summary: 'a new app folder: an HTTP endpoint in TypeScript, a changes trigger, a schedule, a python worker',
+    details: 'The folder must be new or empty. It gets the worker types (types/) and the documents\' JSON Schemas\n'
+      + '(schemas/), which each document names in "$schema" so that editors complete and check it.',
+    flags: [help], positional: [1, 1],
+  },
+  {
     name: 'status', args: '', summary: "the running runtime's status",
     flags: [url, user, dataDir, port, host, json, help], positional: [0, 0],
   },
@@ -142,6 +148,6 @@ export function mainHelp(): string {
     'commands:',
     ...kCommands.map((c) => `  ${`${c.name} ${c.args}`.padEnd(width)}  ${c.summary}`),
     '',
-    'livelycouch <command> --help shows the options of one command.',
+    'livelycouch <command> --help shows the options of one command; livelycouch --version the version.',
   ].join('\n') + '\n';
 }

@@ -7,10 +7,11 @@
  *   trigger <path>   fire /_events/<path> on a running runtime (--data, --method, --wait)
  *   status           the running runtime's /_lively/status
  *   logs [-f]        activation records through /_lively/activations (-f follows)
- * Every command takes --help. A failure exits non-zero with one line on stderr,
+ *   new <dir>        a new app folder from the template
+ * Every command takes --help; --version prints the version. A failure exits non-zero with one line on stderr,
  * `livelycouch <command>: <reason>`, with every known password masked.
  */
-import { writeFile, rm, mkdir, stat } from 'node:fs/promises';
+import { writeFile, readFile, rm, mkdir, stat } from 'node:fs/promises';
 import { configFromEnv, makeConfig, type Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
@@ -28,6 +29,12 @@ import {
 import { deployLines, statusLines } from './format.ts';
 import { followLogs, logsQuery, printer, showLogs } from './logs.ts';
 import { devWatch } from './dev.ts';
+import { newApp } from './new-app.ts';
+
+async function packageVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 const out = (s: string) => { process.stdout.write(s); };
 const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
@@ -147,6 +154,10 @@ async function trigger(c: Config, a: ParsedArgs): Promise<number> {
 }
 
 async function run(argv: string[]): Promise<number | 'running'> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0] === 'version')) {
+    out(`livelycouch ${await packageVersion()}\n`);
+    return 0;
+  }
   const name = commandOf(argv);
   if (name === '' || name === 'help') {
     const topic = name === 'help' ? argv[argv.indexOf('help') + 1] : undefined;
@@ -190,6 +201,12 @@ async function run(argv: string[]): Promise<number | 'running'> {
     }
     case 'trigger':
       return trigger(c, a);
+    case 'new': {
+      const dir = a.positional[0]!;
+      const files = await newApp(dir);
+      out(`created ${dir}: ${files.length} files (events/, workers/, schemas/, types/); next: livelycouch deploy ${dir}\n`);
+      return 0;
+    }
     case 'status': {
       const body = await getJson(await resolveTarget(c, targetFlags(a), { admin: true }), '/_lively/status');
       out(a.flags.json === true ? `${JSON.stringify(body, null, 2)}\n` : statusLines(body as Record<string, unknown>).map((l) => `${l}\n`).join(''));

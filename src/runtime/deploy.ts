@@ -76,6 +76,8 @@ async function readJson(file: string): Promise<Doc> {
     throw bad(file, `not valid JSON (${describeError(err)})`);
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw bad(file, 'must hold a JSON object');
+  // `$schema` points the user's editor at the document's JSON Schema; the store need not keep it.
+  delete (doc as Doc).$schema;
   return doc as Doc;
 }
 
