@@ -99,7 +99,7 @@ describe('livelycouch talking to a runtime API', function () {
 
   it('trigger sends a JSON body as POST, and credentials only when given', async () => {
     answer = () => ({ status: 202, body: { ok: true, activation: 'x1', events: ['e'], workers: ['w'] } });
-    const r = await cli(['trigger', 'a/b?x=1', '--url', origin, '--data', '{"n":1}']);
+    const r = await cli(['trigger', 'a/b?x=1', '--url', origin, '--body', '{"n":1}']);
     expect(r.code, r.stderr).to.equal(0);
     expect(seen[0]).to.deep.include({ method: 'POST', path: '/_events/a/b', body: '{"n":1}', auth: undefined });
     expect(seen[0]!.query.get('x')).to.equal('1');

@@ -122,7 +122,7 @@ describe('livelycouch deploy/trigger/logs/dev on the example app (embedded store
 
   it('triggers each HTTP event with the CLI; the changes trigger fires for the filed message; logs and the API show them all', async () => {
     await eventually(async () => (await api('/_lively/status')).body.events.loaded >= 3, 10_000, 'events loaded');
-    const posted = await cli(['trigger', 'inbox/messages', '--data', JSON.stringify({ from: 'ada', text: 'The build is down, urgent' }), '--wait', '--json', ...data()]);
+    const posted = await cli(['trigger', 'inbox/messages', '--body', JSON.stringify({ from: 'ada', text: 'The build is down, urgent' }), '--wait', '--json', ...data()]);
     expect(posted.code, posted.stderr).to.equal(0);
     const post = json(posted.stdout);
     expect(post.outcomes[0]).to.include({ worker: 'file_message', status: 'ok' });
@@ -267,8 +267,8 @@ describe('livelycouch deploy/trigger/logs/dev on the example app (embedded store
       [['deploy', bad, ...data()], /^livelycouch deploy: \S+workers\/classify\/doc\.json: not valid JSON/],
       [['deploy', path.join(bad, 'nowhere'), ...data()], /^livelycouch deploy: \S+nowhere: no such folder/],
       [['trigger', 'no/such/event', ...data()], /^livelycouch trigger: 404 LC_NO_EVENT/],
-      [['trigger', 'inbox/messages', '--data', '{oops', ...data()], /^livelycouch trigger: --data is not valid JSON/],
-      [['trigger', 'inbox/messages', '--data', '{"text":""}', '--wait', ...data()], /^livelycouch trigger: worker file_message ended error: LC_WORKER_ERROR post a JSON body/],
+      [['trigger', 'inbox/messages', '--body', '{oops', ...data()], /^livelycouch trigger: --body is not valid JSON/],
+      [['trigger', 'inbox/messages', '-d', '{"text":""}', '--wait', ...data()], /^livelycouch trigger: worker file_message ended error: LC_WORKER_ERROR post a JSON body/],
       [['logs', '--limit', 'many', ...data()], /^livelycouch logs: --limit must be an integer/],
       [['status', '--url', 'http://127.0.0.1:1', '--user', `${kAdminName}:${password}`], /^livelycouch status: no runtime answers at http:\/\/127\.0\.0\.1:1 /],
       [['frobnicate'], /^livelycouch: unknown command "frobnicate"/],

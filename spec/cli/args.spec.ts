@@ -25,9 +25,9 @@ describe('livelycouch options', () => {
     expect(() => parseArgs(['start', '--port', 'http'], 'start', flags('start'))).to.throw(UsageError, '--port must be an integer');
   });
 
-  it('trigger --data is the request body; the data directory is --data-dir there', () => {
-    const a = parseArgs(['trigger', 'x', '--data', '{"a":1}', '--data-dir', '/tmp/d'], 'trigger', flags('trigger'));
-    expect(a.flags.data).to.equal('{"a":1}');
+  it('trigger --body is the request body; --data and --data-dir are the data directory there as everywhere', () => {
+    const a = parseArgs(['trigger', 'x', '--body', '{"a":1}', '--data-dir', '/tmp/d'], 'trigger', flags('trigger'));
+    expect(a.flags.body).to.equal('{"a":1}');
     expect(a.config.dataDir).to.equal('/tmp/d');
     expect(a.positional).to.deep.equal(['x']);
   });

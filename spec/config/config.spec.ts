@@ -97,6 +97,14 @@ describe('configuration', () => {
     expect(parseArgs(['start', '--no-records'], 'start', findCommand('start')!.flags).config).to.deep.equal({ logRecords: false });
   });
 
+  it('--data means the data directory in every command; trigger\'s request body is --body (-d)', () => {
+    for (const cmd of ['start', 'dev', 'init', 'deploy', 'trigger', 'status', 'logs']) {
+      const args = parseArgs([cmd, ...(findCommand(cmd)!.positional[0] ? ['x'] : []), '--data', '/tmp/lc-data'], cmd, findCommand(cmd)!.flags);
+      expect(args.config.dataDir, cmd).to.equal('/tmp/lc-data');
+    }
+    expect(parseArgs(['trigger', 'p', '-d', '{"n":1}'], 'trigger', findCommand('trigger')!.flags).flags.body).to.equal('{"n":1}');
+  });
+
   it('a flag\'s value out of range is a usage error naming the flag', () => {
     expect(() => parseArgs(['start', '--port', '70000'], 'start', findCommand('start')!.flags)).to.throw(UsageError, '--port must be an integer from 0 to 65535');
     expect(() => parseArgs(['start', '--threads', '0'], 'start', findCommand('start')!.flags)).to.throw(UsageError, '--threads must be a positive integer');

@@ -29,8 +29,6 @@ function optionFlag(key: OptionKey, overrides: Partial<FlagSpec> = {}): FlagSpec
 }
 
 const dataDir = optionFlag('dataDir', { aliases: ['data'], value: 'DIR' });
-// `trigger --data` is the request body, so there the data directory is only --data-dir.
-const dataDirOnly: FlagSpec = { ...dataDir, aliases: [] };
 const couch = optionFlag('couchUrl', { value: 'URL' });
 const prefix = optionFlag('dbPrefix', { value: 'P' });
 const writerRole = optionFlag('writerRole', { value: 'ROLE' });
@@ -86,11 +84,11 @@ export const kCommands: CommandSpec[] = [
     details: 'Prints the reply. With --wait, exits 1 when a worker did not end ok.\n'
       + 'Sends credentials only when --user / LIVELY_USER is given (events with "auth").',
     flags: [
-      { name: 'data', aliases: ['d'], value: 'JSON', help: 'JSON request body (makes the method POST unless --method)' },
+      { name: 'body', aliases: ['d'], value: 'JSON', help: 'JSON request body (makes the method POST unless --method)' },
       { name: 'method', aliases: ['X'], value: 'M', help: 'HTTP method (default GET, POST with --data)' },
       { name: 'wait', aliases: ['w'], help: 'reply when the workers are done, with their results' },
       url, { ...user, help: 'credentials for events with "auth" (LIVELY_USER, or LIVELY_USER=NAME with LIVELY_PASSWORD); none by default' },
-      dataDirOnly, port, host, json, help,
+      dataDir, port, host, json, help,
     ],
     positional: [1, 1],
   },

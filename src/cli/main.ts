@@ -4,7 +4,7 @@
  *   init             create the databases, _security and validation documents
  *   deploy <dir>     push events/*.json and workers/<name>/ folders, reporting what changed
  *   dev <dir>        start (or use the running runtime), deploy, then push every change
- *   trigger <path>   fire /_events/<path> on a running runtime (--data, --method, --wait)
+ *   trigger <path>   fire /_events/<path> on a running runtime (--body, --method, --wait)
  *   status           the running runtime's /_lively/status
  *   logs [-f]        activation records through /_lively/activations (-f follows)
  *   new <dir>        a new app folder from the template
@@ -116,10 +116,10 @@ function eventPath(raw: string): string {
 
 async function trigger(c: Config, a: ParsedArgs): Promise<number> {
   const p = eventPath(a.positional[0]!);
-  const data = str(a.flags.data);
+  const data = str(a.flags.body);
   if (data !== undefined) {
     try { JSON.parse(data); } catch (err) {
-      throw new UsageError(`--data is not valid JSON (${describeError(err)})`);
+      throw new UsageError(`--body is not valid JSON (${describeError(err)})`);
     }
   }
   const method = (str(a.flags.method) ?? (data !== undefined ? 'POST' : 'GET')).toUpperCase();
