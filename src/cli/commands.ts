@@ -66,11 +66,18 @@ export const kCommands: CommandSpec[] = [
     flags: [dataDir, couch, prefix, writerRole, memory, url, user, help], positional: [0, 0],
   },
   {
-    name: 'deploy', args: '<dir>', summary: 'push an app folder: events/*.json and workers/<name>/ (doc.json + files)',
-    details: 'Only documents whose content changed are written. The whole folder is checked first:\n'
-      + 'a missing doc.json, bad JSON or a missing delegate file fails naming the file, writing nothing.\n'
+    name: 'deploy', args: '<dir> | --from URL', summary: 'push an app folder: events/*.json and workers/<name>/ (doc.json + files)',
+    details: 'Only documents whose content changed are written. The whole folder is checked first (JSON, the\n'
+      + 'validation rules, every node and isolate worker bundled): a failure names the file, writing nothing.\n'
+      + 'With --from, the events and workers of another CouchDB are replicated here (_replicate) instead.\n'
       + 'Uses the runtime running on the data directory, COUCHDB_URL, or --url through a runtime.',
-    flags: [dataDir, couch, prefix, writerRole, url, user, json, help], positional: [1, 1],
+    flags: [
+      dataDir, couch, prefix, writerRole, url, user, json,
+      { name: 'from', value: 'URL', help: 'replicate the app from this CouchDB (with credentials; its runtime\'s store)' },
+      { name: 'from-prefix', value: 'P', help: 'database prefix of the app at --from (default lively_)' },
+      help,
+    ],
+    positional: [0, 1],
   },
   {
     name: 'dev', args: '<dir>', summary: 'deploy, then watch the folder and push every change',

@@ -20,6 +20,7 @@ import { EmbeddedStore } from '../store/embedded/supervisor.ts';
 import { connect } from '../store/couch.ts';
 import { initStore } from '../store/init.ts';
 import { deployDir } from '../runtime/deploy.ts';
+import { pullApp } from '../runtime/pull.ts';
 import { UsageError, commandOf, parseArgs, type ParsedArgs } from './args.ts';
 import { commandHelp, findCommand, kCommands, mainHelp } from './commands.ts';
 import {
@@ -189,7 +190,20 @@ async function run(argv: string[]): Promise<number | 'running'> {
         return 0;
       });
     case 'deploy': {
-      const dir = a.positional[0]!;
+      const from = str(a.flags.from);
+      if (from !== undefined) {
+        if (a.positional.length) throw new UsageError('give an app folder or --from, not both');
+        if (!/^https?:\/\//.test(from)) throw new UsageError('--from must be an http(s) CouchDB URL');
+        return withStore(c, a, async (url) => {
+          const nano = connect(url);
+          await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
+          const report = await pullApp(nano, url, from, { prefix: c.dbPrefix, fromPrefix: str(a.flags['from-prefix']) ?? 'lively_' });
+          out(a.flags.json === true ? `${JSON.stringify(report)}\n` : report.map((r) => `replicated ${r.from} → ${r.db}: ${r.docsWritten} written\n`).join(''));
+          return 0;
+        });
+      }
+      const dir = a.positional[0];
+      if (dir === undefined) throw new UsageError('missing <dir> (or --from URL)');
       await requireDir(dir);
       return withStore(c, a, async (url) => {
         const nano = connect(url);

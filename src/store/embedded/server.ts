@@ -9,6 +9,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Env, kAdminName, type ReadyLine } from './protocol.ts';
+import type { Replicator } from './replicate.ts';
 import { createShield } from './shield.ts';
 import { guardChangesFilters } from './filters.ts';
 
@@ -63,7 +64,9 @@ async function main(): Promise<void> {
   guardChangesFilters(PouchDB);
   if (memory) {
     PouchDB.plugin(require('pouchdb-adapter-memory'));
-    PouchDB = PouchDB.defaults({ adapter: 'memory' });
+    // Memory first among the adapters chosen by name, not forced on every name as
+    // defaults({adapter}) would: a URL (a _replicate source or target) still gets http.
+    PouchDB.preferredAdapters = ['memory', ...PouchDB.preferredAdapters.filter((a: string) => a !== 'memory')];
   } else {
     PouchDB = PouchDB.defaults({ prefix: storeDir + path.sep });
   }
@@ -91,7 +94,30 @@ async function main(): Promise<void> {
     const info = await new PouchDB(db, { skip_setup: true }).info();
     return info.update_seq;
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>));
+  const replicate: Replicator = async (r) => {
+    const open = async (name: string, create: boolean) => {
+      if (/^https?:\/\//.test(name)) {
+        // asked first, so that a database that is not there is CouchDB's db_not_found and not
+        // a failure PouchDB's http adapter would leave unhandled
+        const u = new URL(name);
+        const shown = `${u.origin}${u.pathname.replace(/\/?$/, '/')}`;
+        const auth = u.username ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` } : undefined;
+        const head = await fetch(shown, { headers: auth }).catch((err: Error) => { throw Object.assign(new Error(`${shown}: ${err.message}`), { status: 502 }); });
+        await head.body?.cancel();
+        if (head.status === 404) throw Object.assign(new Error(shown), { status: 404, reason: shown });
+        if (head.status === 401 || head.status === 403) throw Object.assign(new Error(`${shown}: ${head.status}`), { status: head.status, reason: `${shown} refused the credentials` });
+        return new PouchDB(name, { skip_setup: true });
+      }
+      if (!create && !((await PouchDB.allDbs()) as string[]).includes(name)) throw Object.assign(new Error(name), { status: 404, reason: name });
+      return new PouchDB(name);
+    };
+    const source = await open(r.source, false);
+    const target = await open(r.target, r.create_target === true);
+    const started = new Date().toISOString();
+    const out = await PouchDB.replicate(source, target, { ...(r.selector ? { selector: r.selector } : {}), ...(r.doc_ids ? { doc_ids: r.doc_ids } : {}) });
+    return { docs_read: out.docs_read, docs_written: out.docs_written, doc_write_failures: out.doc_write_failures, start_time: started, end_time: new Date().toISOString(), last_seq: out.last_seq };
+  };
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, replicate));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');

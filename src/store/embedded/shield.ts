@@ -17,9 +17,10 @@
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
+import { kMissingEnd, parseReplicateBody, replicationReply, type Replicator } from './replicate.ts';
 import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
@@ -180,6 +181,29 @@ function isJsonDocumentWrite(method: string | undefined, segments: string[], con
 }
 
 /** Whether the request carries the store admin's Basic credentials. */
+async function serveReplicate(req: IncomingMessage, res: ServerResponse, admin: { name: string; password: string }, replicate: Replicator): Promise<void> {
+  if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'Only POST allowed');
+  if (!isServerAdmin(req, admin)) throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
+  let body: unknown;
+  try { body = JSON.parse((await readBody(req)).toString('utf8')); } catch { throw new HttpError(400, 'bad_request', 'invalid UTF-8 JSON'); }
+  const parsed = parseReplicateBody(body);
+  if (typeof parsed === 'string') {
+    // as CouchDB 3: a body that is not an object is a 400; a missing source or target a 500
+    if (/^Missing/.test(parsed)) throw new HttpError(500, kMissingEnd, parsed);
+    throw new HttpError(400, 'bad_request', parsed);
+  }
+  let result;
+  try {
+    result = await replicate(parsed);
+  } catch (err) {
+    const e = err as { status?: number; name?: string; message?: string; reason?: string };
+    if (e.status === 404) throw new HttpError(500, 'db_not_found', `could not open ${e.reason ?? e.message ?? 'a database'}`);
+    if (e.status === 401 || e.status === 403) throw new HttpError(e.status, e.name ?? 'unauthorized', e.reason ?? e.message ?? 'replication refused');
+    throw new HttpError(500, 'replication_failed', e.reason ?? e.message ?? String(err));
+  }
+  sendJson(res, 200, replicationReply(result, randomBytes(16).toString('hex')));
+}
+
 function isServerAdmin(req: IncomingMessage, admin: { name: string; password: string }): boolean {
   const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
   if (!m) return false;
@@ -263,7 +287,7 @@ function deletionGuard(listDbs: () => Promise<string[]>) {
   };
 }
 
-export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => []): (req: IncomingMessage, res: ServerResponse) => void {
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], replicate?: Replicator): (req: IncomingMessage, res: ServerResponse) => void {
   const guard = deletionGuard(listDbs);
   const fallback = (res: ServerResponse) => (err?: unknown) => {
     if (err === undefined) return sendJson(res, 404, { error: 'not_found', reason: 'missing' });
@@ -292,6 +316,10 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       // authorisation wrapper returns a rejected promise where a database is expected)
       if ((req.method === 'PUT' || req.method === 'DELETE') && segments.length === 1 && !isServerAdmin(req, admin)) {
         throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
+      }
+      if (url.pathname === '/_replicate' && replicate) {
+        await serveReplicate(req, res, admin, replicate);
+        return;
       }
       if (url.pathname === '/_lively_store/stats' && req.method === 'GET') {
         if (!isServerAdmin(req, admin)) throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
