@@ -219,6 +219,16 @@ describe('livelycouch deploy/trigger/logs/dev on the example app (embedded store
       expect((await digest()).status).to.equal('ok');
       writeFileSync(digestEvent, everySecond.replace('"/inbox/digest"', '"/inbox/count"'));
       await eventually(async () => (await cli(['trigger', 'inbox/count', ...data()])).code === 0, 15_000, 'the fixed event');
+      await eventually(() => dev.out.some((l) => l.startsWith('fixed:')), 15_000, 'the fixed line');
+
+      // Worker code that does not parse: named with its line and column, never pushed; the last good version keeps running.
+      const good = readFileSync(code, 'utf8');
+      const fixedBefore = dev.out.filter((l) => l.startsWith('fixed:')).length;
+      writeFileSync(code, `${good}\nconst broken = ;\n`);
+      await eventually(() => dev.err.some((l) => l.includes('workers/digest/digest.js:') && /Unexpected/.test(l)), 15_000, 'the syntax error');
+      expect((await cli(['trigger', 'inbox/count', '--wait', '--json', ...data()])).stdout).to.contain('"status":"ok"');
+      writeFileSync(code, good);
+      await eventually(() => dev.out.filter((l) => l.startsWith('fixed:')).length > fixedBefore, 15_000, 'the fixed line after the syntax error');
 
       // A new event file, then its deletion.
       writeFileSync(path.join(app, 'events', 'ping.json'), JSON.stringify({ trigger: { '/inbox/ping': {} }, workers: { digest: {} } }));

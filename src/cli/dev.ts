@@ -60,6 +60,8 @@ export function devWatch(o: DevOptions): DevWatch {
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
   let first = true;
+  /** the folder failed its checks at the last push: the next good one says so. */
+  let broken = false;
 
   async function push(): Promise<void> {
     const snap = await snapshot(o.dir);
@@ -71,10 +73,12 @@ export function devWatch(o: DevOptions): DevWatch {
       const changed = report.steps.some((s) => s.action !== 'unchanged');
       if (o.json) o.out(JSON.stringify(report));
       else if (changed || first) for (const line of o.format(report)) o.out(line);
+      if (broken && !o.json) o.out(`fixed: ${o.dir} deploys again`);
+      broken = false;
     } catch (err) {
       const reason = describeError(err);
       o.err(reason);
-      if (isLivelyError(err, 'LC_BAD_REQUEST')) last = snap; // the folder is wrong: wait for the next edit
+      if (isLivelyError(err, 'LC_BAD_REQUEST')) { last = snap; broken = true; } // the folder is wrong: wait for the next edit
       else { clearTimeout(retry); retry = setTimeout(kick, kRetryMs); } // the store is: try again
     } finally {
       first = false;
