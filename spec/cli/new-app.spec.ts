@@ -11,8 +11,8 @@ import { compiledRules } from '../../src/events/rules.ts';
 import { connect } from '../../src/store/couch.ts';
 import { deployDir } from '../../src/runtime/deploy.ts';
 import type { Runtime } from '../../src/runtime.ts';
-import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
-import { eventually, startRuntime } from '../support/runtime.ts';
+import { adminHeaders, couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { eventually, firstOutcome, startRuntime } from '../support/runtime.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -103,20 +103,11 @@ describe('livelycouch new <dir>', function () {
       expect(report.written.sort()).to.deep.equal(['every_minute', 'hello', 'hello', 'on_note', 'on_note', 'shout', 'shout', 'tick']);
       const stored = await nano.use<Record<string, unknown>>(`${prefix}events`).get('hello');
       expect(stored).to.not.have.property('$schema');
-      const fire = async (p: string) => {
-        let body: any;
-        await eventually(async () => {
-          const res = await request(`${rt.url}/_events${p}`);
-          body = await res.body.json();
-          return res.statusCode === 200;
-        }, 10_000, p);
-        return body.outcomes[0];
-      };
+      const fire = (p: string) => firstOutcome(rt, p);
       expect(await fire('/hello/ada?wait=true')).to.deep.include({ status: 'ok', result: { text: 'Hello, ada!' } });
       expect(await fire('/shout/hey?wait=true')).to.deep.include({ status: 'ok', result: { shout: 'HEY!' } });
       await nano.use(db).insert({ _id: 'n1', text: 'three little words' } as never);
-      const admin = new URL(couchUrl());
-      const headers = { authorization: `Basic ${Buffer.from(`${admin.username}:${decodeURIComponent(admin.password)}`).toString('base64')}` };
+      const headers = adminHeaders();
       let found: { trigger: string; workers: Array<{ worker: string; status: string; result?: unknown }> } | undefined;
       await eventually(async () => {
         const res = await request(`${rt.url}/_lively/activations?event=on_note`, { headers });

@@ -2,13 +2,12 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { request } from 'undici';
 import { LivelyError } from '../../src/shared/errors.ts';
 import { connect } from '../../src/store/couch.ts';
 import { deployDir } from '../../src/runtime/deploy.ts';
 import type { Runtime } from '../../src/runtime.ts';
 import { dropPrefix, uniquePrefix, couchUrl } from '../support/couch.ts';
-import { startRuntime } from '../support/runtime.ts';
+import { firstOutcome, startRuntime } from '../support/runtime.ts';
 
 type Files = Record<string, string>;
 
@@ -94,13 +93,6 @@ describe('deploy: worker code is bundled before anything is written', () => {
     expect(doc.bundled).to.deep.equal({ from: 'index.ts' });
     expect(Object.keys(doc._attachments).sort()).to.deep.equal(['bundle.cjs', 'bundle.cjs.map', 'index.ts', 'package.json']);
     // The runtime's own node_modules has neither package: the document carries them.
-    let body: any;
-    for (let i = 0; i < 100; i++) {
-      const res = await request(`${rt.url}/_events/e?wait=true&word=ok`);
-      body = await res.body.json();
-      if (res.statusCode === 200) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(body.outcomes[0]).to.deep.include({ status: 'ok', result: { out: '***OK!' } });
+    expect(await firstOutcome(rt, '/e?wait=true&word=ok')).to.deep.include({ status: 'ok', result: { out: '***OK!' } });
   });
 });

@@ -2,14 +2,13 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
 import { initStore } from '../../src/store/init.ts';
 import { deployDir } from '../../src/runtime/deploy.ts';
 import { pullApp } from '../../src/runtime/pull.ts';
 import type { Runtime } from '../../src/runtime.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
-import { eventually, startRuntime } from '../support/runtime.ts';
+import { firstOutcome, startRuntime } from '../support/runtime.ts';
 
 /** An app whose worker needs an npm package that no runtime has installed. */
 function appWithDependency(): string {
@@ -24,16 +23,6 @@ function appWithDependency(): string {
   writeFileSync(path.join(w, 'node_modules', 'lc-greeting', 'index.js'), "module.exports = (who) => ({ text: 'hello, ' + who });\n");
   writeFileSync(path.join(dir, 'events', 'greet.json'), JSON.stringify({ trigger: { '/greet': {} }, workers: { greet: {} } }));
   return dir;
-}
-
-async function fire(rt: Runtime, p: string): Promise<any> {
-  let body: any;
-  await eventually(async () => {
-    const res = await request(`${rt.url}/_events${p}`);
-    body = await res.body.json();
-    return res.statusCode === 200;
-  }, 10_000, p);
-  return body.outcomes[0];
 }
 
 describe('apps travel by replication', function () {
@@ -60,7 +49,7 @@ describe('apps travel by replication', function () {
       const res = await nano.request({ db: '_replicate', method: 'POST', body: { source: `${couchUrl()}/${a}${kind}`, target: `${couchUrl()}/${b}${kind}`, selector: { _id: { $regex: '^[^_]' } } } }) as { ok: boolean };
       expect(res.ok, kind).to.equal(true);
     }
-    expect(await fire(rt, '/greet?wait=true')).to.deep.include({ status: 'ok', result: { text: 'hello, world' } });
+    expect(await firstOutcome(rt, '/greet?wait=true')).to.deep.include({ status: 'ok', result: { text: 'hello, world' } });
     // What travelled is the document as deployed, revision and all.
     const [src, dst] = await Promise.all([nano.use(`${a}workers`).get('greet'), nano.use(`${b}workers`).get('greet')]);
     expect(dst._rev).to.equal(src._rev);
@@ -75,7 +64,7 @@ describe('apps travel by replication', function () {
     expect(report.map((r) => r.db)).to.deep.equal([`${c}workers`, `${c}events`]);
     expect(report.every((r) => r.docsWritten >= 1), JSON.stringify(report)).to.equal(true);
     expect(JSON.stringify(report)).to.not.contain(new URL(couchUrl()).password || 'no password');
-    expect(await fire(rt, '/greet?wait=true')).to.deep.include({ status: 'ok', result: { text: 'hello, world' } });
+    expect(await firstOutcome(rt, '/greet?wait=true')).to.deep.include({ status: 'ok', result: { text: 'hello, world' } });
     const after = await nano.use(`${c}workers`).list({ startkey: '_design/', endkey: '_design0' });
     expect(after.rows.map((r) => r.value.rev)).to.deep.equal(design.rows.map((r) => r.value.rev));
   });

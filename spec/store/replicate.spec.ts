@@ -1,13 +1,11 @@
 import { expect } from 'chai';
 import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
-import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { adminHeaders, couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 
 /** The store's origin without credentials, and its admin's Authorization header. */
 function store(): { origin: string; admin: string } {
-  const u = new URL(couchUrl());
-  const admin = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
-  return { origin: u.origin, admin };
+  return { origin: new URL(couchUrl()).origin, admin: adminHeaders().authorization };
 }
 
 async function replicate(body: unknown, auth?: string): Promise<{ status: number; body: any }> {

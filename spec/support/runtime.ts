@@ -41,3 +41,15 @@ export async function postEvent(rt: Runtime, p: string, body: unknown, headers: 
   const res = await request(`${rt.url}/_events${p}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
   return { status: res.statusCode, body: await res.body.json() };
 }
+
+/** GETs `/_events<p>` (with `?wait=true` in `p`) until the runtime answers 200 — a freshly
+ * deployed event appears through the events database's `_changes` — and returns the first outcome. */
+export async function firstOutcome(rt: Runtime, p: string, ms = 10_000): Promise<any> {
+  let body: any;
+  await eventually(async () => {
+    const res = await request(`${rt.url}/_events${p}`);
+    body = await res.body.json();
+    return res.statusCode === 200;
+  }, ms, p);
+  return body.outcomes[0];
+}
