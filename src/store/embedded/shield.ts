@@ -20,6 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
+import { Lockout, basicNameOf, kLockedOut, peerOf } from './lockout.ts';
 import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
@@ -263,8 +264,34 @@ function deletionGuard(listDbs: () => Promise<string[]>) {
   };
 }
 
+/** A `POST /_session` body (JSON or a form, as CouchDB takes it), handed on parsed; the name it logs in as. */
+async function readLogin(req: ShieldedRequest): Promise<string | undefined> {
+  const text = (await readBody(req)).toString('utf8');
+  let body: Record<string, unknown>;
+  if (/^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '')) {
+    body = Object.fromEntries(new URLSearchParams(text));
+  } else {
+    body = parseJsonBody(Buffer.from(text));
+  }
+  setParsedBody(req, body);
+  return typeof body.name === 'string' ? body.name : undefined;
+}
+
+/** Refuses a locked-out name (CouchDB's 403), and counts this login if the store refuses its password. */
+function watchLogin(lockout: Lockout, peer: string, name: string, res: ServerResponse): void {
+  if (lockout.locked(peer, name)) throw new HttpError(403, kLockedOut.error, kLockedOut.reason);
+  const end = res.end.bind(res);
+  res.end = ((...a: Parameters<typeof end>) => {
+    // only a refused password counts, not a refusal of what a known user asked for
+    const chunk = a[0];
+    if (res.statusCode === 401 && (typeof chunk === 'string' || Buffer.isBuffer(chunk)) && String(chunk).includes('Name or password is incorrect')) lockout.failed(peer, name);
+    return end(...a);
+  }) as typeof res.end;
+}
+
 export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => []): (req: IncomingMessage, res: ServerResponse) => void {
   const guard = deletionGuard(listDbs);
+  const lockout = new Lockout();
   const fallback = (res: ServerResponse) => (err?: unknown) => {
     if (err === undefined) return sendJson(res, 404, { error: 'not_found', reason: 'missing' });
     const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
@@ -340,6 +367,9 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       if (changes && url.searchParams.get('feed') === 'longpoll') {
         boundLongpoll(req, res, url, updateSeq);
       }
+      let login = basicNameOf(req);
+      if (req.method === 'POST' && url.pathname === '/_session') login = await readLogin(req) ?? login;
+      if (login !== undefined) watchLogin(lockout, peerOf(req), login, res);
       app(req, res, fallback(res));
     })().catch((err: unknown) => {
       if (err instanceof HttpError) sendJson(res, err.status, { error: err.error, reason: err.message });

@@ -234,8 +234,6 @@ export class ChildWorker {
         case 'log':
           this.keep(job, cmd.level, cmd.msg);
           break;
-        case 'acknowledges':
-          break; // handled above
       }
     }
     this.armSettle(job);
