@@ -158,6 +158,10 @@ export class Runtime implements EventFirer {
       fire: async (event, change, db) => {
         const params: Record<string, unknown> = { db, id: change.id, seq: change.seq, deleted: change.deleted === true };
         if (change.doc) params.doc = change.doc;
+        // Loaded first, so that a busy worker refuses the change before it starts (the trigger
+        // then waits for room): a worker loaded during the firing would record the refusal as
+        // the change's outcome instead, and the change would count as done without running.
+        await Promise.all(event.workers.map((w) => this.registry.get(w.name).catch(() => undefined)));
         await this.firing.fireEvent(event, { trigger: 'changes', method: 'POST', path: `/${db}/_changes`, params, change, depth: 0 }).done;
       },
     });
