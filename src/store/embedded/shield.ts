@@ -20,6 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
+import { HttpError, checkBulkGet, checkDelete, checkQuery, isDocumentPut, isJsonContentType, isJsonPost, parseDocumentBody, welcome } from './answers.ts';
 import { Lockout, basicNameOf, kLockedOut, peerOf } from './lockout.ts';
 import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
@@ -29,11 +30,6 @@ const kMaxBody = 256 * 1024 * 1024;
 type ExpressApp = (req: IncomingMessage, res: ServerResponse, done: (err?: unknown) => void) => void;
 type ShieldedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
 
-class HttpError extends Error {
-  constructor(readonly status: number, readonly error: string, reason: string) {
-    super(reason);
-  }
-}
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) {
@@ -264,6 +260,30 @@ function deletionGuard(listDbs: () => Promise<string[]>) {
   };
 }
 
+/**
+ * Where express-pouchdb would answer otherwise than CouchDB (./answers.ts): the request is
+ * refused, answered, or handed on repaired.
+ */
+async function answerAsCouch(req: ShieldedRequest, res: ServerResponse, segments: string[], url: URL): Promise<void> {
+  const contentType = req.headers['content-type'] ?? '';
+  checkQuery(req.method, segments, url.searchParams);
+  checkDelete(req.method, segments, url.searchParams, req.headers['if-match']);
+  if (req.method === 'POST' && isJsonPost(segments) && !isJsonContentType(contentType) && !(segments[1] === '_changes' && req.headers['content-length'] === '0')) {
+    throw new HttpError(415, 'bad_content_type', 'Content-Type must be application/json');
+  }
+  if (req.method === 'PUT' && isDocumentPut(segments) && !isJsonContentType(contentType) && !/^multipart\/related/i.test(contentType)) {
+    const doc = parseDocumentBody(await readBody(req), req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
+    if (!isJsonObject(doc)) throw new HttpError(400, 'bad_request', 'Document must be a JSON object');
+    checkDocumentSize(doc, decodeURIComponent(segments.slice(1).join('/')));
+    setParsedBody(req, doc);
+  }
+  if (req.method === 'POST' && segments.length === 2 && segments[1] === '_bulk_get' && !segments[0]!.startsWith('_')) {
+    const body = parseJsonBody(await readBody(req));
+    checkBulkGet(body);
+    setParsedBody(req, body);
+  }
+}
+
 /** A `POST /_session` body (JSON or a form, as CouchDB takes it), handed on parsed; the name it logs in as. */
 async function readLogin(req: ShieldedRequest): Promise<string | undefined> {
   const text = (await readBody(req)).toString('utf8');
@@ -289,7 +309,7 @@ function watchLogin(lockout: Lockout, peer: string, name: string, res: ServerRes
   }) as typeof res.end;
 }
 
-export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => []): (req: IncomingMessage, res: ServerResponse) => void {
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], uuid = 'embedded'): (req: IncomingMessage, res: ServerResponse) => void {
   const guard = deletionGuard(listDbs);
   const lockout = new Lockout();
   const fallback = (res: ServerResponse) => (err?: unknown) => {
@@ -325,6 +345,12 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         sendJson(res, 200, feedStats());
         return;
       }
+      if (segments.length === 0 && (req.method === 'GET' || req.method === 'HEAD')) {
+        sendJson(res, 200, welcome(uuid));
+        return;
+      }
+      await answerAsCouch(req, res, segments, url);
+      if (res.writableEnded) return;
       const db = segments[0] !== undefined ? decodeURIComponent(segments[0]) : undefined;
       if (req.method === 'PUT' && segments.length === 1 && db !== undefined) checkDbName(db);
       const deletion = db !== undefined ? guard.pending(db) : undefined;
