@@ -17,6 +17,7 @@ import { ActivationLog, type ActivationRecord } from './activations/log.ts';
 import type { ActivationPage, ActivationQuery } from './activations/reader.ts';
 import { WorkerGate } from './workers/gate.ts';
 import { WorkerRegistry } from './workers/registry.ts';
+import { typedQuery } from './server/trigger.ts';
 import type { Dispatcher } from './workers/dispatcher.ts';
 import { ThreadDispatcher } from './workers/dispatch/thread.ts';
 import { ProcessDispatcher } from './workers/dispatch/process.ts';
@@ -158,6 +159,10 @@ export class Runtime implements EventFirer {
       fire: async (event, change, db) => {
         const params: Record<string, unknown> = { db, id: change.id, seq: change.seq, deleted: change.deleted === true };
         if (change.doc) params.doc = change.doc;
+        // Loaded first, so that a busy worker refuses the change before it starts (the trigger
+        // then waits for room): a worker loaded during the firing would record the refusal as
+        // the change's outcome instead, and the change would count as done without running.
+        await Promise.all(event.workers.map((w) => this.registry.get(w.name).catch(() => undefined)));
         await this.firing.fireEvent(event, { trigger: 'changes', method: 'POST', path: `/${db}/_changes`, params, change, depth: 0 }).done;
       },
     });
@@ -225,9 +230,11 @@ export class Runtime implements EventFirer {
   fireHttp(req: HttpTriggerRequest): HttpTriggerReply | Promise<HttpTriggerReply> {
     if (this.stopping) throw new LivelyError('LC_SHUTTING_DOWN');
     const body = req.body;
+    // parameters read query values as JSON where they are JSON (?n=2 → 2); request.query keeps the strings
+    const query = typedQuery(req.query);
     const params = body && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body)
-      ? { ...req.query, ...(body as Record<string, unknown>) }
-      : req.query;
+      ? { ...query, ...(body as Record<string, unknown>) }
+      : query;
     const fired = this.firing.fire(
       { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
       req.path.slice(1),

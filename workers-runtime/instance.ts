@@ -242,6 +242,7 @@ export class WorkerInstance {
     switch (cmd.kind) {
       case 'emit': this.emitFor(rec, cmd.emit.emit, cmd.emit.parameters); return;
       case 'log': rec?.log(cmd.level, cmd.msg); return;
+      case 'acknowledges': return; // a thread worker's messages end when its handler does
       case 'result':
       case 'done':
         if (!rec) return;

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import net from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -163,5 +164,46 @@ describe('livelycouch start (embedded store, real processes)', function () {
     const page = await connect(again.storeUrl).use<Record<string, any>>(dayDbName('lively_', activationTime(activation)!)).list({ include_docs: true });
     const ids = page.rows.flatMap((r) => (r.doc?.type === 'activations' ? expandBatch(r.doc as never).map((rec) => rec.activation) : []));
     expect(ids).to.include(activation);
+  });
+  /** Runs the CLI to its end: its exit code and what it wrote. */
+  function runCli(args: string[], ms = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const env = { ...process.env };
+    delete env.COUCHDB_URL;
+    const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, ...args, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (d) => { stdout += String(d); });
+    proc.stderr!.on('data', (d) => { stderr += String(d); });
+    const timer = setTimeout(() => proc.kill('SIGKILL'), ms);
+    return exited(proc).then((code) => { clearTimeout(timer); return { code, stdout, stderr }; });
+  }
+
+  it('a second start on a data directory in use fails at once with one line naming the running runtime\'s pid and URL', async () => {
+    const s = await startCli();
+    started.push(s);
+    const second = await runCli(['start', '--port', '0', '--data', s.dataDir]);
+    expect(second.code).to.equal(1);
+    expect(second.stdout).to.equal('');
+    expect(second.stderr).to.equal(`livelycouch start: the data directory ${s.dataDir} is in use by the runtime with pid ${s.proc.pid} at ${s.url}\n`);
+    // the first runtime is untouched
+    expect((await trigger(`${s.url}/_lively/health`)).status).to.equal(200);
+  });
+
+  it('a start on a busy port fails at once with one line, and leaves the data directory free', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as net.AddressInfo).port;
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
+    try {
+      const r = await runCli(['start', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir]);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.equal(`livelycouch start: port ${port} on 127.0.0.1 is in use by another program (choose another with --port)\n`);
+    } finally {
+      await new Promise<void>((r) => busy.close(() => r()));
+    }
+    // nothing holds the data directory now: a start there works
+    const s = await startCli(['start'], /listening on/, { dataDir });
+    started.push(s);
+    expect((await trigger(`${s.url}/_lively/health`)).status).to.equal(200);
   });
 });

@@ -87,4 +87,18 @@ describe('a worker\'s queue limit and the triggers that do not answer HTTP', fun
     }
     expect(seen.filter((l) => l.startsWith('start')).map((l) => l.slice(6)).sort()).to.deep.equal(['m1', 'm2', 'm3', 'm4', 'm5']);
   });
+
+  it('changes for a worker the runtime has not loaded yet wait for room too: none is recorded as refused and skipped', async () => {
+    const db = `${prefix}late`;
+    const file = path.join(dir, 'late.log');
+    // The database does not exist yet: once it does, the trigger reads it from its start, so
+    // all four changes come in one batch, to a worker nothing has loaded yet.
+    await rt.db.events.insert({ _id: 'on_late', trigger: [{ changes: { db } }], workers: { late_reader: { file, ms: 50 } } } as never);
+    await eventually(() => rt.changesTriggers!.stats().some((f) => f.event === 'on_late' && f.state === 'retrying'), 10_000, 'the trigger waiting for its database');
+    await rt.db.workers.insert({ _id: 'late_reader', delegate: 'index.js', concurrency: 1, queue: 0, _attachments: { 'index.js': exclusive } } as never);
+    await connect(couchUrl()).db.create(db);
+    await connect(couchUrl()).use(db).bulk({ docs: [1, 2, 3, 4].map((n) => ({ _id: `l${n}` })) });
+    await eventually(() => lines(file).length === 8, 15_000, 'four changes run');
+    expect(lines(file).filter((l) => l.startsWith('start')).map((l) => l.slice(6)).sort()).to.deep.equal(['l1', 'l2', 'l3', 'l4']);
+  });
 });

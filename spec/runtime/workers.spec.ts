@@ -240,7 +240,7 @@ require('readline').createInterface({ input: process.stdin }).on('line', async (
     const r = await call(rt, '/_events/node/proc?wait=true');
     const o = r.body.outcomes[0];
     expect(o.status, JSON.stringify(o)).to.equal('ok');
-    expect(o.result.user).to.equal('lively_worker_node_proc');
+    expect(o.result?.user, JSON.stringify(o)).to.equal('lively_worker_node_proc');
     expect(o.result.pid).to.not.equal(process.pid);
     expect(o.logs.map((l: { msg: string }) => l.msg)).to.include(`handling ${r.body.activation}`);
     let doc: Record<string, any> | undefined;

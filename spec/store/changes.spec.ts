@@ -25,7 +25,7 @@ describe('ChangesFeed', () => {
   const server = connect(couchUrl());
   after(() => dropPrefix(prefix));
 
-  it('GET /db/_changes?feed=longpoll - delivers every change once, in order, and checkpoints only after onBatch resolved', async () => {
+  it('GET /db/_changes?feed=longpoll - delivers every change once (a sharded database\'s feed is not in write order), and checkpoints only after onBatch resolved', async () => {
     const name = `${prefix}order`;
     await server.db.create(name);
     const db = server.use(name);
@@ -53,7 +53,9 @@ describe('ChangesFeed', () => {
     for (const _id of ids.slice(20)) await db.insert({ _id } as never);
     await until(feed, () => seen.length >= ids.length);
     await feed.stop();
-    expect(seen).to.deep.equal(ids);
+    // every change once; the order is the store's: on Apache CouchDB 3 (q shards) it is not write order
+    expect(seen).to.have.lengthOf(ids.length);
+    expect([...seen].sort()).to.deep.equal(ids);
     expect(log.filter((l) => l.startsWith('checkpoint')).length).to.equal(log.filter((l) => l.startsWith('batch')).length);
     expect(feed.since).to.equal(log[log.length - 1]!.slice('checkpoint:'.length));
   });

@@ -36,6 +36,7 @@ async function packageVersion(): Promise<string> {
   const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
+import { checkPort, lockDataDir } from './lock.ts';
 
 const out = (s: string) => { process.stdout.write(s); };
 const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
@@ -54,6 +55,13 @@ async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promi
 }
 
 async function start(c: Config): Promise<Runtime> {
+  const release = await lockDataDir(c.dataDir);
+  try {
+    await checkPort(c.host, c.port);
+  } catch (err) {
+    await release();
+    throw err;
+  }
   const logger = createLogger(c.logLevel);
   const runtime = new Runtime({ config: c, logger });
   let stopping = false;
@@ -61,14 +69,19 @@ async function start(c: Config): Promise<Runtime> {
     if (stopping) return;
     stopping = true;
     logger.info('stopping', { signal });
-    runtime.stop().then(() => rm(stateFile(c), { force: true })).then(() => process.exit(0), (err) => {
+    runtime.stop().then(() => rm(stateFile(c), { force: true })).then(release).then(() => process.exit(0), (err) => {
       logger.error('stop failed', { error: describeError(err) });
       process.exit(1);
     });
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  await runtime.start();
+  try {
+    await runtime.start();
+  } catch (err) {
+    await release();
+    throw err;
+  }
   await mkdir(c.dataDir, { recursive: true });
   await writeFile(stateFile(c), JSON.stringify({ url: runtime.url, pid: process.pid, storeUrl: runtime.couchUrl }), { mode: 0o600 });
   out(`LivelyCouch is listening on ${runtime.url}\n`);

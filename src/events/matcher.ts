@@ -214,15 +214,16 @@ export class EventMatcher {
     return true;
   }
 
-  private bind(route: Route, params: Record<string, unknown>, start: number): Record<string, string> {
-    const bindings: Record<string, string> = {};
+  private bind(route: Route, params: Record<string, unknown>, start: number): Record<string, unknown> {
+    const bindings: Record<string, unknown> = {};
     const segments = this.segments;
     for (const p of route.pathParams) bindings[p.name] = segments[start + p.at]!;
     if (route.wildcardAt >= 0) {
       const from = start + route.wildcardAt;
       bindings['*'] = from < this.segmentCount ? segments.slice(from).join('/') : '';
     }
-    for (const b of route.binds) bindings[b.name] = bindable(params[b.param])!;
+    // a parameter binds its value as given (a typed query value stays typed); path segments are text
+    for (const b of route.binds) bindings[b.name] = params[b.param];
     return bindings;
   }
 

@@ -46,6 +46,8 @@ export interface EventWorkerRef {
   arguments: Record<string, unknown>;
   /** present only when the worker entry has a "retry" (array form). */
   retry?: RetryPolicy;
+  /** the entry's `"forward"` (array form): parameter names handed to the worker in its message. */
+  forward?: readonly string[];
 }
 
 /** `{ roles }`: a user holding any of them (the document's `{ "role": "x" }` is read as `{ roles: ["x"] }`). */
@@ -72,7 +74,7 @@ export interface EventMatch {
   event: EventDef;
   trigger: HttpTrigger;
   /** path bindings (":db" → "db", "*" → "*") and bound trigger parameters, by name without ':'. */
-  bindings: Record<string, string>;
+  bindings: Record<string, unknown>;
 }
 
 export type MatchResult =

@@ -97,6 +97,7 @@ function buildWorkers(w: unknown): EventWorkerRef[] {
   if (Array.isArray(w)) {
     return w.map((e: Obj) => {
       const ref: EventWorkerRef = { name: e.name as string, arguments: { ...((e.arguments ?? e.parameters ?? {}) as Obj) } };
+      if (Array.isArray(e.forward)) ref.forward = Object.freeze([...(e.forward as string[])]);
       if (isObj(e.retry)) ref.retry = { attempts: e.retry.attempts as number, backoffMs: compiledRules().backoffMs(e.retry.backoff) as number };
       return ref;
     });

@@ -16,7 +16,7 @@
 
 type Obj = Record<string, unknown>;
 
-export function resolveArguments(workerDefaults: Obj | undefined, eventArgs: Obj | undefined, bindings: Record<string, string>): Obj {
+export function resolveArguments(workerDefaults: Obj | undefined, eventArgs: Obj | undefined, bindings: Record<string, unknown>): Obj {
   const out: Obj = { ...(workerDefaults ?? {}) };
   if (eventArgs) {
     for (const key of Object.keys(eventArgs)) define(out, key, substitute(eventArgs[key], bindings, 0));
@@ -24,15 +24,15 @@ export function resolveArguments(workerDefaults: Obj | undefined, eventArgs: Obj
   return out;
 }
 
-export function buildParameters(messageParams: Obj | undefined, bindings: Record<string, string>, args: Obj): Obj {
+export function buildParameters(messageParams: Obj | undefined, bindings: Record<string, unknown>, args: Obj): Obj {
   return { ...(messageParams ?? {}), ...bindings, ...args };
 }
 
 /** Deeper than any argument a user writes; stops a pathological document from recursing without end. */
 const kMaxDepth = 64;
 
-function substitute(value: unknown, bindings: Record<string, string>, depth: number): unknown {
-  if (typeof value === 'string') return placeholder(value, bindings) ?? value;
+function substitute(value: unknown, bindings: Record<string, unknown>, depth: number): unknown {
+  if (typeof value === 'string') { const v = placeholder(value, bindings); return v === undefined ? value : v; }
   if (depth >= kMaxDepth || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => substitute(v, bindings, depth + 1));
   const out: Obj = {};
@@ -40,7 +40,7 @@ function substitute(value: unknown, bindings: Record<string, string>, depth: num
   return out;
 }
 
-function placeholder(s: string, bindings: Record<string, string>): string | undefined {
+function placeholder(s: string, bindings: Record<string, unknown>): unknown {
   if (s === '*') return Object.prototype.hasOwnProperty.call(bindings, '*') ? bindings['*'] : undefined;
   if (s.length > 1 && s.charCodeAt(0) === 58 /* ':' */) {
     const name = s.slice(1);

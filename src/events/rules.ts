@@ -324,13 +324,19 @@ function workersProblem(w) {
       f = 'workers[' + i + ']';
       var e = w[i];
       if (!isObject(e)) return f + ': must be an object such as { "name": "send_email", "parameters": {} }';
-      var extra = unknownKey(e, ['name', 'parameters', 'arguments', 'retry']);
-      if (extra !== null) return fieldOf(f, extra) + ': unknown field (allowed: name, parameters, arguments, retry)';
+      var extra = unknownKey(e, ['name', 'parameters', 'arguments', 'retry', 'forward']);
+      if (extra !== null) return fieldOf(f, extra) + ': unknown field (allowed: name, parameters, arguments, retry, forward)';
       r = workerNameProblem(e.name);
       if (r) return f + '.name: ' + r;
       if (hasOwn(e, 'parameters') && hasOwn(e, 'arguments')) return f + ': give "parameters" or "arguments", not both';
       var key = hasOwn(e, 'arguments') ? 'arguments' : 'parameters';
       if (e[key] !== undefined && !isObject(e[key])) return f + '.' + key + ': must be an object';
+      if (e.forward !== undefined) {
+        if (!Array.isArray(e.forward)) return f + '.forward: must be a list of parameter names';
+        for (var j = 0; j < e.forward.length; j++) {
+          if (typeof e.forward[j] !== 'string' || e.forward[j] === '') return f + '.forward[' + j + ']: must be a non-empty string';
+        }
+      }
       if (e.retry !== undefined) {
         r = retryProblem(e.retry, f + '.retry');
         if (r) return r;

@@ -14,6 +14,8 @@
  *
  *   no credentials                     → 401 LC_UNAUTHORIZED (WWW-Authenticate: Basic)
  *   credentials the store refuses      → 401 LC_UNAUTHORIZED
+ *   a name the store has locked out    → 403 LC_FORBIDDEN, with CouchDB's reason
+ *   a wrong password for the runtime's own admin name → 401, never sent to the store
  *   a valid user without what it takes → 403 LC_FORBIDDEN
  *   the store cannot answer            → 502 LC_STORE_UNAVAILABLE (never a silent allow)
  */
@@ -70,6 +72,26 @@ function digestOf(key: Buffer, authorization: string | undefined, session: strin
   return createHmac('sha256', key).update(authorization ?? '').update('\0').update(session ?? '').digest();
 }
 
+/** The name and password of a Basic authorization header, undefined for anything else. */
+export function basicOf(authorization: string | undefined): { name: string; password: string } | undefined {
+  const m = authorization === undefined ? null : /^basic\s+(\S+)\s*$/i.exec(authorization);
+  if (m === null) return undefined;
+  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  return colon === -1 ? undefined : { name: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+/** Compares without telling by its timing how much of the password was right. */
+export function sameText(a: string, b: string): boolean {
+  const key = randomBytes(32);
+  return timingSafeEqual(createHmac('sha256', key).update(a).digest(), createHmac('sha256', key).update(b).digest());
+}
+
+function reasonOf(body: unknown): string {
+  const reason = (body as { reason?: unknown } | null)?.reason;
+  return typeof reason === 'string' && reason.length <= 200 ? reason : 'it answered 403';
+}
+
 function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
@@ -84,7 +106,7 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
   const asking = new Map<string, Promise<UserCtx>>();
   const hmacKey = randomBytes(32);
   // The runtime's own admin credentials, as the digest a Basic header carrying them gets.
-  const own = u.username ? { digest: digestOf(hmacKey, basicAuthOf(u), undefined), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
+  const own = u.username ? { digest: digestOf(hmacKey, basicAuthOf(u), undefined), password: decodeURIComponent(u.password), ctx: Object.freeze({ name: decodeURIComponent(u.username), roles: Object.freeze([kAdminRole]) }) } : undefined;
 
   async function ask(authorization: string | undefined, session: string | undefined): Promise<UserCtx> {
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -100,6 +122,9 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
       throw new LivelyError('LC_STORE_UNAVAILABLE', `the credentials could not be checked: ${describeError(err)}`);
     }
     if (status === 401) throw new LivelyError('LC_UNAUTHORIZED', 'the credentials were not accepted by CouchDB');
+    // CouchDB 3.4+ locks a name out for a while after repeated failed logins: the caller is
+    // refused, with CouchDB's reason; the store itself is fine.
+    if (status === 403) throw new LivelyError('LC_FORBIDDEN', `CouchDB refuses these credentials for now: ${reasonOf(body)}`);
     if (status !== 200) throw new LivelyError('LC_STORE_UNAVAILABLE', `the credentials could not be checked: CouchDB answered ${status}`);
     const name = body.userCtx?.name;
     const roles = body.userCtx?.roles;
@@ -116,6 +141,13 @@ export function createAuthorizer(couchUrl: string, opts: AuthorizerOptions = {})
     if (authorization === undefined && session === undefined) return null;
     const digest = digestOf(hmacKey, authorization, session);
     if (own && timingSafeEqual(digest, own.digest)) return own.ctx;
+    // A wrong password for the runtime's own admin name is refused here: sent on, it would count
+    // towards CouchDB's lockout of that name from this host, the runtime's own connection.
+    const basic = session === undefined ? basicOf(authorization) : undefined;
+    if (own && basic?.name === own.ctx.name) {
+      if (sameText(basic.password, own.password)) return own.ctx;
+      throw new LivelyError('LC_UNAUTHORIZED', 'the credentials were not accepted by CouchDB');
+    }
     const key = digest.toString('base64');
     const now = Date.now();
     const hit = accepted.get(key);

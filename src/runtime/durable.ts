@@ -35,7 +35,7 @@ export interface DurableEntry {
   /** the request without its credentials. */
   request?: HttpRequestPart;
   /** the events it fired, with what their triggers bound. */
-  events: Array<{ id: string; bindings: Record<string, string> }>;
+  events: Array<{ id: string; bindings: Record<string, unknown> }>;
 }
 
 /** Where an entry is stored: its day's database, its batch document, its activation. */

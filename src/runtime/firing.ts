@@ -62,7 +62,7 @@ export interface FiringDeps {
 }
 
 const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
-const NO_BINDINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_BINDINGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const bootId = randomBytes(4).toString('hex');
 let counter = 0;
 let lastMs = -1;
@@ -339,9 +339,9 @@ export class Firing {
    * and a promise, not a suspended run() (whose frame has room for every local it will use).
    */
   private launch(ref: EventWorkerRef, m: EventMatch, input: FireInput, activation: string, spec: WorkerSpec | undefined, wait: Promise<void> | undefined): Promise<WorkerOutcome> {
-    const outcome = spec === undefined ? this.runCold(ref.name, m, ref.arguments, input, activation)
-      : wait === undefined ? this.run(spec, m, ref.arguments, input, activation)
-        : wait.then(() => this.run(spec, m, ref.arguments, input, activation));
+    const outcome = spec === undefined ? this.runCold(ref, m, input, activation)
+      : wait === undefined ? this.run(spec, m, ref, input, activation)
+        : wait.then(() => this.run(spec, m, ref, input, activation));
     return ref.retry ? this.retried(ref, outcome, m, input, activation) : outcome;
   }
 
@@ -384,7 +384,7 @@ export class Firing {
       notes.push({ t: Date.now(), level: 'warn', msg: `attempt ${n} of ${attempts} failed (${outcome.status}${outcome.error ? `, ${outcome.error.code}: ${outcome.error.message}` : ''}); retrying in ${delay} ms` });
       await this.backoff(delay);
       n++;
-      outcome = await this.runCold(ref.name, m, ref.arguments, input, activation);
+      outcome = await this.runCold(ref, m, input, activation);
     }
     return { ...outcome, attempts: n, logs: notes.length ? [...notes, ...outcome.logs] : outcome.logs };
   }
@@ -403,7 +403,8 @@ export class Firing {
     });
   }
 
-  private async runCold(name: string, m: EventMatch, eventArgs: Record<string, unknown>, input: FireInput, activation: string): Promise<WorkerOutcome> {
+  private async runCold(ref: EventWorkerRef, m: EventMatch, input: FireInput, activation: string): Promise<WorkerOutcome> {
+    const name = ref.name;
     const t0 = Date.now();
     let spec: WorkerSpec;
     try {
@@ -418,21 +419,22 @@ export class Firing {
       return failed(name, err, t0);
     }
     if (wait) await wait;
-    return this.run(spec, m, eventArgs, input, activation);
+    return this.run(spec, m, ref, input, activation);
   }
 
   /** Runs a message admitted through the gate; releases its slot when done. */
-  private async run(spec: WorkerSpec, m: EventMatch, eventArgs: Record<string, unknown>, input: FireInput, activation: string): Promise<WorkerOutcome> {
+  private async run(spec: WorkerSpec, m: EventMatch, ref: EventWorkerRef, input: FireInput, activation: string): Promise<WorkerOutcome> {
     this.inFlight++;
     const lifecycle = this.deps.catalog.hasLifecycleRoutes && input.trigger !== 'lively';
     try {
-      const args = resolveArguments(spec.arguments, eventArgs, m.bindings);
+      const args = resolveArguments(spec.arguments, ref.arguments, m.bindings);
       const message: WorkerMessage = {
         activation, event: m.event.id, worker: spec.id, trigger: input.trigger,
         method: input.method, path: input.path,
         arguments: args,
         parameters: buildParameters(input.params, m.bindings, args),
       };
+      if (ref.forward) message.forward = ref.forward;
       if (input.request) message.request = input.request;
       if (input.change !== undefined) message.change = input.change;
       if (input.tick !== undefined) message.tick = input.tick;

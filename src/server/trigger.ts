@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
 import { LivelyError } from '../shared/errors.ts';
+import { nestedDeeperThan } from '../shared/json.ts';
 import type { HttpTriggerRequest } from './firer.ts';
 import { parseBody, readBody, skipEmptyBody } from './body.ts';
 
@@ -56,4 +57,30 @@ export function readTriggerRequest(req: IncomingMessage, pathname: string, searc
   return readBody(req, bodyLimit).then((buf) => (
     { method, path, query, headers: req.headers, body: parseBody(buf, req.headers['content-type']), wait }
   ));
+}
+
+/**
+ * A query value as the message's `parameters` carry it: read as JSON when it is JSON (`?n=2` is
+ * the number 2, `?on=true` true, `?tags=["a"]` a list), kept as the string otherwise — as the
+ * original LivelyCouch did. `request.query` keeps the strings as sent.
+ */
+export function typedQueryValue(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(typedQueryValue);
+  if (typeof v !== 'string' || v === '' || nestedDeeperThan(v)) return v;
+  // Speed and safety: only what can start a JSON value is tried.
+  const c = v.charCodeAt(0);
+  if (!(c === 45 /* - */ || (c >= 48 && c <= 57) || c === 34 /* " */ || c === 91 /* [ */ || c === 123 /* { */ || v === 'true' || v === 'false' || v === 'null')) return v;
+  let parsed: unknown;
+  try { parsed = JSON.parse(v); } catch { return v; }
+  // 1e999 parses to Infinity, which JSON cannot carry on to a worker
+  return typeof parsed === 'number' && !Number.isFinite(parsed) ? v : parsed;
+}
+
+/** Every query value typed (see typedQueryValue); a new object, the query itself untouched. */
+export function typedQuery(query: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(query)) {
+    Object.defineProperty(out, key, { value: typedQueryValue(query[key]), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }

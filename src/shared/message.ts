@@ -18,6 +18,8 @@ export interface WorkerMessage {
   path?: string;
   arguments: Record<string, unknown>;
   parameters: Record<string, unknown>;
+  /** the worker entry's `"forward"`: names of parameters the worker passes on (the original LivelyCouch's). */
+  forward?: readonly string[];
   request?: HttpRequestPart;
   change?: unknown;
   tick?: unknown;

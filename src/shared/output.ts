@@ -10,6 +10,8 @@ export type OutputCommand =
   | { kind: 'emit'; emit: EmitCommand }
   | { kind: 'result'; value: unknown }
   | { kind: 'done' }
+  /** `{"acknowledges": true}`: this process ends every message with result/done, so silence never does. */
+  | { kind: 'acknowledges' }
   | { kind: 'log'; level: LogLevel; msg: string };
 
 const LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
@@ -28,6 +30,7 @@ export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): Outp
       }
       if ('result' in o) return { kind: 'result', value: o.result };
       if (o.done === true) return { kind: 'done' };
+      if (o.acknowledges === true) return { kind: 'acknowledges' };
       if (typeof o.log === 'string') {
         const level = typeof o.level === 'string' && LEVELS.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
         return { kind: 'log', level, msg: o.log };

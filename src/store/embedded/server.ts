@@ -4,6 +4,7 @@
  * on loopback with LivelyCouch's shield in front (see ./shield.ts). Started and restarted by
  * ./supervisor.ts; never outlives it.
  */
+import { couchBody, newServerUuid } from './answers.ts';
 import { createRequire } from 'node:module';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -58,6 +59,55 @@ process.on('unhandledRejection', (reason) => {
   process.stderr.write(`embedded store: a rejection PouchDB left unhandled was ignored: ${reason.status} ${reason.name ?? ''} ${reason.message ?? ''}\n`);
 });
 
+/** The server's uuid in `GET /`: made once per data directory, as CouchDB's is per server. */
+function serverUuid(): string {
+  const file = path.join(etcDir, 'uuid');
+  try { return fs.readFileSync(file, 'utf8').trim(); } catch { /* the first start */ }
+  const uuid = newServerUuid();
+  fs.writeFileSync(file, uuid + '\n', { mode: 0o600 });
+  return uuid;
+}
+
+type BulkGetCallback = (err: unknown, res?: { results: Array<{ id: string; docs: unknown[] }> }) => void;
+type BulkGet = (opts: { docs?: unknown }, cb?: BulkGetCallback) => unknown;
+
+/**
+ * Each database's `bulkGet` as `_bulk_get` must answer: PouchDB never answers an empty list
+ * (CouchDB: no results), and express-pouchdb's route turns PouchDB's per-document errors into
+ * `{}`; shaped as below, the route hands on CouchDB's `{"error": {id, rev, error, reason}}`.
+ */
+function couchBulkGet(db: { bulkGet: BulkGet }): void {
+  const bulkGet = db.bulkGet;
+  db.bulkGet = (opts, cb) => {
+    const run = Array.isArray(opts?.docs) && opts.docs.length === 0
+      ? Promise.resolve({ results: [] })
+      : new Promise<{ results: Array<{ id: string; docs: unknown[] }> }>((resolve, reject) => { bulkGet(opts, (err, res) => (err ? reject(err) : resolve(res!))); });
+    const shaped = run.then((res) => ({
+      results: res.results.map((r) => ({
+        id: r.id,
+        docs: r.docs.map((d) => {
+          const e = (d as { error?: { name?: unknown; message?: unknown; docId?: unknown; rev?: unknown } }).error;
+          if (!e) return d;
+          return { error: true, name: { id: r.id, rev: String(e.rev ?? 'undefined'), error: e.name, reason: e.message } };
+        }),
+      })),
+    }));
+    if (!cb) return shaped;
+    shaped.then((r) => cb(null, r), (err: unknown) => cb(err));
+    return undefined;
+  };
+}
+
+/** PouchDB whose databases answer `_bulk_get` as CouchDB does (see couchBulkGet). */
+function withCouchBulkGet<T extends new (...a: any[]) => { bulkGet: BulkGet }>(Base: T): T {
+  return class extends Base {
+    constructor(...a: any[]) {
+      super(...a);
+      couchBulkGet(this);
+    }
+  };
+}
+
 async function main(): Promise<void> {
   watchParent();
   let PouchDB = require('pouchdb-node');
@@ -71,7 +121,13 @@ async function main(): Promise<void> {
     PouchDB = PouchDB.defaults({ prefix: storeDir + path.sep });
   }
 
+  PouchDB = withCouchBulkGet(PouchDB);
   const expressPouchDB = require('express-pouchdb');
+  // every JSON answer of express-pouchdb goes through this one function: put in CouchDB's words
+  const utils = require('express-pouchdb/lib/utils');
+  const sendJSON = utils.sendJSON;
+  utils.sendJSON = (res: { req?: { method?: string; originalUrl?: string } }, status: number, body: unknown) =>
+    sendJSON(res, status, couchBody(body, `${res.req?.method ?? ''} ${res.req?.originalUrl ?? ''}`));
   const app = expressPouchDB({
     configPath: path.join(etcDir, 'config.json'),
     logPath: path.join(etcDir, 'log.txt'),
@@ -85,6 +141,7 @@ async function main(): Promise<void> {
     app.couchConfig.set('admins', kAdminName, password, (err: unknown) => (err ? reject(err) : resolve())));
   app.couchConfig.set('log', 'level', 'error', () => {});
   await app.setPouchDB(PouchDB);
+  app.disable('x-powered-by');
 
   // read straight from the database, past express-pouchdb's authorisation: only the
   // sequence number of a longpoll that timed out is taken from it. A database deleted while
@@ -117,7 +174,7 @@ async function main(): Promise<void> {
     const out = await PouchDB.replicate(source, target, { ...(r.selector ? { selector: r.selector } : {}), ...(r.doc_ids ? { doc_ids: r.doc_ids } : {}) });
     return { docs_read: out.docs_read, docs_written: out.docs_written, doc_write_failures: out.doc_write_failures, start_time: started, end_time: new Date().toISOString(), last_seq: out.last_seq };
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, replicate));
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(), replicate));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');

@@ -21,6 +21,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { multipartToDocument, MultipartError } from './multipart.ts';
 import { kMissingEnd, parseReplicateBody, replicationReply, type Replicator } from './replicate.ts';
+import { HttpError, checkBulkGet, checkDelete, checkQuery, isDocumentPut, isJsonContentType, isJsonPost, parseDocumentBody, welcome } from './answers.ts';
+import { Lockout, basicNameOf, kLockedOut, peerOf } from './lockout.ts';
 import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
@@ -29,11 +31,6 @@ const kMaxBody = 256 * 1024 * 1024;
 type ExpressApp = (req: IncomingMessage, res: ServerResponse, done: (err?: unknown) => void) => void;
 type ShieldedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
 
-class HttpError extends Error {
-  constructor(readonly status: number, readonly error: string, reason: string) {
-    super(reason);
-  }
-}
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) {
@@ -287,8 +284,58 @@ function deletionGuard(listDbs: () => Promise<string[]>) {
   };
 }
 
-export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], replicate?: Replicator): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * Where express-pouchdb would answer otherwise than CouchDB (./answers.ts): the request is
+ * refused, answered, or handed on repaired.
+ */
+async function answerAsCouch(req: ShieldedRequest, res: ServerResponse, segments: string[], url: URL): Promise<void> {
+  const contentType = req.headers['content-type'] ?? '';
+  checkQuery(req.method, segments, url.searchParams);
+  checkDelete(req.method, segments, url.searchParams, req.headers['if-match']);
+  if (req.method === 'POST' && isJsonPost(segments) && !isJsonContentType(contentType) && !(segments[1] === '_changes' && req.headers['content-length'] === '0')) {
+    throw new HttpError(415, 'bad_content_type', 'Content-Type must be application/json');
+  }
+  if (req.method === 'PUT' && isDocumentPut(segments) && !isJsonContentType(contentType) && !/^multipart\/related/i.test(contentType)) {
+    const doc = parseDocumentBody(await readBody(req), req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
+    if (!isJsonObject(doc)) throw new HttpError(400, 'bad_request', 'Document must be a JSON object');
+    checkDocumentSize(doc, decodeURIComponent(segments.slice(1).join('/')));
+    setParsedBody(req, doc);
+  }
+  if (req.method === 'POST' && segments.length === 2 && segments[1] === '_bulk_get' && !segments[0]!.startsWith('_')) {
+    const body = parseJsonBody(await readBody(req));
+    checkBulkGet(body);
+    setParsedBody(req, body);
+  }
+}
+
+/** A `POST /_session` body (JSON or a form, as CouchDB takes it), handed on parsed; the name it logs in as. */
+async function readLogin(req: ShieldedRequest): Promise<string | undefined> {
+  const text = (await readBody(req)).toString('utf8');
+  let body: Record<string, unknown>;
+  if (/^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '')) {
+    body = Object.fromEntries(new URLSearchParams(text));
+  } else {
+    body = parseJsonBody(Buffer.from(text));
+  }
+  setParsedBody(req, body);
+  return typeof body.name === 'string' ? body.name : undefined;
+}
+
+/** Refuses a locked-out name (CouchDB's 403), and counts this login if the store refuses its password. */
+function watchLogin(lockout: Lockout, peer: string, name: string, res: ServerResponse): void {
+  if (lockout.locked(peer, name)) throw new HttpError(403, kLockedOut.error, kLockedOut.reason);
+  const end = res.end.bind(res);
+  res.end = ((...a: Parameters<typeof end>) => {
+    // only a refused password counts, not a refusal of what a known user asked for
+    const chunk = a[0];
+    if (res.statusCode === 401 && (typeof chunk === 'string' || Buffer.isBuffer(chunk)) && String(chunk).includes('Name or password is incorrect')) lockout.failed(peer, name);
+    return end(...a);
+  }) as typeof res.end;
+}
+
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], uuid = 'embedded', replicate?: Replicator): (req: IncomingMessage, res: ServerResponse) => void {
   const guard = deletionGuard(listDbs);
+  const lockout = new Lockout();
   const fallback = (res: ServerResponse) => (err?: unknown) => {
     if (err === undefined) return sendJson(res, 404, { error: 'not_found', reason: 'missing' });
     const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
@@ -326,6 +373,12 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         sendJson(res, 200, feedStats());
         return;
       }
+      if (segments.length === 0 && (req.method === 'GET' || req.method === 'HEAD')) {
+        sendJson(res, 200, welcome(uuid));
+        return;
+      }
+      await answerAsCouch(req, res, segments, url);
+      if (res.writableEnded) return;
       const db = segments[0] !== undefined ? decodeURIComponent(segments[0]) : undefined;
       if (req.method === 'PUT' && segments.length === 1 && db !== undefined) checkDbName(db);
       const deletion = db !== undefined ? guard.pending(db) : undefined;
@@ -368,6 +421,9 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       if (changes && url.searchParams.get('feed') === 'longpoll') {
         boundLongpoll(req, res, url, updateSeq);
       }
+      let login = basicNameOf(req);
+      if (req.method === 'POST' && url.pathname === '/_session') login = await readLogin(req) ?? login;
+      if (login !== undefined) watchLogin(lockout, peerOf(req), login, res);
       app(req, res, fallback(res));
     })().catch((err: unknown) => {
       if (err instanceof HttpError) sendJson(res, err.status, { error: err.error, reason: err.message });

@@ -19,12 +19,23 @@ exports.result = function result(value) {
   write({ result: value === undefined ? null : value });
 };
 
+/** Marks the current message done, keeping a result given earlier (if any). */
+exports.done = function done() {
+  write({ done: true });
+};
+
 let client;
 Object.defineProperty(exports, 'couch', {
   enumerable: true,
   get() {
     if (!process.env.COUCHDB_URL) throw new Error('this worker has no database access: set "couch": true in its document');
-    // nano resolves from the runtime's own node_modules (on NODE_PATH).
-    return (client = client || require('nano')(process.env.COUCHDB_URL));
+    if (!client) {
+      // A worker waiting on the store looks, to the runtime, exactly like one waiting for its
+      // next message: one that uses the store ends each message with result() or done() instead.
+      write({ acknowledges: true });
+      // nano resolves from the runtime's own node_modules (on NODE_PATH).
+      client = require('nano')(process.env.COUCHDB_URL);
+    }
+    return client;
   },
 });

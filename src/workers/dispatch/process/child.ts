@@ -205,14 +205,20 @@ export class ChildWorker {
       if (this.stderrTail.length > this.opts.stderrTail) this.stderrTail.shift();
     }
     const job = this.job;
+    const cmd = cut ? undefined : parseOutputLine(line, stream);
+    if (cmd?.kind === 'acknowledges') {
+      // Said before or during a message: from now on only result/done (or the exit) end one.
+      this.acknowledges = true;
+      if (job) clearTimeout(job.settle);
+      return;
+    }
     if (!job) {
       this.opts.logger.debug('worker output outside a message', { worker: this.opts.label, pid: this.pid, stream, line: line.slice(0, 200) });
       return;
     }
-    if (cut) {
+    if (cmd === undefined) {
       this.keep(job, stream === 'stderr' ? 'error' : 'warn', `${line} … [line cut at ${this.opts.maxLine} chars]`);
     } else {
-      const cmd = parseOutputLine(line, stream);
       switch (cmd.kind) {
         case 'emit':
           try { job.onEmit(cmd.emit); } catch (e) { this.keep(job, 'error', `emit "${cmd.emit.emit}" failed: ${describeError(e)}`); }
