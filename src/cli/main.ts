@@ -14,6 +14,7 @@ import { writeFile, rm, mkdir, stat } from 'node:fs/promises';
 import { configFromEnv, makeConfig, type Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
+import { unsupportedNodeNotice } from '../shared/node-lines.ts';
 import { Runtime } from '../runtime.ts';
 import { EmbeddedStore } from '../store/embedded/supervisor.ts';
 import { connect } from '../store/couch.ts';
@@ -47,6 +48,8 @@ async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promi
 
 async function start(c: Config): Promise<Runtime> {
   const logger = createLogger(c.logLevel);
+  const unsupported = unsupportedNodeNotice(process.versions.node);
+  if (unsupported) process.stderr.write(`livelycouch start: ${unsupported}\n`);
   const runtime = new Runtime({ config: c, logger });
   let stopping = false;
   const shutdown = (signal: string) => {
