@@ -178,7 +178,10 @@ export class IsolateDispatcher implements Dispatcher {
   engine(): IsolateEngineInfo {
     const node = process.versions.node;
     const e = this.load();
-    if (e instanceof LivelyError) return { ...(this.opts.engine ? { package: this.opts.engine } : {}), node, error: { code: 'LC_ISOLATE_UNAVAILABLE', message: e.message } };
+    if (e instanceof LivelyError) {
+      const wanted = this.opts.engine ?? enginePackageFor();
+      return { ...(wanted ? { package: wanted } : {}), node, error: { code: 'LC_ISOLATE_UNAVAILABLE', message: e.message } };
+    }
     return { package: e.package, version: e.version, node };
   }
 
