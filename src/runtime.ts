@@ -48,6 +48,8 @@ export interface RuntimeOptions {
   dispatchers?: Dispatcher[];
   /** the schedule triggers' clock (specs tick it by hand). */
   clock?: Clock;
+  /** the isolate engine package instead of the running Node's (specs name one that is missing). */
+  isolateEngine?: string;
 }
 
 export class Runtime implements EventFirer {
@@ -60,6 +62,7 @@ export class Runtime implements EventFirer {
   readonly catalog = new EventCatalog();
   registry!: WorkerRegistry;
   dispatchers: Dispatcher[] = [];
+  isolates!: IsolateDispatcher;
   firing!: Firing;
   activationLog!: ActivationLog;
   /** per-event and per-worker figures for /_lively/metrics, fed by the activation records. */
@@ -104,13 +107,18 @@ export class Runtime implements EventFirer {
 
     const cacheDir = path.join(config.dataDir, 'cache');
     const bundler = new Bundler();
+    this.isolates = new IsolateDispatcher({ cacheDir, logger, bundler, ...(this.opts.isolateEngine ? { engine: this.opts.isolateEngine } : {}) });
+    // Said at start, not at the first isolate worker's failure.
+    const engine = this.isolates.engine();
+    if (engine.error) logger.warn(engine.error.message, { code: engine.error.code });
+    else logger.debug('isolate engine', { package: engine.package, isolatedVm: engine.version, node: engine.node });
     const threads = new ThreadDispatcher({ threads: config.threads, cacheDir, couchUrl: this.couchUrl, logger, bundler });
     // The thread runtime is built now, so the first trigger does not pay for it.
     await threads.start();
     this.dispatchers = [
       ...(this.opts.dispatchers ?? []),
       threads,
-      new IsolateDispatcher({ cacheDir, logger, bundler }),
+      this.isolates,
       new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger }),
     ];
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
@@ -260,6 +268,7 @@ export class Runtime implements EventFirer {
       events: { loaded: this.catalog.matcher.size, invalid: this.catalog.invalid() },
       workers: { loaded: this.registry.loaded(), invalid: this.registry.invalid(), problems: this.workerProblems() },
       dispatchers: this.dispatchers.map((d) => d.stats()),
+      isolateEngine: this.isolates.engine(),
       feeds: this.changesTriggers?.stats() ?? [],
       activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, waiting: this.firing.queued(), outcomes: this.firing.outcomes, logged: this.activationLog.written, dropped: this.activationLog.dropped },
       retries: { waiting: this.firing.retrying },

@@ -176,6 +176,15 @@ for line in sys.stdin:
     expect(r.body.outcomes[0].result).to.deep.equal({ doubled: 42, hasProcess: false });
   });
 
+  it('/_lively/status names the isolate engine: the isolated-vm major built for the running Node', async () => {
+    const { body } = await call(rt, '/_lively/status');
+    const isolatedVmMajor: Record<string, number> = { 20: 5, 22: 6, 24: 6, 26: 7 };
+    const nodeMajor = process.versions.node.split('.')[0]!;
+    expect(body.isolateEngine).to.include({ package: `@livelycouch/isolated-vm-${isolatedVmMajor[nodeMajor]}`, node: process.versions.node });
+    expect(body.isolateEngine.version.split('.')[0]).to.equal(String(isolatedVmMajor[nodeMajor]));
+    expect(body.isolateEngine).to.not.have.property('error');
+  });
+
   it('a sh worker reads its arguments from stdin and answers from one kept process', async () => {
     const a = await call(rt, '/_events/sh/echo?wait=true');
     const b = await call(rt, '/_events/sh/echo?wait=true');

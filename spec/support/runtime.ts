@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 
-export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: Dispatcher[]; before?: (prefix: string) => Promise<void>; logger?: Logger } = {}): Promise<Runtime> {
+export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: Dispatcher[]; before?: (prefix: string) => Promise<void>; logger?: Logger; isolateEngine?: string } = {}): Promise<Runtime> {
   const prefix = opts.config?.dbPrefix ?? uniquePrefix();
   if (opts.before) await opts.before(prefix);
   const config = makeConfig({
@@ -22,7 +22,7 @@ export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: D
     ...opts.config,
     dbPrefix: prefix,
   });
-  const rt = new Runtime({ config, dispatchers: opts.dispatchers, logger: opts.logger });
+  const rt = new Runtime({ config, dispatchers: opts.dispatchers, logger: opts.logger, isolateEngine: opts.isolateEngine });
   return rt.start();
 }
 

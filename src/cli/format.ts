@@ -64,6 +64,11 @@ export function statusLines(s: Record<string, unknown>): string[] {
     for (const w of invalid) lines.push(`  invalid worker ${String(w.id)}: ${oneLine(String(w.reason ?? ''))}`);
     for (const w of problems) lines.push(`  worker ${String(w.id)} cannot run: ${oneLine(String(w.reason ?? ''))}`);
   }
+  const engine = s.isolateEngine;
+  if (engine) {
+    const error = get(engine, 'error');
+    lines.push(`isolates    ${error ? `unavailable: ${oneLine(String(get(error, 'message') ?? ''))}` : `isolated-vm ${String(get(engine, 'version'))} (${String(get(engine, 'package'))}) on Node ${String(get(engine, 'node'))}`}`);
+  }
   const acts = s.activations;
   if (acts && typeof acts === 'object') {
     const a = acts as Record<string, unknown>;

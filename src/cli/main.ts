@@ -15,6 +15,7 @@ import { writeFile, readFile, rm, mkdir, stat } from 'node:fs/promises';
 import { configFromEnv, makeConfig, type Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
+import { unsupportedNodeNotice } from '../shared/node-lines.ts';
 import { Runtime } from '../runtime.ts';
 import { EmbeddedStore } from '../store/embedded/supervisor.ts';
 import { connect } from '../store/couch.ts';
@@ -63,6 +64,8 @@ async function start(c: Config): Promise<Runtime> {
     throw err;
   }
   const logger = createLogger(c.logLevel);
+  const unsupported = unsupportedNodeNotice(process.versions.node);
+  if (unsupported) process.stderr.write(`livelycouch start: ${unsupported}\n`);
   const runtime = new Runtime({ config: c, logger });
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -25,6 +25,7 @@ export const ErrorCatalogue = {
   LC_WORKER_RETIRED: { status: 503, message: 'worker was stopped' },
   LC_UNKNOWN_TYPE: { status: 500, message: 'unknown worker type' },
   LC_INTERPRETER_MISSING: { status: 500, message: 'interpreter not installed' },
+  LC_ISOLATE_UNAVAILABLE: { status: 500, message: 'no isolate engine loads on this Node' },
   LC_BAD_ATTACHMENT_NAME: { status: 400, message: 'attachment name not allowed' },
   LC_CHAIN_TOO_DEEP: { status: 508, message: 'event chain too deep' },
   LC_CONFIG: { status: 500, message: 'invalid configuration' },

@@ -8,7 +8,6 @@
  * handler awaits); a fatal error — memory limit, timeout — disposes it and the next message
  * builds a fresh one.
  */
-import ivm from 'isolated-vm';
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
@@ -19,6 +18,7 @@ import type { WorkerSpec } from '../spec.ts';
 import { SlotTable } from '../../shared/slots.ts';
 import { bundleFileName, StackMapper } from '../../../workers-runtime/stack.ts';
 import { cutLogLine } from '../../../workers-runtime/protocol.ts';
+import { enginePackageFor, loadIsolateEngine, type IsolateEngine, type IsolateEngineInfo, type IsolatedVm, type IvmIsolate, type IvmReference } from './isolate-engine.ts';
 
 export interface IsolateDispatcherOptions {
   /** where bundles are cached across restarts. */
@@ -29,6 +29,8 @@ export interface IsolateDispatcherOptions {
   /** log lines kept per message. */
   maxLogLines?: number;
   bundler?: Bundler;
+  /** the isolate engine package to load (default: the one for the running Node line). */
+  engine?: string;
 }
 
 const kDefaultOptions = { defaultMemory: 64, maxLogLines: 1000 };
@@ -77,13 +79,13 @@ interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: numb
 const kBundleLineOffset = kPrelude.split('\n').length;
 
 class Sandbox {
-  readonly isolate: ivm.Isolate;
-  private run?: ivm.Reference<(token: string, json: string) => Promise<string | undefined>>;
+  readonly isolate: IvmIsolate;
+  private run?: IvmReference;
   /** messages running, by the token their calls back carry (see shared/slots.ts for why not a Map). */
   readonly jobs = new SlotTable<Job>();
   private stacks?: StackMapper;
 
-  constructor(readonly spec: WorkerSpec, memoryMb: number, private readonly maxLogLines: number) {
+  constructor(private readonly ivm: IsolatedVm, readonly spec: WorkerSpec, memoryMb: number, private readonly maxLogLines: number) {
     this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
   }
 
@@ -92,8 +94,8 @@ class Sandbox {
   async load(bundle: Bundle, timeoutMs: number): Promise<void> {
     const code = bundle.code;
     const context = await this.isolate.createContext();
-    await context.global.set('__lc_emit', new ivm.Reference((token: string, name: string, params: string) => this.onEmit(token, name, params)));
-    await context.global.set('__lc_log', new ivm.Reference((token: string, msg: string, level: string) => this.onLog(token, msg, level)));
+    await context.global.set('__lc_emit', new this.ivm.Reference((token: string, name: string, params: string) => this.onEmit(token, name, params)));
+    await context.global.set('__lc_log', new this.ivm.Reference((token: string, msg: string, level: string) => this.onLog(token, msg, level)));
     // the bundle is CommonJS; run it with the module object the prelude made
     const source = `${kPrelude}(function (module, exports, require) {\n${code}\n})(__module, __module.exports, globalThis.require);\n${kEpilogue}`;
     const frameFile = bundleFileName(bundle.key, 'isolate');
@@ -109,7 +111,7 @@ class Sandbox {
     const line = messageLine(message);
     const id = this.jobs.add(job);
     try {
-      return await this.run!.apply(undefined, [String(id), line], { timeout: timeoutMs, result: { promise: true, copy: true } });
+      return await this.run!.apply(undefined, [String(id), line], { timeout: timeoutMs, result: { promise: true, copy: true } }) as string | undefined;
     } finally {
       this.jobs.delete(id);
     }
@@ -159,6 +161,8 @@ export class IsolateDispatcher implements Dispatcher {
   private readonly sandboxes = new Map<string, { rev: string; sandbox: Promise<Sandbox> }>();
   private inFlight = 0;
   private closed = false;
+  /** loaded on first use, so a Node without an engine still starts and serves other types. */
+  private loaded?: IsolateEngine | LivelyError;
 
   constructor(options: IsolateDispatcherOptions = {}) {
     this.opts = { ...kDefaultOptions, logger: silentLogger, ...options };
@@ -169,6 +173,33 @@ export class IsolateDispatcher implements Dispatcher {
   }
 
   serves(spec: WorkerSpec): boolean { return spec.type === 'isolate'; }
+
+  /** Which isolated-vm serves isolate workers here, or why none does (for status and start-up). */
+  engine(): IsolateEngineInfo {
+    const node = process.versions.node;
+    const e = this.load();
+    if (e instanceof LivelyError) {
+      const wanted = this.opts.engine ?? enginePackageFor();
+      return { ...(wanted ? { package: wanted } : {}), node, error: { code: 'LC_ISOLATE_UNAVAILABLE', message: e.message } };
+    }
+    return { package: e.package, version: e.version, node };
+  }
+
+  problem(spec: WorkerSpec): Error | undefined {
+    const e = this.serves(spec) ? this.load() : undefined;
+    return e instanceof LivelyError ? e : undefined;
+  }
+
+  private load(): IsolateEngine | LivelyError {
+    if (!this.loaded) {
+      try {
+        this.loaded = loadIsolateEngine(this.opts.engine ?? enginePackageFor());
+      } catch (e) {
+        this.loaded = isLivelyError(e) ? e : new LivelyError('LC_ISOLATE_UNAVAILABLE', describeError(e));
+      }
+    }
+    return this.loaded;
+  }
 
   async dispatch(ctx: DispatchContext): Promise<WorkerOutcome> {
     if (this.closed) throw new LivelyError('LC_SHUTTING_DOWN', 'the isolate dispatcher is closed');
@@ -236,8 +267,10 @@ export class IsolateDispatcher implements Dispatcher {
     if (held && held.rev === spec.rev) return held.sandbox;
     if (held) void this.retire(spec.id, spec.rev);
     const sandbox = (async () => {
+      const engine = this.load();
+      if (engine instanceof LivelyError) throw engine;
       const bundle = await this.bundler.bundle(spec, { platform: 'neutral', cacheDir: this.opts.cacheDir });
-      const s = new Sandbox(spec, spec.limits.memory ?? this.opts.defaultMemory, this.opts.maxLogLines);
+      const s = new Sandbox(engine.ivm, spec, spec.limits.memory ?? this.opts.defaultMemory, this.opts.maxLogLines);
       try { await s.load(bundle, spec.limits.timeout); } catch (e) { s.dispose(); throw e; }
       this.opts.logger.debug('isolate loaded', { worker: spec.id, rev: spec.rev });
       return s;
