@@ -66,7 +66,33 @@ export function workerEnv(spec: WorkerSpec, dir: string, couchUrl?: string): Rec
   else delete env.COUCHDB_URL;
   // Node workers find `livelycouch/worker` (and the runtime's packages, such as nano) as thread workers do.
   if (spec.type === 'node') env.NODE_PATH = [kNodeHelperPath, kRuntimeModules, spec.env.NODE_PATH].filter(Boolean).join(path.delimiter);
+  // Python finds `livelycouch` (from livelycouch import result) on its module path; a shell
+  // finds `livelycouch.sh` on PATH (`. livelycouch.sh`), as a dot command searches it.
+  if (kPythonTypes.test(spec.type)) env.PYTHONPATH = [kPythonHelperPath, spec.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
+  if (kShellTypes.test(spec.type)) env.PATH = [env.PATH, kShellHelperPath].join(path.delimiter);
   return env;
+}
+
+const kPythonTypes = /^python/;
+const kShellTypes = /^(sh|bash|dash|ksh|zsh)$/;
+const kPythonHelperPath = fileURLToPath(new URL('../../../workers-runtime/python', import.meta.url));
+const kShellHelperPath = fileURLToPath(new URL('../../../workers-runtime/sh', import.meta.url));
+
+/**
+ * The command line with the worker's `memory` limit applied: node gets a heap limit (V8 reserves
+ * far more address space than it uses, so an address-space limit would stop it starting), every
+ * other interpreter an address-space limit set by prlimit before it execs the interpreter, which
+ * therefore keeps the pid the runtime knows.
+ */
+export function limitedCommand(spec: WorkerSpec, command: readonly string[]): string[] {
+  const mb = spec.limits.memory;
+  if (mb === undefined) return [...command];
+  const [exe, ...args] = command;
+  if (spec.type === 'node') return [exe!, `--max-old-space-size=${Math.max(1, Math.floor(mb))}`, ...args];
+  const prlimit = findExecutable('prlimit');
+  if (!prlimit) throw new LivelyError('LC_CONFIG', `worker "${spec.id}": "memory" needs prlimit (util-linux) on PATH to limit a ${spec.type} process`);
+  const bytes = Math.floor(mb * 1024 * 1024);
+  return [prlimit, `--as=${bytes}:${bytes}`, '--', exe!, ...args];
 }
 
 const kNodeHelperPath = fileURLToPath(new URL('../../../workers-runtime/node_path', import.meta.url));
@@ -124,7 +150,7 @@ export class ProcessDispatcher implements Dispatcher {
 
   /** Why this worker cannot run here (for the document's status), or undefined. */
   problem(spec: WorkerSpec): LivelyError | undefined {
-    try { this.commandFor(spec); checkAttachments(spec); } catch (e) { return e as LivelyError; }
+    try { limitedCommand(spec, this.commandFor(spec)); checkAttachments(spec); } catch (e) { return e as LivelyError; }
     return undefined;
   }
 
@@ -145,11 +171,11 @@ export class ProcessDispatcher implements Dispatcher {
     let pool: RevisionPool | undefined;
     let child: ChildWorker | undefined;
     try {
-      const command = this.commandFor(spec);
+      const command = limitedCommand(spec, this.commandFor(spec));
       pool = this.poolFor(spec);
       child = await this.acquire(pool, command, deadline);
       if (!child) return outcome({ kind: 'timeout', error: new LivelyError('LC_WORKER_TIMEOUT', `worker "${spec.id}": no process became free within ${spec.limits.timeout} ms`), logs: [] });
-      const end = await child.run(message, ctx.onEmit, Math.max(1, deadline - Date.now()));
+      const end = await child.run(message, ctx.onEmit, Math.max(1, deadline - Date.now()), ctx.onLate);
       if (end.kind === 'crash') { pool.crashes++; pool.lastCrash = Date.now(); }
       else if (end.kind === 'ok') pool.crashes = 0;
       return outcome(end);
@@ -255,7 +281,7 @@ export class ProcessDispatcher implements Dispatcher {
         command: exe!, args: [...args, spec.delegate], cwd: dir, env: workerEnv(spec, dir, couchUrl),
         maxLine: this.opts.maxLine, maxLogLines: this.opts.maxLogLines, stderrTail: this.opts.stderrTail,
         settleMs: this.opts.settleMs, killGraceMs: this.opts.killGraceMs, logger: this.opts.logger,
-        label: `worker "${spec.id}"`,
+        label: `worker "${spec.id}"`, acknowledges: spec.ack === true, memoryMb: spec.limits.memory,
       });
       this.watchdog?.guard(child.pid);
       pool.children.add(child);
