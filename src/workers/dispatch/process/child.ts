@@ -78,6 +78,8 @@ export class ChildWorker {
   /** the last message, when silence ended it: its late lines go here until the next message. */
   private late?: Late;
   private readonly stderrTail: string[] = [];
+  /** its stderr said it ran out of memory (node says so before a long native stack). */
+  private saidOutOfMemory = false;
   /** output chunks read so far, on either stream: tells whether output arrived since a check. */
   private chunks = 0;
   private killTimers: NodeJS.Timeout[] = [];
@@ -238,6 +240,7 @@ export class ChildWorker {
   private onLine(line: string, cut: boolean, stream: 'stdout' | 'stderr'): void {
     if (stream === 'stderr') {
       this.stderrTail.push(line.length > 500 ? line.slice(0, 500) + '…' : line);
+      if (this.opts.memoryMb !== undefined && kOutOfMemory.test(line)) this.saidOutOfMemory = true;
       if (this.stderrTail.length > this.opts.stderrTail) this.stderrTail.shift();
     }
     const job = this.job;
@@ -328,7 +331,7 @@ export class ChildWorker {
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const tail = this.stderrTail.length ? `; last stderr lines:\n${this.stderrTail.join('\n')}` : '';
     const details = { exitCode: code, signal, stderr: [...this.stderrTail] };
-    if (this.opts.memoryMb !== undefined && this.stderrTail.some((l) => kOutOfMemory.test(l))) {
+    if (this.saidOutOfMemory) {
       this.failJob(job, 'crash', new LivelyError('LC_WORKER_MEMORY', `${this.opts.label}: process ran out of memory (limit ${this.opts.memoryMb} MB) and ${how}${tail}`, details));
       return;
     }
