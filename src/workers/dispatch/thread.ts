@@ -10,7 +10,7 @@ import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import * as esbuild from 'esbuild';
 import { LivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
@@ -37,6 +37,12 @@ export interface ThreadDispatcherOptions {
   baseEnv?: Record<string, string>;
   /** a bundler to share (the runtime's); by default the dispatcher has its own. */
   bundler?: Bundler;
+  /**
+   * MB of external memory (Buffers, ArrayBuffers: outside V8's heap, so outside `memory`) one
+   * thread may hold when its workers set no `memory`: the guard that keeps one worker from taking
+   * the machine. A worker's `memory` is also its thread's external limit.
+   */
+  externalMb?: number;
 }
 
 interface FilledOptions extends Required<Omit<ThreadDispatcherOptions, 'couchUrl' | 'bundler'>> { couchUrl?: string }
@@ -47,6 +53,8 @@ export const kDefaultThreadOptions = Object.freeze({
   maxBatch: 64,
   logger: silentLogger,
   baseEnv: {} as Record<string, string>,
+  // a quarter of the machine's memory shared by the threads, at most 1 GB each
+  externalMb: Math.max(64, Math.min(1024, Math.floor(totalmem() / 1024 / 1024 / 4 / availableParallelism()))),
 });
 
 const kModuleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -170,7 +178,7 @@ export class ThreadDispatcher implements Dispatcher {
       p = this.start().then((entry) => {
         const pool = new ThreadPool({
           entry, threads: this.opts.threads, tasksPerThread: this.opts.tasksPerThread, maxBatch: this.opts.maxBatch,
-          memoryMb: memory || undefined, moduleRoot: kModuleRoot, couchUrl: this.opts.couchUrl, channel: this.channelName,
+          memoryMb: memory || undefined, externalMb: memory || this.opts.externalMb, moduleRoot: kModuleRoot, couchUrl: this.opts.couchUrl, channel: this.channelName,
           logger: this.opts.logger,
         });
         this.pools.set(k, pool);
