@@ -200,6 +200,20 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     }
   });
 
+  it('a worker that takes memory in one synchronous run meets the runtime-wide memory guard', async () => {
+    const d2 = new ThreadDispatcher({ cacheDir: dir, threads: 1, maxRssMb: Math.round(process.memoryUsage.rss() / 1048576) + 200 });
+    try {
+      const spec = faulty('synchog', "const held = []; for (let i = 0; i < 60; i++) held.push(Buffer.alloc(8 * 1024 * 1024, 1)); const until = Date.now() + 5000; while (Date.now() < until);",
+        { limits: { timeout: 15_000, concurrency: 1, idle: 60_000 } });
+      const out = await run(d2, spec, { fault: true });
+      expect(out.error!.code).to.equal('LC_WORKER_MEMORY');
+      expect(out.error!.message).to.match(/^the runtime reached \d+ MB of memory \(guard \d+ MB\) while running worker 'synchog'$/);
+      expect(await run(d2, spec, { n: 4 })).to.include({ status: 'ok', result: 'fine 4' });
+    } finally {
+      await d2.close(1000);
+    }
+  });
+
   it('threads that cannot start fail the messages waiting for them, with the reason, instead of holding them', async () => {
     const entry = path.join(dir, 'broken-runtime.mjs');
     writeFileSync(entry, "throw new Error('the thread runtime is broken');\n");

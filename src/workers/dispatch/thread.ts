@@ -43,6 +43,12 @@ export interface ThreadDispatcherOptions {
    * the machine. A worker's `memory` is also its thread's external limit.
    */
   externalMb?: number;
+  /**
+   * MB of resident memory the whole runtime process may reach (its threads included): past it,
+   * the threads running messages are replaced and those messages fail with LC_WORKER_MEMORY.
+   * What the per-thread check cannot see (a worker allocating in one synchronous run) meets this.
+   */
+  maxRssMb?: number;
 }
 
 interface FilledOptions extends Required<Omit<ThreadDispatcherOptions, 'couchUrl' | 'bundler'>> { couchUrl?: string }
@@ -55,6 +61,7 @@ export const kDefaultThreadOptions = Object.freeze({
   baseEnv: {} as Record<string, string>,
   // a quarter of the machine's memory shared by the threads, at most 1 GB each
   externalMb: Math.max(64, Math.min(1024, Math.floor(totalmem() / 1024 / 1024 / 4 / availableParallelism()))),
+  maxRssMb: Math.floor(totalmem() / 1024 / 1024 * 0.75),
 });
 
 const kModuleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -110,6 +117,24 @@ export class ThreadDispatcher implements Dispatcher {
     this.channelName = `livelycouch-thread-${process.pid}-${++channels}`;
     this.channel = new BroadcastChannel(this.channelName);
     this.channel.unref();
+    this.rssGuard = setInterval(() => this.checkRss(), 200);
+    this.rssGuard.unref();
+  }
+
+  private readonly rssGuard: NodeJS.Timeout;
+  /** when the guard last replaced threads: it gives the memory a moment to be returned. */
+  private guardFired = 0;
+
+  /** The runtime-wide guard: one worker must not take the machine's memory. */
+  private checkRss(): void {
+    if (performance.now() - this.guardFired < 1000) return;
+    const rss = process.memoryUsage.rss();
+    if (rss <= this.opts.maxRssMb * 1048576) return;
+    const why = `the runtime reached ${Math.round(rss / 1048576)} MB of memory (guard ${this.opts.maxRssMb} MB)`;
+    let replaced = 0;
+    for (const pool of this.pools.values()) replaced += pool.replaceBusy(why);
+    if (replaced > 0) this.guardFired = performance.now();
+    if (replaced > 0) this.opts.logger.error('memory guard: busy worker threads replaced', { rss: Math.round(rss / 1048576), maxRssMb: this.opts.maxRssMb, threads: replaced });
   }
 
   serves(spec: WorkerSpec): boolean {
@@ -209,6 +234,7 @@ export class ThreadDispatcher implements Dispatcher {
   async close(deadlineMs = 5_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.rssGuard);
     const deadline = performance.now() + deadlineMs;
     await Promise.all([...this.creating.values()].map((p) => p.catch(() => undefined)));
     await Promise.all([...this.pools.values()].map((p) => p.drain(deadline)));

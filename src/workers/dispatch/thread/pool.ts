@@ -400,6 +400,18 @@ export class ThreadPool {
     }
   }
 
+  /** Replaces every thread that is running messages (the runtime-wide memory guard); how many. */
+  replaceBusy(why: string): number {
+    let n = 0;
+    for (const thread of this.threads) {
+      if (thread.gone || thread.batches.length === 0) continue;
+      thread.cause ??= { code: 'LC_WORKER_MEMORY', message: why };
+      void thread.worker.terminate();
+      n++;
+    }
+    return n;
+  }
+
   /**
    * A thread whose reports cannot be trusted any more: only worker code that changed how the
    * thread serializes (a toJSON on Object.prototype, say) gets here. The thread goes, and what
