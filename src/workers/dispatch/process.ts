@@ -171,9 +171,10 @@ export class ProcessDispatcher implements Dispatcher {
     let pool: RevisionPool | undefined;
     let child: ChildWorker | undefined;
     try {
-      const command = limitedCommand(spec, this.commandFor(spec));
+      // the type must have an interpreter; where it lives is looked up only to start a process
+      this.interpreterFor(spec);
       pool = this.poolFor(spec);
-      child = await this.acquire(pool, command, deadline);
+      child = await this.acquire(pool, deadline);
       if (!child) return outcome({ kind: 'timeout', error: new LivelyError('LC_WORKER_TIMEOUT', `worker "${spec.id}": no process became free within ${spec.limits.timeout} ms`), logs: [] });
       const end = await child.run(message, ctx.onEmit, Math.max(1, deadline - Date.now()), ctx.onLate);
       if (end.kind === 'crash') { pool.crashes++; pool.lastCrash = Date.now(); }
@@ -217,11 +218,15 @@ export class ProcessDispatcher implements Dispatcher {
     await this.watchdog?.close();
   }
 
-  private commandFor(spec: WorkerSpec): string[] {
+  private interpreterFor(spec: WorkerSpec): readonly string[] {
     if (!this.serves(spec) || !Object.hasOwn(this.opts.interpreters, spec.type)) {
       throw new LivelyError('LC_UNKNOWN_TYPE', `worker "${spec.id}": no interpreter is configured for type "${spec.type}"`, { type: spec.type });
     }
-    const [cmd, ...args] = this.opts.interpreters[spec.type]!;
+    return this.opts.interpreters[spec.type]!;
+  }
+
+  private commandFor(spec: WorkerSpec): string[] {
+    const [cmd, ...args] = this.interpreterFor(spec);
     const exe = cmd ? findExecutable(cmd) : undefined;
     if (!exe) throw new LivelyError('LC_INTERPRETER_MISSING', `worker "${spec.id}": interpreter "${cmd}" for type "${spec.type}" is not installed`, { type: spec.type });
     return [exe, ...args];
@@ -241,7 +246,7 @@ export class ProcessDispatcher implements Dispatcher {
   }
 
   /** An idle process of this revision, a new one, or (all busy) the next one released. */
-  private async acquire(pool: RevisionPool, command: string[], deadline: number): Promise<ChildWorker | undefined> {
+  private async acquire(pool: RevisionPool, deadline: number): Promise<ChildWorker | undefined> {
     for (;;) {
       const idle = pool.idle.pop();
       if (idle) {
@@ -250,7 +255,7 @@ export class ProcessDispatcher implements Dispatcher {
         if (idle.alive) return idle;
         continue;
       }
-      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, command, deadline);
+      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, deadline);
       const waited = await new Promise<ChildWorker | undefined>((resolve) => {
         const w: Waiter = { resolve: (c) => { clearTimeout(t); resolve(c); } };
         const t = setTimeout(() => { const i = pool.waiters.indexOf(w); if (i !== -1) pool.waiters.splice(i, 1); resolve(undefined); }, Math.max(0, deadline - Date.now()));
@@ -261,10 +266,12 @@ export class ProcessDispatcher implements Dispatcher {
     }
   }
 
-  private async startChild(pool: RevisionPool, command: string[], deadline: number): Promise<ChildWorker> {
+  private async startChild(pool: RevisionPool, deadline: number): Promise<ChildWorker> {
     const { spec } = pool;
     pool.starting++;
     try {
+      // looked up before each start, so an interpreter installed later needs no restart
+      const command = limitedCommand(spec, this.commandFor(spec));
       const delay = pool.crashes <= 1 ? 0
         : Math.min(this.opts.backoffBaseMs * 2 ** (pool.crashes - 2), this.opts.backoffMaxMs) - (Date.now() - pool.lastCrash);
       if (delay > 0) {
