@@ -116,6 +116,17 @@ describe('ProcessDispatcher - answers are never lost', function () {
     expect(next.result).to.deep.include({ how: 'timer', got: 'waited' });
   });
 
+  it('a line written after the message was answered is kept as its late output too', async () => {
+    const spec = workerSpec('sh', 'after.sh');
+    const late: LateOutput[] = [];
+    const first = await d.dispatch({ spec, message: message(spec), onEmit: () => {}, onLate: (l) => late.push(l) });
+    expect(first.result).to.have.property('pid');
+    await eventually(() => late.length > 0, 5000, 'late output');
+    expect(late[0]!.logs.map((l) => l.msg)).to.deep.equal(['late (after the message was answered): written after the answer']);
+    const second = await d.dispatch({ spec, message: message(spec), onEmit: () => {} });
+    expect(second.logs).to.deep.equal([]);
+  });
+
   it('a worker whose document says "ack": true is never ended by silence', async () => {
     const parsed = parseWorkerDoc({ _id: 'acks', _rev: '1-a', type: 'python', delegate: 'late.py', ack: true,
       _attachments: { 'late.py': { content_type: 'text/x-python', data: Buffer.from('x').toString('base64') } } },

@@ -55,9 +55,11 @@ interface Job {
   onLate?: (late: LateOutput) => void;
 }
 
-/** A message silence ended, collecting what the process still writes until its next message. */
+/** A message already ended, collecting what the process still writes for it until its next message. */
 interface Late {
   job: Job;
+  /** how the message ended: by silence (a guess) or by the process's own answer. */
+  how: 'silence' | 'answer';
   out: LateOutput;
   dropped: number;
   timer?: NodeJS.Timeout;
@@ -75,7 +77,9 @@ export class ChildWorker {
   private dead = false;
   /** a process that has answered once is trusted to answer: silence no longer ends its messages. */
   private acknowledges: boolean;
-  /** the last message, when silence ended it: its late lines go here until the next message. */
+  /** the last message, ended by silence or answered: a line after that is its late output, until the next message. */
+  private ended?: { job: Job; how: Late['how'] };
+  /** made at the first such line. */
   private late?: Late;
   private readonly stderrTail: string[] = [];
   /** its stderr said it ran out of memory (node says so before a long native stack). */
@@ -149,6 +153,7 @@ export class ChildWorker {
     const line = messageLine(message) + '\n';
     // what the last message still wrote is its own, not this one's
     this.flushLate(true);
+    this.ended = undefined;
     return new Promise<RunEnd>((resolve) => {
       const job: Job = {
         logs: [], dropped: 0, onEmit, flushed: false, onLate,
@@ -232,7 +237,7 @@ export class ChildWorker {
         job.finish({ kind: 'ok', logs: job.logs });
         // Silence is a guess: whatever the process still writes before its next message is
         // this message's, kept as late output of its activation.
-        this.late = { job, out: { logs: [] }, dropped: 0 };
+        this.ended = { job, how: 'silence' };
       });
     }, this.opts.settleMs);
   }
@@ -245,6 +250,7 @@ export class ChildWorker {
     }
     const job = this.job;
     if (!job) {
+      if (!this.late && this.ended) this.late = { ...this.ended, out: { logs: [] }, dropped: 0 };
       if (this.late) this.onLateLine(this.late, line, cut, stream);
       else this.opts.logger.debug('worker output outside a message', { worker: this.opts.label, pid: this.pid, stream, line: line.slice(0, 200) });
       return;
@@ -259,10 +265,12 @@ export class ChildWorker {
           break;
         case 'result':
           this.acknowledges = true;
+          this.ended = { job, how: 'answer' };
           job.finish({ kind: 'ok', result: cmd.value, logs: job.logs });
           return;
         case 'done':
           this.acknowledges = true;
+          this.ended = { job, how: 'answer' };
           job.finish({ kind: 'ok', result: job.result, logs: job.logs });
           return;
         case 'log':
@@ -273,11 +281,12 @@ export class ChildWorker {
     this.armSettle(job);
   }
 
-  /** A line written after silence ended its message: kept for that message, sent on shortly. */
+  /** A line written after its message ended: kept for that message, sent on shortly. */
   private onLateLine(late: Late, line: string, cut: boolean, stream: 'stdout' | 'stderr'): void {
     const cmd = cut ? undefined : parseOutputLine(line, stream);
+    const why = late.how === 'silence' ? 'ended by silence' : 'answered';
     const keep = (level: LogLine['level'], msg: string) => {
-      if (late.out.logs.length < this.opts.maxLogLines) late.out.logs.push({ t: Date.now(), level, msg: `late (after the message was ended by silence): ${msg}` });
+      if (late.out.logs.length < this.opts.maxLogLines) late.out.logs.push({ t: Date.now(), level, msg: `late (after the message was ${why}): ${msg}` });
       else late.dropped++;
     };
     if (!cmd) keep(stream === 'stderr' ? 'error' : 'warn', `${line} … [line cut at ${this.opts.maxLine} chars]`);
@@ -287,7 +296,7 @@ export class ChildWorker {
       // it does answer: silence will never end its messages again
       this.acknowledges = true;
       if (cmd.kind === 'result') late.out.result = cmd.value;
-      keep('warn', cmd.kind === 'result' ? 'the result came after the message was ended by silence' : 'done came after the message was ended by silence');
+      keep('warn', `${cmd.kind === 'result' ? 'a result' : 'done'} came after the message was ${why}`);
     } else keep(cmd.level, cmd.msg);
     clearTimeout(late.timer);
     late.timer = setTimeout(() => this.flushLate(false, late), this.opts.settleMs);
@@ -299,7 +308,7 @@ export class ChildWorker {
     if (!late) return;
     clearTimeout(late.timer);
     late.timer = undefined;
-    if (end && late === this.late) this.late = undefined;
+    if (end && late === this.late) { this.late = undefined; this.ended = undefined; }
     if (late.out.logs.length === 0 && late.out.result === undefined) return;
     const out = late.out;
     if (late.dropped > 0) out.logs.push({ t: Date.now(), level: 'warn', msg: `${late.dropped} more late output lines were not kept` });
