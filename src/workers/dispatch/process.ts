@@ -318,7 +318,10 @@ export class ProcessDispatcher implements Dispatcher {
   }
 
   private forget(pool: RevisionPool, child: ChildWorker): void {
-    this.watchdog?.release(child.pid);
+    // What it left in its group is being ended (SIGKILL after the grace): the watchdog keeps
+    // the group until then, in case the runtime dies first.
+    const release = setTimeout(() => this.watchdog?.release(child.pid), this.opts.killGraceMs + 100);
+    release.unref();
     pool.children.delete(child);
     this.children.delete(child);
     const i = pool.idle.indexOf(child);
