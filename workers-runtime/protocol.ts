@@ -15,6 +15,8 @@ export interface ThreadInit {
   progress: SharedArrayBuffer;
   /** BroadcastChannel name for retire/close notices to every thread. */
   channel: string;
+  /** MB of external memory (Buffers, ArrayBuffers) the thread may hold: V8's heap limit does not count it. */
+  externalMb: number;
 }
 
 /** Messages for one worker revision inside a batch. */
@@ -65,6 +67,10 @@ export interface Outbox {
   emits: [id: number, emit: EmitCommand][];
   /** the thread can no longer report outcomes, and says why: the pool replaces it. */
   fatal?: string;
+  /** the thread holds more external memory than it may, and says how much: the pool replaces it. */
+  memory?: string;
+  /** worker code is ending the thread through the real process object: who, and the code. */
+  exit?: { worker: string; code: number };
 }
 
 /** pool → every thread, through the BroadcastChannel. */

@@ -221,3 +221,41 @@ function watchIdle(idleMs: number): void {
   }, every);
   sweep.unref();
 }
+
+/**
+ * External memory (Buffers, ArrayBuffers) lives outside V8's heap, where the thread's resource
+ * limits do not reach: checked here, ten times a second, against the thread's limit. Over it,
+ * the thread says so and the pool replaces it (what it held fails with LC_WORKER_MEMORY).
+ * A worker that allocates in one synchronous run is not seen until that run yields.
+ */
+const externalLimit = init.externalMb * 1024 * 1024;
+let overReported = false;
+const memoryCheck = setInterval(() => {
+  const { external } = process.memoryUsage();
+  if (external <= externalLimit || overReported) return;
+  overReported = true;
+  port.postMessage(`{"done":[],"emits":[],"memory":${toJson(`${Math.round(external / 1048576)} MB of Buffers and ArrayBuffers, limit ${init.externalMb} MB`)}}`);
+}, 100);
+memoryCheck.unref();
+
+/**
+ * Worker code can reach the thread's real process (Object.getPrototypeOf(process) is it) and
+ * end the thread with a real exit, taking other workers' messages with it. Every exit goes
+ * through reallyExit: the thread first tells the pool whose code it was, so those messages
+ * name it.
+ */
+const realProcess = process as NodeJS.Process & { reallyExit?: (code?: number) => never };
+const reallyExit = realProcess.reallyExit;
+if (typeof reallyExit === 'function') {
+  Object.defineProperty(realProcess, 'reallyExit', {
+    configurable: false,
+    writable: false,
+    value: function exitingThread(code?: number): never {
+      const inst = culprit(new Error('exit'));
+      if (inst) {
+        try { port.postMessage(`{"done":[],"emits":[],"exit":${toJson({ worker: inst.workerId, code: Number(code ?? realProcess.exitCode ?? 0) || 0 })}}`); } catch { /* it exits anyway */ }
+      }
+      return reallyExit.call(realProcess, code);
+    },
+  });
+}

@@ -54,8 +54,17 @@ for line in sys.stdin:
     time.sleep(float(msg["parameters"].get("ms", 0)) / 1000)
     print(json.dumps({"result": {"pid": os.getpid()}}), flush=True)
 `, 'text/x-python') } },
+    // leaves a command running in the background, as a user's shell script may
+    { _id: 'background', type: 'sh', delegate: 'main.sh', _attachments: { 'main.sh': att(`while IFS= read -r line; do
+  sleep 288 &
+  printf '{"result":{"sleep":%d}}\\n' "$!"
+done
+`, 'text/x-sh') } },
   ] });
-  await nano.use<Record<string, unknown>>('lively_events').insert({ _id: 'pid', trigger: { '/pid': {} }, workers: { pid: {} } });
+  await nano.use<Record<string, unknown>>('lively_events').bulk({ docs: [
+    { _id: 'pid', trigger: { '/pid': {} }, workers: { pid: {} } },
+    { _id: 'background', trigger: { '/background': {} }, workers: { background: {} } },
+  ] });
 }
 
 async function trigger(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
@@ -116,6 +125,19 @@ describe('livelycouch start (embedded store, real processes)', function () {
     expect(r.body.outcomes[0].result.pid).to.equal(workerPid);
     expect(await exited(s.proc)).to.equal(0);
     await eventually(() => !alive(workerPid), 5_000, 'worker process gone');
+  });
+
+  it('SIGTERM leaves nothing a process worker started in the background (its process group goes with it)', async () => {
+    const s = await startCli();
+    started.push(s);
+    await deploy(s);
+    await warmUp(s);
+    const r = await trigger(`${s.url}/_events/background?wait=true`);
+    const sleepPid = r.body.outcomes[0].result.sleep as number;
+    expect(alive(sleepPid)).to.equal(true);
+    s.proc.kill('SIGTERM');
+    expect(await exited(s.proc)).to.equal(0);
+    await eventually(() => !alive(sleepPid), 5_000, 'the background command gone');
   });
 
   it('SIGKILL of the runtime leaves neither worker processes nor the store behind', async () => {

@@ -156,7 +156,7 @@ const stub = { content_type: 'text/plain', stub: true };
 export const goodWorkers: Array<[string, Record<string, unknown>]> = [
   ['the seed worker', seedWorker],
   ['no attachments yet', wk({})],
-  ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, queue: 10, idle: 30, isolation: 'process', couch: true, env: { A: 'b' }, arguments: { x: 1 } })],
+  ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, queue: 10, idle: 30, isolation: 'process', couch: true, ack: true, env: { A: 'b' }, arguments: { x: 1 } })],
   ['queue zero: nothing waits', wk({ concurrency: 1, queue: 0 })],
   ['isolate type', wk({ type: 'isolate', _attachments: { 'main.js': stub } })],
 ];
@@ -186,6 +186,7 @@ export const badWorkers: Array<[string, unknown, string]> = [
   ['queue a string', wk({ queue: '10' }), 'queue:'],
   ['isolation unknown', wk({ isolation: 'vm' }), 'isolation:'],
   ['couch a string', wk({ couch: 'yes' }), 'couch:'],
+  ['ack a string', wk({ ack: 'yes' }), 'ack: must be true or false'],
 ];
 
 /** Random documents built from the words the rules care about; seeded, so every run sees the same ones. */

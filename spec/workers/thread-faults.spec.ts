@@ -157,11 +157,68 @@ describe('ThreadDispatcher — faults end only the faulty work', function () {
     expect(c).to.deep.include({ status: 'ok', result: { doubled: 10 } });
   });
 
+  it('a real exit of the thread (through the real process object) names the worker in every message it fails', async () => {
+    const slow = inlineSpec('patient', { 'main.js': "module.exports = () => new Promise((r) => setTimeout(() => r('patient done'), 3000));" });
+    for (const [id, how] of [['realexit', 'Object.getPrototypeOf(process).reallyExit(7);'], ['realexit2', 'Object.getPrototypeOf(process).exit(7);']] as const) {
+      const quitter = faulty(id, how);
+      const started = [run(d, slow), run(d, slow)];
+      await new Promise((r) => setTimeout(r, 150));
+      const own = await run(d, quitter, { fault: true });
+      const others = await Promise.all(started);
+      expect(own.status).to.equal('error');
+      expect(own.error).to.deep.include({ code: 'LC_WORKER_EXIT' });
+      expect(own.error!.message).to.equal(`stopped because worker '${id}' ended its thread (exit code 7)`);
+      for (const o of others) {
+        expect(o.status).to.equal('error');
+        expect(o.error!.message).to.equal(`stopped because worker '${id}' ended its thread (exit code 7)`);
+      }
+      await stillWorks(quitter);
+    }
+  });
+
+  it('Buffers and ArrayBuffers count against a thread worker\'s memory: holding more fails it with LC_WORKER_MEMORY, naming it', async () => {
+    const spec = faulty('bufferhog', "globalThis.held = []; for (let i = 0; i < 40; i++) { globalThis.held.push(Buffer.alloc(8 * 1024 * 1024, 1)); await new Promise((r) => setTimeout(r, 20)); }",
+      { limits: { memory: 64, timeout: 15_000, concurrency: 1, idle: 60_000 } });
+    const out = await run(d, spec, { fault: true });
+    expect(out.status).to.equal('error');
+    expect(out.error!.code).to.equal('LC_WORKER_MEMORY');
+    expect(out.error!.message).to.match(/^the thread ran out of memory \(\d+ MB of Buffers and ArrayBuffers, limit 64 MB\) while running worker 'bufferhog'$/);
+    await stillWorks(spec);
+  });
+
+  it('a worker with no memory limit is held by the runtime-wide external memory guard', async () => {
+    const d2 = new ThreadDispatcher({ cacheDir: dir, threads: 1, externalMb: 48 });
+    try {
+      const spec = faulty('unbounded', "const held = []; for (let i = 0; i < 40; i++) { held.push(new ArrayBuffer(8 * 1024 * 1024)); new Uint8Array(held[i]).fill(1); await new Promise((r) => setTimeout(r, 20)); }",
+        { limits: { timeout: 15_000, concurrency: 1, idle: 60_000 } });
+      const out = await run(d2, spec, { fault: true });
+      expect(out.error!.code).to.equal('LC_WORKER_MEMORY');
+      expect(out.error!.message).to.match(/limit 48 MB\) while running worker 'unbounded'$/);
+      expect(await run(d2, spec, { n: 3 })).to.include({ status: 'ok', result: 'fine 3' });
+    } finally {
+      await d2.close(1000);
+    }
+  });
+
+  it('a worker that takes memory in one synchronous run meets the runtime-wide memory guard', async () => {
+    const d2 = new ThreadDispatcher({ cacheDir: dir, threads: 1, maxRssMb: Math.round(process.memoryUsage.rss() / 1048576) + 200 });
+    try {
+      const spec = faulty('synchog', "const held = []; for (let i = 0; i < 60; i++) held.push(Buffer.alloc(8 * 1024 * 1024, 1)); const until = Date.now() + 5000; while (Date.now() < until);",
+        { limits: { timeout: 15_000, concurrency: 1, idle: 60_000 } });
+      const out = await run(d2, spec, { fault: true });
+      expect(out.error!.code).to.equal('LC_WORKER_MEMORY');
+      expect(out.error!.message).to.match(/^the runtime reached \d+ MB of memory \(guard \d+ MB\) while running worker 'synchog'$/);
+      expect(await run(d2, spec, { n: 4 })).to.include({ status: 'ok', result: 'fine 4' });
+    } finally {
+      await d2.close(1000);
+    }
+  });
+
   it('threads that cannot start fail the messages waiting for them, with the reason, instead of holding them', async () => {
     const entry = path.join(dir, 'broken-runtime.mjs');
     writeFileSync(entry, "throw new Error('the thread runtime is broken');\n");
     const lines: string[] = [];
-    const pool = new ThreadPool({ entry, threads: 1, tasksPerThread: 4, maxBatch: 8, moduleRoot: process.cwd(), channel: 'lc-spec-broken', logger: createLogger('warn', (l) => lines.push(l)) });
+    const pool = new ThreadPool({ entry, threads: 1, tasksPerThread: 4, maxBatch: 8, externalMb: 1024, moduleRoot: process.cwd(), channel: 'lc-spec-broken', logger: createLogger('warn', (l) => lines.push(l)) });
     try {
       const spec = inlineSpec('never', { 'main.js': 'module.exports = () => 1;' });
       const send = () => new Promise<WorkerOutcome>((resolve) => pool.enqueue({

@@ -37,7 +37,7 @@ export interface BatchDoc {
   /** activation → what fired it (kept with the details): enough to fire it again. */
   inputs?: Record<string, ActivationInput>;
   /** activation → the fields few records have. */
-  marks?: Record<string, { rerunOf?: string; dead?: true }>;
+  marks?: Record<string, { rerunOf?: string; dead?: true; lateOf?: string }>;
 }
 
 /**
@@ -329,6 +329,7 @@ export function expandAt(doc: BatchDoc, i: number): ActivationRecord {
     ...(parent ? { parent } : {}),
     ...(marks?.rerunOf !== undefined ? { rerunOf: marks.rerunOf } : {}),
     ...(marks?.dead ? { dead: true } : {}),
+    ...(marks?.lateOf !== undefined ? { lateOf: marks.lateOf } : {}),
   };
 }
 

@@ -57,6 +57,8 @@ export interface ActivationRecord {
   rerunOf?: string;
   /** a worker failed all its attempts. */
   dead?: boolean;
+  /** output a process worker wrote for that activation after silence had ended its message. */
+  lateOf?: string;
 }
 
 export interface ActivationLogOptions {
@@ -250,7 +252,7 @@ export class ActivationLog {
     const batch = b.batch;
     batch.add(rec.activation, rec.events.length === 1 ? rec.events[0]! : rec.events.join(','), rec.trigger, rec.path ?? null,
       rec.method ?? null, s, Math.round(rec.durationMs * 100) / 100, statuses, rec.parent ?? null);
-    if (failed || b.detailed < this.detailed) {
+    if (failed || b.detailed < this.detailed || rec.lateOf !== undefined) {
       b.detailed++;
       const outcomes = new Array<WorkerOutcome>(ws.length);
       for (let i = 0; i < ws.length; i++) {
@@ -265,8 +267,9 @@ export class ActivationLog {
         b.detailChars += input.chars;
       }
     }
-    if (rec.rerunOf !== undefined || rec.dead) {
-      batch.marks[rec.activation] = { ...(rec.rerunOf !== undefined ? { rerunOf: rec.rerunOf } : {}), ...(rec.dead ? { dead: true as const } : {}) };
+    if (rec.rerunOf !== undefined || rec.dead || rec.lateOf !== undefined) {
+      batch.marks[rec.activation] = { ...(rec.rerunOf !== undefined ? { rerunOf: rec.rerunOf } : {}), ...(rec.dead ? { dead: true as const } : {}),
+        ...(rec.lateOf !== undefined ? { lateOf: rec.lateOf } : {}) };
     }
     this.buffered++;
     if (batch.count >= this.maxBatch || b.detailChars >= this.maxDetailChars) this.seal(b);

@@ -23,7 +23,9 @@ export interface ActivationView {
   method?: string;
   started?: number;
   durationMs?: number;
-  workers?: Array<{ worker: string; status: string; error?: { code?: string; message?: string } }>;
+  workers?: Array<{ worker: string; status: string; error?: { code?: string; message?: string }; logs?: Array<{ msg?: string }> }>;
+  /** late output of that activation (a process worker wrote it after silence had ended its message). */
+  lateOf?: string;
 }
 
 const oneLine = (s: string, max = 160) => {
@@ -38,6 +40,11 @@ export function activationLine(a: ActivationView): string {
   const workers = (a.workers ?? []).map((w) => `${w.worker}:${w.status}`).join(' ') || '(no workers)';
   const errors = (a.workers ?? []).filter((w) => w.error).map((w) => `${w.worker}: ${w.error!.code ?? 'error'} ${oneLine(w.error!.message ?? '')}`.trim());
   const duration = typeof a.durationMs === 'number' ? `${Math.round(a.durationMs)}ms` : '';
+  if (a.lateOf !== undefined) {
+    const lines = (a.workers ?? []).flatMap((w) => (w.logs ?? []).map((l) => oneLine(String(l.msg ?? ''))));
+    return [when, a.activation, `late output of ${a.lateOf}`, (a.workers ?? []).map((w) => w.worker).join(' ')].join('  ')
+      + (lines.length ? `  — ${lines.join(' | ')}` : '');
+  }
   return [when, a.activation, what, (a.events ?? []).join(',') || '-', workers, duration].filter(Boolean).join('  ')
     + (errors.length ? `  — ${errors.join('; ')}` : '');
 }

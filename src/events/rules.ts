@@ -425,6 +425,7 @@ function workerProblem(doc) {
   if (doc.queue !== undefined && !(typeof doc.queue === 'number' && doc.queue >= 0 && Math.floor(doc.queue) === doc.queue)) return 'queue: must be a non-negative integer';
   if (doc.isolation !== undefined && doc.isolation !== 'thread' && doc.isolation !== 'process') return 'isolation: must be "thread" or "process"';
   if (doc.couch !== undefined && typeof doc.couch !== 'boolean') return 'couch: must be true or false';
+  if (doc.ack !== undefined && typeof doc.ack !== 'boolean') return 'ack: must be true or false (true: the worker acknowledges every message with a result or done line)';
   return null;
 }
 `;

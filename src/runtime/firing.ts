@@ -19,7 +19,7 @@ import type { EmitCommand, HttpRequestPart, LogLine, TriggerKind, WorkerMessage,
 import { ThrottledWarning, type Logger } from '../shared/log.ts';
 import type { EventDef, EventMatch, EventWorkerRef, HttpTrigger } from '../events/model.ts';
 import { buildParameters, resolveArguments } from '../events/resolve.ts';
-import type { Dispatcher } from '../workers/dispatcher.ts';
+import type { DispatchContext, Dispatcher, LateOutput } from '../workers/dispatcher.ts';
 import type { WorkerSpec } from '../workers/spec.ts';
 import type { WorkerGate } from '../workers/gate.ts';
 import type { WorkerRegistry } from '../workers/registry.ts';
@@ -440,7 +440,9 @@ export class Firing {
       if (input.tick !== undefined) message.tick = input.tick;
       if (lifecycle) this.fireInternal('lively', `/lively/worker_started/${spec.id}`, { activation, event: m.event.id, worker: spec.id }, input.depth + 1, activation);
       const dispatcher = this.dispatcherFor(spec);
-      const outcome = await dispatcher.dispatch({ spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation) });
+      const ctx: DispatchContext = { spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation) };
+      if (dispatcher.name === 'process') ctx.onLate = this.lateRecorder(spec.id, m.event.id, input, activation);
+      const outcome = await dispatcher.dispatch(ctx);
       if (lifecycle) {
         const kind = outcome.status === 'ok' ? 'worker_done' : 'worker_error';
         this.fireInternal('lively', `/lively/${kind}/${spec.id}`, { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1, activation);
@@ -461,6 +463,27 @@ export class Firing {
    */
   private emitter(worker: string, depth: number, activation: string): (e: EmitCommand) => void {
     return (e) => this.fireInternal('event', `/${worker}/${e.emit}`, { ...e.parameters }, depth, activation);
+  }
+
+  /**
+   * Where a process worker's late output goes (written after silence had ended its message):
+   * a record of its own that names the activation it belongs to (`lateOf`), so that `logs`
+   * shows it and nothing is given to another message.
+   */
+  private lateRecorder(worker: string, event: string, input: FireInput, activation: string): (late: LateOutput) => void {
+    return (late) => {
+      const now = Date.now();
+      const outcome: WorkerOutcome = { worker, status: 'ok', logs: late.logs, durationMs: 0 };
+      if (late.result !== undefined) outcome.result = late.result;
+      try {
+        this.deps.log.record({
+          activation: newActivationId(now), events: [event], trigger: input.trigger, path: input.path, method: input.method,
+          started: now, durationMs: 0, workers: [outcome], lateOf: activation,
+        });
+      } catch (err) {
+        this.deps.logger.error('late worker output was not recorded', { activation, error: describeError(err) });
+      }
+    };
   }
 
   private dispatcherFor(spec: WorkerSpec): Dispatcher {

@@ -12,13 +12,24 @@
  *   a dispatcher may assume at most `spec.limits.concurrency` messages of one worker at once.
  * - Emits are reported as they happen through `onEmit`, not only at the end.
  */
-import type { EmitCommand, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
+import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
 import type { WorkerSpec } from './spec.ts';
 
 export interface DispatchContext {
   spec: WorkerSpec;
   message: WorkerMessage;
   onEmit: (emit: EmitCommand) => void;
+  /**
+   * Output a worker wrote for this message after it was ended (a process worker ended by
+   * silence): kept for the message's activation, never given to another message.
+   */
+  onLate?: (late: LateOutput) => void;
+}
+
+/** What a worker wrote for a message after the message was ended. */
+export interface LateOutput {
+  logs: LogLine[];
+  result?: unknown;
 }
 
 export interface DispatcherStats {

@@ -36,6 +36,8 @@ export interface WorkerSpec {
   env: Record<string, string>;
   /** whether the worker asked for database access (`"couch": true`). */
   couch: boolean;
+  /** process workers: the document says the worker acknowledges every message (`"ack": true`), so silence never ends one. */
+  ack?: boolean;
 }
 
 /** A stable key for one revision of one worker. */

@@ -66,7 +66,33 @@ export function workerEnv(spec: WorkerSpec, dir: string, couchUrl?: string): Rec
   else delete env.COUCHDB_URL;
   // Node workers find `livelycouch/worker` (and the runtime's packages, such as nano) as thread workers do.
   if (spec.type === 'node') env.NODE_PATH = [kNodeHelperPath, kRuntimeModules, spec.env.NODE_PATH].filter(Boolean).join(path.delimiter);
+  // Python finds `livelycouch` (from livelycouch import result) on its module path; a shell
+  // finds `livelycouch.sh` on PATH (`. livelycouch.sh`), as a dot command searches it.
+  if (kPythonTypes.test(spec.type)) env.PYTHONPATH = [kPythonHelperPath, spec.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
+  if (kShellTypes.test(spec.type)) env.PATH = [env.PATH, kShellHelperPath].join(path.delimiter);
   return env;
+}
+
+const kPythonTypes = /^python/;
+const kShellTypes = /^(sh|bash|dash|ksh|zsh)$/;
+const kPythonHelperPath = fileURLToPath(new URL('../../../workers-runtime/python', import.meta.url));
+const kShellHelperPath = fileURLToPath(new URL('../../../workers-runtime/sh', import.meta.url));
+
+/**
+ * The command line with the worker's `memory` limit applied: node gets a heap limit (V8 reserves
+ * far more address space than it uses, so an address-space limit would stop it starting), every
+ * other interpreter an address-space limit set by prlimit before it execs the interpreter, which
+ * therefore keeps the pid the runtime knows.
+ */
+export function limitedCommand(spec: WorkerSpec, command: readonly string[]): string[] {
+  const mb = spec.limits.memory;
+  if (mb === undefined) return [...command];
+  const [exe, ...args] = command;
+  if (spec.type === 'node') return [exe!, `--max-old-space-size=${Math.max(1, Math.floor(mb))}`, ...args];
+  const prlimit = findExecutable('prlimit');
+  if (!prlimit) throw new LivelyError('LC_CONFIG', `worker "${spec.id}": "memory" needs prlimit (util-linux) on PATH to limit a ${spec.type} process`);
+  const bytes = Math.floor(mb * 1024 * 1024);
+  return [prlimit, `--as=${bytes}:${bytes}`, '--', exe!, ...args];
 }
 
 const kNodeHelperPath = fileURLToPath(new URL('../../../workers-runtime/node_path', import.meta.url));
@@ -124,7 +150,7 @@ export class ProcessDispatcher implements Dispatcher {
 
   /** Why this worker cannot run here (for the document's status), or undefined. */
   problem(spec: WorkerSpec): LivelyError | undefined {
-    try { this.commandFor(spec); checkAttachments(spec); } catch (e) { return e as LivelyError; }
+    try { limitedCommand(spec, this.commandFor(spec)); checkAttachments(spec); } catch (e) { return e as LivelyError; }
     return undefined;
   }
 
@@ -145,11 +171,12 @@ export class ProcessDispatcher implements Dispatcher {
     let pool: RevisionPool | undefined;
     let child: ChildWorker | undefined;
     try {
-      const command = this.commandFor(spec);
+      // the type must have an interpreter; where it lives is looked up only to start a process
+      this.interpreterFor(spec);
       pool = this.poolFor(spec);
-      child = await this.acquire(pool, command, deadline);
+      child = await this.acquire(pool, deadline);
       if (!child) return outcome({ kind: 'timeout', error: new LivelyError('LC_WORKER_TIMEOUT', `worker "${spec.id}": no process became free within ${spec.limits.timeout} ms`), logs: [] });
-      const end = await child.run(message, ctx.onEmit, Math.max(1, deadline - Date.now()));
+      const end = await child.run(message, ctx.onEmit, Math.max(1, deadline - Date.now()), ctx.onLate);
       if (end.kind === 'crash') { pool.crashes++; pool.lastCrash = Date.now(); }
       else if (end.kind === 'ok') pool.crashes = 0;
       return outcome(end);
@@ -191,11 +218,15 @@ export class ProcessDispatcher implements Dispatcher {
     await this.watchdog?.close();
   }
 
-  private commandFor(spec: WorkerSpec): string[] {
+  private interpreterFor(spec: WorkerSpec): readonly string[] {
     if (!this.serves(spec) || !Object.hasOwn(this.opts.interpreters, spec.type)) {
       throw new LivelyError('LC_UNKNOWN_TYPE', `worker "${spec.id}": no interpreter is configured for type "${spec.type}"`, { type: spec.type });
     }
-    const [cmd, ...args] = this.opts.interpreters[spec.type]!;
+    return this.opts.interpreters[spec.type]!;
+  }
+
+  private commandFor(spec: WorkerSpec): string[] {
+    const [cmd, ...args] = this.interpreterFor(spec);
     const exe = cmd ? findExecutable(cmd) : undefined;
     if (!exe) throw new LivelyError('LC_INTERPRETER_MISSING', `worker "${spec.id}": interpreter "${cmd}" for type "${spec.type}" is not installed`, { type: spec.type });
     return [exe, ...args];
@@ -215,7 +246,7 @@ export class ProcessDispatcher implements Dispatcher {
   }
 
   /** An idle process of this revision, a new one, or (all busy) the next one released. */
-  private async acquire(pool: RevisionPool, command: string[], deadline: number): Promise<ChildWorker | undefined> {
+  private async acquire(pool: RevisionPool, deadline: number): Promise<ChildWorker | undefined> {
     for (;;) {
       const idle = pool.idle.pop();
       if (idle) {
@@ -224,7 +255,7 @@ export class ProcessDispatcher implements Dispatcher {
         if (idle.alive) return idle;
         continue;
       }
-      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, command, deadline);
+      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, deadline);
       const waited = await new Promise<ChildWorker | undefined>((resolve) => {
         const w: Waiter = { resolve: (c) => { clearTimeout(t); resolve(c); } };
         const t = setTimeout(() => { const i = pool.waiters.indexOf(w); if (i !== -1) pool.waiters.splice(i, 1); resolve(undefined); }, Math.max(0, deadline - Date.now()));
@@ -235,10 +266,12 @@ export class ProcessDispatcher implements Dispatcher {
     }
   }
 
-  private async startChild(pool: RevisionPool, command: string[], deadline: number): Promise<ChildWorker> {
+  private async startChild(pool: RevisionPool, deadline: number): Promise<ChildWorker> {
     const { spec } = pool;
     pool.starting++;
     try {
+      // looked up before each start, so an interpreter installed later needs no restart
+      const command = limitedCommand(spec, this.commandFor(spec));
       const delay = pool.crashes <= 1 ? 0
         : Math.min(this.opts.backoffBaseMs * 2 ** (pool.crashes - 2), this.opts.backoffMaxMs) - (Date.now() - pool.lastCrash);
       if (delay > 0) {
@@ -255,7 +288,7 @@ export class ProcessDispatcher implements Dispatcher {
         command: exe!, args: [...args, spec.delegate], cwd: dir, env: workerEnv(spec, dir, couchUrl),
         maxLine: this.opts.maxLine, maxLogLines: this.opts.maxLogLines, stderrTail: this.opts.stderrTail,
         settleMs: this.opts.settleMs, killGraceMs: this.opts.killGraceMs, logger: this.opts.logger,
-        label: `worker "${spec.id}"`,
+        label: `worker "${spec.id}"`, acknowledges: spec.ack === true, memoryMb: spec.limits.memory,
       });
       this.watchdog?.guard(child.pid);
       pool.children.add(child);
@@ -285,7 +318,10 @@ export class ProcessDispatcher implements Dispatcher {
   }
 
   private forget(pool: RevisionPool, child: ChildWorker): void {
-    this.watchdog?.release(child.pid);
+    // What it left in its group is being ended (SIGKILL after the grace): the watchdog keeps
+    // the group until then, in case the runtime dies first.
+    const release = setTimeout(() => this.watchdog?.release(child.pid), this.opts.killGraceMs + 100);
+    release.unref();
     pool.children.delete(child);
     this.children.delete(child);
     const i = pool.idle.indexOf(child);

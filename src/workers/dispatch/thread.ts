@@ -10,7 +10,7 @@ import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import * as esbuild from 'esbuild';
 import { LivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
@@ -37,6 +37,18 @@ export interface ThreadDispatcherOptions {
   baseEnv?: Record<string, string>;
   /** a bundler to share (the runtime's); by default the dispatcher has its own. */
   bundler?: Bundler;
+  /**
+   * MB of external memory (Buffers, ArrayBuffers: outside V8's heap, so outside `memory`) one
+   * thread may hold when its workers set no `memory`: the guard that keeps one worker from taking
+   * the machine. A worker's `memory` is also its thread's external limit.
+   */
+  externalMb?: number;
+  /**
+   * MB of resident memory the whole runtime process may reach (its threads included): past it,
+   * the threads running messages are replaced and those messages fail with LC_WORKER_MEMORY.
+   * What the per-thread check cannot see (a worker allocating in one synchronous run) meets this.
+   */
+  maxRssMb?: number;
 }
 
 interface FilledOptions extends Required<Omit<ThreadDispatcherOptions, 'couchUrl' | 'bundler'>> { couchUrl?: string }
@@ -47,6 +59,9 @@ export const kDefaultThreadOptions = Object.freeze({
   maxBatch: 64,
   logger: silentLogger,
   baseEnv: {} as Record<string, string>,
+  // a quarter of the machine's memory shared by the threads, at most 1 GB each
+  externalMb: Math.max(64, Math.min(1024, Math.floor(totalmem() / 1024 / 1024 / 4 / availableParallelism()))),
+  maxRssMb: Math.floor(totalmem() / 1024 / 1024 * 0.75),
 });
 
 const kModuleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -102,6 +117,24 @@ export class ThreadDispatcher implements Dispatcher {
     this.channelName = `livelycouch-thread-${process.pid}-${++channels}`;
     this.channel = new BroadcastChannel(this.channelName);
     this.channel.unref();
+    this.rssGuard = setInterval(() => this.checkRss(), 200);
+    this.rssGuard.unref();
+  }
+
+  private readonly rssGuard: NodeJS.Timeout;
+  /** when the guard last replaced threads: it gives the memory a moment to be returned. */
+  private guardFired = 0;
+
+  /** The runtime-wide guard: one worker must not take the machine's memory. */
+  private checkRss(): void {
+    if (performance.now() - this.guardFired < 1000) return;
+    const rss = process.memoryUsage.rss();
+    if (rss <= this.opts.maxRssMb * 1048576) return;
+    const why = `the runtime reached ${Math.round(rss / 1048576)} MB of memory (guard ${this.opts.maxRssMb} MB)`;
+    let replaced = 0;
+    for (const pool of this.pools.values()) replaced += pool.replaceBusy(why);
+    if (replaced > 0) this.guardFired = performance.now();
+    if (replaced > 0) this.opts.logger.error('memory guard: busy worker threads replaced', { rss: Math.round(rss / 1048576), maxRssMb: this.opts.maxRssMb, threads: replaced });
   }
 
   serves(spec: WorkerSpec): boolean {
@@ -170,7 +203,7 @@ export class ThreadDispatcher implements Dispatcher {
       p = this.start().then((entry) => {
         const pool = new ThreadPool({
           entry, threads: this.opts.threads, tasksPerThread: this.opts.tasksPerThread, maxBatch: this.opts.maxBatch,
-          memoryMb: memory || undefined, moduleRoot: kModuleRoot, couchUrl: this.opts.couchUrl, channel: this.channelName,
+          memoryMb: memory || undefined, externalMb: memory || this.opts.externalMb, moduleRoot: kModuleRoot, couchUrl: this.opts.couchUrl, channel: this.channelName,
           logger: this.opts.logger,
         });
         this.pools.set(k, pool);
@@ -201,6 +234,7 @@ export class ThreadDispatcher implements Dispatcher {
   async close(deadlineMs = 5_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.rssGuard);
     const deadline = performance.now() + deadlineMs;
     await Promise.all([...this.creating.values()].map((p) => p.catch(() => undefined)));
     await Promise.all([...this.pools.values()].map((p) => p.drain(deadline)));

@@ -10,6 +10,7 @@ import type { EmitCommand, LogLine, WorkerMessage } from '../../../shared/messag
 import { LineSplitter, parseOutputLine } from '../../../shared/output.ts';
 import { messageLine } from '../../../shared/json.ts';
 import { looksWaitingForInput } from './host.ts';
+import type { LateOutput } from '../../dispatcher.ts';
 
 export interface ChildOptions {
   command: string;
@@ -28,7 +29,12 @@ export interface ChildOptions {
   killGraceMs: number;
   logger: Logger;
   label: string;
+  /** the worker document says it acknowledges every message (`"ack": true`): silence never ends one. */
+  acknowledges?: boolean;
+  /** MB of address space the process was limited to: a crash that says it ran out is LC_WORKER_MEMORY. */
+  memoryMb?: number;
 }
+
 
 /** How one message ended inside a process. */
 export type RunEnd =
@@ -46,7 +52,21 @@ interface Job {
   flushed: boolean;
   settle?: NodeJS.Timeout;
   timer?: NodeJS.Timeout;
+  onLate?: (late: LateOutput) => void;
 }
+
+/** A message already ended, collecting what the process still writes for it until its next message. */
+interface Late {
+  job: Job;
+  /** how the message ended: by silence (a guess) or by the process's own answer. */
+  how: 'silence' | 'answer';
+  out: LateOutput;
+  dropped: number;
+  timer?: NodeJS.Timeout;
+}
+
+/** What a process's stderr says when it ran out of memory (python, node, ruby, perl, C). */
+const kOutOfMemory = /MemoryError|out of memory|Cannot allocate memory|bad_alloc|failed to allocate|NoMemoryError/i;
 
 export class ChildWorker {
   readonly pid: number;
@@ -56,14 +76,21 @@ export class ChildWorker {
   private ending = false;
   private dead = false;
   /** a process that has answered once is trusted to answer: silence no longer ends its messages. */
-  private acknowledges = false;
+  private acknowledges: boolean;
+  /** the last message, ended by silence or answered: a line after that is its late output, until the next message. */
+  private ended?: { job: Job; how: Late['how'] };
+  /** made at the first such line. */
+  private late?: Late;
   private readonly stderrTail: string[] = [];
+  /** its stderr said it ran out of memory (node says so before a long native stack). */
+  private saidOutOfMemory = false;
   /** output chunks read so far, on either stream: tells whether output arrived since a check. */
   private chunks = 0;
   private killTimers: NodeJS.Timeout[] = [];
 
   private constructor(private readonly proc: ChildProcess, private readonly opts: ChildOptions) {
     this.pid = proc.pid!;
+    this.acknowledges = opts.acknowledges === true;
     const out = new LineSplitter((line, cut) => this.onLine(line, cut, 'stdout'), opts.maxLine);
     const err = new LineSplitter((line, cut) => this.onLine(line, cut, 'stderr'), opts.maxLine);
     proc.stdout!.setEncoding('utf8').on('data', (s: string) => { this.chunks++; out.push(s); });
@@ -73,11 +100,17 @@ export class ChildWorker {
     proc.once('exit', () => {
       const t = setTimeout(() => { proc.stdout?.destroy(); proc.stderr?.destroy(); }, 200);
       t.unref();
+      // What it started in the background (`sleep 288 &`) goes with it: SIGTERM to the group
+      // now, SIGKILL after the grace period. The group id stays taken while anyone is in it.
+      this.signalGroup('SIGTERM');
+      const k = setTimeout(() => this.signalGroup('SIGKILL'), opts.killGraceMs);
+      k.unref();
     });
     this.closed = new Promise((resolve) => {
       proc.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
         out.end(); err.end();
         this.dead = true;
+        this.flushLate(true);
         for (const t of this.killTimers) clearTimeout(t);
         this.onClose(code, signal);
         resolve();
@@ -115,12 +148,15 @@ export class ChildWorker {
   get alive(): boolean { return !this.dead && !this.ending; }
 
   /** Sends one message; resolves when the process answers, goes quiet, dies or times out. */
-  run(message: WorkerMessage, onEmit: (e: EmitCommand) => void, timeoutMs: number): Promise<RunEnd> {
+  run(message: WorkerMessage, onEmit: (e: EmitCommand) => void, timeoutMs: number, onLate?: (late: LateOutput) => void): Promise<RunEnd> {
     if (this.job) throw new Error('ChildWorker.run while a message is in flight');
     const line = messageLine(message) + '\n';
+    // what the last message still wrote is its own, not this one's
+    this.flushLate(true);
+    this.ended = undefined;
     return new Promise<RunEnd>((resolve) => {
       const job: Job = {
-        logs: [], dropped: 0, onEmit, flushed: false,
+        logs: [], dropped: 0, onEmit, flushed: false, onLate,
         finish: (end) => {
           if (this.job !== job) return;
           this.job = undefined;
@@ -167,6 +203,10 @@ export class ChildWorker {
 
   signal(sig: NodeJS.Signals): void {
     if (this.dead) return;
+    this.signalGroup(sig);
+  }
+
+  private signalGroup(sig: NodeJS.Signals): void {
     try { process.kill(-this.pid, sig); } catch { /* group already gone */ }
   }
 
@@ -193,8 +233,11 @@ export class ChildWorker {
       const seen = this.chunks;
       setImmediate(() => {
         if (this.job !== job) return;
-        if (this.chunks === seen) job.finish({ kind: 'ok', logs: job.logs });
-        else this.armSettle(job);
+        if (this.chunks !== seen) { this.armSettle(job); return; }
+        job.finish({ kind: 'ok', logs: job.logs });
+        // Silence is a guess: whatever the process still writes before its next message is
+        // this message's, kept as late output of its activation.
+        this.ended = { job, how: 'silence' };
       });
     }, this.opts.settleMs);
   }
@@ -202,6 +245,7 @@ export class ChildWorker {
   private onLine(line: string, cut: boolean, stream: 'stdout' | 'stderr'): void {
     if (stream === 'stderr') {
       this.stderrTail.push(line.length > 500 ? line.slice(0, 500) + '…' : line);
+      if (this.opts.memoryMb !== undefined && kOutOfMemory.test(line)) this.saidOutOfMemory = true;
       if (this.stderrTail.length > this.opts.stderrTail) this.stderrTail.shift();
     }
     const job = this.job;
@@ -213,7 +257,9 @@ export class ChildWorker {
       return;
     }
     if (!job) {
-      this.opts.logger.debug('worker output outside a message', { worker: this.opts.label, pid: this.pid, stream, line: line.slice(0, 200) });
+      if (!this.late && this.ended) this.late = { ...this.ended, out: { logs: [] }, dropped: 0 };
+      if (this.late) this.onLateLine(this.late, line, cut, stream);
+      else this.opts.logger.debug('worker output outside a message', { worker: this.opts.label, pid: this.pid, stream, line: line.slice(0, 200) });
       return;
     }
     if (cmd === undefined) {
@@ -225,10 +271,12 @@ export class ChildWorker {
           break;
         case 'result':
           this.acknowledges = true;
+          this.ended = { job, how: 'answer' };
           job.finish({ kind: 'ok', result: cmd.value, logs: job.logs });
           return;
         case 'done':
           this.acknowledges = true;
+          this.ended = { job, how: 'answer' };
           job.finish({ kind: 'ok', result: job.result, logs: job.logs });
           return;
         case 'log':
@@ -237,6 +285,44 @@ export class ChildWorker {
       }
     }
     this.armSettle(job);
+  }
+
+  /** A line written after its message ended: kept for that message, sent on shortly. */
+  private onLateLine(late: Late, line: string, cut: boolean, stream: 'stdout' | 'stderr'): void {
+    const cmd = cut ? undefined : parseOutputLine(line, stream);
+    const why = late.how === 'silence' ? 'ended by silence' : 'answered';
+    const keep = (level: LogLine['level'], msg: string) => {
+      if (late.out.logs.length < this.opts.maxLogLines) late.out.logs.push({ t: Date.now(), level, msg: `late (after the message was ${why}): ${msg}` });
+      else late.dropped++;
+    };
+    if (!cmd) keep(stream === 'stderr' ? 'error' : 'warn', `${line} … [line cut at ${this.opts.maxLine} chars]`);
+    else if (cmd.kind === 'emit') {
+      try { late.job.onEmit(cmd.emit); } catch (e) { keep('error', `emit "${cmd.emit.emit}" failed: ${describeError(e)}`); }
+    } else if (cmd.kind === 'result' || cmd.kind === 'done') {
+      // it does answer: silence will never end its messages again
+      this.acknowledges = true;
+      if (cmd.kind === 'result') late.out.result = cmd.value;
+      keep('warn', `${cmd.kind === 'result' ? 'a result' : 'done'} came after the message was ${why}`);
+    } else if (cmd.kind === 'acknowledges') {
+      this.acknowledges = true;
+    } else keep(cmd.level, cmd.msg);
+    clearTimeout(late.timer);
+    late.timer = setTimeout(() => this.flushLate(false, late), this.opts.settleMs);
+    late.timer.unref();
+  }
+
+  /** Hands what was collected late to its message's owner; collecting ends with a new message or the process. */
+  private flushLate(end: boolean, late = this.late): void {
+    if (!late) return;
+    clearTimeout(late.timer);
+    late.timer = undefined;
+    if (end && late === this.late) { this.late = undefined; this.ended = undefined; }
+    if (late.out.logs.length === 0 && late.out.result === undefined) return;
+    const out = late.out;
+    if (late.dropped > 0) out.logs.push({ t: Date.now(), level: 'warn', msg: `${late.dropped} more late output lines were not kept` });
+    late.out = { logs: [] };
+    late.dropped = 0;
+    try { late.job.onLate?.(out); } catch (e) { this.opts.logger.warn('late worker output was not taken', { worker: this.opts.label, error: describeError(e) }); }
   }
 
   private keep(job: Job, level: LogLine['level'], msg: string): void {
@@ -261,7 +347,11 @@ export class ChildWorker {
     }
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const tail = this.stderrTail.length ? `; last stderr lines:\n${this.stderrTail.join('\n')}` : '';
-    this.failJob(job, 'crash', new LivelyError('LC_WORKER_EXIT', `${this.opts.label}: process ${how} while handling the message${tail}`,
-      { exitCode: code, signal, stderr: [...this.stderrTail] }));
+    const details = { exitCode: code, signal, stderr: [...this.stderrTail] };
+    if (this.saidOutOfMemory) {
+      this.failJob(job, 'crash', new LivelyError('LC_WORKER_MEMORY', `${this.opts.label}: process ran out of memory (limit ${this.opts.memoryMb} MB) and ${how}${tail}`, details));
+      return;
+    }
+    this.failJob(job, 'crash', new LivelyError('LC_WORKER_EXIT', `${this.opts.label}: process ${how} while handling the message${tail}`, details));
   }
 }

@@ -2,7 +2,7 @@
  * What the dispatcher asks of the operating system: where an interpreter lives, and whether a
  * silent worker process is waiting for its next line (the "never-acknowledging" rule).
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
 /** Absolute path of `command` (a bare name is searched on PATH), or undefined. */
@@ -16,11 +16,28 @@ export function findExecutable(command: string, searchPath = process.env.PATH ??
   return undefined;
 }
 
-// syscall numbers by architecture: read, and the calls an event loop waits in
-const kSyscalls: Record<string, { read: number; waits: number[] }> = {
-  x64: { read: 0, waits: [7, 23, 232, 270, 271, 281, 441] }, // poll select epoll_wait pselect6 ppoll epoll_pwait epoll_pwait2
-  arm64: { read: 63, waits: [22, 72, 73, 441] }, // epoll_pwait pselect6 ppoll epoll_pwait2
+// syscall numbers by architecture: read, and the calls an event loop waits in, with the argument
+// that says how long it waits ('ms': an int, -1 for ever; 'ptr': a pointer to a time, 0 for ever)
+type Wait = readonly [arg: number, kind: 'ms' | 'ptr'];
+const kSyscalls: Record<string, { read: number; futex: number; waits: Record<number, Wait> }> = {
+  x64: {
+    read: 0,
+    futex: 202,
+    // poll select epoll_wait pselect6 ppoll epoll_pwait epoll_pwait2
+    waits: { 7: [2, 'ms'], 23: [4, 'ptr'], 232: [3, 'ms'], 270: [4, 'ptr'], 271: [2, 'ptr'], 281: [3, 'ms'], 441: [3, 'ptr'] },
+  },
+  // epoll_pwait pselect6 ppoll epoll_pwait2
+  arm64: { read: 63, futex: 98, waits: { 22: [3, 'ms'], 72: [4, 'ptr'], 73: [2, 'ptr'], 441: [3, 'ptr'] } },
 };
+
+/** Whether a wait's time argument (as /proc prints it, in hex) means "no time limit". */
+function forever(arg: string | undefined, kind: 'ms' | 'ptr'): boolean {
+  if (arg === undefined) return false;
+  let v: bigint;
+  try { v = BigInt(arg); } catch { return false; }
+  // an int of -1 may be printed sign-extended or not
+  return kind === 'ptr' ? v === 0n : (v & 0xffffffffn) === 0xffffffffn;
+}
 
 /** Whether this host tells what a process is blocked in (Linux with a readable /proc/<pid>/syscall). */
 const kProcSyscall: boolean = (() => {
@@ -30,31 +47,51 @@ const kProcSyscall: boolean = (() => {
 
 /**
  * Whether process `pid` looks like it is waiting for input: blocked in read(0), or idle in an
- * event loop (node, select-based scripts), and asleep there. A process that is computing,
- * sleeping, waiting for a child command, reading another descriptor (a socket) or in the middle
- * of exec is not. Nor is one the line has woken but the scheduler has not run yet, or one that is
- * stopped: the kernel still shows the read it was blocked in, but the line in the pipe is unread
- * (on a busy machine a woken process can wait longer than the silence that ends a message).
- * Where the kernel does not tell (no /proc syscall file: another OS or architecture) silence
- * alone decides.
+ * event loop (node, select-based scripts) with no time limit, and asleep there. A process that
+ * is computing, sleeping, waiting for a child command, reading another descriptor (a file, a
+ * socket), waiting with a time limit (a network call or a select with a timeout, a node timer)
+ * or in the middle of exec is not. Nor is one the line has woken but the scheduler has not run
+ * yet, or one that is stopped: the kernel still shows the read it was blocked in, but the line
+ * in the pipe is unread (on a busy machine a woken process can wait longer than the silence
+ * that ends a message). Where the kernel does not tell (no /proc syscall file: another OS or
+ * architecture) silence alone decides.
  */
 export function looksWaitingForInput(pid: number): boolean {
   if (!kProcSyscall) return true;
-  const table = kSyscalls[process.arch]!;
-  let text: string;
-  try { text = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim(); } catch { return false; }
-  const [nr, arg0] = text.split(' ');
-  const n = Number(nr);
-  if (!Number.isInteger(n) || n < 0) return false; // "running", or blocked outside a system call
-  const waiting = n === table.read ? Number(arg0) === 0 : table.waits.includes(n);
-  // Read after the system call: a process woken since then shows R here, and is not waiting.
-  return waiting && schedulerState(pid) === 'S';
+  if (!threadWaits(pid, pid, true)) return false;
+  // Its other threads too: a node worker's file read runs on a thread of libuv's pool, and a
+  // python worker may answer from a thread of its own. Each must be idle: waiting for ever, or
+  // on a lock with no time limit (the idle pool threads of node and V8).
+  let tids: string[];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return false; }
+  for (const tid of tids) if (Number(tid) !== pid && !threadWaits(pid, Number(tid), false)) return false;
+  // Read after the system calls: a main thread woken since shows R here, and is not waiting.
+  return schedulerState(`/proc/${pid}/stat`) === 'S';
 }
 
-/** The scheduler's state of `pid` (S asleep, R runnable, T stopped, …) from /proc/<pid>/stat. */
-function schedulerState(pid: number): string | undefined {
+/** Whether thread `tid` of `pid` is asleep waiting with no time limit (the main thread: for input). */
+function threadWaits(pid: number, tid: number, main: boolean): boolean {
+  const table = kSyscalls[process.arch]!;
+  const dir = `/proc/${pid}/task/${tid}`;
+  let text: string;
+  try { text = readFileSync(`${dir}/syscall`, 'utf8').trim(); } catch { return !main && !existsSync(dir); }
+  const args = text.split(' ');
+  const n = Number(args[0]);
+  if (!Number.isInteger(n) || n < 0) return false; // "running", or blocked outside a system call
+  let waiting: boolean;
+  if (n === table.read) waiting = Number(args[1]) === 0;
+  else if (n === table.futex) waiting = !main && forever(args[4], 'ptr');
+  else {
+    const wait = table.waits[n];
+    waiting = wait !== undefined && forever(args[1 + wait[0]], wait[1]);
+  }
+  return waiting && (main || schedulerState(`${dir}/stat`) === 'S');
+}
+
+/** The scheduler's state (S asleep, R runnable, T stopped, …) in a /proc stat file. */
+function schedulerState(file: string): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(file, 'utf8');
     return stat.charAt(stat.lastIndexOf(')') + 2);
   } catch {
     return undefined;

@@ -69,6 +69,8 @@ export interface ThreadPoolOptions {
   tasksPerThread: number;
   maxBatch: number;
   memoryMb?: number;
+  /** external memory a thread may hold (the pool's memoryMb, or the runtime-wide guard). */
+  externalMb: number;
   moduleRoot: string;
   couchUrl?: string;
   channel: string;
@@ -100,7 +102,7 @@ export class ThreadPool {
     const sab = new SharedArrayBuffer(4 * capacity);
     this.progress = new Int32Array(sab);
     for (let i = capacity - 1; i >= 0; i--) this.freeSlots.push(i);
-    const workerData: ThreadInit = { moduleRoot: opts.moduleRoot, couchUrl: opts.couchUrl, progress: sab, channel: opts.channel };
+    const workerData: ThreadInit = { moduleRoot: opts.moduleRoot, couchUrl: opts.couchUrl, progress: sab, channel: opts.channel, externalMb: opts.externalMb };
     this.piscina = new Piscina({
       filename: opts.entry,
       // Batches go to threads that said hello, never through piscina's queue, so piscina never
@@ -331,7 +333,9 @@ export class ThreadPool {
     thread.gone = true;
     thread.port.close();
     this.threads.splice(this.threads.indexOf(thread), 1);
-    const cause = thread.cause ?? { code: 'LC_WORKER_ERROR', message: `worker exited with code: ${exitCode}` };
+    // No cause reported (an exit the thread could not tell about): the workers it had started
+    // messages of are the ones that can have done it, and are named.
+    const cause = thread.cause ?? { code: 'LC_WORKER_EXIT', message: `the thread exited with code ${exitCode} while running ${startedWorkers(thread, this.progress) || 'no worker'}` };
     if (thread.batches.length === 0) {
       // e.g. a timer a worker left behind ran the thread out of memory after its message was done
       if (!this.closing) this.opts.logger.warn('worker thread ended holding no messages', { pool: this.opts.memoryMb ?? 'default', reason: cause.message });
@@ -367,6 +371,18 @@ export class ThreadPool {
       return;
     }
     if (out.fatal !== undefined) { this.unreportable(thread, `the thread could not report: ${out.fatal}`); return; }
+    if (out.exit !== undefined) {
+      // it is gone once this is read: its 'exit' says the rest, now with the culprit's name
+      thread.cause ??= { code: 'LC_WORKER_EXIT', message: `worker '${out.exit.worker}' ended its thread (exit code ${out.exit.code})` };
+      return;
+    }
+    if (out.memory !== undefined) {
+      if (!thread.gone) {
+        thread.cause ??= { code: 'LC_WORKER_MEMORY', message: `the thread ran out of memory (${out.memory})` };
+        void thread.worker.terminate();
+      }
+      return;
+    }
     for (const [id, emit] of out.emits) {
       const it = this.items.get(id);
       if (it && !it.done) {
@@ -382,6 +398,18 @@ export class ThreadPool {
       const batch = it.batch!;
       if (--batch.unreported === 0) this.release(batch);
     }
+  }
+
+  /** Replaces every thread that is running messages (the runtime-wide memory guard); how many. */
+  replaceBusy(why: string): number {
+    let n = 0;
+    for (const thread of this.threads) {
+      if (thread.gone || thread.batches.length === 0) continue;
+      thread.cause ??= { code: 'LC_WORKER_MEMORY', message: why };
+      void thread.worker.terminate();
+      n++;
+    }
+    return n;
   }
 
   /**
@@ -420,4 +448,15 @@ export class ThreadPool {
     for (const t of this.threads) t.port.close();
     await this.piscina.destroy();
   }
+}
+
+/** "worker 'a'" or "one of workers 'a', 'b'": whose messages a thread had started, or '' for none. */
+function startedWorkers(thread: Thread, progress: Int32Array): string {
+  const names = new Set<string>();
+  for (const batch of thread.batches) {
+    const started = Atomics.load(progress, batch.slot);
+    for (const it of batch.items) if (it.index < started && !it.done) names.add(`'${it.spec.id}'`);
+  }
+  if (names.size === 0) return '';
+  return names.size === 1 ? `worker ${[...names][0]}` : `one of workers ${[...names].join(', ')}`;
 }
