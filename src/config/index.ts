@@ -30,6 +30,8 @@ export interface Config {
   maxChainDepth: number;
   /** ms a changes trigger's lease lasts without renewal (several runtimes on one CouchDB). */
   leaseMs: number;
+  /** ms between checks whether the state database is due for compaction. */
+  stateCompactMs: number;
   /** changes of one trigger fired at once: at most this many run twice after a crash. */
   changesConcurrency: number;
   /** type → command line for process workers; `node` defaults to this node binary. */
@@ -73,6 +75,7 @@ export const kDefaultConfig: Readonly<Config> = Object.freeze({
   workerConcurrency: 64,
   maxChainDepth: 16,
   leaseMs: 15_000,
+  stateCompactMs: 60_000,
   changesConcurrency: 100,
   interpreters: kDefaultInterpreters,
   logRetentionDays: 7,
@@ -109,6 +112,7 @@ export function makeConfig(input: ConfigInput = {}): Readonly<Config> {
   check(isInt(c.workerConcurrency, 1), 'options.workerConcurrency must be a positive integer');
   check(isInt(c.maxChainDepth, 1), 'options.maxChainDepth must be a positive integer');
   check(isInt(c.leaseMs, 30), 'options.leaseMs must be an integer of at least 30 (ms)');
+  check(isInt(c.stateCompactMs, 1_000), 'options.stateCompactMs must be an integer of at least 1000 (ms)');
   check(isInt(c.changesConcurrency, 1), 'options.changesConcurrency must be a positive integer');
   check(isInt(c.logRetentionDays, 0), 'options.logRetentionDays must be a non-negative integer');
   check(isInt(c.logMaxRecords, 1), 'options.logMaxRecords must be a positive integer');
@@ -158,6 +162,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     logMaxRecords: intOf('LIVELY_LOG_MAX_RECORDS', env.LIVELY_LOG_MAX_RECORDS),
     logRecords: env.LIVELY_LOG_RECORDS === undefined || env.LIVELY_LOG_RECORDS === '' ? undefined : env.LIVELY_LOG_RECORDS !== '0' && env.LIVELY_LOG_RECORDS !== 'false',
     leaseMs: intOf('LIVELY_LEASE_MS', env.LIVELY_LEASE_MS),
+    stateCompactMs: intOf('LIVELY_STATE_COMPACT_MS', env.LIVELY_STATE_COMPACT_MS),
     changesConcurrency: intOf('LIVELY_CHANGES_CONCURRENCY', env.LIVELY_CHANGES_CONCURRENCY),
     interpreters,
     sample: env.LIVELY_SAMPLE === undefined ? undefined : env.LIVELY_SAMPLE !== '0' && env.LIVELY_SAMPLE !== 'false',
