@@ -33,7 +33,7 @@ import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
 import { redactOutcome, redactingActivations, teeActivations } from './runtime/activation-sink.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
-import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
+import { ScheduleTriggers, systemClock, type Clock } from './triggers/schedule.ts';
 import { TickClaims } from './triggers/ticks.ts';
 import { Anomalies } from './triggers/anomalies.ts';
 import { StateCompactor, placement, type Placement } from './store/state-db.ts';
@@ -173,7 +173,7 @@ export class Runtime implements EventFirer {
         await this.firing.fireEvent(event, { trigger: 'changes', method: 'POST', path: `/${db}/_changes`, params, change, depth: 0 }).done;
       },
     });
-    const ticks = new TickClaims(this.db.logs as DocumentScope<unknown>, instance, this.anomalies);
+    const ticks = new TickClaims(this.db.logs as DocumentScope<unknown>, instance, this.anomalies, () => (this.opts.clock ?? systemClock).now());
     const schedule = new ScheduleTriggers({
       clock: this.opts.clock,
       logger,
