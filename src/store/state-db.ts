@@ -62,15 +62,18 @@ export async function placement(server: nano.ServerScope, name: string): Promise
   return p;
 }
 
-interface DbInfo { sizes?: { file?: number; active?: number }; compact_running?: boolean }
+interface DbInfo { sizes?: { file?: number; active?: number }; compact_running?: boolean; update_seq?: unknown; doc_count?: number }
 
 /**
  * Compacts the state database when its file is more than twice its live data (and over
- * `minBytes`), checked every `everyMs`; where the store reports no sizes, every tenth check.
+ * `minBytes`), checked every `everyMs`. Where the store reports no sizes (the embedded store,
+ * whose seqs are plain integers), when more than max(200, 4 × its documents) revisions were
+ * written since the last compaction; failing both, every tenth check.
  */
 export class StateCompactor {
   #timer: NodeJS.Timeout | undefined;
   #checks = 0;
+  #compactedAt: number | undefined;
   compactions = 0;
   lastSize: number | undefined;
 
@@ -96,12 +99,17 @@ export class StateCompactor {
       const active = info.sizes?.active;
       this.lastSize = file;
       if (info.compact_running) return false;
+      const seq = typeof info.update_seq === 'number' || /^\d+$/.test(String(info.update_seq)) ? Number(info.update_seq) : undefined;
+      this.#compactedAt ??= 0;
       const due = file !== undefined && active !== undefined
         ? file > this.minBytes && file > 2 * active
-        : this.#checks % 10 === 0;
+        : seq !== undefined
+          ? seq - this.#compactedAt > Math.max(200, 4 * (info.doc_count ?? 0))
+          : this.#checks % 10 === 0;
       if (!due) return false;
       await this.server.request({ db: this.db, path: '_compact', method: 'POST', headers: { 'content-type': 'application/json' } });
       this.compactions++;
+      if (seq !== undefined) this.#compactedAt = seq;
       this.logger.debug('state database compacted', { db: this.db, file, active });
       return true;
     } catch (err) {
