@@ -19,6 +19,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/store/couch.ts';
+import { placement } from '../src/store/state-db.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const main = path.join(here, '../src/cli/main.ts');
@@ -126,6 +127,8 @@ async function scenario(urls: string[], n: number): Promise<void> {
     const stateNode = Number(/couchdb(\d+)@/.exec(Object.values(shards.shards)[0]![0]!)![1]) - 1;
     check(Object.keys(shards.shards).length === 1 && Object.values(shards.shards)[0]!.length === 1, `state database ${prefix}logs is one shard with one copy (on node ${stateNode + 1})`);
     await writer.db.create(inbox);
+    const inboxPlacement = await placement(writer, inbox);
+    check(inboxPlacement.copies === 3 && /q=1, n=1/.test(inboxPlacement.warning ?? ''), `a database with the cluster's defaults (${inboxPlacement.copies} copies) would be reported as a state database`);
     await writer.use(`${prefix}workers`).insert(recorder as never);
     await writer.use(`${prefix}events`).insert({ _id: 'on_change', trigger: { changes: { db: inbox } }, workers: { recorder: { file: changesFile } } } as never);
     await writer.use(`${prefix}events`).insert({ _id: 'tick', trigger: { schedule: { every: '1s' } }, workers: { recorder: { file: ticksFile } } } as never);

@@ -7,7 +7,9 @@
  * twice or not at all. Expected: RSS and state size flat (±10 % after warm-up), zero errors,
  * zero lost. Exits 1 when something was lost or fired twice.
  * Defaults: 10 minutes at 3,000 changes/s, half the peak measured for a changes trigger (README).
- * Env SOAK_MINUTES and SOAK_RATE as well; LIVELY_LEASE_MS is passed on.
+ * Env SOAK_MINUTES and SOAK_RATE as well; LIVELY_LEASE_MS is passed on. `--couch URL` (SOAK_COUCH_URL)
+ * soaks on a CouchDB instead (`--store-pid` for its RSS); the state database's size is then
+ * CouchDB's `sizes.file`, else the embedded store's directory on disk.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,7 +21,10 @@ import { parseArgs } from 'node:util';
 import { connect } from '../src/store/couch.ts';
 import { EmbeddedStore } from '../src/store/embedded/supervisor.ts';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string' }, rate: { type: 'string' } } });
+const { values } = parseArgs({ options: { minutes: { type: 'string' }, rate: { type: 'string' }, couch: { type: 'string' }, 'store-pid': { type: 'string' } } });
+/** a CouchDB to soak on instead of an embedded store (its pid, when local, for its RSS). */
+const couchArg = values.couch ?? process.env.SOAK_COUCH_URL;
+const storePidArg = values['store-pid'] ?? process.env.SOAK_STORE_PID;
 const minutes = Number(values.minutes ?? process.env.SOAK_MINUTES ?? 10);
 const rate = Number(values.rate ?? process.env.SOAK_RATE ?? 3_000);
 const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -53,14 +58,16 @@ module.exports = async (msg) => {
 async function run(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'lively-soak-'));
   const storeDir = path.join(work, 'store-data');
-  const store = new EmbeddedStore({ dataDir: storeDir });
-  await store.start();
-  const prefix = 'soak_';
-  const server = connect(store.url);
+  const store = couchArg ? undefined : new EmbeddedStore({ dataDir: storeDir });
+  await store?.start();
+  const storeUrl = couchArg ?? store!.url;
+  const storePid = store?.pid ?? (storePidArg ? Number(storePidArg) : undefined);
+  const prefix = `soak${Date.now().toString(36)}_`;
+  const server = connect(storeUrl);
   const changesFile = path.join(work, 'changes.txt');
   const ticksFile = path.join(work, 'ticks.txt');
   let errors = 0;
-  const rt = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'start', '--couch', store.url, '--prefix', prefix,
+  const rt = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'start', '--couch', storeUrl, '--prefix', prefix,
     '--port', '0', '--data', path.join(work, 'rt'), '--no-sample', '--log-level', 'warn'],
   { env: { ...process.env, LIVELY_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] });
   createInterface({ input: rt.stderr! }).on('line', (line) => {
@@ -76,7 +83,7 @@ async function run(): Promise<void> {
     await server.use(`${prefix}events`).insert({ _id: 'on_change', trigger: { changes: { db: `${prefix}inbox` } }, workers: { recorder: { file: changesFile } } } as never);
     await server.use(`${prefix}events`).insert({ _id: 'tick', trigger: { schedule: { every: '1s' } }, workers: { recorder: { file: ticksFile } } } as never);
     await sleep(3_000); // the feed takes its lease and its first checkpoint
-    console.log(`soak: ${minutes} min, ${rate} changes/s into ${prefix}inbox, a 1 s schedule; runtime pid ${rt.pid}, store pid ${store.pid}`);
+    console.log(`soak: ${minutes} min, ${rate} changes/s into ${prefix}inbox, a 1 s schedule; runtime pid ${rt.pid}, store ${couchArg ? 'CouchDB' : 'embedded'} pid ${storePid ?? 'n/a'}`);
     console.log('minute | runtime RSS MB | store RSS MB | state db KB | errors | written | fired | behind');
     let written = 0;
     let writing = true;
@@ -92,16 +99,23 @@ async function run(): Promise<void> {
     })();
     const t0 = Date.now();
     const stateDir = path.join(storeDir, 'store', `${prefix}logs`);
+    const stateKb = async () => {
+      const info = (await server.db.get(`${prefix}logs`).catch(() => ({}))) as { sizes?: { file?: number } };
+      return info.sizes?.file !== undefined ? Math.round(info.sizes.file / 1024) : duKb(stateDir);
+    };
     for (let m = 1; m <= minutes; m++) {
       await sleep(t0 + m * 60_000 - Date.now());
       const fired = lines(changesFile).length;
-      console.log(`${String(m).padStart(6)} | ${rssMb(rt.pid).padStart(14)} | ${rssMb(store.pid).padStart(12)} | ${String(duKb(stateDir)).padStart(11)} | ${String(errors).padStart(6)} | ${String(written).padStart(7)} | ${String(fired).padStart(7)} | ${written - fired}`);
+      console.log(`${String(m).padStart(6)} | ${rssMb(rt.pid).padStart(14)} | ${rssMb(storePid).padStart(12)} | ${String(await stateKb()).padStart(11)} | ${String(errors).padStart(6)} | ${String(written).padStart(7)} | ${String(fired).padStart(7)} | ${written - fired}`);
     }
     writing = false;
     await writer;
     const end = Date.now();
-    const drainUntil = Date.now() + 120_000;
-    while (new Set(lines(changesFile)).size < written && Date.now() < drainUntil) await sleep(500);
+    // drained: all fired, or nothing more fired for 15 s (what is left then is lost)
+    for (let last = -1, still = Date.now(); new Set(lines(changesFile)).size < written && Date.now() - still < 15_000; await sleep(500)) {
+      const n = lines(changesFile).length;
+      if (n !== last) { last = n; still = Date.now(); }
+    }
     const fired = lines(changesFile);
     const distinct = new Set(fired);
     const ticks = lines(ticksFile);
@@ -109,12 +123,13 @@ async function run(): Promise<void> {
     let missingTicks = 0;
     for (let t = Math.ceil((t0 + 2_000) / 1000) * 1000; t <= end - 2_000; t += 1000) if (!tickSet.has(new Date(t).toISOString())) missingTicks++;
     const lost = written - distinct.size;
-    console.log(`end: ${written} changes written, ${distinct.size} fired (${fired.length - distinct.size} twice), lost ${lost}; ${tickSet.size} ticks, ${ticks.length - tickSet.size} twice, ${missingTicks} not fired; errors ${errors}`);
+    console.log(`end (drained ${((Date.now() - end) / 1000).toFixed(0)} s after writing stopped): ${written} changes written, ${distinct.size} fired (${fired.length - distinct.size} twice), lost ${lost}; ${tickSet.size} ticks, ${ticks.length - tickSet.size} twice, ${missingTicks} not fired; errors ${errors}`);
     process.exitCode = lost === 0 && ticks.length === tickSet.size && missingTicks === 0 ? 0 : 1;
   } finally {
     rt.kill('SIGTERM');
     await new Promise((r) => (rt.exitCode !== null ? r(null) : rt.once('exit', r)));
-    await store.stop();
+    await store?.stop();
+    if (couchArg) for (const db of await server.db.list()) if (db.startsWith(prefix)) await server.db.destroy(db).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
 }

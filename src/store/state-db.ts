@@ -56,8 +56,9 @@ export async function placement(server: nano.ServerScope, name: string): Promise
   const nodes = [...new Set(Object.values(shards).flat())].sort();
   const copies = Math.max(1, ...Object.values(shards).map((n) => n.length));
   const p: Placement = { nodes, copies };
-  if (copies > 1 || Object.keys(shards).length > 1) {
-    p.warning = `the state database ${name} has ${Object.keys(shards).length} shard(s) with up to ${copies} copies: on a cluster two runtimes can both win a lease or a tick; recreate it with q=1, n=1 (stop the runtimes, delete it, start one runtime)`;
+  // several shards of one copy each are fine (a document lives in one shard); several copies are not
+  if (copies > 1) {
+    p.warning = `the state database ${name} keeps ${copies} copies of its documents: on a cluster two runtimes can both win a lease or a tick; recreate it with q=1, n=1 (stop the runtimes, delete it, start one runtime)`;
   }
   return p;
 }
