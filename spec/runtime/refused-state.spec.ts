@@ -130,11 +130,8 @@ describe('runtime state that cannot be right is refused, reported and recovered 
     await eventually(async () => (await logs.get(leaseId)).holder !== '~intruder' && (await logs.get(leaseId)).holder !== null, 5_000, 'the runtime holds it again');
 
     // a holder named before this runtime: it steps back, and takes over once the rewrites stop
-    const before = a.counts['lease-rewritten']!;
     await rewrite('!intruder');
-    await eventually(async () => (await anomalies(rt)).counts['lease-rewritten']! > before, 5_000, 'the second rewrite reported');
-    a = await anomalies(rt);
-    expect(a.recent[a.recent.length - 1]!.detail).to.include('stepping back');
+    await eventually(async () => (await anomalies(rt)).recent.some((x) => x.detail.includes('"!intruder"') && x.detail.includes('stepping back')), 5_000, 'the second rewrite reported, and the runtime stepping back');
     await admin.use(inbox).insert({ _id: 'later' });
     await eventually(() => delivered(rec, 'later'), 10_000, 'fired once the lease was taken over again');
   });

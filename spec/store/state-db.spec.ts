@@ -48,7 +48,7 @@ describe('the state database (one shard, one copy; compacted by the runtime)', f
       const res = await db.insert({ _id: 'lease-x', ...(rev ? { _rev: rev } : {}), type: 'lease', holder: 'h', renewed: new Date().toISOString(), pad: 'x'.repeat(500) });
       rev = res.rev;
     }
-    const compactor = new StateCompactor(server, name, silentLogger, 60_000, 1);
+    const compactor = new StateCompactor(server, name, silentLogger, 60_000, 64 * 1024);
     const before = (await server.db.get(name)) as unknown as Info;
     expect(await compactor.check()).to.equal(true);
     expect(compactor.compactions).to.equal(1);
