@@ -263,7 +263,8 @@ export class ScheduleTriggers {
         this.opts.fire(event, this.tick(trigger, at));
         this.counts.fired++;
       } catch (err) {
-        this.skip(event, at, `not dispatched: ${describeError(err)}`);
+        this.counts.skipped++;
+        this.opts.logger.warn('schedule tick not dispatched', { event: event.id, at: new Date(at).toISOString(), error: describeError(err) });
       }
     }, (err) => {
       this.counts.failed++;
