@@ -34,8 +34,10 @@ import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
 import { redactOutcome, redactingActivations, teeActivations } from './runtime/activation-sink.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
-import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
+import { ScheduleTriggers, systemClock, type Clock } from './triggers/schedule.ts';
 import { TickClaims } from './triggers/ticks.ts';
+import { Anomalies } from './triggers/anomalies.ts';
+import { StateCompactor, placement, type Placement } from './store/state-db.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
@@ -71,6 +73,10 @@ export class Runtime implements EventFirer {
   private feeds: ChangesFeed[] = [];
   changesTriggers?: ChangesTriggers;
   private scheduleTriggers?: ScheduleTriggers;
+  /** state no runtime could have written, found and refused (leases, claims, checkpoints). */
+  anomalies!: Anomalies;
+  private stateCompactor?: StateCompactor;
+  private statePlacement?: Placement;
   private server?: ReturnType<typeof createLivelyServer>;
   private stopping = false;
   port = 0;
@@ -100,6 +106,11 @@ export class Runtime implements EventFirer {
     await initStore(this.nano, { prefix: config.dbPrefix, writerRole: config.writerRole });
     const p = config.dbPrefix;
     this.db = { events: this.nano.use(`${p}events`), workers: this.nano.use(`${p}workers`), logs: this.nano.use(`${p}logs`) };
+    this.anomalies = new Anomalies(logger);
+    this.statePlacement = await placement(this.nano, `${p}logs`).catch((err) => ({ nodes: [], copies: 0, warning: `placement unknown: ${describeError(err)}` }));
+    if (this.statePlacement.warning) logger.error(this.statePlacement.warning);
+    this.stateCompactor = new StateCompactor(this.nano, `${p}logs`, logger, config.stateCompactMs);
+    this.stateCompactor.start();
 
     if (config.sample) await deploySampleIfEmpty(this.db.events, this.db.workers, logger);
     this.registry = new WorkerRegistry(this.db.workers, config);
@@ -160,6 +171,7 @@ export class Runtime implements EventFirer {
       checkpoints: this.db.logs as DocumentScope<unknown>,
       logger,
       instance,
+      anomalies: this.anomalies,
       leaseMs: config.leaseMs,
       concurrency: config.changesConcurrency,
       // a waiting poll ends at least once a lease period, so a deleted database is noticed as soon
@@ -174,18 +186,15 @@ export class Runtime implements EventFirer {
         await this.firing.fireEvent(event, { trigger: 'changes', method: 'POST', path: `/${db}/_changes`, params, change, depth: 0 }).done;
       },
     });
-    const ticks = new TickClaims(this.db.logs as DocumentScope<unknown>, instance);
+    const ticks = new TickClaims(this.db.logs as DocumentScope<unknown>, instance, this.anomalies, () => (this.opts.clock ?? systemClock).now());
     const schedule = new ScheduleTriggers({
       clock: this.opts.clock,
       logger,
       claim: (key, at) => ticks.claim(key, at),
       last: (key) => ticks.last(key),
+      // a tick the dispatcher refuses throws: the scheduler skips and counts it
       fire: (event, tick) => {
-        try {
-          this.firing.fireEvent(event, { trigger: 'schedule', method: 'POST', path: '/_schedule', params: { ...tick }, tick, depth: 0 }).done.catch(() => undefined);
-        } catch (err) {
-          logger.warn('schedule tick not dispatched', { event: event.id, error: describeError(err) });
-        }
+        this.firing.fireEvent(event, { trigger: 'schedule', method: 'POST', path: '/_schedule', params: { ...tick }, tick, depth: 0 }).done.catch(() => undefined);
       },
     });
     this.changesTriggers = changes;
@@ -270,6 +279,9 @@ export class Runtime implements EventFirer {
       dispatchers: this.dispatchers.map((d) => d.stats()),
       isolateEngine: this.isolates.engine(),
       feeds: this.changesTriggers?.stats() ?? [],
+      schedules: this.scheduleTriggers?.stats() ?? { fired: 0, lost: 0, skipped: 0, failed: 0 },
+      state: { db: `${this.config.dbPrefix}logs`, ...this.statePlacement, size: this.stateCompactor?.lastSize, compactions: this.stateCompactor?.compactions ?? 0 },
+      anomalies: this.anomalies.stats(),
       activations: { fired: this.firing.fired, completed: this.firing.completed, inFlight: this.firing.inFlight, waiting: this.firing.queued(), outcomes: this.firing.outcomes, logged: this.activationLog.written, dropped: this.activationLog.dropped },
       retries: { waiting: this.firing.retrying },
       durable: this.journal.stats,
@@ -316,6 +328,7 @@ export class Runtime implements EventFirer {
     return renderMetrics({
       firing: this.firing, catalog: this.catalog, log: this.activationLog,
       dispatchers: this.dispatchers.map((d) => d.stats()), activations: this.activationMetrics, feeds: this.changesTriggers,
+      schedules: this.scheduleTriggers?.stats(), anomalies: this.anomalies?.counts,
     });
   }
 
@@ -330,6 +343,7 @@ export class Runtime implements EventFirer {
     this.firing?.close();
     // no new ticks or changes; a changes batch in flight gets until the deadline to finish
     this.scheduleTriggers?.close();
+    this.stateCompactor?.stop();
     const triggersStopped = this.changesTriggers?.close(Math.max(0, until - Date.now()));
     while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));

@@ -216,6 +216,23 @@ describe('DurableJournal', function () {
     expect([...runs.values()].every((n) => n === 1)).to.equal(true);
   });
 
+  it('orphans are claimed in the state database: a claim by a live instance stands even where the batch still names its dead owner (a cluster copy not yet updated)', async () => {
+    const dead = journal('eeeeeeee');
+    const ref = await dead.accept(entry('contested'));
+    const live = journal('bbbbbbbb');
+    // the live instance won the claim; the batch document, read through another node, still names the dead one
+    await server.use(`${prefix}logs`).insert({ _id: `durable-claim-${ref.db}-${ref.batch}`, type: 'durable-claim', owner: live.owner } as never);
+    await live.start(() => undefined);
+    expect((await server.use<JournalBatch>(ref.db).get(ref.batch)).owner).to.equal(dead.owner);
+    const other = journal('cccccccc', 60_000);
+    expect(await other.recover(() => ({ done: Promise.resolve() }))).to.equal(0);
+    // once the claimer is gone too, the claim is taken over (and the claim document names the new owner)
+    await live.close();
+    const next = journal('dddddddd', 1);
+    await eventually(async () => (await next.recover((e, r) => { next.finish(r); return { done: Promise.resolve() }; })) === 1, 5_000, 'taken over');
+    expect((await server.use<{ owner: string }>(`${prefix}logs`).get(`durable-claim-${ref.db}-${ref.batch}`)).owner).to.equal(next.owner);
+  });
+
   it('an entry whose rerun finds nothing to run is finished, not retried forever', async () => {
     const old = journal('ffffffff');
     const ref = await old.accept(entry('gone-event'));

@@ -193,6 +193,45 @@ describe('TickClaims (one claim document per schedule trigger in the logs databa
     expect(page.rows[0]!.id).to.equal(TickClaims.docId(key));
   });
 
+  it('cannot flood: one claim in flight per trigger; ticks due meanwhile, a claim won only after the next tick was due and a tick the dispatcher refuses are skipped and counted', async () => {
+    const db = server.use(`${prefix}logs`);
+    const clock = new ManualClock(Date.UTC(2026, 0, 5, 12, 0, 0, 500));
+    const claims = new TickClaims(db, 'slow', undefined, () => clock.now());
+    // the store answers only when the spec opens the gate (a store too slow to keep up)
+    let open!: () => void;
+    let gate = new Promise<void>((r) => { open = r; });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const claim = async (k: string, at: number) => {
+      inFlight++; maxInFlight = Math.max(maxInFlight, inFlight);
+      try { await gate; return await claims.claim(k, at); } finally { inFlight--; }
+    };
+    let refuse = false;
+    const fired: Tick[] = [];
+    const s = new ScheduleTriggers({ clock, claim, logger: silentLogger, fire: (_e, t) => {
+      if (refuse) throw Object.assign(new Error('dispatch queue is full'), { code: 'LC_QUEUE_FULL' });
+      fired.push(t);
+    } });
+    const ev = event({ _id: 'flood', trigger: { schedule: { every: '1s' } }, workers: { w: {} } });
+    s.set(ev.id, ev);
+    for (let i = 0; i < 100; i++) clock.advance(1_000); // 100 ticks due, the first still being claimed
+    expect(maxInFlight).to.equal(1);
+    expect(s.stats()).to.deep.include({ fired: 0, skipped: 99 });
+    open();
+    await eventually(() => inFlight === 0, 5_000, 'the claim answered');
+    // won, but 99 ticks late: not fired
+    expect(fired).to.have.length(0);
+    expect(s.stats()).to.deep.include({ fired: 0, skipped: 100 });
+    clock.advance(1_000);
+    await eventually(() => fired.length === 1, 5_000, 'the next tick fired');
+    refuse = true;
+    clock.advance(1_000);
+    await eventually(() => s.stats().skipped === 101, 5_000, 'the refused tick counted');
+    expect(fired).to.have.length(1);
+    gate = Promise.resolve();
+    s.close();
+  });
+
   it('three runtimes starting after downtime, claiming through the store: the missed ticks fire once in all', async () => {
     const db = server.use(`${prefix}logs`);
     const clock = new ManualClock(T0);

@@ -64,6 +64,7 @@ export const kOptions = {
   workerIdle: int({ env: 'LIVELY_WORKER_IDLE', default: 60_000, min: 1, unit: 'ms', doc: 'default time an unused worker stays warm' }),
   maxChainDepth: int({ env: 'LIVELY_MAX_CHAIN_DEPTH', default: 16, min: 1, doc: 'events emitted in a chain before it is stopped (`LC_CHAIN_TOO_DEEP`)' }),
   leaseMs: int({ env: 'LIVELY_LEASE_MS', default: 15_000, min: 30, unit: 'ms', doc: 'lease period of a changes trigger among several runtimes' }),
+  stateCompactMs: int({ env: 'LIVELY_STATE_COMPACT_MS', default: 60_000, min: 1_000, unit: 'ms', doc: 'how often the runtime checks whether `<prefix>logs` is due for compaction ([cluster.md](cluster.md))' }),
   changesConcurrency: int({ env: 'LIVELY_CHANGES_CONCURRENCY', default: 100, min: 1, doc: 'changes of one changes trigger fired at once (one checkpointed batch)' }),
   interpreters: { kind: 'interpreters', env: 'LIVELY_INTERPRETERS', default: kDefaultInterpreters, shown: 'see below the table', doc: 'JSON: type → command, e.g. `{"lua":["lua5.4"]}`' } as InterpretersOption,
   logRetentionDays: int({ env: 'LIVELY_LOG_RETENTION_DAYS', default: 7, min: 0, unit: 'days', doc: 'how long activation records are kept' }),

@@ -13,8 +13,10 @@
  *   data directory; boot: this process). Every instance keeps a heartbeat document. A batch
  *   is orphaned when its owner is an earlier boot of this instance, or an instance whose
  *   heartbeat is missing, from another boot, or older than the lease. Orphans are claimed
- *   by updating them with their `_rev` (the 409 loser skips them), and their unfinished
- *   entries run again, on start and then every lease period.
+ *   through the state database (a `durable-claim-<day>-<batch>` document written with the
+ *   `_rev` read: the 409 loser skips them; that database is q=1, n=1, so on a cluster too only
+ *   one instance wins), then marked in the batch, and their unfinished entries run again, on
+ *   start and then every lease period. The claim document, once there, names the owner.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -441,7 +443,8 @@ export class DurableJournal {
         const orphans: JournalBatch[] = [];
         for (const row of page.rows) {
           const doc = row.doc as JournalBatch | undefined;
-          if (doc?.type === 'durable' && Array.isArray(doc.entries) && await this.orphaned(doc.owner, heartbeats)) orphans.push(doc);
+          if (doc?.type !== 'durable' || !Array.isArray(doc.entries)) continue;
+          if (await this.orphaned(doc.owner, heartbeats) && await this.arbitrate(name, doc, heartbeats)) orphans.push(doc);
         }
         if (orphans.length === 0) continue;
         const now = Date.now();
@@ -488,6 +491,31 @@ export class DurableJournal {
         }
         await sleep(100);
       }
+    }
+  }
+
+  /**
+   * Claims an orphaned batch in the state database, where writes serialise: true when this
+   * instance won it. A claim by a live instance since the batch was written stands.
+   */
+  private async arbitrate(db: string, batch: JournalBatch, heartbeats: Map<string, { boot?: string; at?: number } | null>): Promise<boolean> {
+    const id = `durable-claim-${db}-${batch._id}`;
+    let claim: { _rev?: string; owner?: string } | undefined;
+    try {
+      claim = (await this.opts.heartbeats.get(id)) as { _rev?: string; owner?: string };
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    if (claim?.owner && claim.owner !== batch.owner) {
+      if (claim.owner === this.owner) return false; // ours already, being run
+      if (!(await this.orphaned(claim.owner, heartbeats))) return false;
+    }
+    try {
+      await this.opts.heartbeats.insert({ _id: id, ...(claim?._rev ? { _rev: claim._rev } : {}), type: 'durable-claim', db, batch: batch._id, owner: this.owner, at: Date.now() } as never);
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 409) return false; // another instance claimed it first
+      throw err;
     }
   }
 
@@ -538,12 +566,21 @@ export class DurableJournal {
       const info = await this.opts.server.db.get(name);
       if (info.doc_count !== 0) return;
       const dropped = await dropDayDb(this.opts.server, name);
+      await this.dropClaims(name);
       this.dbs.delete(name);
       this.accepts.delete(name);
       if (dropped) this.stats.dropped++;
     } catch (err) {
       if (statusOf(err) !== 404) this.opts.logger.warn('dropping a finished journal day failed', { db: name, error: describeError(err) });
     }
+  }
+
+  /** The claim documents of a dropped day: nothing is left for them to arbitrate. */
+  private async dropClaims(db: string): Promise<void> {
+    const prefix = `durable-claim-${db}-`;
+    const page = await this.opts.heartbeats.list({ startkey: prefix, endkey: `${prefix}\ufff0` } as never);
+    const docs = page.rows.map((r) => ({ _id: r.id, _rev: (r.value as { rev: string }).rev, _deleted: true }));
+    if (docs.length > 0) await this.opts.heartbeats.bulk({ docs } as never);
   }
 
   private ensure(db: string): Promise<void> {

@@ -100,6 +100,10 @@ export interface MetricSources {
   activations: ActivationMetrics;
   /** the changes triggers' feeds, when the runtime has any. */
   feeds?: { stats(): FeedStat[] };
+  /** schedule ticks fired, lost to another runtime, skipped, failed. */
+  schedules?: { fired: number; lost: number; skipped: number; failed: number };
+  /** runtime state refused, by kind. */
+  anomalies?: Record<string, number>;
 }
 
 type Labels = Record<string, string>;
@@ -125,7 +129,7 @@ function num(v: number): string {
 
 const kStatuses: readonly ActivationStatus[] = ['ok', 'error', 'timeout'];
 
-export function renderMetrics({ firing: f, catalog, log, dispatchers, activations, feeds }: MetricSources): string {
+export function renderMetrics({ firing: f, catalog, log, dispatchers, activations, feeds, schedules, anomalies }: MetricSources): string {
   const lines: string[] = [];
   const head = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string) => {
     lines.push(`# HELP livelycouch_${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE livelycouch_${name} ${type}`);
@@ -176,6 +180,14 @@ export function renderMetrics({ firing: f, catalog, log, dispatchers, activation
       stats.filter((s) => typeof s.lag === 'number').map((s): Sample => [{ event: s.event, db: s.db }, s.lag!]));
     metric('feed_state', 'gauge', 'Each changes trigger\'s feed, labelled with its state (always 1).',
       stats.map((s): Sample => [{ event: s.event, db: s.db, state: s.state }, 1]));
+  }
+  if (schedules) {
+    metric('schedule_ticks_total', 'counter', 'Schedule ticks by outcome: fired here, claimed by another runtime, skipped (not claimed or dispatched in time), failed (store away).',
+      (['fired', 'lost', 'skipped', 'failed'] as const).map((k): Sample => [{ outcome: k }, schedules[k]]));
+  }
+  if (anomalies) {
+    metric('state_refused_total', 'counter', 'Runtime state no runtime could have written, found and refused, by kind.',
+      Object.entries(anomalies).map(([kind, n]): Sample => [{ kind }, n]));
   }
   return lines.join('\n') + '\n';
 }

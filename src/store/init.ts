@@ -11,6 +11,7 @@ import type nano from 'nano';
 import { eventsDesignDoc, workersDesignDoc } from '../events/design.ts';
 import { LivelyError } from '../shared/errors.ts';
 import { ensureDb, retry, statusOf } from './couch.ts';
+import { ensureStateDb } from './state-db.ts';
 
 export interface InitOptions {
   prefix: string;
@@ -46,7 +47,10 @@ export async function initStore(server: nano.ServerScope, opts: InitOptions): Pr
     throw new LivelyError('LC_CONFIG', 'options.writerRole must be a non-empty role name not starting with "_"');
   }
   const names = databaseNames(opts.prefix);
-  for (const name of Object.values(names)) await retry(() => ensureDb(server, name));
+  await retry(() => ensureDb(server, names.events));
+  await retry(() => ensureDb(server, names.workers));
+  // one shard, one copy: where runtimes arbitrate, a 201 must mean "won" (./state-db.ts)
+  await retry(() => ensureStateDb(server, names.logs));
 
   const security = securityObject(opts.writerRole);
   for (const [name, ddoc] of [

@@ -27,6 +27,7 @@ import { sleep, statusOf } from '../store/couch.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeError, isLivelyError } from '../shared/errors.ts';
 import { Lease } from './lease.ts';
+import type { Anomalies } from './anomalies.ts';
 
 export interface ChangesTriggerOptions {
   server: ServerScope;
@@ -37,6 +38,8 @@ export interface ChangesTriggerOptions {
   logger: Logger;
   /** this runtime's name in lease documents. */
   instance?: string;
+  /** where state no runtime could have written is reported (a bad checkpoint, a rewritten lease). */
+  anomalies?: Anomalies;
   /** ms a lease lasts without renewal. */
   leaseMs?: number;
   /** changes fired at once, and so the most done twice after a crash. */
@@ -96,13 +99,13 @@ class Follower {
     readonly event: EventDef,
     readonly trigger: ChangesTrigger,
     readonly key: string,
-    private readonly opts: Required<Omit<ChangesTriggerOptions, 'instance'>> & { instance: string },
+    private readonly opts: Required<Omit<ChangesTriggerOptions, 'instance' | 'anomalies'>> & { instance: string; anomalies?: Anomalies },
   ) {
-    const name = createHash('sha1').update(key).digest('hex');
+    const name = stateName(key);
     this.checkpoint = new LocalCheckpoint(opts.checkpoints, `changes-${name}`);
     this.lease = new Lease({
       db: opts.checkpoints, id: `lease-changes-${name}`, holder: opts.instance, leaseMs: opts.leaseMs,
-      info: { event: event.id, db: trigger.db }, logger: opts.logger,
+      info: { event: event.id, db: trigger.db }, logger: opts.logger, anomalies: opts.anomalies,
     });
     this.lease.on('acquired', () => this.begin());
     this.lease.on('lost', () => this.pause());
@@ -156,7 +159,15 @@ class Follower {
     }
     if (this.fromStart) {
       since = '0';
-    } else if (since === undefined) {
+    } else if (since !== undefined) {
+      const why = await checkpointProblem(db, since, updateSeq);
+      if (why !== undefined) {
+        const detail = `the checkpoint of the changes trigger of ${this.event.id} on ${this.trigger.db} is ${JSON.stringify(since)}, which ${why}; resuming from the database's current seq (changes since the true checkpoint cannot be known)`;
+        if (this.opts.anomalies) this.opts.anomalies.report('bad-checkpoint', this.checkpoint.id, detail, { event: this.event.id, db: this.trigger.db });
+        else this.opts.logger.error(detail);
+        since = updateSeq;
+      }
+    } else {
       // First start: from now on, remembered at once so a restart before the first change misses nothing.
       since = updateSeq;
     }
@@ -253,7 +264,7 @@ export class ChangesTriggers {
   private readonly running = new Map<string, Follower[]>();
   private readonly latest = new Map<string, EventDef | undefined>();
   private readonly chains = new Map<string, Promise<void>>();
-  private readonly opts: Required<Omit<ChangesTriggerOptions, 'instance'>> & { instance: string };
+  private readonly opts: Required<Omit<ChangesTriggerOptions, 'instance' | 'anomalies'>> & { instance: string; anomalies?: Anomalies };
   private closed = false;
 
   constructor(options: ChangesTriggerOptions) {
@@ -278,7 +289,7 @@ export class ChangesTriggers {
   private async reconcile(id: string, event: EventDef | undefined): Promise<void> {
     if (this.latest.get(id) !== event || this.closed) return; // a newer definition is queued
     const wanted = !event || event.disabled ? [] : event.triggers.filter((t): t is ChangesTrigger => t.kind === 'changes');
-    const keys = wanted.map((t) => `${id}:${digest(t)}`);
+    const keys = wanted.map((t) => triggerKey(id, t));
     const current = this.running.get(id) ?? [];
     if (current.length === keys.length && current.every((r, i) => r.key === keys[i])) {
       return; // same triggers: keep the feeds (and their positions) running
@@ -314,6 +325,35 @@ export class ChangesTriggers {
     await Promise.race([Promise.all(all.map((f) => f.stop())), late.then(() => { for (const f of all) f.abandoned = true; })]);
     clearTimeout(timer);
   }
+}
+
+/**
+ * Why `since` cannot be a seq this database gave, or undefined when it can. CouchDB 3 seqs are
+ * opaque: the store is asked (it refuses a seq it cannot decode with 400). Only where both are
+ * plain integers (the embedded store) are they compared, as numbers: ahead of the database is
+ * impossible.
+ */
+export async function checkpointProblem(db: DocumentScope<unknown>, since: string, updateSeq: string): Promise<string | undefined> {
+  if (/^\d+$/.test(since) && /^\d+$/.test(updateSeq) && BigInt(since) > BigInt(updateSeq)) {
+    return `is ahead of the database's update_seq ${updateSeq}`;
+  }
+  try {
+    await db.changes({ since, limit: 1 } as never);
+  } catch (err) {
+    if (statusOf(err) === 400) return `the database refuses as a seq (${describeError(err)})`;
+    throw err;
+  }
+  return undefined;
+}
+
+/** Names one changes trigger of one event across runtimes and restarts. */
+export function triggerKey(eventId: string, t: ChangesTrigger): string {
+  return `${eventId}:${digest(t)}`;
+}
+
+/** The trigger's documents in the state database: `_local/changes-<name>` and `lease-changes-<name>`. */
+export function stateName(key: string): string {
+  return createHash('sha1').update(key).digest('hex');
 }
 
 function digest(t: ChangesTrigger): string {

@@ -12,12 +12,22 @@
  * the start of its last renewal that landed. A holder that is paused, cut off from the store
  * or overtaken therefore stops before anyone else can start (`valid()` turns false, and
  * `lost` is emitted when it notices). A graceful `release()` lets the others in at once.
+ *
+ * On a cluster this holds only where a 409 is reliable: the lease documents live in the state
+ * database, made with q=1, n=1 (src/store/state-db.ts), whose writes one shard serialises.
+ *
+ * A holder whose renewal gets 409 while its period has not run out was not overtaken by a
+ * runtime (they wait a whole period after the last renewal they saw): someone rewrote the
+ * document. That is reported (./anomalies.ts), and the holder takes the lease back when the
+ * document names no holder or a holder ordered after it (so two runtimes that each think the
+ * other rewrote it settle on one); otherwise it steps back as usual.
  */
 import { EventEmitter } from 'node:events';
 import type { DocumentScope } from 'nano';
 import { statusOf } from '../store/couch.ts';
 import { describeError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
+import type { Anomalies } from './anomalies.ts';
 
 export interface LeaseOptions {
   db: DocumentScope<unknown>;
@@ -30,6 +40,7 @@ export interface LeaseOptions {
   /** written into the document for people reading it. */
   info?: Record<string, unknown>;
   logger: Logger;
+  anomalies?: Anomalies;
   now?: () => number;
 }
 
@@ -122,10 +133,39 @@ export class Lease extends EventEmitter {
       this.#rev = res.rev;
       this.#renewedAt = sent;
     } catch (err) {
-      if (statusOf(err) === 409) { this.#lose('taken over by another runtime'); return; }
+      if (statusOf(err) === 409) { await this.#contested(); return; }
       // the store is away: keep trying; valid() runs out on its own
       this.emit('error', err);
       if (!this.valid()) this.#lose('not renewed within a lease period');
+    }
+  }
+
+  /** A renewal got 409: our own write that landed unseen, a takeover, or a rewrite by someone else. */
+  async #contested(): Promise<void> {
+    let doc: Partial<LeaseDoc> | undefined;
+    try {
+      doc = (await this.opts.db.get(this.opts.id)) as unknown as LeaseDoc;
+    } catch (err) {
+      if (statusOf(err) !== 404) { this.emit('error', err); return; } // try again next round
+    }
+    if (doc && doc.holder === this.opts.holder && doc._rev) { this.#rev = doc._rev; return; }
+    if (!this.valid()) { this.#lose('taken over by another runtime'); return; }
+    const holder = typeof doc?.holder === 'string' ? doc.holder : null;
+    const reclaim = holder === null || this.opts.holder < holder;
+    const detail = `lease ${this.opts.id} was ${doc ? `rewritten (holder ${JSON.stringify(doc.holder ?? null)})` : 'deleted'} while this runtime's period had not run out; ${reclaim ? 'taken back' : 'stepping back'}`;
+    if (this.opts.anomalies) this.opts.anomalies.report('lease-rewritten', this.opts.id, detail, { holder: this.opts.holder });
+    else this.opts.logger.error(detail, { lease: this.opts.id });
+    if (!reclaim) { this.#lose('rewritten by someone else'); return; }
+    this.#rev = doc?._rev;
+    const sent = this.#now();
+    try {
+      const res = await this.opts.db.insert(this.#doc(this.opts.holder) as never);
+      this.#rev = res.rev;
+      this.#renewedAt = sent;
+      this.#lastHolder = this.opts.holder;
+    } catch (err) {
+      if (statusOf(err) === 409) { this.#lose('taken over by another runtime'); return; }
+      this.emit('error', err);
     }
   }
 

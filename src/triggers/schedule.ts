@@ -7,6 +7,10 @@
  * Ticks missed while no runtime ran are not replayed in a burst: when a trigger is armed,
  * the last of them fires once (`"catchup": 1`, the default) or none (`"catchup": 0`).
  * The clock is injected, so specs fire ticks by hand instead of waiting.
+ *
+ * The scheduler cannot flood: each trigger has at most one claim in flight. A tick that comes
+ * while the previous one is still being claimed, or whose claim is won only after the next tick
+ * is due, or that the dispatcher refuses, is skipped and counted (`stats()`), never queued.
  */
 import { createHash } from 'node:crypto';
 import type { EventDef, ScheduleTrigger } from '../events/model.ts';
@@ -35,6 +39,18 @@ export interface Tick {
   catchUp?: true;
   /** how many ticks were missed, where that is cheap to know ("every"). */
   missed?: number;
+}
+
+/** Ticks of every schedule trigger, as status and metrics show them. */
+export interface ScheduleStats {
+  /** ticks this runtime claimed and fired. */
+  fired: number;
+  /** ticks another runtime claimed. */
+  lost: number;
+  /** ticks skipped: the previous claim was still in flight, the claim came too late, or dispatch refused. */
+  skipped: number;
+  /** claims that failed (store away): the tick is not fired by this runtime. */
+  failed: number;
 }
 
 export interface ScheduleOptions {
@@ -165,6 +181,9 @@ export function scheduleKey(eventId: string, trigger: ScheduleTrigger): string {
 export class ScheduleTriggers {
   private readonly timers = new Map<string, unknown[]>();
   private readonly clock: Clock;
+  /** triggers (by key) with a claim in flight. */
+  private readonly claiming = new Set<string>();
+  readonly counts: ScheduleStats = { fired: 0, lost: 0, skipped: 0, failed: 0 };
 
   constructor(private readonly opts: ScheduleOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -224,10 +243,42 @@ export class ScheduleTriggers {
       if (this.timers.get(event.id) !== handles) return; // the event changed meanwhile
       if (this.clock.now() + 5 < at) { this.arm(event, trigger, key, index, handles); return; }
       this.arm(event, trigger, key, index, handles);
-      void this.opts.claim(key, at).then((won) => {
-        if (won) this.opts.fire(event, this.tick(trigger, at));
-      }, (err) => this.opts.logger.warn('schedule tick not claimed', { event: event.id, error: describeError(err) }));
+      this.due(event, trigger, key, at, handles);
     }, wait);
+  }
+
+  /** One tick is due: claimed unless the previous claim is still in flight, fired unless too late. */
+  private due(event: EventDef, trigger: ScheduleTrigger, key: string, at: number, handles: unknown[]): void {
+    if (this.claiming.has(key)) {
+      this.skip(event, at, 'the previous tick is still being claimed');
+      return;
+    }
+    this.claiming.add(key);
+    void this.opts.claim(key, at).then((won) => {
+      if (!won) { this.counts.lost++; return; }
+      if (this.timers.get(event.id) !== handles) return; // changed or stopped meanwhile
+      const next = nextTick(trigger, at);
+      if (next !== undefined && this.clock.now() >= next) { this.skip(event, at, 'claimed only after the next tick was due'); return; }
+      try {
+        this.opts.fire(event, this.tick(trigger, at));
+        this.counts.fired++;
+      } catch (err) {
+        this.counts.skipped++;
+        this.opts.logger.warn('schedule tick not dispatched', { event: event.id, at: new Date(at).toISOString(), error: describeError(err) });
+      }
+    }, (err) => {
+      this.counts.failed++;
+      this.opts.logger.warn('schedule tick not claimed', { event: event.id, at: new Date(at).toISOString(), error: describeError(err) });
+    }).finally(() => this.claiming.delete(key));
+  }
+
+  private skip(event: EventDef, at: number, why: string): void {
+    this.counts.skipped++;
+    this.opts.logger.warn('schedule tick skipped', { event: event.id, at: new Date(at).toISOString(), why });
+  }
+
+  stats(): ScheduleStats {
+    return { ...this.counts };
   }
 
   private clear(id: string): void {

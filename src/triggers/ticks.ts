@@ -11,10 +11,22 @@
  * Apache CouchDB does not check revisions on `_local` writes, so a `_local` claim would
  * never lose. The same document says when the trigger last fired, which is what catch-up
  * after downtime needs.
+ *
+ * On a cluster the claim documents must live in a database whose writes serialise (the state
+ * database is made with q=1, n=1: see src/store/state-db.ts); there a 409 means "lost" and a
+ * 201 means "won", which is all this needs.
+ *
+ * A claim more than kMaxAheadMs in the future cannot come from a runtime (they claim a tick
+ * when it is due): it is reported (./anomalies.ts) and overwritten, so it cannot stop the
+ * schedule.
  */
 import { createHash } from 'node:crypto';
 import type { DocumentScope } from 'nano';
 import { statusOf } from '../store/couch.ts';
+import type { Anomalies } from './anomalies.ts';
+
+/** How far ahead of this runtime's clock a claim may be (other runtimes' clocks run ahead a little). */
+export const kMaxAheadMs = 60_000;
 
 interface ClaimDoc {
   _id: string;
@@ -30,7 +42,12 @@ interface ClaimDoc {
 export class TickClaims {
   private readonly known = new Map<string, { rev?: string; last?: number }>();
 
-  constructor(private readonly db: DocumentScope<unknown>, private readonly instance: string) {}
+  constructor(
+    private readonly db: DocumentScope<unknown>,
+    private readonly instance: string,
+    private readonly anomalies?: Anomalies,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   static docId(key: string): string {
     return `schedule-${createHash('sha1').update(key).digest('hex')}`;
@@ -63,7 +80,12 @@ export class TickClaims {
   private async read(key: string): Promise<{ rev?: string; last?: number }> {
     try {
       const doc = (await this.db.get(TickClaims.docId(key))) as unknown as ClaimDoc;
-      const state = { rev: doc._rev, last: typeof doc.last === 'number' ? doc.last : undefined };
+      let last = typeof doc.last === 'number' && Number.isFinite(doc.last) ? doc.last : undefined;
+      if (last !== undefined && last > this.now() + kMaxAheadMs) {
+        this.anomalies?.report('future-claim', doc._id, `schedule claim for ${key} says its last tick is ${Math.abs(last) <= 8.64e15 ? new Date(last).toISOString() : last}, in the future; no runtime claims ahead of time, so it is overwritten by the next tick`, { key, last });
+        last = undefined;
+      }
+      const state = { rev: doc._rev, last };
       this.known.set(key, state);
       return state;
     } catch (err) {

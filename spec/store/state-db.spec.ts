@@ -1,0 +1,63 @@
+import { expect } from 'chai';
+import { connect } from '../../src/store/couch.ts';
+import { ensureStateDb, kStateRevsLimit, placement, StateCompactor } from '../../src/store/state-db.ts';
+import { silentLogger } from '../../src/shared/log.ts';
+import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { eventually } from '../support/runtime.ts';
+
+interface Info { sizes?: { file?: number; active?: number }; compact_running?: boolean; cluster?: { q: number; n: number } }
+
+describe('the state database (one shard, one copy; compacted by the runtime)', function () {
+  this.timeout(60_000);
+  const prefix = uniquePrefix();
+  const server = connect(couchUrl());
+  after(() => dropPrefix(prefix));
+
+  it('is made with q=1, n=1 where the store is a CouchDB (its writes serialise), with a low revision limit', async () => {
+    const name = `${prefix}logs`;
+    await ensureStateDb(server, name);
+    await ensureStateDb(server, name); // idempotent
+    const info = (await server.db.get(name)) as unknown as Info;
+    const p = await placement(server, name);
+    expect(p.copies).to.equal(1);
+    expect(p.warning).to.equal(undefined);
+    if (info.cluster) {
+      expect(info.cluster).to.deep.include({ q: 1, n: 1 });
+      expect(p.nodes).to.have.length(1);
+      expect(await server.request({ db: name, path: '_revs_limit' })).to.equal(kStateRevsLimit);
+    }
+  });
+
+  it('placement: several shards of one copy each serialise (no warning); several copies are reported on the cluster (scripts/cluster-check.ts)', async () => {
+    const name = `${prefix}sharded`;
+    await server.db.create(name, { q: 2, n: 1 } as never);
+    const info = (await server.db.get(name)) as unknown as Info;
+    const p = await placement(server, name);
+    expect(p.copies).to.equal(1);
+    expect(p.warning).to.equal(undefined);
+    if (info.cluster) expect(p.nodes.length).to.be.at.least(1);
+    else expect(p.nodes).to.deep.equal([]);
+  });
+
+  it('lease renewals grow it; the compactor compacts it once the file is mostly old revisions (by its sizes on CouchDB, by revisions written on the embedded store), and it shrinks', async () => {
+    const name = `${prefix}grow`;
+    await ensureStateDb(server, name);
+    const db = server.use<Record<string, unknown>>(name);
+    let rev: string | undefined;
+    for (let i = 0; i < 300; i++) {
+      const res = await db.insert({ _id: 'lease-x', ...(rev ? { _rev: rev } : {}), type: 'lease', holder: 'h', renewed: new Date().toISOString(), pad: 'x'.repeat(500) });
+      rev = res.rev;
+    }
+    const compactor = new StateCompactor(server, name, silentLogger, 60_000, 64 * 1024);
+    const before = (await server.db.get(name)) as unknown as Info;
+    expect(await compactor.check()).to.equal(true);
+    expect(compactor.compactions).to.equal(1);
+    await eventually(async () => !((await server.db.get(name)) as unknown as Info).compact_running, 20_000, 'compaction done');
+    if (before.sizes?.file !== undefined) {
+      await eventually(async () => (((await server.db.get(name)) as unknown as Info).sizes!.file ?? Infinity) < before.sizes!.file! / 2, 20_000, 'file shrunk');
+    }
+    expect((await db.get('lease-x'))._rev).to.equal(rev);
+    // nothing written since: not compacted again
+    expect(await compactor.check()).to.equal(false);
+  });
+});

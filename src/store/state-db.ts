@@ -1,0 +1,125 @@
+/**
+ * The state database (`<prefix>logs`): leases, schedule claims, changes checkpoints, durable
+ * heartbeats and claims. Runtimes arbitrate through it by writing with the revision they read,
+ * which holds only where a 409 reliably means "you lost" and a 201 "you won".
+ *
+ * On a CouchDB cluster that is not so for a database with several copies: two writes with the
+ * same `_rev` through two nodes can both be accepted, leaving a conflict. So the state database
+ * is made with q=1, n=1: one shard, one copy, whose writes its node serialises. The price: while
+ * that node is down no runtime can claim a tick or renew a lease, so nothing is fired twice but
+ * ticks are skipped and changes wait until it is back (see docs/cluster.md). A state database
+ * made earlier with several copies is reported (`placement().copies > 1`).
+ *
+ * Its growth is bounded: a low revision limit (where the store has one) and `_compact` when the
+ * file is mostly old revisions (StateCompactor).
+ */
+import type nano from 'nano';
+import type { Logger } from '../shared/log.ts';
+import { describeError } from '../shared/errors.ts';
+import { statusOf } from './couch.ts';
+
+/** Revisions kept per document: a lease or claim needs only its latest. */
+export const kStateRevsLimit = 20;
+
+export async function ensureStateDb(server: nano.ServerScope, name: string): Promise<void> {
+  try {
+    await server.db.create(name, { q: 1, n: 1 } as never);
+  } catch (err) {
+    if (statusOf(err) !== 412) throw err;
+    return;
+  }
+  try {
+    await server.request({ db: name, path: '_revs_limit', method: 'PUT', body: kStateRevsLimit as never });
+  } catch {
+    // the embedded store has no _revs_limit; compaction alone bounds it there
+  }
+}
+
+export interface Placement {
+  /** the nodes holding a copy of the state database (CouchDB 2+; empty on the embedded store). */
+  nodes: string[];
+  /** the most copies any of its shards has: 1 is what arbitration needs. */
+  copies: number;
+  warning?: string;
+}
+
+/** Where the state database lives, and whether its writes serialise. */
+export async function placement(server: nano.ServerScope, name: string): Promise<Placement> {
+  let shards: Record<string, string[]>;
+  try {
+    shards = ((await server.request({ db: name, path: '_shards' })) as { shards?: Record<string, string[]> }).shards ?? {};
+  } catch (err) {
+    const s = statusOf(err);
+    if (s === 400 || s === 404 || s === 405) return { nodes: [], copies: 1 }; // not a cluster-capable store
+    throw err;
+  }
+  const nodes = [...new Set(Object.values(shards).flat())].sort();
+  const copies = Math.max(1, ...Object.values(shards).map((n) => n.length));
+  const p: Placement = { nodes, copies };
+  // several shards of one copy each are fine (a document lives in one shard); several copies are not
+  if (copies > 1) {
+    p.warning = `the state database ${name} keeps ${copies} copies of its documents: on a cluster two runtimes can both win a lease or a tick; recreate it with q=1, n=1 (stop the runtimes, delete it, start one runtime)`;
+  }
+  return p;
+}
+
+interface DbInfo { sizes?: { file?: number; active?: number }; compact_running?: boolean; update_seq?: unknown; doc_count?: number }
+
+/**
+ * Compacts the state database when its file is more than twice its live data (and over
+ * `minBytes`), checked every `everyMs`. Where the store reports no sizes (the embedded store,
+ * whose seqs are plain integers), when more than max(200, 4 × its documents) revisions were
+ * written since the last compaction; failing both, every tenth check.
+ */
+export class StateCompactor {
+  #timer: NodeJS.Timeout | undefined;
+  #checks = 0;
+  #compactedAt: number | undefined;
+  compactions = 0;
+  lastSize: number | undefined;
+
+  constructor(
+    private readonly server: nano.ServerScope,
+    private readonly db: string,
+    private readonly logger: Logger,
+    private readonly everyMs = 60_000,
+    private readonly minBytes = 256 * 1024,
+  ) {}
+
+  start(): void {
+    this.#timer = setInterval(() => void this.check(), this.everyMs);
+    this.#timer.unref();
+  }
+
+  /** Resolves with whether a compaction was started. */
+  async check(): Promise<boolean> {
+    this.#checks++;
+    try {
+      const info = (await this.server.db.get(this.db)) as unknown as DbInfo;
+      const file = info.sizes?.file;
+      const active = info.sizes?.active;
+      this.lastSize = file;
+      if (info.compact_running) return false;
+      const seq = typeof info.update_seq === 'number' || /^\d+$/.test(String(info.update_seq)) ? Number(info.update_seq) : undefined;
+      this.#compactedAt ??= 0;
+      const due = file !== undefined && active !== undefined
+        ? file > this.minBytes && file > 2 * active
+        : seq !== undefined
+          ? seq - this.#compactedAt > Math.max(200, 4 * (info.doc_count ?? 0))
+          : this.#checks % 10 === 0;
+      if (!due) return false;
+      await this.server.request({ db: this.db, path: '_compact', method: 'POST', headers: { 'content-type': 'application/json' } });
+      this.compactions++;
+      if (seq !== undefined) this.#compactedAt = seq;
+      this.logger.debug('state database compacted', { db: this.db, file, active });
+      return true;
+    } catch (err) {
+      this.logger.warn('state database not compacted', { db: this.db, error: describeError(err) });
+      return false;
+    }
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+  }
+}
