@@ -65,7 +65,8 @@ describe('HTTP triggers through the runtime (recording dispatcher)', () => {
     const m = rec.messages[before]!;
     expect(m).to.include({ event: 'email_event', worker: 'send_email', trigger: 'http', method: 'GET', path: '/email_event', activation: r.body.activation });
     expect(m.arguments).to.deep.equal({ recipient: 'support@yourcompany.com' });
-    expect(m.parameters).to.deep.equal({ x: '1', recipient: 'support@yourcompany.com' });
+    // parameters read a query value as JSON where it is JSON (as the original did); request.query keeps the text
+    expect(m.parameters).to.deep.equal({ x: 1, recipient: 'support@yourcompany.com' });
     expect(m.request!.query).to.deep.equal({ x: '1' });
     expect(m.request!.headers['x-probe']).to.equal('yes');
   });
