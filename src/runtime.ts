@@ -25,12 +25,13 @@ import { Bundler } from './workers/bundler.ts';
 import { createLivelyServer } from './server/http.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/firer.ts';
 import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
-import { Firing, type Fired } from './runtime/firing.ts';
+import { Firing } from './runtime/firing.ts';
 import { DurableJournal, instanceName } from './runtime/durable.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
 import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
-import { redactOutcome, redactingActivations, teeActivations } from './runtime/activation-sink.ts';
+import { redactingActivations, teeActivations } from './runtime/activation-sink.ts';
+import { firedReply, optionsReply } from './runtime/endpoint.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
@@ -110,7 +111,9 @@ export class Runtime implements EventFirer {
       ...(this.opts.dispatchers ?? []),
       threads,
       new IsolateDispatcher({ cacheDir, logger, bundler }),
-      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger }),
+      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger,
+        // A body as a JSON string: escapes may double it; base64 adds a third.
+        maxResultLine: 2 * config.responseLimit + 64 * 1024 }),
     ];
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
@@ -125,6 +128,7 @@ export class Runtime implements EventFirer {
       log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics] : [this.activationMetrics], logger),
       logger,
       maxChainDepth: config.maxChainDepth,
+      responseLimit: config.responseLimit,
       authorize: auth.authorizeEvent,
       journal: this.journal,
     });
@@ -224,6 +228,10 @@ export class Runtime implements EventFirer {
    */
   fireHttp(req: HttpTriggerRequest): HttpTriggerReply | Promise<HttpTriggerReply> {
     if (this.stopping) throw new LivelyError('LC_SHUTTING_DOWN');
+    if (req.method === 'OPTIONS') {
+      const answer = this.firing.options(req.path, req.path.slice(1));
+      if (answer) return optionsReply(answer, req);
+    }
     const body = req.body;
     const params = body && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body)
       ? { ...req.query, ...(body as Record<string, unknown>) }
@@ -232,8 +240,8 @@ export class Runtime implements EventFirer {
       { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
       req.path.slice(1),
     );
-    if (fired instanceof Promise) return fired.then((f) => httpReply(f, req.wait));
-    return httpReply(fired, req.wait);
+    if (fired instanceof Promise) return fired.then((f) => firedReply(f, req, this.config.responseLimit));
+    return firedReply(fired, req, this.config.responseLimit);
   }
 
   async health(): Promise<{ ok: boolean; store: boolean }> {
@@ -329,14 +337,4 @@ export class Runtime implements EventFirer {
     logger.debug('stopped');
   }
 
-}
-
-/** The reply to an HTTP trigger: at once, or with the redacted outcomes once they are all in. */
-function httpReply(fired: Fired, wait: boolean): HttpTriggerReply | Promise<HttpTriggerReply> {
-  const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
-  if (!wait) return reply;
-  return fired.done.then((outcomes) => {
-    reply.outcomes = outcomes.map(redactOutcome);
-    return reply;
-  });
 }

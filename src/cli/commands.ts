@@ -19,6 +19,7 @@ const serve: FlagSpec[] = [
   port, host, dataDir, couch, prefix, writerRole,
   { name: 'threads', value: 'N', help: 'node worker threads (LIVELY_THREADS)', config: (v, c) => { c.threads = toInt('threads', v, 1); } },
   { name: 'body-limit', value: 'BYTES', help: 'largest request body for a trigger', config: (v, c) => { c.bodyLimit = toInt('body-limit', v, 1); } },
+  { name: 'response-limit', value: 'BYTES', help: 'largest response body a worker may answer with', config: (v, c) => { c.responseLimit = toInt('response-limit', v, 1); } },
   { name: 'log-level', value: 'LEVEL', help: 'debug, info, warn, error or silent (LIVELY_LOG_LEVEL)', config: (v, c) => { c.logLevel = v as ConfigInput['logLevel']; } },
   memory,
 ];

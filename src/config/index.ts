@@ -19,6 +19,8 @@ export interface Config {
   /** role (besides admins) allowed to write events and workers. */
   writerRole?: string;
   bodyLimit: number;
+  /** largest response body a worker may answer an HTTP trigger with (events with `response`). */
+  responseLimit: number;
   /** activations waiting for a worker slot, across all workers, before 503. */
   maxQueue: number;
   /** messages waiting per worker beyond its concurrency before 503. */
@@ -65,6 +67,7 @@ export const kDefaultConfig: Readonly<Config> = Object.freeze({
   embeddedMemory: false,
   writerRole: undefined,
   bodyLimit: 1024 * 1024,
+  responseLimit: 6 * 1024 * 1024,
   maxQueue: 10_000,
   maxWorkerQueue: 1_000,
   threads: availableParallelism(),
@@ -101,6 +104,7 @@ export function makeConfig(input: ConfigInput = {}): Readonly<Config> {
   c.dataDir = path.resolve(c.dataDir);
   check(/^[a-z][a-z0-9_$()+/-]*$/.test(c.dbPrefix), 'options.dbPrefix must start with a-z and use only a-z, 0-9, _$()+/-');
   check(isInt(c.bodyLimit, 1), 'options.bodyLimit must be a positive integer');
+  check(isInt(c.responseLimit, 1), 'options.responseLimit must be a positive integer');
   check(isInt(c.maxQueue, 1), 'options.maxQueue must be a positive integer');
   check(isInt(c.maxWorkerQueue, 0), 'options.maxWorkerQueue must be a non-negative integer');
   check(isInt(c.threads, 1), 'options.threads must be a positive integer');
@@ -148,6 +152,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     dbPrefix: env.LIVELY_DB_PREFIX || undefined,
     writerRole: env.LIVELY_WRITER_ROLE || undefined,
     bodyLimit: intOf('LIVELY_BODY_LIMIT', env.LIVELY_BODY_LIMIT),
+    responseLimit: intOf('LIVELY_RESPONSE_LIMIT', env.LIVELY_RESPONSE_LIMIT),
     maxQueue: intOf('LIVELY_MAX_QUEUE', env.LIVELY_MAX_QUEUE),
     maxWorkerQueue: intOf('LIVELY_MAX_WORKER_QUEUE', env.LIVELY_MAX_WORKER_QUEUE),
     threads: intOf('LIVELY_THREADS', env.LIVELY_THREADS),
