@@ -25,7 +25,8 @@ import { Bundler } from './workers/bundler.ts';
 import { createLivelyServer } from './server/http.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/firer.ts';
 import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
-import { Firing } from './runtime/firing.ts';
+import { Firing, type Fired } from './runtime/firing.ts';
+import { corsHeaders } from './server/cors.ts';
 import { DurableJournal, instanceName } from './runtime/durable.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
@@ -236,12 +237,32 @@ export class Runtime implements EventFirer {
     const params = body && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body)
       ? { ...req.query, ...(body as Record<string, unknown>) }
       : req.query;
-    const fired = this.firing.fire(
-      { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
-      req.path.slice(1),
-    );
-    if (fired instanceof Promise) return fired.then((f) => firedReply(f, req, this.config.responseLimit));
+    let fired: Fired | Promise<Fired>;
+    try {
+      fired = this.firing.fire(
+        { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
+        req.path.slice(1),
+      );
+    } catch (err) {
+      throw this.withCors(err, req);
+    }
+    if (fired instanceof Promise) return fired.then((f) => firedReply(f, req, this.config.responseLimit), (err) => { throw this.withCors(err, req); });
     return firedReply(fired, req, this.config.responseLimit);
+  }
+
+  /**
+   * A refusal before anything ran (405, 401/403, a full queue's 503) still carries the CORS
+   * headers of the path's event, so that a page on another origin can read why.
+   */
+  private withCors(err: unknown, req: HttpTriggerRequest): unknown {
+    const origin = req.headers.origin;
+    if (!(err instanceof LivelyError) || origin === undefined) return err;
+    const routes = this.catalog.matcher.routesFor(req.path);
+    const byId = routes.length === 0 ? this.catalog.get(req.path.slice(1)) : undefined;
+    const cors = byId?.cors ?? routes.find((r) => r.event.cors !== undefined)?.event.cors;
+    const headers = cors && corsHeaders(cors, Array.isArray(origin) ? origin[0] : origin);
+    if (headers) err.headers = { ...err.headers, ...headers };
+    return err;
   }
 
   async health(): Promise<{ ok: boolean; store: boolean }> {

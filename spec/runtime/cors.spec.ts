@@ -39,9 +39,10 @@ describe('CORS and OPTIONS for HTTP triggers', function () {
       { _id: 'nocors', trigger: { '/nocors': {} }, workers: { count: {} } },
       { _id: 'explicit', trigger: { '/explicit': { method: ['OPTIONS', 'GET'] } }, workers: { count: {} } },
       { _id: 'failing', trigger: { '/failing': {} }, workers: { boom: {} }, response: 'boom', cors: { origins: [kApp] } },
+      { _id: 'locked', trigger: { '/locked': {} }, workers: { api: {} }, response: 'api', auth: 'user', cors: { origins: [kApp], credentials: true } },
       { _id: 'fired_no_response', trigger: { '/fire': { method: 'POST' } }, workers: { count: {} }, cors: { origins: [kApp] } },
     ] });
-    await eventually(() => rt.catalog.matcher.size >= 6, 10_000, 'events loaded');
+    await eventually(() => rt.catalog.matcher.size >= 7, 10_000, 'events loaded');
   });
 
   after(async () => {
@@ -90,6 +91,18 @@ describe('CORS and OPTIONS for HTTP triggers', function () {
     expect(pre.headers['access-control-allow-credentials']).to.equal(undefined);
     const r = await call(rt, '/anyone', 'GET', { origin: 'https://other.example' });
     expect(r.headers['access-control-allow-origin']).to.equal('*');
+  });
+
+  it('a refusal before anything runs (405, 401, a full queue) carries the event\'s CORS headers too', async () => {
+    const r = await call(rt, '/fire', 'GET', { origin: kApp });
+    expect(r.status).to.equal(405);
+    expect(r.headers['access-control-allow-origin']).to.equal(kApp);
+    const locked = await call(rt, '/locked', 'GET', { origin: kApp });
+    expect(locked.status).to.equal(401);
+    expect(locked.headers['access-control-allow-origin']).to.equal(kApp);
+    const other = await call(rt, '/locked', 'GET', { origin: 'https://evil.example' });
+    expect(other.status).to.equal(401);
+    expect(corsKeys(other.headers)).to.deep.equal([]);
   });
 
   it('a worker error of an event with cors carries its headers, so the page can read the 500; a 202 too', async () => {

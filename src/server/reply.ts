@@ -99,7 +99,7 @@ function jsonStrings(xs: readonly string[]): string {
 /** Maps anything thrown while handling a request to a JSON reply. */
 export function sendError(res: ServerResponse, err: unknown, extra?: Record<string, string>): void {
   if (err instanceof LivelyError) {
-    const headers: Record<string, string> = { ...extra };
+    const headers: Record<string, string> = { ...err.headers, ...extra };
     if (err.code === 'LC_QUEUE_FULL' || err.code === 'LC_SHUTTING_DOWN') headers['retry-after'] = '1';
     if (err.code === 'LC_UNAUTHORIZED') headers['www-authenticate'] = 'Basic realm="LivelyCouch"';
     const allow = err.details?.allow;

@@ -42,6 +42,8 @@ export class LivelyError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details?: Record<string, unknown>;
+  /** response headers the error is sent with besides its own (an event's CORS headers); not in its body. */
+  headers?: Record<string, string>;
 
   constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
     super(message ?? ErrorCatalogue[code].message);
