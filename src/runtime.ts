@@ -33,6 +33,7 @@ import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
 import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
 import { redactingActivations, teeActivations } from './runtime/activation-sink.ts';
 import { firedReply, optionsReply } from './runtime/endpoint.ts';
+import { optionsFor } from './runtime/options.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, type Clock } from './triggers/schedule.ts';
@@ -230,7 +231,7 @@ export class Runtime implements EventFirer {
   fireHttp(req: HttpTriggerRequest): HttpTriggerReply | Promise<HttpTriggerReply> {
     if (this.stopping) throw new LivelyError('LC_SHUTTING_DOWN');
     if (req.method === 'OPTIONS') {
-      const answer = this.firing.options(req.path, req.path.slice(1));
+      const answer = optionsFor(this.catalog, req.path, req.path.slice(1));
       if (answer) return optionsReply(answer, req);
     }
     const body = req.body;

@@ -17,9 +17,9 @@ import type { WorkerOutcome } from '../shared/message.ts';
 import type { HttpTriggerReply, HttpTriggerRequest } from '../server/firer.ts';
 import { corsHeaders, preflightHeaders } from '../server/cors.ts';
 import { redactOutcome } from './activation-sink.ts';
-import { responseOf, type Fired } from './firing.ts';
+import type { Fired } from './firing.ts';
 import type { OptionsAnswer } from './options.ts';
-import { responseTooLargeReason } from './response.ts';
+import { responseOf, responseTooLargeReason } from './response.ts';
 
 function header(headers: HttpTriggerRequest['headers'], name: string): string | undefined {
   const v = headers[name];

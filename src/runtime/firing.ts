@@ -28,21 +28,9 @@ import type { ActivationInput, ActivationRecord } from '../activations/log.ts';
 import { activationTime } from '../activations/reader.ts';
 import type { EventCatalog } from './event-catalog.ts';
 import type { DurableEntry, DurableJournal, DurableRef } from './durable.ts';
-import { prepareResponse, type WorkerResponse } from './response.ts';
-import { optionsAnswer, type OptionsAnswer } from './options.ts';
+import { checkResponse } from './response.ts';
 
 const kDefaultResponseLimit = 6 * 1024 * 1024;
-
-/**
- * The response a responding worker's outcome was checked into (see run()), so that it is made
- * once. An outcome made afresh since (a retried one) is not here, and is prepared again.
- */
-const prepared = new WeakMap<WorkerOutcome, WorkerResponse>();
-
-/** The response of a responding worker's ok outcome; throws LC_BAD_RESPONSE / LC_RESPONSE_TOO_LARGE. */
-export function responseOf(outcome: WorkerOutcome, limit: number): WorkerResponse {
-  return prepared.get(outcome) ?? prepareResponse(outcome.result, limit);
-}
 
 /** `params` are the message's own parameters (query, body fields). */
 export interface FireInput extends ActivationInput {
@@ -486,7 +474,7 @@ export class Firing {
       if (lifecycle) this.fireInternal('lively', `/lively/worker_started/${spec.id}`, { activation, event: m.event.id, worker: spec.id }, input.depth + 1, activation);
       const dispatcher = this.dispatcherFor(spec);
       let outcome = await dispatcher.dispatch({ spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation) });
-      if (m.event.response === spec.id && input.trigger === 'http' && outcome.status === 'ok') outcome = this.checkResponse(outcome);
+      if (m.event.response === spec.id && input.trigger === 'http' && outcome.status === 'ok') outcome = checkResponse(outcome, this.deps.responseLimit ?? kDefaultResponseLimit);
       if (lifecycle) {
         const kind = outcome.status === 'ok' ? 'worker_done' : 'worker_error';
         this.fireInternal('lively', `/lively/${kind}/${spec.id}`, { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1, activation);
@@ -498,36 +486,6 @@ export class Firing {
       this.inFlight--;
       this.deps.gate.release(spec.id, spec.limits.concurrency);
     }
-  }
-
-  /**
-   * A responding worker's result made into its response now, so that a malformed one (or one
-   * over the limit) fails the outcome, with the reason in the activation record.
-   */
-  private checkResponse(outcome: WorkerOutcome): WorkerOutcome {
-    try {
-      prepared.set(outcome, prepareResponse(outcome.result, this.deps.responseLimit ?? kDefaultResponseLimit));
-      return outcome;
-    } catch (err) {
-      const e = err as LivelyError;
-      return { ...outcome, status: 'error', error: { code: e.code ?? 'LC_BAD_RESPONSE', message: e.message } };
-    }
-  }
-
-  /**
-   * An `OPTIONS` request that no trigger names explicitly: answered by the runtime, firing
-   * nothing (undefined: fire it as any other request, or 404 when nothing matches).
-   */
-  options(path: string, byId?: string): OptionsAnswer | undefined {
-    let routes = this.deps.catalog.matcher.routesFor(path);
-    if (routes.length === 0 && byId !== undefined) {
-      const ev = this.deps.catalog.get(byId);
-      if (ev && !ev.disabled) {
-        const http = ev.triggers.filter((t): t is HttpTrigger => t.kind === 'http');
-        routes = http.length > 0 ? http.map((trigger) => ({ event: ev, trigger })) : [{ event: ev, trigger: ANY_TRIGGER }];
-      }
-    }
-    return optionsAnswer(routes);
   }
 
   /**

@@ -4,6 +4,7 @@
  * trigger names `OPTIONS` itself (then it is that event's request like any other).
  */
 import type { CorsPolicy, EventDef, HttpTrigger } from '../events/model.ts';
+import type { EventCatalog } from './event-catalog.ts';
 
 export interface OptionsAnswer {
   /** the methods the path takes, for `Allow` and `Access-Control-Allow-Methods`. */
@@ -30,3 +31,21 @@ export function optionsAnswer(routes: ReadonlyArray<{ event: EventDef; trigger: 
   if (cors) answer.cors = cors;
   return answer;
 }
+
+/**
+ * The answer to an `OPTIONS` of `path` (or of the event `byId`, when no trigger path matches);
+ * undefined: fire it as any other request (a trigger names OPTIONS), or nothing matches (404).
+ */
+export function optionsFor(catalog: EventCatalog, path: string, byId?: string): OptionsAnswer | undefined {
+  let routes = catalog.matcher.routesFor(path);
+  if (routes.length === 0 && byId !== undefined) {
+    const ev = catalog.get(byId);
+    if (ev && !ev.disabled) {
+      const http = ev.triggers.filter((t): t is HttpTrigger => t.kind === 'http');
+      routes = http.length > 0 ? http.map((trigger) => ({ event: ev, trigger })) : [{ event: ev, trigger: kAnyTrigger }];
+    }
+  }
+  return optionsAnswer(routes);
+}
+
+const kAnyTrigger: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };

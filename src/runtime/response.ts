@@ -11,8 +11,34 @@
  */
 import { LivelyError } from '../shared/errors.ts';
 import type { WorkerResponse } from '../server/firer.ts';
+import type { WorkerOutcome } from '../shared/message.ts';
 
 export type { WorkerResponse };
+
+/**
+ * The response a responding worker's outcome was checked into (see checkResponse), so that it
+ * is made once. An outcome made afresh since (a retried one) is not here, and is prepared again.
+ */
+const prepared = new WeakMap<WorkerOutcome, WorkerResponse>();
+
+/**
+ * A responding worker's ok outcome, its result made into its response now: one that is
+ * malformed or over the limit fails the outcome, with the reason in the activation record.
+ */
+export function checkResponse(outcome: WorkerOutcome, limit: number): WorkerOutcome {
+  try {
+    prepared.set(outcome, prepareResponse(outcome.result, limit));
+    return outcome;
+  } catch (err) {
+    const e = err as LivelyError;
+    return { ...outcome, status: 'error', error: { code: e.code ?? 'LC_BAD_RESPONSE', message: e.message } };
+  }
+}
+
+/** The response of a responding worker's ok outcome; throws LC_BAD_RESPONSE / LC_RESPONSE_TOO_LARGE. */
+export function responseOf(outcome: WorkerOutcome, limit: number): WorkerResponse {
+  return prepared.get(outcome) ?? prepareResponse(outcome.result, limit);
+}
 
 const kShapeKeys = new Set(['status', 'headers', 'body', 'bodyBase64']);
 
@@ -77,10 +103,9 @@ function jsonResponse(status: number, headers: Record<string, string | string[]>
 }
 
 function sized(status: number, headers: Record<string, string | string[]>, body: string | Buffer, limit: number): WorkerResponse {
-  // Speed: a string's UTF-8 length is at most three bytes per UTF-16 unit, so most need no count.
-  const length = typeof body === 'string' ? (body.length * 3 <= limit ? -1 : Buffer.byteLength(body)) : body.length;
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   if (length > limit) throw tooLarge(length, limit);
-  return { status, headers, body, length: length === -1 ? Buffer.byteLength(body) : length };
+  return { status, headers, body, length };
 }
 
 function checkHeaders(h: unknown): Record<string, string | string[]> {
