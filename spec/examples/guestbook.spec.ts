@@ -3,7 +3,9 @@
  * CORS over a CouchDB database (validation errors as 400), and an HTML page served by a worker.
  */
 import { expect } from 'chai';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { deployPlan, readApp } from '../../src/runtime/deploy.ts';
@@ -102,5 +104,25 @@ describe('examples/guestbook: a JSON API with CORS and a page, served by workers
     expect(res.headers['content-type']).to.equal('text/html; charset=utf-8');
     expect(html).to.match(/^<!doctype html>/);
     expect(html).to.contain("const api = '/_events/api/entries';");
+  });
+
+  it('the page, in headless Chromium: signing shows the entry; an invalid one shows its problems', async () => {
+    if (!existsSync('/usr/bin/chromium')) throw new Error('headless Chromium is needed at /usr/bin/chromium for this spec: install it with "apt-get install -y chromium"');
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${rt.url}/_events/guestbook`);
+      await page.waitForSelector('#entries li');
+      await page.fill('input[name=name]', 'Linus');
+      await page.fill('textarea[name=message]', 'Signed from the page');
+      await page.click('button');
+      await page.waitForFunction(() => document.querySelector('#entries li')?.textContent?.includes('Signed from the page'));
+      expect(await page.textContent('#entries li strong')).to.equal('Linus');
+      await page.click('button');
+      await page.waitForFunction(() => document.getElementById('problems')!.textContent !== '');
+      expect(await page.textContent('#problems')).to.equal('name: is required (text); message: is required (text)');
+    } finally {
+      await browser.close();
+    }
   });
 });
