@@ -12,9 +12,10 @@
  * Environment:
  *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
  *   BENCH_SECONDS=5    seconds per scenario and round
- *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bn cn db dw c0 d d0 py iso f fb e a1 c1)
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bn cn db dw c0 d d0 py iso f fb e a1 c1 r r1)
  *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
  * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
+ * Endpoints: BENCH_ONLY=c,r,a1,r1 (r/c: an endpoint against ?wait=true; r1 against a1: the single-connection gap)
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -133,6 +134,10 @@ async function main(): Promise<void> {
     // Next to each other in every round, so both see the same moment of the machine.
     { key: 'a1', label: '(a) bare, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(t.bare.url, SECONDS) },
     { key: 'c1', label: '(c) thread worker ?wait=true, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS) },
+    // An endpoint (an event with "response"): the same thread worker as (c), its result the response
+    // body ({"ok":true,"n":null}); next to (c) and (a1) so the ratio and the gap see the same moment.
+    { key: 'r', label: '(r) endpoint: the same thread worker, its result the response ("response")', run: () => load(`${t.rt.url}/_events/bench/endpoint`, SECONDS, CONNECTIONS) },
+    { key: 'r1', label: '(r) endpoint, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(`${t.rt.url}/_events/bench/endpoint`, SECONDS) },
   ];
   const only = process.env.BENCH_ONLY?.split(',').map((k) => k.trim()).filter(Boolean);
   // A key that names no scenario (a typo, or one renamed since) would otherwise just measure less.
@@ -149,9 +154,9 @@ async function main(): Promise<void> {
   t.floor202 = await startTarget('floor202');
   // Warm every worker so cold starts are not in the throughput figures: a few triggers at once,
   // so a process worker's pool (up to its concurrency) has all its children before (d) runs.
-  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable']) {
+  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable', 'endpoint']) {
     await Promise.all(Array.from({ length: 4 }, async () => {
-      const res = await request(`${t.rt.url}/_events/bench/${p}?wait=true`);
+      const res = await request(`${t.rt.url}/_events/bench/${p}${p === 'endpoint' ? '' : '?wait=true'}`);
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`warm-up of ${p} failed: ${res.statusCode} ${text}`);
     }));
@@ -179,15 +184,17 @@ async function main(): Promise<void> {
   }
   // The target "with a single connection, the p50 latency of (c) within 0.15 ms of (a)'s".
   const p50Gap = result.c1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.c1.p50us - result.a1.p50us) : undefined;
+  const endpointGap = result.r1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.r1.p50us - result.a1.p50us) : undefined;
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap, 'endpoint r/c': ratio('r', 'c'), 'p50(r1)-p50(a1) µs': endpointGap };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));
   const lines = ['| scenario | req/s (median) | p50 ms | p99 ms |', '|---|---:|---:|---:|'];
   for (const r of Object.values(result)) lines.push(`| ${r.label} | ${r.rps} | ${r.p50} | ${r.p99} |${r.errors ? ` (${r.errors} errors)` : ''}`);
   const one = (k: string, name: string) => (result[k] ? [`${name} p50 ${result[k]!.p50us} µs, p99 ${result[k]!.p99us} µs`] : []);
-  const single = [...one('a1', '(a) bare'), ...one('c1', '(c) thread worker ?wait=true'), ...(p50Gap === undefined ? [] : [`p50 difference ${p50Gap} µs (${(p50Gap / 1000).toFixed(3)} ms)`])];
+  const single = [...one('a1', '(a) bare'), ...one('c1', '(c) thread worker ?wait=true'), ...(p50Gap === undefined ? [] : [`p50 difference ${p50Gap} µs (${(p50Gap / 1000).toFixed(3)} ms)`]),
+    ...one('r1', '(r) endpoint'), ...(endpointGap === undefined ? [] : [`endpoint p50 difference ${endpointGap} µs (${(endpointGap / 1000).toFixed(3)} ms)`])];
   process.stdout.write(`${JSON.stringify(machine)}\n\n${lines.join('\n')}\n\nratios: ${JSON.stringify(ratios)}\n${single.length ? `single connection (one keep-alive connection, sequential requests, per-request latency, medians over rounds): ${single.join('; ')}\n` : ''}cold start (new revision to first completed message): ${JSON.stringify(cold)}\nchanges trigger (embedded store, trivial node worker): ${JSON.stringify(changes)}\n`);
 }
 

@@ -27,11 +27,14 @@ import { createLivelyServer } from './server/http.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/firer.ts';
 import { EventCatalog, type ChangeRow } from './runtime/event-catalog.ts';
 import { Firing, type Fired } from './runtime/firing.ts';
+import { corsHeaders } from './server/cors.ts';
 import { DurableJournal, instanceName } from './runtime/durable.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
 import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
-import { redactOutcome, redactingActivations, teeActivations } from './runtime/activation-sink.ts';
+import { redactingActivations, teeActivations } from './runtime/activation-sink.ts';
+import { firedReply, optionsReply } from './runtime/endpoint.ts';
+import { optionsFor } from './runtime/options.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
 import { ChangesTriggers } from './triggers/changes.ts';
 import { ScheduleTriggers, systemClock, type Clock } from './triggers/schedule.ts';
@@ -130,7 +133,9 @@ export class Runtime implements EventFirer {
       ...(this.opts.dispatchers ?? []),
       threads,
       this.isolates,
-      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger }),
+      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger,
+        // A body as a JSON string: escapes may double it; base64 adds a third.
+        maxResultLine: 2 * config.responseLimit + 64 * 1024 }),
     ];
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
@@ -145,6 +150,7 @@ export class Runtime implements EventFirer {
       log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics] : [this.activationMetrics], logger),
       logger,
       maxChainDepth: config.maxChainDepth,
+      responseLimit: config.responseLimit,
       authorize: auth.authorizeEvent,
       journal: this.journal,
     });
@@ -246,18 +252,42 @@ export class Runtime implements EventFirer {
    */
   fireHttp(req: HttpTriggerRequest): HttpTriggerReply | Promise<HttpTriggerReply> {
     if (this.stopping) throw new LivelyError('LC_SHUTTING_DOWN');
+    if (req.method === 'OPTIONS') {
+      const answer = optionsFor(this.catalog, req.path, req.path.slice(1));
+      if (answer) return optionsReply(answer, req);
+    }
     const body = req.body;
     // parameters read query values as JSON where they are JSON (?n=2 → 2); request.query keeps the strings
     const query = typedQuery(req.query);
     const params = body && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body)
       ? { ...query, ...(body as Record<string, unknown>) }
       : query;
-    const fired = this.firing.fire(
-      { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
-      req.path.slice(1),
-    );
-    if (fired instanceof Promise) return fired.then((f) => httpReply(f, req.wait));
-    return httpReply(fired, req.wait);
+    let fired: Fired | Promise<Fired>;
+    try {
+      fired = this.firing.fire(
+        { trigger: 'http', method: req.method, path: req.path, params, request: { query: req.query, headers: req.headers, body }, depth: 0 },
+        req.path.slice(1),
+      );
+    } catch (err) {
+      throw this.withCors(err, req);
+    }
+    if (fired instanceof Promise) return fired.then((f) => firedReply(f, req, this.config.responseLimit), (err) => { throw this.withCors(err, req); });
+    return firedReply(fired, req, this.config.responseLimit);
+  }
+
+  /**
+   * A refusal before anything ran (405, 401/403, a full queue's 503) still carries the CORS
+   * headers of the path's event, so that a page on another origin can read why.
+   */
+  private withCors(err: unknown, req: HttpTriggerRequest): unknown {
+    const origin = req.headers.origin;
+    if (!(err instanceof LivelyError) || origin === undefined) return err;
+    const routes = this.catalog.matcher.routesFor(req.path);
+    const byId = routes.length === 0 ? this.catalog.get(req.path.slice(1)) : undefined;
+    const cors = byId?.cors ?? routes.find((r) => r.event.cors !== undefined)?.event.cors;
+    const headers = cors && corsHeaders(cors, Array.isArray(origin) ? origin[0] : origin);
+    if (headers) err.headers = { ...err.headers, ...headers };
+    return err;
   }
 
   async health(): Promise<{ ok: boolean; store: boolean }> {
@@ -359,14 +389,4 @@ export class Runtime implements EventFirer {
     logger.debug('stopped');
   }
 
-}
-
-/** The reply to an HTTP trigger: at once, or with the redacted outcomes once they are all in. */
-function httpReply(fired: Fired, wait: boolean): HttpTriggerReply | Promise<HttpTriggerReply> {
-  const reply: HttpTriggerReply = { activation: fired.activation, events: fired.events, workers: fired.workers };
-  if (!wait) return reply;
-  return fired.done.then((outcomes) => {
-    reply.outcomes = outcomes.map(redactOutcome);
-    return reply;
-  });
 }

@@ -9,6 +9,7 @@ import { LineSplitter, parseOutputLine } from '../src/shared/output.ts';
 import { describeError } from '../src/shared/errors.ts';
 import { cutLogLine, kMaxLogLineChars, kMaxLogsPerMessage, type ItemOutcome, type TaskGroup } from './protocol.ts';
 import { ExitSignal, simulateProcess } from './process.ts';
+import { makeResponse } from './respond.ts';
 import { makeWorkerRequire } from './require.ts';
 import { release, runOwned, track, untrack, type Tracked } from './tracker.ts';
 import { bundleFileName, kRuntimeFile, StackMapper } from './stack.ts';
@@ -71,6 +72,13 @@ class HandlerContext {
   get couch(): unknown { return this.inst.couch(); }
   emit(name: string, parameters: Record<string, unknown> = {}): void { this.inst.emitFor(this.rec, name, parameters); }
   log(msg: unknown, level: LogLevel = 'info'): void { this.rec.log(level, typeof msg === 'string' ? msg : describeError(msg)); }
+  /** The message's result is this response (returned too, so `return ctx.respond(…)` reads well). */
+  respond(status?: number, body?: unknown, headers?: Record<string, unknown>): Record<string, unknown> {
+    const r = makeResponse(status, body, headers);
+    this.rec.lineResult = r;
+    this.rec.hasLineResult = true;
+    return r;
+  }
 }
 
 export class WorkerInstance {
@@ -279,6 +287,16 @@ export class WorkerInstance {
       emit(name: string, parameters: Record<string, unknown> = {}) { inst.emitFor(inst.oldest(), name, parameters); },
       log(msg: unknown, level: LogLevel = 'info') { inst.oldest()?.log(level, typeof msg === 'string' ? msg : describeError(msg)); },
       get couch() { return inst.couch(); },
+      /** answers the message held longest, as a `result` line would: a stdin worker's message is then done. */
+      respond(status?: number, body?: unknown, headers?: Record<string, unknown>) {
+        const rec = inst.oldest();
+        const r = makeResponse(status, body, headers);
+        if (!rec) return r;
+        rec.lineResult = r;
+        rec.hasLineResult = true;
+        if (!inst.handler) inst.succeeded(rec, undefined);
+        return r;
+      },
       /** the context of the message this instance has held longest (exact when one at a time). */
       context() { const rec = inst.oldest(); return rec ? new HandlerContext(inst, rec) : undefined; },
     };

@@ -108,6 +108,13 @@ describe('livelycouch talking to a runtime API', function () {
     expect(seen[1]!.query.get('wait')).to.equal('true');
   });
 
+  it('trigger prints an endpoint\'s own response as it is', async () => {
+    answer = () => ({ status: 201, body: { entries: [{ name: 'Ada' }] } });
+    const r = await cli(['trigger', 'api/entries', '--url', origin]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('{"entries":[{"name":"Ada"}]}\n');
+  });
+
   it('a refused API call is one line with the status, and no password', async () => {
     answer = () => ({ status: 401, body: { error: 'LC_UNAUTHORIZED', reason: 'admin credentials required' } });
     const r = await cli(['status', '--url', origin, '--user', 'root:wrong-password']);

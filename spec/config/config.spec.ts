@@ -49,6 +49,14 @@ describe('configuration', () => {
     expect(() => configFromEnv({ LIVELY_MAX_WORKER_QUEUE: 'many' })).to.throw(LivelyError, 'LIVELY_MAX_WORKER_QUEUE');
   });
 
+  it('responseLimit: 6 MiB by default, LIVELY_RESPONSE_LIMIT or --response-limit sets it, zero is refused by name', () => {
+    expect(makeConfig().responseLimit).to.equal(6 * 1024 * 1024);
+    expect(makeConfig(configFromEnv({ LIVELY_RESPONSE_LIMIT: '1000' })).responseLimit).to.equal(1000);
+    expect(parseArgs(['start', '--response-limit', '2048'], 'start', findCommand('start')!.flags).config).to.deep.include({ responseLimit: 2048 });
+    expect(() => makeConfig({ responseLimit: 0 })).to.throw(LivelyError, 'options.responseLimit');
+    expect(() => configFromEnv({ LIVELY_RESPONSE_LIMIT: 'big' })).to.throw(LivelyError, 'LIVELY_RESPONSE_LIMIT');
+  });
+
   it('logMaxRecords: 1,000,000 by default, LIVELY_LOG_MAX_RECORDS sets it, zero or a non-integer is refused by name', () => {
     expect(makeConfig().logMaxRecords).to.equal(1_000_000);
     expect(makeConfig(configFromEnv({ LIVELY_LOG_MAX_RECORDS: '5000' })).logMaxRecords).to.equal(5000);

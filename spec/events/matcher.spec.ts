@@ -42,6 +42,19 @@ describe('EventMatcher', () => {
     expect(m.size).to.equal(1);
   });
 
+  it('routesFor lists every trigger whose pattern matches the path, whatever its method and parameters', () => {
+    const m = matcherOf(
+      { _id: 'a', trigger: { '/api/:thing': { method: 'POST', parameters: { kind: 'x' } } } },
+      { _id: 'b', trigger: [{ path: '/api/*' }] },
+      { _id: 'c', trigger: { '/other': {} } },
+      { _id: 'd', disabled: true, trigger: { '/api/entries': {} } },
+    );
+    const found = m.routesFor('/api/entries').map((r) => [r.event.id, r.trigger.methods]).sort();
+    expect(found).to.deep.equal([['a', ['POST']], ['b', '*']]);
+    expect(m.routesFor('/nowhere')).to.deep.equal([]);
+    expect(fired(m.match('GET', '/other', {})), 'the lookup leaves the matcher as it was').to.deep.equal([['c', {}]]);
+  });
+
   it('binds both segments of /emit_document/:db/:docid', () => {
     const m = matcherOf({ _id: 'emit', trigger: { '/emit_document/:db/:docid': {} } });
     expect(fired(m.match('GET', '/emit_document/inbox/doc-1', {}))).to.deep.equal([['emit', { db: 'inbox', docid: 'doc-1' }]]);

@@ -77,6 +77,17 @@ describe('parseEventDoc', () => {
     expect(parsed({ _id: 'o', workers: { w: { retry: { attempts: 3 } } } }).workers).to.deep.equal([{ name: 'w', arguments: { retry: { attempts: 3 } } }]);
   });
 
+  it('reads "response" and "cors" ("*" as every origin, no credentials); without them neither is there', () => {
+    const e = parsed({ _id: 'e', workers: [{ name: 'a' }, { name: 'b' }], response: 'b', cors: '*' });
+    expect(e.response).to.equal('b');
+    expect(e.cors).to.deep.equal({ origins: '*', credentials: false, expose: [] });
+    const listed = parsed({ _id: 'e', workers: { a: {} }, cors: { origins: ['https://a.example'], credentials: true, headers: ['x-t'], expose: ['etag'], maxAge: 5 } });
+    expect(listed.cors).to.deep.equal({ origins: ['https://a.example'], credentials: true, headers: ['x-t'], expose: ['etag'], maxAge: 5 });
+    const plain = parsed({ _id: 'e', workers: { a: {} } });
+    expect(plain).to.not.have.property('response');
+    expect(plain).to.not.have.property('cors');
+  });
+
   it('honours disabled and auth', () => {
     expect(parsed({ _id: 'd', disabled: true, workers: {} }).disabled).to.equal(true);
     expect(parsed({ _id: 'd', disabled: false, workers: {} }).disabled).to.equal(false);

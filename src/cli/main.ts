@@ -147,6 +147,11 @@ async function trigger(c: Config, a: ParsedArgs): Promise<number> {
   const reply = await call(target, method, `/_events/${p}${query}`, data === undefined ? {} : { body: data, headers: { 'content-type': 'application/json' } });
   if (reply.status >= 400) throw new LivelyError('LC_BAD_REQUEST', replyError(reply));
   const body = reply.body as { activation?: string; events?: string[]; workers?: string[]; outcomes?: Array<Record<string, any>> };
+  // An endpoint (an event with "response") answers with its worker's own response: shown as it is.
+  if (body === null || typeof body !== 'object' || typeof body.activation !== 'string') {
+    out(reply.text === '' || reply.text.endsWith('\n') ? reply.text : `${reply.text}\n`);
+    return 0;
+  }
   if (a.flags.json === true) out(`${JSON.stringify(body)}\n`);
   else {
     out(`${reply.status} activation ${String(body.activation)} (events: ${(body.events ?? []).join(', ') || '-'}; workers: ${(body.workers ?? []).join(', ') || '-'})\n`);

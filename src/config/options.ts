@@ -56,6 +56,7 @@ export const kOptions = {
   embeddedMemory: bool({ flag: 'memory', default: false, doc: 'the embedded store keeps its data in memory only' }),
   writerRole: optStr({ env: 'LIVELY_WRITER_ROLE', flag: 'writer-role', doc: 'role that may write events and workers besides admins' }),
   bodyLimit: int({ env: 'LIVELY_BODY_LIMIT', flag: 'body-limit', default: 1024 * 1024, min: 1, unit: 'bytes', doc: 'largest trigger body; larger is 413' }),
+  responseLimit: int({ env: 'LIVELY_RESPONSE_LIMIT', flag: 'response-limit', default: 6 * 1024 * 1024, min: 1, unit: 'bytes', doc: 'largest response body of a worker answering an HTTP request; larger is 500' }),
   maxQueue: int({ env: 'LIVELY_MAX_QUEUE', default: 10_000, min: 1, doc: 'messages waiting for a worker slot, in all, before 503' }),
   maxWorkerQueue: int({ env: 'LIVELY_MAX_WORKER_QUEUE', default: 1_000, min: 0, doc: 'messages waiting for a slot of one worker before 503 (a worker\'s `queue` overrides it)' }),
   workerConcurrency: int({ env: 'LIVELY_WORKER_CONCURRENCY', default: 64, min: 1, doc: 'messages of one worker run at once (a worker\'s `concurrency` overrides it)' }),

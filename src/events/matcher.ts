@@ -183,6 +183,29 @@ export class EventMatcher {
     return result;
   }
 
+  /**
+   * Every enabled event's HTTP trigger whose pattern matches the path, whatever its method and
+   * parameters: what an `OPTIONS` request asks about (see runtime/options.ts).
+   */
+  routesFor(path: string): Array<{ event: EventDef; trigger: HttpTrigger }> {
+    const segments = splitPath(path);
+    const start = segments[0] === '' ? 1 : 0;
+    let segmentCount = segments.length;
+    if (segmentCount > start && segments[segmentCount - 1] === '') segmentCount--;
+    this.segments = segments;
+    this.segmentCount = segmentCount;
+    this.count = 0;
+    this.collect(this.root, start);
+    const out: Array<{ event: EventDef; trigger: HttpTrigger }> = [];
+    for (let c = 0; c < this.count; c++) {
+      const route = this.candidates[c]!;
+      out.push({ event: route.event, trigger: route.trigger });
+      this.candidates[c] = undefined as unknown as Route;
+    }
+    this.segments = EMPTY;
+    return out;
+  }
+
   private collect(node: Node, i: number): void {
     const candidates = this.candidates;
     const wild = node.wildcard;

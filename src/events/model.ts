@@ -62,6 +62,22 @@ export interface EventDef {
   auth: EventAuth;
   /** `"durable": true`: an HTTP trigger is stored before it is acknowledged. Absent otherwise. */
   durable?: true;
+  /** the worker whose result is the HTTP response (one of `workers`). Absent otherwise. */
+  response?: string;
+  /** who may call it from a page on another origin. Absent: no CORS headers. */
+  cors?: CorsPolicy;
+}
+
+/** An event's `"cors"`, normalised: `"*"` is `{ origins: '*' }`. */
+export interface CorsPolicy {
+  origins: '*' | readonly string[];
+  credentials: boolean;
+  /** request headers a preflight allows; undefined: those the browser asks for. */
+  headers?: readonly string[];
+  /** response headers the page may read besides the CORS-safelisted ones. */
+  expose: readonly string[];
+  /** seconds a browser may keep a preflight's answer. */
+  maxAge?: number;
 }
 
 export type ParseResult =

@@ -11,7 +11,7 @@
  */
 import { describeError } from '../shared/errors.ts';
 import { compiledRules, type CronFields } from './rules.ts';
-import type { EventAuth, EventDef, EventWorkerRef, HttpTrigger, Methods, ParseResult, ScheduleTrigger, Trigger } from './model.ts';
+import type { CorsPolicy, EventAuth, EventDef, EventWorkerRef, HttpTrigger, Methods, ParseResult, ScheduleTrigger, Trigger } from './model.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -47,6 +47,8 @@ function buildEvent(doc: Obj, id: string): EventDef {
   };
   if (typeof doc._rev === 'string') event.rev = doc._rev;
   if (doc.durable === true) event.durable = true;
+  if (typeof doc.response === 'string') event.response = doc.response;
+  if (doc.cors !== undefined) event.cors = buildCors(doc.cors);
   return Object.freeze(event);
 }
 
@@ -105,6 +107,19 @@ function buildWorkers(w: unknown): EventWorkerRef[] {
   // The seed's object form: the value is the worker's arguments, all of it, so a "retry" key
   // there is an argument named retry. A retry policy needs the array form.
   return Object.entries(w as Obj).map(([name, args]) => ({ name, arguments: { ...(args as Obj) } }));
+}
+
+function buildCors(c: unknown): CorsPolicy {
+  if (c === '*') return Object.freeze({ origins: '*', credentials: false, expose: Object.freeze([]) });
+  const o = c as Obj;
+  const policy: CorsPolicy = {
+    origins: o.origins === '*' ? '*' : Object.freeze([...(o.origins as string[])]),
+    credentials: o.credentials === true,
+    expose: Object.freeze([...((o.expose as string[] | undefined) ?? [])]),
+  };
+  if (Array.isArray(o.headers)) policy.headers = Object.freeze([...(o.headers as string[])]);
+  if (typeof o.maxAge === 'number') policy.maxAge = o.maxAge;
+  return Object.freeze(policy);
 }
 
 function buildAuth(a: unknown): EventAuth {

@@ -17,6 +17,8 @@ var DB_RE = /^[a-z][a-z0-9_$()+\/-]*$/;
 var TYPE_RE = /^[a-z0-9_-]+$/;
 var DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
 var TZ_RE = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
+var HEADER_RE = /^[A-Za-z0-9!#$%&'*+.^_\x60|~-]+$/;
+var ORIGIN_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\/?#\s]+$/;
 var UNIT_MS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
 var MAX_ATTEMPTS = 10;
 var MAX_BACKOFF_MS = 3600000;
@@ -374,13 +376,62 @@ function authProblem(a) {
   return 'auth: must be "public", "user", "admin" or { "roles": ["<name>", …] }';
 }
 
+/* The worker names of a valid "workers" field, in order. */
+function workerNames(w) {
+  if (Array.isArray(w)) {
+    var out = [];
+    for (var i = 0; i < w.length; i++) out.push(w[i].name);
+    return out;
+  }
+  return Object.keys(w);
+}
+
+/* "response" names the worker whose result answers the HTTP request: one of the event's own. */
+function responseProblem(r, workers) {
+  if (r === undefined) return null;
+  var names = workerNames(workers);
+  if (typeof r !== 'string' || r === '') return 'response: must name one of the event\'s workers (' + names.join(', ') + ')';
+  if (names.indexOf(r) === -1) return 'response: ' + quote(r) + ' is not one of the event\'s workers (' + names.join(', ') + ')';
+  return null;
+}
+
+function headerListProblem(list, f) {
+  if (!Array.isArray(list)) return f + ': must be a list of header names';
+  for (var i = 0; i < list.length; i++) {
+    if (typeof list[i] !== 'string' || !HEADER_RE.test(list[i])) return f + '[' + i + ']: ' + quote(list[i]) + ' is not a header name';
+  }
+  return null;
+}
+
+/* "cors": "*" (any origin, no credentials) or { origins, credentials, headers, expose, maxAge }. */
+function corsProblem(c) {
+  if (c === undefined || c === '*') return null;
+  if (!isObject(c)) return 'cors: must be "*" or an object such as { "origins": ["https://app.example"] }';
+  var extra = unknownKey(c, ['origins', 'credentials', 'headers', 'expose', 'maxAge']);
+  if (extra !== null) return fieldOf('cors', extra) + ': unknown field (allowed: origins, credentials, headers, expose, maxAge)';
+  var o = c.origins;
+  if (o !== '*') {
+    if (!Array.isArray(o) || o.length === 0) return 'cors.origins: must be "*" or a non-empty list of origins such as "https://app.example"';
+    for (var i = 0; i < o.length; i++) {
+      if (typeof o[i] !== 'string' || !ORIGIN_RE.test(o[i])) return 'cors.origins[' + i + ']: ' + quote(o[i]) + ' is not an origin (scheme://host[:port], no path)';
+    }
+  }
+  if (c.credentials !== undefined && typeof c.credentials !== 'boolean') return 'cors.credentials: must be true or false';
+  if (c.credentials === true && o === '*') return 'cors.credentials: cannot be true for every origin ("*"): list the origins';
+  var r = (c.headers === undefined ? null : headerListProblem(c.headers, 'cors.headers')) || (c.expose === undefined ? null : headerListProblem(c.expose, 'cors.expose'));
+  if (r) return r;
+  if (c.maxAge !== undefined && !(typeof c.maxAge === 'number' && Math.floor(c.maxAge) === c.maxAge && c.maxAge >= 0 && c.maxAge <= 86400)) return 'cors.maxAge: must be a whole number of seconds from 0 to 86400';
+  return null;
+}
+
 /* Why an event document is not valid, or null when it is. */
 function eventProblem(doc) {
   if (!isObject(doc)) return 'document: must be an object';
   if (typeof doc._id !== 'string' || doc._id === '') return '_id: must be a non-empty string';
   if (doc.disabled !== undefined && typeof doc.disabled !== 'boolean') return 'disabled: must be true or false';
   if (doc.durable !== undefined && typeof doc.durable !== 'boolean') return 'durable: must be true or false';
-  return authProblem(doc.auth) || triggerProblem(doc.trigger) || workersProblem(doc.workers);
+  return authProblem(doc.auth) || triggerProblem(doc.trigger) || workersProblem(doc.workers)
+    || responseProblem(doc.response, doc.workers) || corsProblem(doc.cors);
 }
 
 /* Why an attachment name may not become a file name, or null when it may. */

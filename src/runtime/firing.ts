@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EmitCommand, HttpRequestPart, LogLine, TriggerKind, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
 import { ThrottledWarning, type Logger } from '../shared/log.ts';
-import type { EventDef, EventMatch, EventWorkerRef, HttpTrigger } from '../events/model.ts';
+import type { CorsPolicy, EventDef, EventMatch, EventWorkerRef, HttpTrigger } from '../events/model.ts';
 import { buildParameters, resolveArguments } from '../events/resolve.ts';
 import type { DispatchContext, Dispatcher, LateOutput } from '../workers/dispatcher.ts';
 import type { WorkerSpec } from '../workers/spec.ts';
@@ -28,6 +28,9 @@ import type { ActivationInput, ActivationRecord } from '../activations/log.ts';
 import { activationTime } from '../activations/reader.ts';
 import type { EventCatalog } from './event-catalog.ts';
 import type { DurableEntry, DurableJournal, DurableRef } from './durable.ts';
+import { checkResponse } from './response.ts';
+
+const kDefaultResponseLimit = 6 * 1024 * 1024;
 
 /** `params` are the message's own parameters (query, body fields). */
 export interface FireInput extends ActivationInput {
@@ -43,6 +46,10 @@ export interface Fired {
   events: string[];
   workers: string[];
   done: Promise<WorkerOutcome[]>;
+  /** an event with `"response"` matched: the index, in `workers` and the outcomes, of the worker that answers. */
+  responder?: number;
+  /** the first matched event's `"cors"` that has one. */
+  cors?: CorsPolicy;
 }
 
 export interface FiringDeps {
@@ -59,6 +66,8 @@ export interface FiringDeps {
   journal?: Pick<DurableJournal, 'accept' | 'finish'>;
   /** repeated warnings of one kind and path are logged once per this many ms (default 10 s). */
   warnWindowMs?: number;
+  /** bytes a responding worker's body may have (LIVELY_RESPONSE_LIMIT); 6 MiB by default. */
+  responseLimit?: number;
 }
 
 const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
@@ -235,8 +244,13 @@ export class Firing {
    */
   private matchInput(input: FireInput, byId?: string): EventMatch[] {
     const { catalog } = this.deps;
-    const result = catalog.matcher.match(input.method, input.path, input.params);
+    let result = catalog.matcher.match(input.method, input.path, input.params);
     if (result.kind === 'match') return result.matches;
+    // HEAD is answered as GET (the server sends no body), unless a trigger names HEAD itself.
+    if (input.method === 'HEAD') {
+      result = catalog.matcher.match('GET', input.path, input.params);
+      if (result.kind === 'match') return result.matches;
+    }
     const ev = byId !== undefined ? catalog.get(byId) : undefined;
     if (ev && !ev.disabled) return [this.matchById(ev, input)];
     if (result.kind === 'method') {
@@ -248,7 +262,8 @@ export class Firing {
   private matchById(ev: EventDef, input: FireInput): EventMatch {
     const http = ev.triggers.filter((t): t is HttpTrigger => t.kind === 'http');
     if (http.length === 0) return { event: ev, trigger: ANY_TRIGGER, bindings: NO_BINDINGS };
-    const trigger = http.find((t) => t.methods === '*' || t.methods.includes(input.method));
+    const takes = (t: HttpTrigger, method: string) => t.methods === '*' || t.methods.includes(method);
+    const trigger = http.find((t) => takes(t, input.method)) ?? (input.method === 'HEAD' ? http.find((t) => takes(t, 'GET')) : undefined);
     if (!trigger) {
       const methods = [...new Set(http.flatMap((t) => (t.methods === '*' ? [] : [...t.methods])))];
       throw new LivelyError('LC_METHOD_NOT_ALLOWED', `event "${ev.id}" accepts ${methods.join(', ')}, not ${input.method}`, { allow: methods });
@@ -282,12 +297,20 @@ export class Firing {
       const events = [m.event.id];
       // A warm worker's admission is decided now, so a full queue is a 503 for the caller.
       this.fired++;
+      let fired: Fired;
       if (spec !== undefined && !gate.tryAdmit(spec.id, spec.limits.concurrency, spec.limits.queue)) {
         const waiting = new WaitingActivation(this, ref, m, input, id, spec, started, events);
         gate.queue(spec.id, waiting);
-        return waiting;
+        fired = waiting;
+      } else {
+        fired = { activation: id, events, workers: [ref.name], done: this.startAlone(ref, m, input, id, spec, started, events) };
       }
-      return { activation: id, events, workers: [ref.name], done: this.startAlone(ref, m, input, id, spec, started, events) };
+      const ev = m.event;
+      if (ev.response !== undefined || ev.cors !== undefined) {
+        if (ev.response !== undefined) fired.responder = 0;
+        if (ev.cors !== undefined) fired.cors = ev.cors;
+      }
+      return fired;
     }
     return this.startMany(input, matches, id, started);
   }
@@ -319,10 +342,22 @@ export class Firing {
     }
     const pending: Array<Promise<WorkerOutcome>> = [];
     let i = 0;
-    for (const m of matches) for (const ref of m.event.workers) { pending.push(this.launch(ref, m, input, id, specs[i], waits[i])); i++; }
+    let responder: number | undefined;
+    let cors: CorsPolicy | undefined;
+    for (const m of matches) {
+      cors ??= m.event.cors;
+      for (const ref of m.event.workers) {
+        if (responder === undefined && m.event.response === ref.name) responder = i;
+        pending.push(this.launch(ref, m, input, id, specs[i], waits[i]));
+        i++;
+      }
+    }
     this.fired++;
     const done = Promise.all(pending).then((outcomes) => this.finish(id, events, input, started, outcomes));
-    return { activation: id, events, workers, done };
+    const fired: Fired = { activation: id, events, workers, done };
+    if (responder !== undefined) fired.responder = responder;
+    if (cors !== undefined) fired.cors = cors;
+    return fired;
   }
 
   /**
@@ -442,7 +477,8 @@ export class Firing {
       const dispatcher = this.dispatcherFor(spec);
       const ctx: DispatchContext = { spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation) };
       if (dispatcher.name === 'process') ctx.onLate = this.lateRecorder(spec.id, m.event.id, input, activation);
-      const outcome = await dispatcher.dispatch(ctx);
+      let outcome = await dispatcher.dispatch(ctx);
+      if (m.event.response === spec.id && input.trigger === 'http' && outcome.status === 'ok') outcome = checkResponse(outcome, this.deps.responseLimit ?? kDefaultResponseLimit);
       if (lifecycle) {
         const kind = outcome.status === 'ok' ? 'worker_done' : 'worker_error';
         this.fireInternal('lively', `/lively/${kind}/${spec.id}`, { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1, activation);

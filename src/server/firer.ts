@@ -4,6 +4,7 @@
  * the runtime matches, authorises and dispatches.
  */
 import type { WorkerOutcome } from '../shared/message.ts';
+import type { LivelyError } from '../shared/errors.ts';
 import type { ActivationPage, ActivationQuery } from '../activations/reader.ts';
 
 export interface HttpTriggerRequest {
@@ -24,6 +25,22 @@ export interface HttpTriggerReply {
   workers: string[];
   /** present when wait was requested. */
   outcomes?: WorkerOutcome[];
+  /**
+   * Sent instead of the JSON reply: a responding worker's response (or the runtime's answer to
+   * an OPTIONS request), or the error that stands for it, its body naming the activation.
+   */
+  response?: WorkerResponse | LivelyError;
+  /** headers whatever is sent carries (the event's CORS headers). */
+  headers?: Record<string, string>;
+}
+
+/** A response ready to send: header names lower-case, the body as it goes on the wire. */
+export interface WorkerResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: string | Buffer;
+  /** the body's length in bytes. */
+  length: number;
 }
 
 export interface EventFirer {

@@ -4,6 +4,8 @@
  *   ANY /_events/<rest>   → parse (path, query, body) → firer.fireHttp
  *                            202 {"ok":true,"activation","events","workers"}
  *                            200 … + "outcomes" with ?wait=true (or wait=1)
+ *                            the worker's own response for an event with "response", 204 for
+ *                            OPTIONS (see runtime/endpoint.ts); HEAD as GET, without the body
  *                            400 bad percent-encoding / LC_BAD_JSON, 413 over config.bodyLimit,
  *                            any LivelyError → its status, anything else → 500 LC_INTERNAL
  *   GET /_lively/health   → 200 when firer.health().ok, else 503 (no credentials needed)
@@ -23,7 +25,7 @@ import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './firer.ts';
 import { hasNoBody } from './body.ts';
 import { createCouchProxy } from './proxy.ts';
-import { firedReplyJson, sendError, sendJson, sendJsonText } from './reply.ts';
+import { firedReplyJson, sendError, sendJson, sendJsonText, sendResponse } from './reply.ts';
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
 import { handleActivations, kActivationsPath } from './activations.ts';
 
@@ -94,8 +96,13 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   }
 
   function replyFired(res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
+    if (reply.response !== undefined) {
+      if (reply.response instanceof LivelyError) sendError(res, reply.response, reply.headers);
+      else sendResponse(res, reply.response, reply.headers);
+      return;
+    }
     const { text, bytes } = firedReplyJson(reply.activation, reply.events, reply.workers, reply.outcomes);
-    sendJsonText(res, wait ? 200 : 202, text, bytes);
+    sendJsonText(res, wait ? 200 : 202, text, bytes, reply.headers);
   }
 
   /**

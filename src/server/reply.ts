@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { LivelyError } from '../shared/errors.ts';
+import type { WorkerResponse } from './firer.ts';
 
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void {
@@ -31,6 +32,32 @@ export function sendJsonText(res: ServerResponse, status: number, text: string, 
   if (extra) Object.assign(headers, extra);
   res.writeHead(status, headers);
   res.end(text);
+}
+
+/** Status codes whose response has no body, and so no Content-Length either. */
+const kBodiless = new Set([204, 304]);
+
+/**
+ * A worker's response, its body written once as it is (node leaves it out for HEAD). `extra`
+ * (the event's CORS headers) is laid over the worker's headers; a `vary` of both is kept whole.
+ */
+export function sendResponse(res: ServerResponse, r: WorkerResponse, extra?: Record<string, string>): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  let headers: Record<string, string | string[] | number> = r.headers;
+  if (extra !== undefined || !kBodiless.has(r.status)) {
+    headers = { ...r.headers };
+    if (!kBodiless.has(r.status)) headers['content-length'] = r.length;
+    if (extra !== undefined) {
+      const vary = headers.vary;
+      Object.assign(headers, extra);
+      if (vary !== undefined && extra.vary !== undefined) headers.vary = `${Array.isArray(vary) ? vary.join(', ') : vary}, ${extra.vary}`;
+    }
+  }
+  res.writeHead(r.status, headers);
+  res.end(r.body);
 }
 
 /** Printable ASCII but `"` and `\`: a JSON string's text as it is, one byte per character. */
@@ -72,7 +99,7 @@ function jsonStrings(xs: readonly string[]): string {
 /** Maps anything thrown while handling a request to a JSON reply. */
 export function sendError(res: ServerResponse, err: unknown, extra?: Record<string, string>): void {
   if (err instanceof LivelyError) {
-    const headers: Record<string, string> = { ...extra };
+    const headers: Record<string, string> = { ...err.headers, ...extra };
     if (err.code === 'LC_QUEUE_FULL' || err.code === 'LC_SHUTTING_DOWN') headers['retry-after'] = '1';
     if (err.code === 'LC_UNAUTHORIZED') headers['www-authenticate'] = 'Basic realm="LivelyCouch"';
     const allow = err.details?.allow;

@@ -23,6 +23,8 @@ export const ErrorCatalogue = {
   LC_WORKER_TIMEOUT: { status: 504, message: 'worker timed out' },
   LC_WORKER_MEMORY: { status: 500, message: 'worker exceeded its memory limit' },
   LC_WORKER_RETIRED: { status: 503, message: 'worker was stopped' },
+  LC_BAD_RESPONSE: { status: 500, message: "the worker's response is malformed" },
+  LC_RESPONSE_TOO_LARGE: { status: 500, message: 'the response body is over the limit' },
   LC_UNKNOWN_TYPE: { status: 500, message: 'unknown worker type' },
   LC_INTERPRETER_MISSING: { status: 500, message: 'interpreter not installed' },
   LC_ISOLATE_UNAVAILABLE: { status: 500, message: 'no isolate engine loads on this Node' },
@@ -43,6 +45,8 @@ export class LivelyError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details?: Record<string, unknown>;
+  /** response headers the error is sent with besides its own (an event's CORS headers); not in its body. */
+  headers?: Record<string, string>;
 
   constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
     super(message ?? ErrorCatalogue[code].message);

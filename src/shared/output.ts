@@ -50,11 +50,19 @@ export function headOf(text: string, max: number): string {
   return text.slice(0, c >= 0xd800 && c <= 0xdbff ? max - 1 : max);
 }
 
-/** Splits a byte stream into lines, cutting any line longer than `maxLine` chars. */
+/**
+ * Splits a byte stream into lines, cutting any line longer than `maxLine` chars, or, for a line
+ * that starts with "{" (a command: a result may carry a large response body), `maxCommand`.
+ */
 export class LineSplitter {
   private buf = '';
   private dropping = false;
-  constructor(private readonly onLine: (line: string, truncated: boolean) => void, private readonly maxLine = 64 * 1024) {}
+  /** the current line's limit. */
+  private max: number;
+  constructor(private readonly onLine: (line: string, truncated: boolean) => void, private readonly maxLine = 64 * 1024,
+    private readonly maxCommand = maxLine) {
+    this.max = maxLine;
+  }
 
   push(chunk: string): void {
     let start = 0;
@@ -71,9 +79,12 @@ export class LineSplitter {
 
   private append(s: string): void {
     if (this.dropping) return;
+    // Decided on a line's first chars: reading the start of a long rope would flatten it each time.
+    if (this.buf.length === 0 && s.length > 0) this.max = s.charCodeAt(0) === 123 /* { */ ? this.maxCommand : this.maxLine;
     this.buf += s;
-    if (this.buf.length > this.maxLine) {
-      this.onLine(headOf(this.buf, this.maxLine), true);
+    const max = this.max;
+    if (this.buf.length > max) {
+      this.onLine(headOf(this.buf, max), true);
       this.buf = '';
       this.dropping = true;
     }

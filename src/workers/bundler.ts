@@ -58,6 +58,8 @@ const NS = 'lc-attachment';
 const EXTENSIONS = ['', '.js', '.cjs', '.mjs', '.json', '/index.js'];
 const LOADERS: Record<string, esbuild.Loader> = {
   '.js': 'js', '.cjs': 'js', '.mjs': 'js', '.json': 'json', '.ts': 'ts', '.txt': 'text',
+  // pages and styles a worker serves as its response body
+  '.html': 'text', '.css': 'text', '.svg': 'text',
 };
 const BUILTINS = new Set(builtinModules);
 /** the project root, so that anything esbuild resolves by itself resolves here. */

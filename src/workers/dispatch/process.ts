@@ -32,6 +32,8 @@ export interface ProcessDispatcherOptions {
   settleMs?: number;
   killGraceMs?: number;
   maxLine?: number;
+  /** chars a result line may have (a response body of up to LIVELY_RESPONSE_LIMIT, as JSON). */
+  maxResultLine?: number;
   maxLogLines?: number;
   stderrTail?: number;
   /** first delay after repeated crashes; doubles per crash up to backoffMaxMs. */
@@ -124,7 +126,7 @@ class RevisionPool {
 
 export class ProcessDispatcher implements Dispatcher {
   readonly name = 'process';
-  private readonly opts: Required<Omit<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl'>> & Pick<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl'>;
+  private readonly opts: Required<Omit<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl' | 'maxResultLine'>> & Pick<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl' | 'maxResultLine'>;
   private readonly pools = new Map<string, Map<string, RevisionPool>>();
   private readonly watchdog?: Watchdog;
   private readonly children = new Set<ChildWorker>();
@@ -286,7 +288,7 @@ export class ProcessDispatcher implements Dispatcher {
       const [exe, ...args] = command;
       const child = await ChildWorker.start({
         command: exe!, args: [...args, spec.delegate], cwd: dir, env: workerEnv(spec, dir, couchUrl),
-        maxLine: this.opts.maxLine, maxLogLines: this.opts.maxLogLines, stderrTail: this.opts.stderrTail,
+        maxLine: this.opts.maxLine, maxCommandLine: Math.max(this.opts.maxLine, this.opts.maxResultLine ?? 0), maxLogLines: this.opts.maxLogLines, stderrTail: this.opts.stderrTail,
         settleMs: this.opts.settleMs, killGraceMs: this.opts.killGraceMs, logger: this.opts.logger,
         label: `worker "${spec.id}"`, acknowledges: spec.ack === true, memoryMb: spec.limits.memory,
       });

@@ -24,6 +24,19 @@ exports.done = function done() {
   write({ done: true });
 };
 
+/**
+ * Marks the current message done with an HTTP response (events with "response"): status,
+ * body (a string, a JSON value, or a Buffer sent as bytes) and headers.
+ */
+exports.respond = function respond(status, body, headers) {
+  const r = { status: status === undefined ? 200 : status };
+  if (headers !== undefined) r.headers = headers;
+  if (body instanceof Uint8Array) r.bodyBase64 = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
+  else if (body !== undefined) r.body = body;
+  write({ result: r });
+  return r;
+};
+
 let client;
 Object.defineProperty(exports, 'couch', {
   enumerable: true,

@@ -7,7 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { LivelyError, describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import type { EmitCommand, LogLine, WorkerMessage } from '../../../shared/message.ts';
-import { LineSplitter, parseOutputLine } from '../../../shared/output.ts';
+import { LineSplitter, headOf, parseOutputLine } from '../../../shared/output.ts';
+
+/** A command line carrying a result: `{"result"` (as JSON.stringify and json.dumps write it). */
+const kResultStart = /^\{\s*"result"\s*:/;
 import { messageLine } from '../../../shared/json.ts';
 import { looksWaitingForInput } from './host.ts';
 import type { LateOutput } from '../../dispatcher.ts';
@@ -19,6 +22,8 @@ export interface ChildOptions {
   env: Record<string, string>;
   /** chars after which an output line is cut. */
   maxLine: number;
+  /** chars after which a line starting with "{" is cut: a result line fails its message then. */
+  maxCommandLine?: number;
   /** log lines kept per message; the rest are counted. */
   maxLogLines: number;
   /** stderr lines quoted when the process dies mid-message. */
@@ -41,7 +46,9 @@ export type RunEnd =
   | { kind: 'ok'; result?: unknown; logs: LogLine[] }
   | { kind: 'crash'; error: LivelyError; logs: LogLine[] }
   | { kind: 'timeout'; error: LivelyError; logs: LogLine[] }
-  | { kind: 'retired'; error: LivelyError; logs: LogLine[] };
+  | { kind: 'retired'; error: LivelyError; logs: LogLine[] }
+  /** the process answered, but with what cannot be taken (a result line over the limit). */
+  | { kind: 'error'; error: LivelyError; logs: LogLine[] };
 
 interface Job {
   logs: LogLine[];
@@ -91,7 +98,7 @@ export class ChildWorker {
   private constructor(private readonly proc: ChildProcess, private readonly opts: ChildOptions) {
     this.pid = proc.pid!;
     this.acknowledges = opts.acknowledges === true;
-    const out = new LineSplitter((line, cut) => this.onLine(line, cut, 'stdout'), opts.maxLine);
+    const out = new LineSplitter((line, cut) => this.onLine(line, cut, 'stdout'), opts.maxLine, opts.maxCommandLine);
     const err = new LineSplitter((line, cut) => this.onLine(line, cut, 'stderr'), opts.maxLine);
     proc.stdout!.setEncoding('utf8').on('data', (s: string) => { this.chunks++; out.push(s); });
     proc.stderr!.setEncoding('utf8').on('data', (s: string) => { this.chunks++; err.push(s); });
@@ -262,8 +269,15 @@ export class ChildWorker {
       else this.opts.logger.debug('worker output outside a message', { worker: this.opts.label, pid: this.pid, stream, line: line.slice(0, 200) });
       return;
     }
+    if (cut && stream === 'stdout' && kResultStart.test(line)) {
+      // Its end is still coming down the pipe; the splitter drops it up to the newline.
+      this.acknowledges = true;
+      const limit = this.opts.maxCommandLine ?? this.opts.maxLine;
+      job.finish({ kind: 'error', error: new LivelyError('LC_RESPONSE_TOO_LARGE', `${this.opts.label}: the result line is over ${limit} chars`), logs: job.logs });
+      return;
+    }
     if (cmd === undefined) {
-      this.keep(job, stream === 'stderr' ? 'error' : 'warn', `${line} … [line cut at ${this.opts.maxLine} chars]`);
+      this.keep(job, stream === 'stderr' ? 'error' : 'warn', `${headOf(line, this.opts.maxLine)} … [line cut at ${this.opts.maxLine} chars]`);
     } else {
       switch (cmd.kind) {
         case 'emit':
@@ -330,7 +344,7 @@ export class ChildWorker {
     else job.dropped++;
   }
 
-  private failJob(job: Job, kind: 'crash' | 'timeout' | 'retired', error: LivelyError): void {
+  private failJob(job: Job, kind: 'crash' | 'timeout' | 'retired' | 'error', error: LivelyError): void {
     job.finish({ kind, error, logs: job.logs } as RunEnd);
   }
 
