@@ -29,6 +29,8 @@ import { Firing, type Fired } from './runtime/firing.ts';
 import { DurableJournal, instanceName } from './runtime/durable.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
+import { SecretStore } from './runtime/secrets.ts';
+import { lockDataDir, resolveRunAs } from './workers/run-as.ts';
 import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
 import { redactOutcome, redactingActivations, teeActivations } from './runtime/activation-sink.ts';
 import { deploySampleIfEmpty } from './runtime/sample.ts';
@@ -64,6 +66,8 @@ export class Runtime implements EventFirer {
   /** per-event and per-worker figures for /_lively/metrics, fed by the activation records. */
   readonly activationMetrics = new ActivationMetrics();
   journal!: DurableJournal;
+  /** `<prefix>secrets`, held in memory (src/runtime/secrets.ts). */
+  secretStore!: SecretStore;
   private feeds: ChangesFeed[] = [];
   changesTriggers?: ChangesTriggers;
   private scheduleTriggers?: ScheduleTriggers;
@@ -84,10 +88,13 @@ export class Runtime implements EventFirer {
   async start(): Promise<this> {
     const { config, logger } = this;
     logger.info('livelycouch starting', describeConfig(config));
+    const runAs = resolveRunAs(config.workerUser);
+    // before anything is written into it: process workers must not read the data directory
+    if (runAs) lockDataDir(config.dataDir);
     if (config.couchUrl) {
       this.couchUrl = config.couchUrl;
     } else {
-      this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger });
+      this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger, signup: config.signup });
       this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
       await this.store.start();
       this.couchUrl = this.store.url;
@@ -96,6 +103,8 @@ export class Runtime implements EventFirer {
     await initStore(this.nano, { prefix: config.dbPrefix, writerRole: config.writerRole });
     const p = config.dbPrefix;
     this.db = { events: this.nano.use(`${p}events`), workers: this.nano.use(`${p}workers`), logs: this.nano.use(`${p}logs`) };
+    this.secretStore = new SecretStore(this.nano.use(`${p}secrets`), logger);
+    await this.secretStore.start();
 
     if (config.sample) await deploySampleIfEmpty(this.db.events, this.db.workers, logger);
     this.registry = new WorkerRegistry(this.db.workers, config);
@@ -104,13 +113,20 @@ export class Runtime implements EventFirer {
     const cacheDir = path.join(config.dataDir, 'cache');
     const bundler = new Bundler();
     const threads = new ThreadDispatcher({ threads: config.threads, cacheDir, couchUrl: this.couchUrl, logger, bundler });
+    const processes = new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger, runAs });
+    // a process keeps the environment it started with: one whose secret changed is replaced
+    this.secretStore.onChange = (names) => {
+      for (const spec of this.registry.specs()) {
+        if (spec.secrets?.some((n) => names.includes(n))) processes.retire(spec.id).catch((err) => logger.warn('retiring worker failed', { worker: spec.id, error: describeError(err) }));
+      }
+    };
     // The thread runtime is built now, so the first trigger does not pay for it.
     await threads.start();
     this.dispatchers = [
       ...(this.opts.dispatchers ?? []),
       threads,
       new IsolateDispatcher({ cacheDir, logger, bundler }),
-      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger }),
+      processes,
     ];
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
@@ -127,6 +143,7 @@ export class Runtime implements EventFirer {
       maxChainDepth: config.maxChainDepth,
       authorize: auth.authorizeEvent,
       journal: this.journal,
+      secrets: (workerId, names) => this.secretStore.resolve(workerId, names),
     });
     this.wireEventTriggers();
     await this.followEvents();
@@ -260,6 +277,11 @@ export class Runtime implements EventFirer {
     };
   }
 
+  get secrets(): { names(): string[]; set(name: string, value: string): Promise<boolean>; remove(name: string): Promise<boolean> } {
+    const store = this.secretStore;
+    return { names: () => store.names(), set: (n, v) => store.set(n, v), remove: (n) => store.remove(n) };
+  }
+
   activations(query: ActivationQuery): Promise<ActivationPage> {
     return this.activationLog.query(query);
   }
@@ -323,6 +345,7 @@ export class Runtime implements EventFirer {
     await Promise.all(this.feeds.map((f, i) => f.stop().then(() => logger.debug('stopping: feed stopped', { i }))));
     logger.debug('stopping: feeds stopped');
     await this.journal?.close();
+    await this.secretStore?.stop();
     await this.activationLog?.close().catch(() => undefined);
     logger.debug('stopping: activation log flushed');
     await this.store?.stop();

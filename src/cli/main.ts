@@ -7,6 +7,7 @@
  *   trigger <path>   fire /_events/<path> on a running runtime (--data, --method, --wait)
  *   status           the running runtime's /_lively/status
  *   logs [-f]        activation records through /_lively/activations (-f follows)
+ *   secret …         set NAME (stdin or prompt), list (names), rm NAME through /_lively/secrets
  * Every command takes --help. A failure exits non-zero with one line on stderr,
  * `livelycouch <command>: <reason>`, with every known password masked.
  */
@@ -28,6 +29,8 @@ import {
 import { deployLines, statusLines } from './format.ts';
 import { followLogs, logsQuery, printer, showLogs } from './logs.ts';
 import { devWatch } from './dev.ts';
+import { secretCommand } from './secret.ts';
+import { removeCredentials } from '../shared/credentials.ts';
 
 const out = (s: string) => { process.stdout.write(s); };
 const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
@@ -46,6 +49,8 @@ async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promi
 }
 
 async function start(c: Config): Promise<Runtime> {
+  // read into the configuration already: nothing the runtime starts may inherit them
+  removeCredentials();
   const logger = createLogger(c.logLevel);
   const runtime = new Runtime({ config: c, logger });
   let stopping = false;
@@ -190,6 +195,9 @@ async function run(argv: string[]): Promise<number | 'running'> {
     }
     case 'trigger':
       return trigger(c, a);
+    case 'secret':
+      await secretCommand(await resolveTarget(c, targetFlags(a), { admin: true }), a.positional, out, a.flags.json === true);
+      return 0;
     case 'status': {
       const body = await getJson(await resolveTarget(c, targetFlags(a), { admin: true }), '/_lively/status');
       out(a.flags.json === true ? `${JSON.stringify(body, null, 2)}\n` : statusLines(body as Record<string, unknown>).map((l) => `${l}\n`).join(''));

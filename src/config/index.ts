@@ -42,6 +42,10 @@ export interface Config {
   logRecords: boolean;
   /** deploy the sample app on start when the events database is empty. */
   sample: boolean;
+  /** embedded store: anonymous clients may sign up in `_users` (off: only admins create users). */
+  signup: boolean;
+  /** the user process workers run as when the runtime runs as root (name, uid or uid:gid; '' keeps root). */
+  workerUser: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -79,6 +83,8 @@ export const kDefaultConfig: Readonly<Config> = Object.freeze({
   logMaxRecords: 1_000_000,
   logRecords: true,
   sample: true,
+  signup: false,
+  workerUser: 'nobody',
   logLevel: 'info',
 });
 
@@ -113,6 +119,8 @@ export function makeConfig(input: ConfigInput = {}): Readonly<Config> {
   check(isInt(c.logRetentionDays, 0), 'options.logRetentionDays must be a non-negative integer');
   check(isInt(c.logMaxRecords, 1), 'options.logMaxRecords must be a positive integer');
   check(typeof c.logRecords === 'boolean', 'options.logRecords must be true or false');
+  check(typeof c.signup === 'boolean', 'options.signup must be true or false');
+  check(typeof c.workerUser === 'string', 'options.workerUser must be a user name, a uid, or "" (keep the runtime\'s user)');
   check(['debug', 'info', 'warn', 'error', 'silent'].includes(c.logLevel), 'options.logLevel must be debug, info, warn, error or silent');
   for (const [type, cmd] of Object.entries(c.interpreters)) {
     check(Array.isArray(cmd) && cmd.length > 0 && cmd.every((s) => typeof s === 'string' && s.length > 0),
@@ -161,6 +169,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
     changesConcurrency: intOf('LIVELY_CHANGES_CONCURRENCY', env.LIVELY_CHANGES_CONCURRENCY),
     interpreters,
     sample: env.LIVELY_SAMPLE === undefined ? undefined : env.LIVELY_SAMPLE !== '0' && env.LIVELY_SAMPLE !== 'false',
+    signup: env.LIVELY_SIGNUP === undefined || env.LIVELY_SIGNUP === '' ? undefined : env.LIVELY_SIGNUP !== '0' && env.LIVELY_SIGNUP !== 'false',
+    workerUser: env.LIVELY_WORKER_RUN_AS,
     logLevel: (env.LIVELY_LOG_LEVEL as Config['logLevel']) || undefined,
   });
 }

@@ -59,6 +59,8 @@ export interface FiringDeps {
   journal?: Pick<DurableJournal, 'accept' | 'finish'>;
   /** repeated warnings of one kind and path are logged once per this many ms (default 10 s). */
   warnWindowMs?: number;
+  /** the current values of the secrets a worker names; throws LC_SECRET_MISSING. */
+  secrets?: (workerId: string, names: readonly string[]) => Record<string, string>;
 }
 
 const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
@@ -438,7 +440,9 @@ export class Firing {
       if (input.tick !== undefined) message.tick = input.tick;
       if (lifecycle) this.fireInternal('lively', `/lively/worker_started/${spec.id}`, { activation, event: m.event.id, worker: spec.id }, input.depth + 1, activation);
       const dispatcher = this.dispatcherFor(spec);
-      const outcome = await dispatcher.dispatch({ spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation) });
+      // read per message: a changed secret reaches the next one
+      const secrets = spec.secrets?.length ? this.secretsOf(spec) : undefined;
+      const outcome = await dispatcher.dispatch({ spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation), ...(secrets ? { secrets } : {}) });
       if (lifecycle) {
         const kind = outcome.status === 'ok' ? 'worker_done' : 'worker_error';
         this.fireInternal('lively', `/lively/${kind}/${spec.id}`, { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1, activation);
@@ -459,6 +463,11 @@ export class Firing {
    */
   private emitter(worker: string, depth: number, activation: string): (e: EmitCommand) => void {
     return (e) => this.fireInternal('event', `/${worker}/${e.emit}`, { ...e.parameters }, depth, activation);
+  }
+
+  private secretsOf(spec: WorkerSpec): Record<string, string> {
+    if (!this.deps.secrets) throw new LivelyError('LC_SECRET_MISSING', `worker "${spec.id}": this runtime has no secrets`);
+    return this.deps.secrets(spec.id, spec.secrets!);
   }
 
   private dispatcherFor(spec: WorkerSpec): Dispatcher {

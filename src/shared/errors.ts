@@ -28,6 +28,8 @@ export const ErrorCatalogue = {
   LC_BAD_ATTACHMENT_NAME: { status: 400, message: 'attachment name not allowed' },
   LC_CHAIN_TOO_DEEP: { status: 508, message: 'event chain too deep' },
   LC_CONFIG: { status: 500, message: 'invalid configuration' },
+  LC_SECRET_MISSING: { status: 500, message: 'a secret the worker names is not set' },
+  LC_BAD_SECRET: { status: 400, message: 'bad secret name or value' },
   LC_NOT_FOUND: { status: 404, message: 'no such path' },
   LC_NOT_RERUNNABLE: { status: 409, message: 'the activation cannot be fired again' },
   /** reported for a bug: the details go to the log, never to the client. */

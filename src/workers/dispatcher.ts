@@ -19,6 +19,12 @@ export interface DispatchContext {
   spec: WorkerSpec;
   message: WorkerMessage;
   onEmit: (emit: EmitCommand) => void;
+  /**
+   * The values of the secrets the worker names (`spec.secrets`), current for this message:
+   * process workers get them as environment variables when their process starts, thread and
+   * isolate workers as `ctx.secrets`. Never part of the message, its record or its outcome.
+   */
+  secrets?: Readonly<Record<string, string>>;
 }
 
 export interface DispatcherStats {

@@ -36,6 +36,8 @@ export interface WorkerSpec {
   env: Record<string, string>;
   /** whether the worker asked for database access (`"couch": true`). */
   couch: boolean;
+  /** names of the secrets it is given (process: environment; thread and isolate: `ctx.secrets`). */
+  secrets?: string[];
 }
 
 /** A stable key for one revision of one worker. */

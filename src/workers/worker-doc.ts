@@ -52,6 +52,7 @@ export function parseWorkerDoc(doc: unknown, defaults: Defaults): WorkerDocResul
       },
       env: (doc.env as Record<string, string> | undefined) ?? {},
       couch: doc.couch === true,
+      secrets: (doc.secrets as string[] | undefined) ?? [],
     },
   };
 }

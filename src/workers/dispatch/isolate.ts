@@ -53,12 +53,13 @@ const kEpilogue = `
 delete globalThis.require;
 const __exp = __module.exports;
 const __handler = typeof __exp === 'function' ? __exp : (__exp && typeof __exp.default === 'function' ? __exp.default : undefined);
-globalThis.__lc_run = async function (token, json) {
+globalThis.__lc_run = async function (token, json, secretsJson) {
   if (!__handler) throw new Error('the delegate exports no handler function (module.exports = fn, or export default fn)');
   const log = (msg, level) => __bridge.log.applyIgnored(undefined, [token, String(msg), typeof level === 'string' ? level : 'info']);
   const ctx = {
     emit: (name, parameters) => __bridge.emit.applyIgnored(undefined, [token, String(name), JSON.stringify(parameters === undefined ? {} : parameters)]),
     log,
+    secrets: Object.freeze(JSON.parse(secretsJson)),
   };
   __helpers.set(token, ctx);
   __current = token;
@@ -78,7 +79,7 @@ const kBundleLineOffset = kPrelude.split('\n').length;
 
 class Sandbox {
   readonly isolate: ivm.Isolate;
-  private run?: ivm.Reference<(token: string, json: string) => Promise<string | undefined>>;
+  private run?: ivm.Reference<(token: string, json: string, secretsJson: string) => Promise<string | undefined>>;
   /** messages running, by the token their calls back carry (see shared/slots.ts for why not a Map). */
   readonly jobs = new SlotTable<Job>();
   private stacks?: StackMapper;
@@ -105,11 +106,11 @@ class Sandbox {
     await context.global.delete('__lc_run');
   }
 
-  async call(message: WorkerMessage, job: Job, timeoutMs: number): Promise<string | undefined> {
+  async call(message: WorkerMessage, job: Job, timeoutMs: number, secrets: Readonly<Record<string, string>> = {}): Promise<string | undefined> {
     const line = messageLine(message);
     const id = this.jobs.add(job);
     try {
-      return await this.run!.apply(undefined, [String(id), line], { timeout: timeoutMs, result: { promise: true, copy: true } });
+      return await this.run!.apply(undefined, [String(id), line, JSON.stringify(secrets)], { timeout: timeoutMs, result: { promise: true, copy: true } });
     } finally {
       this.jobs.delete(id);
     }
@@ -184,7 +185,7 @@ export class IsolateDispatcher implements Dispatcher {
     try {
       sandbox = await this.sandboxFor(spec);
       const left = Math.max(1, spec.limits.timeout - (Date.now() - started));
-      const json = await this.withDeadline(sandbox, sandbox.call(message, job, left), left);
+      const json = await this.withDeadline(sandbox, sandbox.call(message, job, left, ctx.secrets), left);
       if (json !== undefined && nestedDeeperThan(json)) return done({ status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${kTooDeep}` } });
       return done({ status: 'ok', ...(json === undefined ? {} : { result: JSON.parse(json) }) });
     } catch (e) {
