@@ -159,6 +159,7 @@ export const goodWorkers: Array<[string, Record<string, unknown>]> = [
   ['no attachments yet', wk({})],
   ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, queue: 10, idle: 30, isolation: 'process', couch: true, env: { A: 'b' }, arguments: { x: 1 } })],
   ['queue zero: nothing waits', wk({ concurrency: 1, queue: 0 })],
+  ['secrets by name', wk({ secrets: ['MAIL_TOKEN', 'stripe_key_2'] })],
   ['isolate type', wk({ type: 'isolate', _attachments: { 'main.js': stub } })],
 ];
 
@@ -187,6 +188,10 @@ export const badWorkers: Array<[string, unknown, string]> = [
   ['queue a string', wk({ queue: '10' }), 'queue:'],
   ['isolation unknown', wk({ isolation: 'vm' }), 'isolation:'],
   ['couch a string', wk({ couch: 'yes' }), 'couch:'],
+  ['secrets a string', wk({ secrets: 'MAIL_TOKEN' }), 'secrets: must be a list'],
+  ['secret name starting with a digit', wk({ secrets: ['1TOKEN'] }), 'secrets[0]: must be a secret name'],
+  ['secret name with a dash', wk({ secrets: ['OK', 'MAIL-TOKEN'] }), 'secrets[1]: must be a secret name'],
+  ['secret named twice', wk({ secrets: ['A', 'A'] }), 'secrets[1]: "A" is named twice'],
 ];
 
 /** Random documents built from the words the rules care about; seeded, so every run sees the same ones. */
