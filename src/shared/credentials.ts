@@ -5,16 +5,20 @@
  * workers reading the real `process.env` find nothing.
  */
 
-/** Variables that hold credentials: COUCHDB_URL, and LIVELY_* ones named for a user, password, secret or token. */
-export function isCredentialVar(name: string): boolean {
+/**
+ * Variables that hold credentials: COUCHDB_URL, LIVELY_* ones named for a user, password, secret
+ * or token, and any whose value is a URL with a password in it.
+ */
+export function isCredentialVar(name: string, value?: string): boolean {
   if (name === 'COUCHDB_URL') return true;
-  return /^LIVELY_/.test(name) && /(USER|PASSWORD|SECRET|TOKEN|CREDENTIAL)/.test(name);
+  if (/^LIVELY_/.test(name) && /(USER|PASSWORD|SECRET|TOKEN|CREDENTIAL)/.test(name)) return true;
+  return value !== undefined && /:\/\/[^/\s:@]*:[^@\s/]+@/.test(value);
 }
 
 /** A copy of `env` without credentials. */
 export function withoutCredentials(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && !isCredentialVar(k)) out[k] = v;
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !isCredentialVar(k, v)) out[k] = v;
   return out;
 }
 
@@ -22,7 +26,7 @@ export function withoutCredentials(env: NodeJS.ProcessEnv): Record<string, strin
 export function removeCredentials(env: NodeJS.ProcessEnv = process.env): string[] {
   const removed: string[] = [];
   for (const k of Object.keys(env)) {
-    if (isCredentialVar(k)) {
+    if (isCredentialVar(k, env[k])) {
       delete env[k];
       removed.push(k);
     }
