@@ -15,6 +15,7 @@
  *   `heartbeat` is checked as CouchDB checks it,
  *   `feed=eventsource` is server-sent events, and `_changes` is never gzipped (./feeds.ts);
  * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are;
+ * - `/_node/<node>/_config` is `/_config`, where CouchDB 3 has it;
  * - `_security` is enforced on every database route, `_local` documents included, and
  *   `_users` is for server admins unless sign-up is on (./access.ts).
  */
@@ -293,6 +294,12 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       // Apache CouchDB 3 answers JSON whatever the Accept header says; express-pouchdb
       // answers text/plain unless asked for JSON, and nano only parses JSON answers
       req.headers.accept = 'application/json';
+      // CouchDB 3 keeps its configuration under /_node/<node>/_config; express-pouchdb under /_config
+      const node = /^\/_node\/[^/]+(\/_config(?:\/.*)?)$/.exec(url.pathname);
+      if (node) {
+        url.pathname = node[1]!;
+        req.url = url.pathname + url.search;
+      }
       const segments = url.pathname.split('/').filter(Boolean);
       const contentType = req.headers['content-type'] ?? '';
       // express-pouchdb crashes when a non-admin creates or deletes a database (its
