@@ -179,7 +179,7 @@ async function run(argv: string[]): Promise<number | 'running'> {
     case 'init':
       return withStore(c, a, async (url) => {
         await initStore(connect(url), { prefix: c.dbPrefix, writerRole: c.writerRole });
-        out(`initialised ${c.dbPrefix}events, ${c.dbPrefix}workers, ${c.dbPrefix}logs\n`);
+        out(`initialised ${c.dbPrefix}events, ${c.dbPrefix}workers, ${c.dbPrefix}logs, ${c.dbPrefix}secrets\n`);
         return 0;
       });
     case 'deploy': {
