@@ -22,7 +22,7 @@ const kMain = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /** Runs the CLI against the runtime with the suite's admin; stdin is `input`. */
 function cli(rt: Runtime, args: string[], input = ''): Promise<{ code: number | null; out: string; err: string }> {
   const admin = new URL(couchUrl());
-  const env = { ...process.env, LIVELY_URL: rt.url, LIVELY_USER: `${decodeURIComponent(admin.username)}:${decodeURIComponent(admin.password)}` };
+  const env: NodeJS.ProcessEnv = { ...process.env, LIVELY_URL: rt.url, LIVELY_USER: `${decodeURIComponent(admin.username)}:${decodeURIComponent(admin.password)}` };
   delete env.COUCHDB_URL;
   const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', kMain, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
