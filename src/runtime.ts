@@ -153,6 +153,8 @@ export class Runtime implements EventFirer {
     this.port = port;
     // The catalog is loaded: durable activations a crash left unfinished run again.
     await this.journal.start((entry, ref) => this.firing.recover(entry, ref));
+    // and again for what the start wrote into it (the instance name, the bundle cache)
+    if (runAs) lockDataDir(config.dataDir);
     logger.info('livelycouch listening', { url: this.url, events: this.catalog.matcher.size });
     this.firing.fireInternal('lively', '/lively/started', { url: this.url }, 0);
     return this;

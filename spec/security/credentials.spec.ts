@@ -105,17 +105,18 @@ describe('security: credentials out of workers\' reach', function () {
         'main.sh': att(`read line
 uid=$(id -u)
 if cat "$LIVELY_DATA_DIR/planted.secret" >/dev/null 2>&1; then planted=read; else planted=refused; fi
+if cat "$LIVELY_DATA_DIR/instance" >/dev/null 2>&1; then instance=read; else instance=refused; fi
 if ls "$LIVELY_DATA_DIR" >/dev/null 2>&1; then listing=read; else listing=refused; fi
 if ls "$LIVELY_DATA_DIR/cache" >/dev/null 2>&1; then cache=read; else cache=refused; fi
 own=$(cat ./note.txt)
-echo "{\\"result\\": {\\"uid\\": $uid, \\"planted\\": \\"$planted\\", \\"listing\\": \\"$listing\\", \\"cache\\": \\"$cache\\", \\"own\\": \\"$own\\"}}"
+echo "{\\"result\\": {\\"uid\\": $uid, \\"planted\\": \\"$planted\\", \\"instance\\": \\"$instance\\", \\"listing\\": \\"$listing\\", \\"cache\\": \\"$cache\\", \\"own\\": \\"$own\\"}}"
 `, 'text/x-sh'), 'note.txt': att('mine', 'text/plain') },
         env: { LIVELY_DATA_DIR: dataDir } } as never);
       await rt.db.events.insert({ _id: 'who', trigger: { '/who': {} }, workers: { who: {} } } as never);
       await eventually(() => !!rt!.catalog.get('who'), 5_000, 'event loaded');
       const reply = await fire(rt, '/who');
       expect(reply.outcomes[0].status, JSON.stringify(reply.outcomes[0])).to.equal('ok');
-      expect(reply.outcomes[0].result).to.deep.equal({ uid: 65534, planted: 'refused', listing: 'refused', cache: 'refused', own: 'mine' });
+      expect(reply.outcomes[0].result).to.deep.equal({ uid: 65534, planted: 'refused', instance: 'refused', listing: 'refused', cache: 'refused', own: 'mine' });
     } finally {
       await rt?.stop();
       await dropPrefix(prefix);
