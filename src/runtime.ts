@@ -31,6 +31,8 @@ import { corsHeaders } from './server/cors.ts';
 import { DurableJournal, instanceName } from './runtime/durable.ts';
 import { createAuthorizer } from './runtime/auth.ts';
 import { createWorkerCouchAccess } from './runtime/worker-credentials.ts';
+import { SecretStore } from './runtime/secrets.ts';
+import { lockDataDir, resolveRunAs } from './workers/run-as.ts';
 import { ActivationMetrics, renderMetrics } from './runtime/metrics.ts';
 import { redactingActivations, teeActivations } from './runtime/activation-sink.ts';
 import { firedReply, optionsReply } from './runtime/endpoint.ts';
@@ -73,6 +75,8 @@ export class Runtime implements EventFirer {
   /** per-event and per-worker figures for /_lively/metrics, fed by the activation records. */
   readonly activationMetrics = new ActivationMetrics();
   journal!: DurableJournal;
+  /** `<prefix>secrets`, held in memory (src/runtime/secrets.ts). */
+  secretStore!: SecretStore;
   private feeds: ChangesFeed[] = [];
   changesTriggers?: ChangesTriggers;
   private scheduleTriggers?: ScheduleTriggers;
@@ -97,10 +101,13 @@ export class Runtime implements EventFirer {
   async start(): Promise<this> {
     const { config, logger } = this;
     logger.info('livelycouch starting', describeConfig(config));
+    const runAs = resolveRunAs(config.workerUser);
+    // before anything is written into it: process workers must not read the data directory
+    if (runAs) lockDataDir(config.dataDir);
     if (config.couchUrl) {
       this.couchUrl = config.couchUrl;
     } else {
-      this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger });
+      this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger, signup: config.signup });
       this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
       await this.store.start();
       this.couchUrl = this.store.url;
@@ -114,6 +121,8 @@ export class Runtime implements EventFirer {
     if (this.statePlacement.warning) logger.error(this.statePlacement.warning);
     this.stateCompactor = new StateCompactor(this.nano, `${p}logs`, logger, config.stateCompactMs);
     this.stateCompactor.start();
+    this.secretStore = new SecretStore(this.nano.use(`${p}secrets`), logger);
+    await this.secretStore.start();
 
     if (config.sample) await deploySampleIfEmpty(this.db.events, this.db.workers, logger);
     this.registry = new WorkerRegistry(this.db.workers, config);
@@ -127,15 +136,22 @@ export class Runtime implements EventFirer {
     if (engine.error) logger.warn(engine.error.message, { code: engine.error.code });
     else logger.debug('isolate engine', { package: engine.package, isolatedVm: engine.version, node: engine.node });
     const threads = new ThreadDispatcher({ threads: config.threads, cacheDir, couchUrl: this.couchUrl, logger, bundler });
+    const processes = new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger, runAs,
+      // A body as a JSON string: escapes may double it; base64 adds a third.
+      maxResultLine: 2 * config.responseLimit + 64 * 1024 });
+    // a process keeps the environment it started with: one whose secret changed is replaced
+    this.secretStore.onChange = (names) => {
+      for (const spec of this.registry.specs()) {
+        if (spec.secrets?.some((n) => names.includes(n))) processes.retire(spec.id).catch((err) => logger.warn('retiring worker failed', { worker: spec.id, error: describeError(err) }));
+      }
+    };
     // The thread runtime is built now, so the first trigger does not pay for it.
     await threads.start();
     this.dispatchers = [
       ...(this.opts.dispatchers ?? []),
       threads,
       this.isolates,
-      new ProcessDispatcher({ interpreters: config.interpreters, dataDir: config.dataDir, couchUrl: this.couchUrl, couchAccess: createWorkerCouchAccess(this.nano, this.couchUrl), logger,
-        // A body as a JSON string: escapes may double it; base64 adds a third.
-        maxResultLine: 2 * config.responseLimit + 64 * 1024 }),
+      processes,
     ];
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
@@ -153,6 +169,7 @@ export class Runtime implements EventFirer {
       responseLimit: config.responseLimit,
       authorize: auth.authorizeEvent,
       journal: this.journal,
+      secrets: (workerId, names) => this.secretStore.resolve(workerId, names),
     });
     this.wireEventTriggers();
     await this.followEvents();
@@ -162,6 +179,8 @@ export class Runtime implements EventFirer {
     this.port = port;
     // The catalog is loaded: durable activations a crash left unfinished run again.
     await this.journal.start((entry, ref) => this.firing.recover(entry, ref));
+    // and again for what the start wrote into it (the instance name, the bundle cache)
+    if (runAs) lockDataDir(config.dataDir);
     logger.info('livelycouch listening', { url: this.url, events: this.catalog.matcher.size });
     this.firing.fireInternal('lively', '/lively/started', { url: this.url }, 0);
     return this;
@@ -318,6 +337,11 @@ export class Runtime implements EventFirer {
     };
   }
 
+  get secrets(): { names(): string[]; set(name: string, value: string): Promise<boolean>; remove(name: string): Promise<boolean> } {
+    const store = this.secretStore;
+    return { names: () => store.names(), set: (n, v) => store.set(n, v), remove: (n) => store.remove(n) };
+  }
+
   activations(query: ActivationQuery): Promise<ActivationPage> {
     return this.activationLog.query(query);
   }
@@ -383,6 +407,7 @@ export class Runtime implements EventFirer {
     await Promise.all(this.feeds.map((f, i) => f.stop().then(() => logger.debug('stopping: feed stopped', { i }))));
     logger.debug('stopping: feeds stopped');
     await this.journal?.close();
+    await this.secretStore?.stop();
     await this.activationLog?.close().catch(() => undefined);
     logger.debug('stopping: activation log flushed');
     await this.store?.stop();

@@ -33,6 +33,8 @@ export interface InstanceEnv {
   gone(inst: WorkerInstance): void;
 }
 
+const kNoSecrets: Readonly<Record<string, string>> = Object.freeze({});
+
 export class MessageRecord {
   logs: ItemOutcome['logs'] = [];
   lineResult: unknown = undefined;
@@ -40,7 +42,7 @@ export class MessageRecord {
   finished = false;
   tracked?: Tracked;
   private parsed?: WorkerMessage;
-  constructor(readonly id: number, readonly line: string) {}
+  constructor(readonly id: number, readonly line: string, readonly secrets: Readonly<Record<string, string>> = kNoSecrets) {}
   /** parsed on first use: a stdin-style worker only ever needs the line. */
   get message(): WorkerMessage {
     return (this.parsed ??= fromJson(this.line) as WorkerMessage);
@@ -70,6 +72,8 @@ class HandlerContext {
   get arguments(): Record<string, unknown> { return this.rec.message.arguments; }
   get parameters(): Record<string, unknown> { return this.rec.message.parameters; }
   get couch(): unknown { return this.inst.couch(); }
+  /** the values of the secrets the worker document names (`"secrets": [...]`). */
+  get secrets(): Readonly<Record<string, string>> { return this.rec.secrets; }
   emit(name: string, parameters: Record<string, unknown> = {}): void { this.inst.emitFor(this.rec, name, parameters); }
   log(msg: unknown, level: LogLevel = 'info'): void { this.rec.log(level, typeof msg === 'string' ? msg : describeError(msg)); }
   /** The message's result is this response (returned too, so `return ctx.respond(…)` reads well). */

@@ -29,6 +29,8 @@ export interface TaskGroup {
   env: Record<string, string>;
   couch: boolean;
   idleMs: number;
+  /** the secrets the worker names, current when the batch was sent (`ctx.secrets`). */
+  secrets?: Record<string, string>;
   /** each message as its JSON line: cheaper to send across threads than a structured clone, and what stdin delivers anyway. */
   items: { id: number; line: string }[];
 }

@@ -137,7 +137,7 @@ function run(task: BatchTask): void {
     try { inst = instanceFor(g); } catch (e) { loadError = e; }
     for (const item of g.items) {
       Atomics.store(progress, task.slot, ++seq);
-      const rec = new MessageRecord(item.id, item.line);
+      const rec = new MessageRecord(item.id, item.line, g.secrets);
       if (inst && inst.alive) { inst.deliver(rec); continue; }
       const message = loadError instanceof ExitSignal || !loadError ? `worker ended while loading (process.exit)` : `worker failed to load: ${describeError(loadError)}`;
       env.reporter.done(rec, { id: item.id, status: 'error', error: { code: loadError instanceof ExitSignal ? 'LC_WORKER_EXIT' : 'LC_WORKER_ERROR', message }, logs: rec.finalLogs() });

@@ -21,6 +21,9 @@ function cliEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   // This spec is about the embedded store the CLI starts itself, on disk.
   for (const k of ['COUCHDB_URL', 'LIVELY_URL', 'LIVELY_USER', 'LIVELY_PASSWORD', 'LIVELY_DATA']) delete env[k];
+  // the example's python worker is found on this user's PATH (spec/security/credentials.spec.ts
+  // covers process workers run as nobody)
+  env.LIVELY_WORKER_RUN_AS = '';
   return env;
 }
 

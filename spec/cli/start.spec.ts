@@ -27,6 +27,7 @@ async function startCli(command: string[] = ['start'], readyLine = /listening on
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
   const env = { ...process.env };
   delete env.COUCHDB_URL; // this spec is about the embedded store the CLI starts itself
+  env.LIVELY_WORKER_RUN_AS = ''; // its python workers are on this user's PATH
   const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, ...command, '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', opts.stderr ? 'pipe' : 'inherit'], detached: opts.group === true });
   if (opts.stderr) proc.stderr!.on('data', (d) => opts.stderr!.push(String(d)));
   let listening = '';

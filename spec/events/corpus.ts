@@ -40,6 +40,7 @@ export const goodEvents: Array<[string, Record<string, unknown>]> = [
   ['a changes trigger (array form)', ev({ trigger: [{ changes: { db: 'inbox' } }] })],
   ['schedule every "1m"', ev({ trigger: { schedule: { every: '1m' } } })],
   ['schedule every ms', ev({ trigger: [{ schedule: { every: 2500 } }] })],
+  ['schedule every 1s, the shortest', ev({ trigger: { schedule: { every: '1s' } } })],
   ['schedule cron', ev({ trigger: { schedule: { cron: '*/5 * * * *' } } })],
   ['cron with ranges, lists, steps and names', ev({ trigger: { schedule: { cron: '0,30 8-18/2 1-15 jan-jun MON-FRI' } } })],
   ['cron in a time zone, no catch-up', ev({ trigger: { schedule: { cron: '0 9 * * mon-fri', tz: 'Europe/Berlin', catchup: 0 } } })],
@@ -123,6 +124,9 @@ export const badEvents: Array<[string, unknown, string]> = [
   ['every not a duration', ev({ trigger: { schedule: { every: 'soon' } } }), 'trigger.schedule.every:'],
   ['every zero', ev({ trigger: { schedule: { every: 0 } } }), 'trigger.schedule.every:'],
   ['every negative', ev({ trigger: [{ schedule: { every: -5 } }] }), 'trigger[0].schedule.every:'],
+  ['every 1ms floods', ev({ trigger: { schedule: { every: '1ms' } } }), 'trigger.schedule.every: must be at least 1 s'],
+  ['every 999 ms', ev({ trigger: [{ schedule: { every: 999 } }] }), 'trigger[0].schedule.every: must be at least 1 s'],
+  ['every 0.5s', ev({ trigger: { schedule: { every: '0.5s' } } }), 'trigger.schedule.every: must be at least 1 s'],
   ['cron with four fields', ev({ trigger: { schedule: { cron: '* * * *' } } }), 'trigger.schedule.cron: must have five fields'],
   ['cron minute out of range', ev({ trigger: { schedule: { cron: '60 * * * *' } } }), 'trigger.schedule.cron: minute field'],
   ['cron hour out of range', ev({ trigger: { schedule: { cron: '0 24 * * *' } } }), 'trigger.schedule.cron: hour field'],
@@ -173,6 +177,7 @@ export const goodWorkers: Array<[string, Record<string, unknown>]> = [
   ['no attachments yet', wk({})],
   ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, queue: 10, idle: 30, isolation: 'process', couch: true, ack: true, env: { A: 'b' }, arguments: { x: 1 } })],
   ['queue zero: nothing waits', wk({ concurrency: 1, queue: 0 })],
+  ['secrets by name', wk({ secrets: ['MAIL_TOKEN', 'stripe_key_2'] })],
   ['isolate type', wk({ type: 'isolate', _attachments: { 'main.js': stub } })],
 ];
 
@@ -202,6 +207,10 @@ export const badWorkers: Array<[string, unknown, string]> = [
   ['isolation unknown', wk({ isolation: 'vm' }), 'isolation:'],
   ['couch a string', wk({ couch: 'yes' }), 'couch:'],
   ['ack a string', wk({ ack: 'yes' }), 'ack: must be true or false'],
+  ['secrets a string', wk({ secrets: 'MAIL_TOKEN' }), 'secrets: must be a list'],
+  ['secret name starting with a digit', wk({ secrets: ['1TOKEN'] }), 'secrets[0]: must be a secret name'],
+  ['secret name with a dash', wk({ secrets: ['OK', 'MAIL-TOKEN'] }), 'secrets[1]: must be a secret name'],
+  ['secret named twice', wk({ secrets: ['A', 'A'] }), 'secrets[1]: "A" is named twice'],
 ];
 
 /** Random documents built from the words the rules care about; seeded, so every run sees the same ones. */

@@ -60,7 +60,7 @@ describe('parseEventDoc', () => {
       const t = parsed({ _id: 's', trigger: { schedule: { every: v } }, workers: {} }).triggers[0]!;
       return t.kind === 'schedule' ? t.every : undefined;
     };
-    expect([every('500ms'), every('30s'), every('1m'), every('2h'), every('1d'), every('1.5s'), every(250)]).to.deep.equal([500, 30_000, 60_000, 7_200_000, 86_400_000, 1500, 250]);
+    expect([every('1500ms'), every('30s'), every('1m'), every('2h'), every('1d'), every('1.5s'), every(1000)]).to.deep.equal([1500, 30_000, 60_000, 7_200_000, 86_400_000, 1500, 1000]);
   });
 
   it('reads "durable" and a worker\'s retry policy (exponential backoff from "backoff", 1 s when absent)', () => {

@@ -171,10 +171,11 @@ describe('auth: per-event settings and the admin API, against real CouchDB users
           expect(res.statusCode, `${who.name} → ${db} via ${via}`).to.equal(403);
           expect(body.error).to.equal('forbidden');
         }
-        // Through _bulk_docs the refusal is per document.
+        // Through _bulk_docs too: a user who is not a member is refused the whole request.
         const bulk = await request(`${base}/${prefix}workers/_bulk_docs`, { method: 'POST', headers: { authorization: basicAuth(who.name, who.password), 'content-type': 'application/json' }, body: JSON.stringify({ docs: [{ _id: `bulk_${who.name}`, ...worker }] }) });
-        const rows = await bulk.body.json() as Array<{ error?: string }>;
-        expect(rows[0]!.error, `bulk via ${via}`).to.equal('forbidden');
+        const refused = await bulk.body.json() as { error?: string };
+        expect(bulk.statusCode, `bulk via ${via}`).to.equal(403);
+        expect(refused.error, `bulk via ${via}`).to.equal('forbidden');
       }
     }
     // Nothing was planted; the runtime's admin can still write (the check can pass).

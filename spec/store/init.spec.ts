@@ -30,9 +30,9 @@ describe('initStore', () => {
     if (doc) await users.destroy(`org.couchdb.user:${user}`, doc._rev);
   });
 
-  it('PUT /<prefix>events, /<prefix>workers, /<prefix>logs - creates the three databases', async () => {
+  it('PUT /<prefix>events, /<prefix>workers, /<prefix>logs, /<prefix>secrets - creates the four databases', async () => {
     const names = await initStore(server, { prefix });
-    expect(names).to.deep.equal({ events: `${prefix}events`, workers: `${prefix}workers`, logs: `${prefix}logs` });
+    expect(names).to.deep.equal({ events: `${prefix}events`, workers: `${prefix}workers`, logs: `${prefix}logs`, secrets: `${prefix}secrets` });
     const dbs = await server.db.list();
     expect(dbs).to.include.members(Object.values(names));
   });
@@ -52,10 +52,11 @@ describe('initStore', () => {
     expect(after.validate_doc_update).to.contain('deployer');
   });
 
-  it('GET /<prefix>events/_security - admins are _admin and the writer role', async () => {
+  it('GET /<prefix>events/_security - admins and members are _admin and the writer role', async () => {
     for (const db of ['events', 'workers']) {
-      const sec = await server.request({ db: `${prefix}${db}`, path: '_security' }) as { admins: { roles: string[] } };
+      const sec = await server.request({ db: `${prefix}${db}`, path: '_security' }) as { admins: { roles: string[] }; members: { roles: string[] } };
       expect(sec.admins.roles).to.have.members(['_admin', 'deployer']);
+      expect(sec.members.roles).to.have.members(['_admin', 'deployer']);
     }
   });
 
@@ -81,10 +82,10 @@ describe('initStore', () => {
     expect(err2.statusCode).to.be.oneOf([401, 403]);
   });
 
-  it('GET /<prefix>events/email_event - a user who is not an admin can still read', async () => {
+  it('GET /<prefix>events/email_event - a user who is neither admin nor writer cannot read it (403)', async () => {
     const bob = connect(asUser(user, 'pw-bob'));
-    const doc = await bob.use<{ workers: unknown }>(`${prefix}events`).get('email_event');
-    expect(doc.workers).to.deep.equal({ send_email: { recipient: 'support@yourcompany.com' } });
+    const err = await rejection(bob.use<{ workers: unknown }>(`${prefix}events`).get('email_event'));
+    expect(err.statusCode).to.equal(403);
   });
 
   it('initStore - a prefix that makes an invalid database name is LC_CONFIG', async () => {

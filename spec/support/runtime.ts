@@ -19,6 +19,9 @@ export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: D
     threads: 2,
     sample: false,
     logLevel: 'silent',
+    // specs' workers write into the spec's own temporary directories (root's, 0700): they run
+    // as the spec's user; spec/security/credentials.spec.ts covers the default (root → nobody)
+    workerUser: '',
     ...opts.config,
     dbPrefix: prefix,
   });

@@ -106,6 +106,10 @@ export const kCommands: CommandSpec[] = [
     flags: [help], positional: [1, 1],
   },
   {
+    name: 'secret', args: '<set NAME | list | rm NAME>', summary: 'secrets workers name in "secrets": set (value from stdin or a prompt), list (names only), rm',
+    flags: [url, user, dataDir, port, host, json, help], positional: [1, 2],
+  },
+  {
     name: 'status', args: '', summary: "the running runtime's status",
     flags: [url, user, dataDir, port, host, json, help], positional: [0, 0],
   },

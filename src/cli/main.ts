@@ -8,6 +8,7 @@
  *   status           the running runtime's /_lively/status
  *   logs [-f]        activation records through /_lively/activations (-f follows)
  *   new <dir>        a new app folder from the template
+ *   secret …         set NAME (stdin or prompt), list (names), rm NAME through /_lively/secrets
  * Every command takes --help; --version prints the version. A failure exits non-zero with one line on stderr,
  * `livelycouch <command>: <reason>`, with every known password masked.
  */
@@ -38,6 +39,8 @@ async function packageVersion(): Promise<string> {
   return pkg.version;
 }
 import { checkPort, lockDataDir } from './lock.ts';
+import { secretCommand } from './secret.ts';
+import { removeCredentials } from '../shared/credentials.ts';
 
 const out = (s: string) => { process.stdout.write(s); };
 const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
@@ -56,6 +59,8 @@ async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promi
 }
 
 async function start(c: Config): Promise<Runtime> {
+  // read into the configuration already: nothing the runtime starts may inherit them
+  removeCredentials();
   const release = await lockDataDir(c.dataDir);
   try {
     await checkPort(c.host, c.port);
@@ -207,7 +212,7 @@ async function run(argv: string[]): Promise<number | 'running'> {
     case 'init':
       return withStore(c, a, async (url) => {
         await initStore(connect(url), { prefix: c.dbPrefix, writerRole: c.writerRole });
-        out(`initialised ${c.dbPrefix}events, ${c.dbPrefix}workers, ${c.dbPrefix}logs\n`);
+        out(`initialised ${c.dbPrefix}events, ${c.dbPrefix}workers, ${c.dbPrefix}logs, ${c.dbPrefix}secrets\n`);
         return 0;
       });
     case 'deploy': {
@@ -242,6 +247,9 @@ async function run(argv: string[]): Promise<number | 'running'> {
       out(`created ${dir}: ${files.length} files (events/, workers/, schemas/, types/); next: livelycouch deploy ${dir}\n`);
       return 0;
     }
+    case 'secret':
+      await secretCommand(await resolveTarget(c, targetFlags(a), { admin: true }), a.positional, out, a.flags.json === true);
+      return 0;
     case 'status': {
       const body = await getJson(await resolveTarget(c, targetFlags(a), { admin: true }), '/_lively/status');
       out(a.flags.json === true ? `${JSON.stringify(body, null, 2)}\n` : statusLines(body as Record<string, unknown>).map((l) => `${l}\n`).join(''));

@@ -29,6 +29,7 @@ export function optionProblem(o: OptionDef, v: unknown): string | undefined {
     case 'string':
     case 'optional-string':
       if (o.kind === 'optional-string' && v === undefined) return undefined;
+      if (o.kind === 'string' && o.emptyOk && v === '') return undefined;
       if (typeof v !== 'string' || v.length === 0) return o.rule ? `must be ${o.rule}` : 'must be a non-empty string';
       return o.pattern && !o.pattern.test(v) ? `must be ${o.rule}` : undefined;
     case 'bool':
@@ -83,7 +84,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput
   const out: Record<string, unknown> = {};
   for (const [key, o] of kOptionList) {
     const text = o.env ? env[o.env] : undefined;
-    if (text !== undefined && text !== '') out[key] = parseOptionText(o, o.env!, text);
+    if (text !== undefined && (text !== '' || (o.kind === 'string' && o.emptyOk))) out[key] = parseOptionText(o, o.env!, text);
   }
   return out as ConfigInput;
 }

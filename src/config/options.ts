@@ -17,7 +17,7 @@ interface Common {
   shown?: string;
 }
 export interface IntOption extends Common { kind: 'int'; default: number; min: number; max?: number; unit?: string }
-export interface StringOption extends Common { kind: 'string'; default: string; pattern?: RegExp; rule?: string }
+export interface StringOption extends Common { kind: 'string'; default: string; pattern?: RegExp; rule?: string; /** '' is a value (not unset) */ emptyOk?: boolean }
 export interface OptionalStringOption extends Common { kind: 'optional-string'; pattern?: RegExp; rule?: string }
 export interface BoolOption extends Common {
   kind: 'bool'; default: boolean;
@@ -52,7 +52,7 @@ export const kOptions = {
   port: int({ env: 'LIVELY_PORT', flag: 'port', default: 5985, min: 0, max: 65535, doc: 'HTTP port (`0`: any free port)' }),
   host: str({ env: 'LIVELY_HOST', flag: 'host', default: '127.0.0.1', doc: 'address to listen on' }),
   dataDir: str({ env: 'LIVELY_DATA', flag: 'data-dir', default: '.livelycouch/data', doc: 'embedded store, bundle cache, process-worker directories' }),
-  dbPrefix: str({ env: 'LIVELY_DB_PREFIX', flag: 'prefix', default: 'lively_', pattern: kDatabaseNamePattern, rule: 'a name that starts with a-z and uses only a-z, 0-9, _$()+/-', doc: 'databases `<prefix>events`, `<prefix>workers`, `<prefix>logs` (runtime state), `<prefix>logs-YYYYMMDD` (activation records), `<prefix>durable_YYYYMMDD` (the durable journal)' }),
+  dbPrefix: str({ env: 'LIVELY_DB_PREFIX', flag: 'prefix', default: 'lively_', pattern: kDatabaseNamePattern, rule: 'a name that starts with a-z and uses only a-z, 0-9, _$()+/-', doc: 'databases `<prefix>events`, `<prefix>workers`, `<prefix>logs` (runtime state), `<prefix>secrets`, `<prefix>logs-YYYYMMDD` (activation records), `<prefix>durable_YYYYMMDD` (the durable journal)' }),
   embeddedMemory: bool({ flag: 'memory', default: false, doc: 'the embedded store keeps its data in memory only' }),
   writerRole: optStr({ env: 'LIVELY_WRITER_ROLE', flag: 'writer-role', doc: 'role that may write events and workers besides admins' }),
   bodyLimit: int({ env: 'LIVELY_BODY_LIMIT', flag: 'body-limit', default: 1024 * 1024, min: 1, unit: 'bytes', doc: 'largest trigger body; larger is 413' }),
@@ -71,6 +71,8 @@ export const kOptions = {
   logRetentionDays: int({ env: 'LIVELY_LOG_RETENTION_DAYS', default: 7, min: 0, unit: 'days', doc: 'how long activation records are kept' }),
   logMaxRecords: int({ env: 'LIVELY_LOG_MAX_RECORDS', default: 1_000_000, min: 1, doc: 'activation records kept at most, over all days; past it the oldest go first' }),
   logRecords: bool({ env: 'LIVELY_LOG_RECORDS', flag: 'no-records', negated: 'keep no activation records', default: true, doc: 'keep activation records (`0`/`false`: none; metrics still count)' }),
+  signup: bool({ env: 'LIVELY_SIGNUP', default: false, doc: 'embedded store: anonymous clients may sign up in `_users` (off: only admins create users)' }),
+  workerUser: str({ env: 'LIVELY_WORKER_RUN_AS', default: 'nobody', emptyOk: true, doc: 'the user process workers run as when the runtime runs as root (a name, uid or uid:gid; `""` keeps root)' }),
   sample: bool({ env: 'LIVELY_SAMPLE', flag: 'no-sample', negated: 'do not deploy examples/hello into an empty store', default: true, doc: 'deploy `examples/hello` into an empty store' }),
   logLevel: oneOf({ env: 'LIVELY_LOG_LEVEL', flag: 'log-level', default: 'info', values: ['debug', 'info', 'warn', 'error', 'silent'] as const, doc: 'the runtime\'s log level' }),
 };

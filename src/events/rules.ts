@@ -15,12 +15,14 @@ var IDENT_RE = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 var METHOD_RE = /^[A-Z][A-Z0-9_-]*$/;
 var DB_RE = /^[a-z][a-z0-9_$()+\/-]*$/;
 var TYPE_RE = /^[a-z0-9_-]+$/;
+var SECRET_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 var DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
 var TZ_RE = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 var HEADER_RE = /^[A-Za-z0-9!#$%&'*+.^_\x60|~-]+$/;
 var ORIGIN_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\/?#\s]+$/;
 var UNIT_MS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
 var MAX_ATTEMPTS = 10;
+var MIN_EVERY_MS = 1000;
 var MAX_BACKOFF_MS = 3600000;
 var CRON_DEFS = [
   { name: 'minute', min: 0, max: 59 },
@@ -243,7 +245,10 @@ function scheduleProblem(s, f) {
     if (tzp) return tzp;
   }
   if (hasOwn(s, 'every')) {
-    if (everyMs(s.every) === null) return f + '.every: must be a positive number of ms or a duration such as "30s", "1m", "2h"';
+    var every = everyMs(s.every);
+    if (every === null) return f + '.every: must be a positive number of ms or a duration such as "30s", "1m", "2h"';
+    // A shorter interval floods the store with tick claims and the workers with messages.
+    if (every < MIN_EVERY_MS) return f + '.every: must be at least 1 s (1000 ms or "1s"), got ' + quote(s.every);
     return null;
   }
   var c = cronFields(s.cron);
@@ -477,6 +482,13 @@ function workerProblem(doc) {
   if (doc.isolation !== undefined && doc.isolation !== 'thread' && doc.isolation !== 'process') return 'isolation: must be "thread" or "process"';
   if (doc.couch !== undefined && typeof doc.couch !== 'boolean') return 'couch: must be true or false';
   if (doc.ack !== undefined && typeof doc.ack !== 'boolean') return 'ack: must be true or false (true: the worker acknowledges every message with a result or done line)';
+  if (doc.secrets !== undefined) {
+    if (!Array.isArray(doc.secrets)) return 'secrets: must be a list of secret names such as ["MAIL_TOKEN"]';
+    for (var si = 0; si < doc.secrets.length; si++) {
+      if (typeof doc.secrets[si] !== 'string' || !SECRET_RE.test(doc.secrets[si])) return 'secrets[' + si + ']: must be a secret name (letters, digits and "_", not starting with a digit)';
+      if (doc.secrets.indexOf(doc.secrets[si]) !== si) return 'secrets[' + si + ']: ' + quote(doc.secrets[si]) + ' is named twice';
+    }
+  }
   return null;
 }
 `;

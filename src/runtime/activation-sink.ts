@@ -10,7 +10,7 @@
 import type { ActivationRecord } from '../activations/log.ts';
 import type { WorkerOutcome } from '../shared/message.ts';
 import { describeError } from '../shared/errors.ts';
-import { redactText, type Logger } from '../shared/log.ts';
+import { hasSecretValues, redactText, type Logger } from '../shared/log.ts';
 
 export interface ActivationSink {
   record(rec: ActivationRecord): void;
@@ -30,9 +30,29 @@ export function teeActivations(sinks: readonly ActivationSink[], logger: Logger)
   };
 }
 
-/** The outcome with its log lines and error message redacted; the same object when nothing changed. */
+/** A copy of a JSON value with every secret value in its strings redacted; the same value when none is there. */
+function redactSecretsIn(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return redactText(v);
+  if (!v || typeof v !== 'object' || depth > 64) return v;
+  let out: Record<string, unknown> | unknown[] | undefined;
+  const entries = Array.isArray(v) ? v.map((x, i) => [i, x] as const) : Object.entries(v as Record<string, unknown>);
+  for (const [k, x] of entries) {
+    const r = redactSecretsIn(x, depth + 1);
+    if (r !== x) {
+      out ??= Array.isArray(v) ? v.slice() : { ...(v as Record<string, unknown>) };
+      (out as Record<string | number, unknown>)[k] = r;
+    }
+  }
+  return out ?? v;
+}
+
+/** The outcome with its log lines, error message and (when secrets are set) result redacted; the same object when nothing changed. */
 export function redactOutcome(w: WorkerOutcome): WorkerOutcome {
   let out = w;
+  if (w.result !== undefined && hasSecretValues()) {
+    const result = redactSecretsIn(w.result);
+    if (result !== w.result) out = { ...out, result };
+  }
   if (w.error) {
     const message = redactText(w.error.message);
     const stack = w.error.stack === undefined ? undefined : redactText(w.error.stack);
@@ -56,7 +76,7 @@ export function redactingActivations(inner: ActivationSink): ActivationSink {
       for (let i = 0; i < rec.workers.length; i++) {
         const w = rec.workers[i]!;
         // The common case, an ok outcome without logs, costs one test.
-        if (w.error === undefined && w.logs.length === 0) continue;
+        if (w.error === undefined && w.logs.length === 0 && (w.result === undefined || !hasSecretValues())) continue;
         const r = redactOutcome(w);
         if (r !== w) {
           if (workers === rec.workers) workers = rec.workers.slice();

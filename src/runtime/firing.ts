@@ -68,6 +68,8 @@ export interface FiringDeps {
   warnWindowMs?: number;
   /** bytes a responding worker's body may have (LIVELY_RESPONSE_LIMIT); 6 MiB by default. */
   responseLimit?: number;
+  /** the current values of the secrets a worker names; throws LC_SECRET_MISSING. */
+  secrets?: (workerId: string, names: readonly string[]) => Record<string, string>;
 }
 
 const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
@@ -475,7 +477,9 @@ export class Firing {
       if (input.tick !== undefined) message.tick = input.tick;
       if (lifecycle) this.fireInternal('lively', `/lively/worker_started/${spec.id}`, { activation, event: m.event.id, worker: spec.id }, input.depth + 1, activation);
       const dispatcher = this.dispatcherFor(spec);
-      const ctx: DispatchContext = { spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation) };
+      // read per message: a changed secret reaches the next one
+      const secrets = spec.secrets?.length ? this.secretsOf(spec) : undefined;
+      const ctx: DispatchContext = { spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation), ...(secrets ? { secrets } : {}) };
       if (dispatcher.name === 'process') ctx.onLate = this.lateRecorder(spec.id, m.event.id, input, activation);
       let outcome = await dispatcher.dispatch(ctx);
       if (m.event.response === spec.id && input.trigger === 'http' && outcome.status === 'ok') outcome = checkResponse(outcome, this.deps.responseLimit ?? kDefaultResponseLimit);
@@ -520,6 +524,11 @@ export class Firing {
         this.deps.logger.error('late worker output was not recorded', { activation, error: describeError(err) });
       }
     };
+  }
+
+  private secretsOf(spec: WorkerSpec): Record<string, string> {
+    if (!this.deps.secrets) throw new LivelyError('LC_SECRET_MISSING', `worker "${spec.id}": this runtime has no secrets`);
+    return this.deps.secrets(spec.id, spec.secrets!);
   }
 
   private dispatcherFor(spec: WorkerSpec): Dispatcher {

@@ -62,4 +62,12 @@ export interface EventFirer {
    * Throws LC_NOT_FOUND (no such activation), LC_NOT_RERUNNABLE (its input was not kept), LC_NO_EVENT (an event is gone).
    */
   rerun?(id: string, wait: boolean): Promise<HttpTriggerReply>;
+  /** The secrets (`/_lively/secrets`): names, set, remove; values never leave. */
+  secrets?: {
+    names(): string[];
+    /** true when the secret was new; LC_BAD_SECRET for a bad name or value. */
+    set(name: string, value: string): Promise<boolean>;
+    /** false when it was not set. */
+    remove(name: string): Promise<boolean>;
+  };
 }

@@ -13,6 +13,7 @@
  *                            credentials, 403 for other users), then:
  *   GET /_lively/status   → 200 firer.status()
  *   /_lively/activations… → the activation records API (activations.ts): list, get, POST …/rerun
+ *   /_lively/secrets…     → the secrets API (secrets.ts): names, PUT, DELETE; never values
  *   anything else         → proxied to CouchDB (proxy.ts), 502 LC_STORE_UNAVAILABLE when it is down
  *   unparsable HTTP       → 400/408/431 JSON, connection closed (clientError)
  */
@@ -28,6 +29,7 @@ import { createCouchProxy } from './proxy.ts';
 import { firedReplyJson, sendError, sendJson, sendJsonText, sendResponse } from './reply.ts';
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
 import { handleActivations, kActivationsPath } from './activations.ts';
+import { handleSecrets, kSecretsPath } from './secrets.ts';
 
 export interface LivelyServerOptions {
   config: Pick<Config, 'host' | 'port' | 'bodyLimit'>;
@@ -137,6 +139,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
 
   async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
     if (under(pathname, kActivationsPath)) return handleActivations(req, res, pathname, search, firer, config.bodyLimit);
+    if (under(pathname, kSecretsPath)) return handleSecrets(req, res, pathname, firer, config.bodyLimit);
     const route = lively[pathname];
     if (route === undefined) {
       throw new LivelyError('LC_NOT_FOUND', `no such path: ${pathname}`);

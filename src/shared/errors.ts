@@ -33,6 +33,8 @@ export const ErrorCatalogue = {
   LC_CONFIG: { status: 500, message: 'invalid configuration' },
   LC_DATA_DIR_IN_USE: { status: 409, message: 'the data directory is in use by another runtime' },
   LC_PORT_IN_USE: { status: 409, message: 'the port is in use' },
+  LC_SECRET_MISSING: { status: 500, message: 'a secret the worker names is not set' },
+  LC_BAD_SECRET: { status: 400, message: 'bad secret name or value' },
   LC_NOT_FOUND: { status: 404, message: 'no such path' },
   LC_NOT_RERUNNABLE: { status: 409, message: 'the activation cannot be fired again' },
   /** reported for a bug: the details go to the log, never to the client. */

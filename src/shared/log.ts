@@ -53,8 +53,32 @@ const kSecretJson = /("(?:password|passwd|secret|token)"\s*:\s*")(?:[^"\\]|\\.)*
 const kMaybeSecret = /:\/\/|Basic|Bearer|AuthSession|pass|secret|token|api[-_]?key/i;
 const kMaxDepth = 8;
 
-/** The text with every credential the patterns above recognise replaced. */
+/**
+ * The values of the runtime's secrets (src/runtime/secrets.ts): replaced wherever they occur,
+ * whatever the text around them. Values shorter than 4 characters are not kept (they would
+ * blank out ordinary words); a changed or removed secret's old value stays redacted.
+ */
+const secretValues = new Set<string>();
+const kMinSecretValue = 4;
+
+export function rememberSecretValue(value: string): void {
+  if (value.length >= kMinSecretValue) secretValues.add(value);
+}
+
+/** Whether any secret value is known: callers skip walking results when none is. */
+export function hasSecretValues(): boolean {
+  return secretValues.size > 0;
+}
+
+function redactSecretValues(s: string): string {
+  if (s.length < kMinSecretValue) return s;
+  for (const v of secretValues) if (s.includes(v)) s = s.split(v).join(kRedacted);
+  return s;
+}
+
+/** The text with every credential the patterns above recognise, and every secret value, replaced. */
 export function redactText(s: string): string {
+  if (secretValues.size > 0) s = redactSecretValues(s);
   if (s.length < 6 || !kMaybeSecret.test(s)) return s;
   return s.replace(kUrlUserinfo, `$1:${kRedacted}@`)
     .replace(kAuthScheme, `$1 ${kRedacted}`)

@@ -10,6 +10,7 @@
 import type { ServerScope } from 'nano';
 import { LivelyError } from '../shared/errors.ts';
 import { ensureDb, statusOf } from './couch.ts';
+import { kAdminOnlySecurity as kDaySecurity } from './init.ts';
 
 const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
 export const kDayMs = 86_400_000;
@@ -25,10 +26,7 @@ export function dayStart(t: number): number {
 }
 
 /** Readable and writable by admins only. */
-export const kDaySecurity = Object.freeze({
-  admins: { names: [], roles: ['_admin'] },
-  members: { names: [], roles: ['_admin'] },
-});
+export { kAdminOnlySecurity as kDaySecurity } from './init.ts';
 
 export class DayDbs {
   /** `base` is the name up to the date, e.g. `lively_logs-`; one that cannot name a database fails now. */

@@ -1,11 +1,13 @@
 /**
- * `init`: the three databases, `_security` on events and workers, and the validation design
- * documents. Idempotent: run at every start and by `livelycouch init`.
+ * `init`: the runtime's databases, their `_security`, and the validation design documents.
+ * Idempotent: run at every start and by `livelycouch init`.
  *
  * Writing a worker is running code on the server, so only admins (and `writerRole`) may write
- * events and workers. `_security` names them db admins (design documents need that); the write
- * rule for ordinary documents is in validate_doc_update, because `_security` members would
- * also restrict who may read.
+ * events and workers; and a worker document holds code and `env`, so nobody else may read them
+ * either: `_security` names admins and the writer role as db admins (design documents need
+ * that) and as the only members. validate_doc_update keeps its own write rule (and checks
+ * content). The runtime's state (`<prefix>logs`) and the secrets (`<prefix>secrets`) are for
+ * server admins only, `_local` documents included.
  */
 import type nano from 'nano';
 import { eventsDesignDoc, workersDesignDoc } from '../events/design.ts';
@@ -22,12 +24,13 @@ export interface StoreDatabases {
   events: string;
   workers: string;
   logs: string;
+  secrets: string;
 }
 
 const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
 
 export function databaseNames(prefix: string): StoreDatabases {
-  const names = { events: `${prefix}events`, workers: `${prefix}workers`, logs: `${prefix}logs` };
+  const names = { events: `${prefix}events`, workers: `${prefix}workers`, logs: `${prefix}logs`, secrets: `${prefix}secrets` };
   for (const name of Object.values(names)) {
     if (!kDbName.test(name)) throw new LivelyError('LC_CONFIG', `options.prefix gives an invalid CouchDB database name: ${JSON.stringify(name)}`);
   }
@@ -35,11 +38,15 @@ export function databaseNames(prefix: string): StoreDatabases {
 }
 
 export function securityObject(writerRole?: string): { admins: { names: string[]; roles: string[] }; members: { names: string[]; roles: string[] } } {
-  return {
-    admins: { names: [], roles: writerRole ? ['_admin', writerRole] : ['_admin'] },
-    members: { names: [], roles: [] },
-  };
+  const roles = writerRole ? ['_admin', writerRole] : ['_admin'];
+  return { admins: { names: [], roles }, members: { names: [], roles: [...roles] } };
 }
+
+/** Server admins only: the runtime's state and the secrets. */
+export const kAdminOnlySecurity = Object.freeze({
+  admins: { names: [], roles: ['_admin'] },
+  members: { names: [], roles: ['_admin'] },
+});
 
 export async function initStore(server: nano.ServerScope, opts: InitOptions): Promise<StoreDatabases> {
   if (!opts || typeof opts.prefix !== 'string') throw new LivelyError('LC_CONFIG', 'options.prefix must be a string');
@@ -60,6 +67,7 @@ export async function initStore(server: nano.ServerScope, opts: InitOptions): Pr
     await retry(() => putSecurity(server, name, security));
     await retry(() => installDesignDoc(server.use(name), ddoc));
   }
+  for (const name of [names.logs, names.secrets]) await retry(() => putSecurity(server, name, kAdminOnlySecurity));
   return names;
 }
 

@@ -20,6 +20,12 @@ export interface DispatchContext {
   message: WorkerMessage;
   onEmit: (emit: EmitCommand) => void;
   /**
+   * The values of the secrets the worker names (`spec.secrets`), current for this message:
+   * process workers get them as environment variables when their process starts, thread and
+   * isolate workers as `ctx.secrets`. Never part of the message, its record or its outcome.
+   */
+  secrets?: Readonly<Record<string, string>>;
+  /**
    * Output a worker wrote for this message after it was ended (a process worker ended by
    * silence): kept for the message's activation, never given to another message.
    */

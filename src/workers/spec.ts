@@ -38,6 +38,8 @@ export interface WorkerSpec {
   couch: boolean;
   /** process workers: the document says the worker acknowledges every message (`"ack": true`), so silence never ends one. */
   ack?: boolean;
+  /** names of the secrets it is given (process: environment; thread and isolate: `ctx.secrets`). */
+  secrets?: string[];
 }
 
 /** A stable key for one revision of one worker. */

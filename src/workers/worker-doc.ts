@@ -53,6 +53,7 @@ export function parseWorkerDoc(doc: unknown, defaults: Defaults): WorkerDocResul
       env: (doc.env as Record<string, string> | undefined) ?? {},
       couch: doc.couch === true,
       ...(doc.ack === true ? { ack: true } : {}),
+      secrets: (doc.secrets as string[] | undefined) ?? [],
     },
   };
 }

@@ -7,14 +7,27 @@
 export const kAdminName = 'lively';
 export const kPasswordFile = 'store-admin.secret';
 
-/** Environment variables the supervisor hands the child. */
+/**
+ * Environment variables the supervisor hands the child. The admin password is not among them:
+ * another process of the same user could read it in /proc/<pid>/environ. It comes as the first
+ * IPC message, a PasswordMessage.
+ */
 export const Env = {
   dataDir: 'LIVELY_STORE_DATA',
   port: 'LIVELY_STORE_PORT',
   memory: 'LIVELY_STORE_MEMORY',
-  password: 'LIVELY_STORE_PASSWORD',
   parentPid: 'LIVELY_STORE_PARENT',
+  /** '1': anonymous clients may sign up in `_users`. */
+  signup: 'LIVELY_STORE_SIGNUP',
 } as const;
+
+export interface PasswordMessage {
+  password: string;
+}
+
+export function isPasswordMessage(m: unknown): m is PasswordMessage {
+  return typeof m === 'object' && m !== null && typeof (m as PasswordMessage).password === 'string' && (m as PasswordMessage).password !== '';
+}
 
 /** The one line the child prints on stdout once it listens. */
 export interface ReadyLine {

@@ -9,9 +9,11 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Env, kAdminName, type ReadyLine } from './protocol.ts';
+import { Env, isPasswordMessage, kAdminName, type ReadyLine } from './protocol.ts';
 import type { Replicator } from './replicate.ts';
+
 import { createShield } from './shield.ts';
+import type { SecurityObject, UserCtx } from './access.ts';
 import { guardChangesFilters } from './filters.ts';
 
 const require = createRequire(import.meta.url);
@@ -22,10 +24,25 @@ function fail(msg: string): never {
 }
 
 const dataDir = process.env[Env.dataDir] ?? fail(`${Env.dataDir} is not set`);
-const password = process.env[Env.password] ?? fail(`${Env.password} is not set`);
 const port = Number(process.env[Env.port] ?? '0');
 const memory = process.env[Env.memory] === '1';
 const parentPid = Number(process.env[Env.parentPid] ?? process.ppid);
+const signup = process.env[Env.signup] === '1';
+
+/** The admin password, the supervisor's first IPC message. */
+function receivePassword(): Promise<string> {
+  if (!process.send) fail('no IPC channel to receive the admin password on');
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => fail('no admin password arrived'), 30_000);
+    const on = (m: unknown) => {
+      if (!isPasswordMessage(m)) return;
+      clearTimeout(timer);
+      process.off('message', on);
+      resolve(m.password);
+    };
+    process.on('message', on);
+  });
+}
 
 // A store without its parent would hold the port and the LevelDB lock forever.
 function watchParent(): void {
@@ -110,6 +127,7 @@ function withCouchBulkGet<T extends new (...a: any[]) => { bulkGet: BulkGet }>(B
 
 async function main(): Promise<void> {
   watchParent();
+  const password = await receivePassword();
   let PouchDB = require('pouchdb-node');
   guardChangesFilters(PouchDB);
   if (memory) {
@@ -174,7 +192,33 @@ async function main(): Promise<void> {
     const out = await PouchDB.replicate(source, target, { ...(r.selector ? { selector: r.selector } : {}), ...(r.doc_ids ? { doc_ids: r.doc_ids } : {}) });
     return { docs_read: out.docs_read, docs_written: out.docs_written, doc_write_failures: out.doc_write_failures, start_time: started, end_time: new Date().toISOString(), last_seq: out.last_seq };
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(), replicate));
+  // `_security` as the shield enforces it (./access.ts): read from the database, one PouchDB
+  // object per database (each object holds a listener until the database is destroyed)
+  const opened = new Map<string, { get(id: string): Promise<{ security?: SecurityObject }> }>();
+  PouchDB.on('destroyed', (name: string) => opened.delete(name));
+  const security = async (db: string): Promise<SecurityObject | undefined> => {
+    if (!((await PouchDB.allDbs()) as string[]).includes(db)) return undefined;
+    let handle = opened.get(db);
+    if (!handle) {
+      handle = new PouchDB(db) as { get(id: string): Promise<{ security?: SecurityObject }> };
+      opened.set(db, handle);
+    }
+    const doc = await handle.get('_local/_security').catch(() => ({ security: {} }));
+    return doc.security ?? {};
+  };
+  let listening = 0;
+  // who the credentials name, answered by express-pouchdb's own `_session` (Basic or cookie)
+  const whoAmI = async (req: http.IncomingMessage): Promise<UserCtx | 'bad'> => {
+    const headers: Record<string, string> = {};
+    if (req.headers.authorization) headers.authorization = req.headers.authorization;
+    if (req.headers.cookie) headers.cookie = req.headers.cookie;
+    if (!headers.authorization && !headers.cookie) return { name: null, roles: [] };
+    const res = await fetch(`http://127.0.0.1:${listening}/_session`, { headers });
+    if (res.status === 401) return 'bad';
+    const body = await res.json() as { userCtx?: UserCtx };
+    return { name: body.userCtx?.name ?? null, roles: Array.isArray(body.userCtx?.roles) ? body.userCtx.roles : [] };
+  };
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(), replicate, { security, whoAmI, signup }));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');
@@ -183,6 +227,7 @@ async function main(): Promise<void> {
   server.listen(port, '127.0.0.1', () => {
     const address = server.address();
     if (!address || typeof address === 'string') fail('no TCP address');
+    listening = address.port;
     const line: ReadyLine = { ready: true, port: address.port };
     process.stdout.write(JSON.stringify(line) + '\n');
   });

@@ -14,7 +14,10 @@
  *   without a heartbeat ends after `timeout` and one with `limit` after that many changes,
  *   `heartbeat` is checked as CouchDB checks it,
  *   `feed=eventsource` is server-sent events, and `_changes` is never gzipped (./feeds.ts);
- * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are.
+ * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are;
+ * - `/_node/<node>/_config` is `/_config`, where CouchDB 3 has it;
+ * - `_security` is enforced on every database route, `_local` documents included, and
+ *   `_users` is for server admins unless sign-up is on (./access.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -24,6 +27,7 @@ import { kMissingEnd, parseReplicateBody, replicationReply, type Replicator } fr
 import { HttpError, checkBulkGet, checkDelete, checkQuery, isDocumentPut, isJsonContentType, isJsonPost, parseDocumentBody, welcome } from './answers.ts';
 import { Lockout, basicNameOf, kLockedOut, peerOf } from './lockout.ts';
 import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
+import { bodyWritesSecurityDoc, checkAccess, writesSecurityDoc, type AccessOptions } from './access.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
 const kMaxBody = 256 * 1024 * 1024;
@@ -98,12 +102,14 @@ function checkDocumentSize(doc: unknown, reason: string): void {
  * `docs` must be an array of JSON objects, which PouchDB fails on with a 500 where CouchDB
  * answers 400, in these words.
  */
-async function checkJsonWrite(req: ShieldedRequest, segments: string[]): Promise<void> {
+async function checkJsonWrite(req: ShieldedRequest, segments: string[], inspectIds: boolean): Promise<void> {
   const bulk = segments[1] === '_bulk_docs';
   const length = Number(req.headers['content-length']);
   const small = Number.isFinite(length) && length <= kMaxDocumentSize;
-  if (!bulk && small) return;
+  // a POST names its document's id in the body: read to see it is not `_local/_security`
+  if (!bulk && small && !(inspectIds && segments.length === 1)) return;
   const body = parseJsonBody(await readBody(req));
+  if (bodyWritesSecurityDoc(body)) throw new HttpError(403, 'forbidden', kSecurityDocReason);
   if (bulk) {
     const docs = (body as { docs?: unknown }).docs;
     // without docs at all: express-pouchdb's own 400
@@ -117,6 +123,8 @@ async function checkJsonWrite(req: ShieldedRequest, segments: string[]): Promise
   }
   setParsedBody(req, body);
 }
+
+const kSecurityDocReason = 'on this store _local/_security holds the database\'s _security object: write it through /{db}/_security';
 
 /** Marks the request as already parsed so express-pouchdb's body-parser leaves it alone. */
 function setParsedBody(req: ShieldedRequest, body: unknown): void {
@@ -333,7 +341,7 @@ function watchLogin(lockout: Lockout, peer: string, name: string, res: ServerRes
   }) as typeof res.end;
 }
 
-export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], uuid = 'embedded', replicate?: Replicator): (req: IncomingMessage, res: ServerResponse) => void {
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], uuid = 'embedded', replicate?: Replicator, access?: AccessOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const guard = deletionGuard(listDbs);
   const lockout = new Lockout();
   const fallback = (res: ServerResponse) => (err?: unknown) => {
@@ -357,6 +365,12 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       // Apache CouchDB 3 answers JSON whatever the Accept header says; express-pouchdb
       // answers text/plain unless asked for JSON, and nano only parses JSON answers
       req.headers.accept = 'application/json';
+      // CouchDB 3 keeps its configuration under /_node/<node>/_config; express-pouchdb under /_config
+      const node = /^\/_node\/[^/]+(\/_config(?:\/.*)?)$/.exec(url.pathname);
+      if (node) {
+        url.pathname = node[1]!;
+        req.url = url.pathname + url.search;
+      }
       const segments = url.pathname.split('/').filter(Boolean);
       const contentType = req.headers['content-type'] ?? '';
       // express-pouchdb crashes when a non-admin creates or deletes a database (its
@@ -380,6 +394,12 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       await answerAsCouch(req, res, segments, url);
       if (res.writableEnded) return;
       const db = segments[0] !== undefined ? decodeURIComponent(segments[0]) : undefined;
+      const serverAdmin = isServerAdmin(req, admin);
+      if (db !== undefined && segments.length >= 2 && writesSecurityDoc(req, segments)) throw new HttpError(403, 'forbidden', kSecurityDocReason);
+      if (db !== undefined && !serverAdmin && access) {
+        const denial = await checkAccess(req, db, access);
+        if (denial) throw new HttpError(denial.status, denial.error, denial.reason);
+      }
       if (req.method === 'PUT' && segments.length === 1 && db !== undefined) checkDbName(db);
       const deletion = db !== undefined ? guard.pending(db) : undefined;
       if (deletion) {
@@ -416,7 +436,7 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       } else if (changes && url.searchParams.get('filter') === '_selector') {
         await repairSelectorChanges(req, url);
       } else if (isJsonDocumentWrite(req.method, segments, contentType)) {
-        await checkJsonWrite(req, segments);
+        await checkJsonWrite(req, segments, !serverAdmin);
       }
       if (changes && url.searchParams.get('feed') === 'longpoll') {
         boundLongpoll(req, res, url, updateSeq);

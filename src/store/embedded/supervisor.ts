@@ -11,7 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LivelyError, describeError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
-import { Env, kAdminName, kPasswordFile, parseReadyLine } from './protocol.ts';
+import { Env, kAdminName, kPasswordFile, parseReadyLine, type PasswordMessage } from './protocol.ts';
+import { withoutCredentials } from '../../shared/credentials.ts';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -20,6 +21,8 @@ export interface EmbeddedStoreOptions {
   logger?: Logger;
   /** how long a start may take before the child is killed and retried. */
   startTimeout?: number;
+  /** anonymous clients may sign up in `_users` (default false: only the admin creates users). */
+  signup?: boolean;
 }
 
 const kServerEntry = fileURLToPath(new URL('./server.ts', import.meta.url));
@@ -66,6 +69,7 @@ export class EmbeddedStore extends EventEmitter {
       memory: opts.memory ?? false,
       logger: opts.logger ?? silentLogger,
       startTimeout: opts.startTimeout ?? 30_000,
+      signup: opts.signup ?? false,
     };
   }
 
@@ -103,22 +107,25 @@ export class EmbeddedStore extends EventEmitter {
   }
 
   #launch(): Promise<void> {
-    const { dataDir, memory, startTimeout, logger } = this.#opts;
+    const { dataDir, memory, startTimeout, logger, signup } = this.#opts;
     const child = spawn(process.execPath, ['--import', kTsx, kServerEntry], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Its own process group: a Ctrl-C or a signal to the runtime's group must not kill the
       // store before the runtime has flushed into it. It still ends with the runtime (IPC).
       detached: true,
       env: {
-        ...process.env,
+        ...withoutCredentials(process.env),
         [Env.dataDir]: dataDir,
-        [Env.password]: this.#password,
         [Env.port]: String(this.#port),
         [Env.memory]: memory ? '1' : '0',
         [Env.parentPid]: String(process.pid),
+        [Env.signup]: signup ? '1' : '0',
       },
     });
     this.#child = child;
+    // by IPC, not the environment: /proc/<pid>/environ is readable by every process of the user
+    const hello: PasswordMessage = { password: this.#password };
+    child.send(hello, (err) => { if (err) logger.warn('embedded store did not take its password', { error: describeError(err) }); });
     // the IPC channel exists only so the child notices our death; it must not keep us alive
     child.unref();
     child.channel?.unref();

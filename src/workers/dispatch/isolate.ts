@@ -72,7 +72,7 @@ function __response(status, body, headers) {
 }
 const __exp = __module.exports;
 const __handler = typeof __exp === 'function' ? __exp : (__exp && typeof __exp.default === 'function' ? __exp.default : undefined);
-globalThis.__lc_run = async function (token, json) {
+globalThis.__lc_run = async function (token, json, secretsJson) {
   if (!__handler) throw new Error('the delegate exports no handler function (module.exports = fn, or export default fn)');
   const log = (msg, level) => __bridge.log.applyIgnored(undefined, [token, String(msg), typeof level === 'string' ? level : 'info']);
   let responded;
@@ -80,6 +80,7 @@ globalThis.__lc_run = async function (token, json) {
     emit: (name, parameters) => __bridge.emit.applyIgnored(undefined, [token, String(name), JSON.stringify(parameters === undefined ? {} : parameters)]),
     log,
     respond: (status, body, headers) => (responded = __response(status, body, headers)),
+    secrets: Object.freeze(JSON.parse(secretsJson)),
   };
   __helpers.set(token, ctx);
   __current = token;
@@ -127,11 +128,11 @@ class Sandbox {
     await context.global.delete('__lc_run');
   }
 
-  async call(message: WorkerMessage, job: Job, timeoutMs: number): Promise<string | undefined> {
+  async call(message: WorkerMessage, job: Job, timeoutMs: number, secrets: Readonly<Record<string, string>> = {}): Promise<string | undefined> {
     const line = messageLine(message);
     const id = this.jobs.add(job);
     try {
-      return await this.run!.apply(undefined, [String(id), line], { timeout: timeoutMs, result: { promise: true, copy: true } }) as string | undefined;
+      return await this.run!.apply(undefined, [String(id), line, JSON.stringify(secrets)], { timeout: timeoutMs, result: { promise: true, copy: true } }) as string | undefined;
     } finally {
       this.jobs.delete(id);
     }
@@ -235,7 +236,7 @@ export class IsolateDispatcher implements Dispatcher {
     try {
       sandbox = await this.sandboxFor(spec);
       const left = Math.max(1, spec.limits.timeout - (Date.now() - started));
-      const json = await this.withDeadline(sandbox, sandbox.call(message, job, left), left);
+      const json = await this.withDeadline(sandbox, sandbox.call(message, job, left, ctx.secrets), left);
       if (json !== undefined && nestedDeeperThan(json)) return done({ status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${kTooDeep}` } });
       return done({ status: 'ok', ...(json === undefined ? {} : { result: JSON.parse(json) }) });
     } catch (e) {

@@ -15,6 +15,7 @@ import { specKey, type WorkerSpec } from '../spec.ts';
 import { Watchdog } from '../watchdog.ts';
 import { ChildWorker, type RunEnd } from './process/child.ts';
 import { findExecutable } from './process/host.ts';
+import { handOver, type RunAs } from '../run-as.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +42,8 @@ export interface ProcessDispatcherOptions {
   backoffMaxMs?: number;
   /** guard against orphans with a watchdog process (default true). */
   watchdog?: boolean;
+  /** the unprivileged user processes run as (a runtime running as root: ../run-as.ts). */
+  runAs?: RunAs;
 }
 
 const kDefaultOptions = {
@@ -126,7 +129,7 @@ class RevisionPool {
 
 export class ProcessDispatcher implements Dispatcher {
   readonly name = 'process';
-  private readonly opts: Required<Omit<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl' | 'maxResultLine'>> & Pick<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl' | 'maxResultLine'>;
+  private readonly opts: Required<Omit<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl' | 'maxResultLine' | 'runAs'>> & Pick<ProcessDispatcherOptions, 'couchAccess' | 'couchUrl' | 'maxResultLine' | 'runAs'>;
   private readonly pools = new Map<string, Map<string, RevisionPool>>();
   private readonly watchdog?: Watchdog;
   private readonly children = new Set<ChildWorker>();
@@ -176,7 +179,7 @@ export class ProcessDispatcher implements Dispatcher {
       // the type must have an interpreter; where it lives is looked up only to start a process
       this.interpreterFor(spec);
       pool = this.poolFor(spec);
-      child = await this.acquire(pool, deadline);
+      child = await this.acquire(pool, deadline, ctx.secrets);
       if (!child) return outcome({ kind: 'timeout', error: new LivelyError('LC_WORKER_TIMEOUT', `worker "${spec.id}": no process became free within ${spec.limits.timeout} ms`), logs: [] });
       const end = await child.run(message, ctx.onEmit, Math.max(1, deadline - Date.now()), ctx.onLate);
       if (end.kind === 'crash') { pool.crashes++; pool.lastCrash = Date.now(); }
@@ -248,7 +251,7 @@ export class ProcessDispatcher implements Dispatcher {
   }
 
   /** An idle process of this revision, a new one, or (all busy) the next one released. */
-  private async acquire(pool: RevisionPool, deadline: number): Promise<ChildWorker | undefined> {
+  private async acquire(pool: RevisionPool, deadline: number, secrets?: Readonly<Record<string, string>>): Promise<ChildWorker | undefined> {
     for (;;) {
       const idle = pool.idle.pop();
       if (idle) {
@@ -257,7 +260,7 @@ export class ProcessDispatcher implements Dispatcher {
         if (idle.alive) return idle;
         continue;
       }
-      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, deadline);
+      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, deadline, secrets);
       const waited = await new Promise<ChildWorker | undefined>((resolve) => {
         const w: Waiter = { resolve: (c) => { clearTimeout(t); resolve(c); } };
         const t = setTimeout(() => { const i = pool.waiters.indexOf(w); if (i !== -1) pool.waiters.splice(i, 1); resolve(undefined); }, Math.max(0, deadline - Date.now()));
@@ -268,7 +271,7 @@ export class ProcessDispatcher implements Dispatcher {
     }
   }
 
-  private async startChild(pool: RevisionPool, deadline: number): Promise<ChildWorker> {
+  private async startChild(pool: RevisionPool, deadline: number, secrets?: Readonly<Record<string, string>>): Promise<ChildWorker> {
     const { spec } = pool;
     pool.starting++;
     try {
@@ -282,12 +285,14 @@ export class ProcessDispatcher implements Dispatcher {
         }
         await new Promise((r) => setTimeout(r, delay));
       }
-      pool.dir ??= writeRevisionFiles(this.opts.dataDir, spec);
+      const runAs = this.opts.runAs;
+      pool.dir ??= writeRevisionFiles(this.opts.dataDir, spec).then(async (d) => { if (runAs) await handOver(d, runAs); return d; });
       const dir = await pool.dir.catch((e) => { pool.dir = undefined; throw e; });
       const couchUrl = spec.couch ? await (this.opts.couchAccess?.(spec) ?? publicUrl(this.opts.couchUrl)) : undefined;
       const [exe, ...args] = command;
       const child = await ChildWorker.start({
-        command: exe!, args: [...args, spec.delegate], cwd: dir, env: workerEnv(spec, dir, couchUrl),
+        command: exe!, args: [...args, spec.delegate], cwd: dir, env: { ...workerEnv(spec, dir, couchUrl), ...secrets },
+        uid: runAs?.uid, gid: runAs?.gid,
         maxLine: this.opts.maxLine, maxCommandLine: Math.max(this.opts.maxLine, this.opts.maxResultLine ?? 0), maxLogLines: this.opts.maxLogLines, stderrTail: this.opts.stderrTail,
         settleMs: this.opts.settleMs, killGraceMs: this.opts.killGraceMs, logger: this.opts.logger,
         label: `worker "${spec.id}"`, acknowledges: spec.ack === true, memoryMb: spec.limits.memory,

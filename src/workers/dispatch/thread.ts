@@ -178,7 +178,7 @@ export class ThreadDispatcher implements Dispatcher {
   private enqueue(warm: Warm, ctx: DispatchContext, t0: number): Promise<WorkerOutcome> {
     return new Promise<WorkerOutcome>((resolve) => {
       warm.pool.enqueue({
-        id: 0, spec: ctx.spec, bundle: warm.bundle, message: ctx.message, env: warm.env, onEmit: ctx.onEmit, resolve,
+        id: 0, spec: ctx.spec, bundle: warm.bundle, message: ctx.message, env: warm.env, secrets: ctx.secrets, onEmit: ctx.onEmit, resolve,
         t0, attempts: 0, done: false, index: 0, deadline: 0,
       });
     });

@@ -20,6 +20,9 @@ export interface ChildOptions {
   args: string[];
   cwd: string;
   env: Record<string, string>;
+  /** the user and group to run as (set when the runtime is root). */
+  uid?: number;
+  gid?: number;
   /** chars after which an output line is cut. */
   maxLine: number;
   /** chars after which a line starting with "{" is cut: a result line fails its message then. */
@@ -133,6 +136,7 @@ export class ChildWorker {
         proc = spawn(opts.command, opts.args, {
           cwd: opts.cwd,
           env: opts.env,
+          ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
           stdio: ['pipe', 'pipe', 'pipe'],
           // its own process group: killed as a whole, and not hit by signals aimed at the runtime
           detached: true,

@@ -14,6 +14,7 @@
  * started, so when a thread dies the items it never started are sent again and only the started
  * ones fail — with the cause of the thread's death in their reason.
  */
+import { withoutCredentials } from '../../../shared/credentials.ts';
 import { Piscina } from 'piscina';
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { microseconds, type EmitCommand, type WorkerMessage, type WorkerOutcome } from '../../../shared/message.ts';
@@ -32,6 +33,7 @@ export interface PoolItem {
   bundle: Bundle;
   message: WorkerMessage;
   env: Record<string, string>;
+  secrets?: Readonly<Record<string, string>>;
   onEmit: (e: EmitCommand) => void;
   resolve: (o: WorkerOutcome) => void;
   t0: number;
@@ -112,6 +114,9 @@ export class ThreadPool {
       // 'sync' would freeze a thread between tasks, and worker timers would never fire.
       atomics: 'disabled',
       execArgv: [],
+      // each thread gets its own copy of the environment, without credentials: a worker that
+      // reaches the real `process` finds no COUCHDB_URL or password in its env
+      env: withoutCredentials(process.env),
       workerData,
       resourceLimits: opts.memoryMb ? { maxOldGenerationSizeMb: opts.memoryMb, maxYoungGenerationSizeMb: Math.max(1, Math.min(16, Math.floor(opts.memoryMb / 4))) } : undefined,
     });
@@ -224,7 +229,7 @@ export class ThreadPool {
       let g = groups.get(it.bundle.key);
       if (!g) {
         g = { group: { key: it.bundle.key, workerId: it.spec.id, rev: it.spec.rev, file: it.bundle.file!, delegate: it.spec.delegate,
-          env: it.env, couch: it.spec.couch, idleMs: it.spec.limits.idle, items: [] }, items: [] };
+          env: it.env, couch: it.spec.couch, idleMs: it.spec.limits.idle, items: [], ...(it.secrets ? { secrets: { ...it.secrets } } : {}) }, items: [] };
         groups.set(it.bundle.key, g);
       }
       g.group.items.push({ id: it.id, line });

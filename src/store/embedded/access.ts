@@ -1,0 +1,100 @@
+/**
+ * `_security` enforced by the shield, as Apache CouchDB enforces it, for every route into a
+ * database. express-pouchdb checks it on most routes but not all: `_find` and `_bulk_get` read
+ * a members-only database anonymously, and it keeps a database's `_security` object as the local
+ * document `_local/_security`, which any member could overwrite through the document routes
+ * (`validate_doc_update` never sees local documents). So, for a caller who is not the store admin:
+ * - a database whose `_security` names members admits only those members, its admins and server
+ *   admins, on every route (documents, `_local` documents, `_all_docs`, `_changes`, `_find`,
+ *   `_bulk_get`, …): 401 for nobody, 403 for a user who is neither;
+ * - `_users` admits server admins only unless sign-up is on, as on CouchDB 3, whose `_users`
+ *   database is created admin-only (`"user"` in an event's `auth` then means a user an admin made);
+ * - `_all_dbs` and `_dbs_info` are for server admins, as on CouchDB 3;
+ * - `_local/_security` is never written through a document route, by anyone.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export interface UserCtx {
+  name: string | null;
+  roles: string[];
+}
+
+interface Section { names?: unknown; roles?: unknown }
+export interface SecurityObject { admins?: Section; members?: Section }
+
+export interface Denial { status: number; error: string; reason: string }
+
+export interface AccessOptions {
+  /** the database's `_security`, or undefined when the database does not exist. */
+  security(db: string): Promise<SecurityObject | undefined>;
+  /** who the request's credentials name; `'bad'` for credentials the store refuses. */
+  whoAmI(req: IncomingMessage): Promise<UserCtx | 'bad'>;
+  /** anonymous sign-up into `_users` (off: `_users` is for server admins). */
+  signup: boolean;
+}
+
+const kAdminOnly: SecurityObject = { admins: { roles: ['_admin'] }, members: { roles: ['_admin'] } };
+const kSecurityDoc = '_local/_security';
+/** Server-wide routes CouchDB 3 answers for server admins only (express-pouchdb answers anyone). */
+const kServerAdminOnly = new Set(['_all_dbs', '_dbs_info']);
+
+const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+function inSection(user: UserCtx, s: Section | undefined): boolean {
+  if (!s) return false;
+  return (user.name !== null && list(s.names).includes(user.name)) || list(s.roles).some((r) => user.roles.includes(r));
+}
+
+function hasMembers(sec: SecurityObject): boolean {
+  return list(sec.members?.names).length > 0 || list(sec.members?.roles).length > 0;
+}
+
+function denied(user: UserCtx): Denial {
+  return user.name === null
+    ? { status: 401, error: 'unauthorized', reason: 'You are not authorized to access this db.' }
+    : { status: 403, error: 'forbidden', reason: 'You are not allowed to access this db.' };
+}
+
+/** Whether a request writes the document `_local/_security` through a document route. */
+export function writesSecurityDoc(req: IncomingMessage, segments: string[]): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return false;
+  const id = segments.slice(1).map(decodeURIComponent).join('/');
+  if (id === kSecurityDoc) return true;
+  const dest = req.headers.destination;
+  return req.method === 'COPY' && typeof dest === 'string' && decodeURIComponent(dest.split('?')[0]!) === kSecurityDoc;
+}
+
+/** Whether a parsed write body (a document or `_bulk_docs`) holds `_local/_security`. */
+export function bodyWritesSecurityDoc(body: unknown): boolean {
+  if (!body || typeof body !== 'object') return false;
+  const docs = (body as { docs?: unknown }).docs;
+  const all = Array.isArray(docs) ? docs : [body];
+  return all.some((d) => !!d && typeof d === 'object' && (d as { _id?: unknown })._id === kSecurityDoc);
+}
+
+/**
+ * Why a request by someone other than the store admin (who is never asked) may not reach
+ * database `db`, or undefined when it may go on to express-pouchdb and its own checks.
+ */
+export async function checkAccess(req: IncomingMessage, db: string, opts: AccessOptions): Promise<Denial | undefined> {
+  let sec: SecurityObject | undefined;
+  if (kServerAdminOnly.has(db)) {
+    const user = await opts.whoAmI(req);
+    if (user === 'bad') return { status: 401, error: 'unauthorized', reason: 'Name or password is incorrect.' };
+    return user.roles.includes('_admin') ? undefined : { status: 401, error: 'unauthorized', reason: 'You are not a server admin.' };
+  }
+  if (db === '_users') {
+    if (opts.signup) return undefined;
+    sec = kAdminOnly;
+  } else if (db.startsWith('_')) {
+    return undefined;
+  } else {
+    sec = await opts.security(db);
+    // a missing database: express-pouchdb answers 404 (or 401 to a non-admin creating it)
+    if (!sec || !hasMembers(sec)) return undefined;
+  }
+  const user = await opts.whoAmI(req);
+  if (user === 'bad') return { status: 401, error: 'unauthorized', reason: 'Name or password is incorrect.' };
+  if (user.roles.includes('_admin') || inSection(user, sec.admins) || inSection(user, sec.members)) return undefined;
+  return denied(user);
+}
