@@ -58,6 +58,7 @@ export async function initStore(server: nano.ServerScope, opts: InitOptions): Pr
   await retry(() => ensureDb(server, names.workers));
   // one shard, one copy: where runtimes arbitrate, a 201 must mean "won" (./state-db.ts)
   await retry(() => ensureStateDb(server, names.logs));
+  await retry(() => ensureDb(server, names.secrets));
 
   const security = securityObject(opts.writerRole);
   for (const [name, ddoc] of [
