@@ -94,7 +94,7 @@ type BulkGet = (opts: { docs?: unknown }, cb?: BulkGetCallback) => unknown;
  * `{}`; shaped as below, the route hands on CouchDB's `{"error": {id, rev, error, reason}}`.
  */
 function couchBulkGet(db: { bulkGet: BulkGet }): void {
-  const bulkGet = db.bulkGet;
+  const bulkGet = db.bulkGet.bind(db);
   db.bulkGet = (opts, cb) => {
     const run = Array.isArray(opts?.docs) && opts.docs.length === 0
       ? Promise.resolve({ results: [] })
