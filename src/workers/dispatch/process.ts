@@ -232,8 +232,12 @@ export class ProcessDispatcher implements Dispatcher {
 
   private commandFor(spec: WorkerSpec): string[] {
     const [cmd, ...args] = this.interpreterFor(spec);
-    const exe = cmd ? findExecutable(cmd) : undefined;
-    if (!exe) throw new LivelyError('LC_INTERPRETER_MISSING', `worker "${spec.id}": interpreter "${cmd}" for type "${spec.type}" is not installed`, { type: spec.type });
+    const runAs = this.opts.runAs;
+    const exe = cmd ? findExecutable(cmd, process.env.PATH, runAs) : undefined;
+    if (!exe) {
+      const whom = runAs ? ` that ${runAs.name} (LIVELY_WORKER_RUN_AS) may run` : '';
+      throw new LivelyError('LC_INTERPRETER_MISSING', `worker "${spec.id}": interpreter "${cmd}" for type "${spec.type}" is not installed${whom}`, { type: spec.type });
+    }
     return [exe, ...args];
   }
 

@@ -2,18 +2,40 @@
  * What the dispatcher asks of the operating system: where an interpreter lives, and whether a
  * silent worker process is waiting for its next line (the "never-acknowledging" rule).
  */
-import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 
-/** Absolute path of `command` (a bare name is searched on PATH), or undefined. */
-export function findExecutable(command: string, searchPath = process.env.PATH ?? ''): string | undefined {
+/**
+ * Absolute path of `command` (a bare name is searched on PATH), or undefined. With `user`, only a
+ * file that user may run counts: a runtime running as root whose process workers run as
+ * `nobody` passes over an interpreter under /root (pyenv's shims, say) for the next one on PATH.
+ */
+export function findExecutable(command: string, searchPath = process.env.PATH ?? '', user?: { uid: number; gid: number }): string | undefined {
   const candidates = command.includes('/')
     ? [path.resolve(command)]
     : searchPath.split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, command));
   for (const file of candidates) {
-    try { accessSync(file, constants.X_OK); return file; } catch { /* next */ }
+    try {
+      accessSync(file, constants.X_OK);
+      if (!user || runnableBy(file, user)) return file;
+    } catch { /* next */ }
   }
   return undefined;
+}
+
+/** Whether `user` may search every folder down to `file` (symbolic links followed) and run it. */
+function runnableBy(file: string, user: { uid: number; gid: number }): boolean {
+  if (user.uid === 0) return true;
+  const real = realpathSync(file);
+  const allowed = (st: Stats) => (st.mode & (st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001)) !== 0;
+  let dir = path.dirname(real);
+  for (;;) {
+    if (!allowed(statSync(dir))) return false;
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return allowed(statSync(real));
 }
 
 // syscall numbers by architecture: read, and the calls an event loop waits in, with the argument
