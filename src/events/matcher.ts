@@ -134,7 +134,8 @@ export class EventMatcher {
     for (const id of [...this.events.keys()]) this.remove(id);
   }
 
-  match(method: string, path: string, params: Record<string, unknown>): MatchResult {
+  /** Gathers the routes whose pattern fits `path` into `candidates`; returns the first segment's index. */
+  private collectFor(path: string): number {
     const segments = splitPath(path);
     // split gives a leading "" for "/a"; a path without "/" is read as if it had one.
     const start = segments[0] === '' ? 1 : 0;
@@ -142,9 +143,14 @@ export class EventMatcher {
     if (segmentCount > start && segments[segmentCount - 1] === '') segmentCount--;
     this.segments = segments;
     this.segmentCount = segmentCount;
-    const candidates = this.candidates;
     this.count = 0;
     this.collect(this.root, start);
+    return start;
+  }
+
+  match(method: string, path: string, params: Record<string, unknown>): MatchResult {
+    const start = this.collectFor(path);
+    const candidates = this.candidates;
     const count = this.count;
     if (count === 0) {
       this.segments = EMPTY;
@@ -188,14 +194,7 @@ export class EventMatcher {
    * parameters: what an `OPTIONS` request asks about (see runtime/options.ts).
    */
   routesFor(path: string): Array<{ event: EventDef; trigger: HttpTrigger }> {
-    const segments = splitPath(path);
-    const start = segments[0] === '' ? 1 : 0;
-    let segmentCount = segments.length;
-    if (segmentCount > start && segments[segmentCount - 1] === '') segmentCount--;
-    this.segments = segments;
-    this.segmentCount = segmentCount;
-    this.count = 0;
-    this.collect(this.root, start);
+    this.collectFor(path);
     const out: Array<{ event: EventDef; trigger: HttpTrigger }> = [];
     for (let c = 0; c < this.count; c++) {
       const route = this.candidates[c]!;
