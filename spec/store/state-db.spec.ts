@@ -49,12 +49,20 @@ describe('the state database (one shard, one copy; compacted by the runtime)', f
       rev = res.rev;
     }
     const compactor = new StateCompactor(server, name, silentLogger, 60_000, 64 * 1024);
-    const before = (await server.db.get(name)) as unknown as Info;
-    expect(await compactor.check()).to.equal(true);
-    expect(compactor.compactions).to.equal(1);
+    const started = await compactor.check();
+    const info = (await server.db.get(name)) as unknown as Info;
+    if (info.sizes?.file === undefined) {
+      // the embedded store reports no sizes and never compacts by itself: the runtime must
+      expect(started).to.equal(true);
+    } else if (!started) {
+      // CouchDB's own compaction daemon may get there first; then the file is compacted or being so
+      expect(info.compact_running === true || info.sizes.file <= 2 * (info.sizes.active ?? 0), JSON.stringify(info.sizes)).to.equal(true);
+    }
+    expect(compactor.compactions).to.equal(started ? 1 : 0);
     await eventually(async () => !((await server.db.get(name)) as unknown as Info).compact_running, 20_000, 'compaction done');
-    if (before.sizes?.file !== undefined) {
-      await eventually(async () => (((await server.db.get(name)) as unknown as Info).sizes!.file ?? Infinity) < before.sizes!.file! / 2, 20_000, 'file shrunk');
+    if (info.sizes?.file !== undefined) {
+      // 300 revisions of about 600 bytes were written; compacted, one is left
+      await eventually(async () => (((await server.db.get(name)) as unknown as Info).sizes!.file ?? Infinity) < 300 * 600 / 2, 20_000, 'file shrunk');
     }
     expect((await db.get('lease-x'))._rev).to.equal(rev);
     // nothing written since: not compacted again
