@@ -23,7 +23,8 @@ import { placement } from '../src/store/state-db.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const main = path.join(here, '../src/cli/main.ts');
-const clusterScript = process.env.COUCHDB_CLUSTER_SCRIPT ?? path.join(here, '../../../shared/couchdb/couchdb-cluster.sh');
+// shared/ stands beside the checkout (../shared from its root), as on every machine and in CI
+const clusterScript = process.env.COUCHDB_CLUSTER_SCRIPT ?? path.join(here, '../../shared/couchdb/couchdb-cluster.sh');
 const kLeaseMs = Number(process.env.CLUSTER_CHECK_LEASE_MS ?? 3_000);
 const scenarios = (process.env.CLUSTER_CHECK_RUNTIMES ?? '2 3').split(/\s+/).filter(Boolean).map(Number);
 const clusterDir = process.env.COUCHDB_CLUSTER_DIR ?? path.join(process.env.TMPDIR ?? '/tmp', 'couchdb-cluster');
@@ -232,6 +233,8 @@ async function scenario(urls: string[], n: number): Promise<void> {
 
 async function run(): Promise<void> {
   let urls: string[];
+  // a script that is not there is a mistake in how this was called, not a cluster that cannot start
+  if (!existsSync(clusterScript)) throw new Error(`cluster-check: no cluster script at ${clusterScript} (set COUCHDB_CLUSTER_SCRIPT)`);
   try {
     urls = cluster('start').split('\n').map((l) => l.trim()).filter((l) => /^https?:\/\//.test(l));
     if (urls.length < 3) throw new Error(`expected three node URLs, got ${urls.length}`);
