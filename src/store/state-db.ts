@@ -92,6 +92,8 @@ export class StateCompactor {
   }
 
   /** Resolves with whether a compaction was started. */
+  #seqAtCompaction: string | undefined;
+
   async check(): Promise<boolean> {
     this.#checks++;
     try {
@@ -100,6 +102,9 @@ export class StateCompactor {
       const active = info.sizes?.active;
       this.lastSize = file;
       if (info.compact_running) return false;
+      // nothing written since the last compaction: compacting again gains nothing (seqs compared for equality only)
+      const seqKey = JSON.stringify(info.update_seq);
+      if (seqKey === this.#seqAtCompaction) return false;
       const seq = typeof info.update_seq === 'number' || /^\d+$/.test(String(info.update_seq)) ? Number(info.update_seq) : undefined;
       this.#compactedAt ??= 0;
       const due = file !== undefined && active !== undefined
@@ -110,6 +115,7 @@ export class StateCompactor {
       if (!due) return false;
       await this.server.request({ db: this.db, path: '_compact', method: 'POST', headers: { 'content-type': 'application/json' } });
       this.compactions++;
+      this.#seqAtCompaction = seqKey;
       if (seq !== undefined) this.#compactedAt = seq;
       this.logger.debug('state database compacted', { db: this.db, file, active });
       return true;
