@@ -12,8 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedStore } from '../src/store/embedded/supervisor.ts';
 import { connect } from '../src/store/couch.ts';
-import { ActivationLog } from '../src/activations/log.ts';
-import { silentLogger } from '../src/shared/log.ts';
+import { ActivationLog } from '../src/activations/recorder.ts';
+import { silentLogger } from '../src/shared/logger.ts';
 
 const BATCHES = Number(process.env.BATCHES ?? 120);
 const PER = Number(process.env.PER ?? 2_000);

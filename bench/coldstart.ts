@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { ThreadDispatcher } from '../src/workers/dispatch/thread.ts';
-import type { WorkerSpec } from '../src/workers/spec.ts';
+import type { WorkerSpec } from '../src/workers/revision.ts';
 import type { WorkerMessage } from '../src/shared/message.ts';
 
 const REVISIONS = Number(process.env.BENCH_COLD_REVISIONS ?? 30);

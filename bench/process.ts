@@ -15,7 +15,7 @@ import type { WorkerMessage } from '../src/shared/message.ts';
 import type { Dispatcher } from '../src/workers/dispatcher.ts';
 import { IsolateDispatcher } from '../src/workers/dispatch/isolate.ts';
 import { ProcessDispatcher } from '../src/workers/dispatch/process.ts';
-import type { WorkerSpec } from '../src/workers/spec.ts';
+import type { WorkerSpec } from '../src/workers/revision.ts';
 
 const count = Math.min(Math.max(Number(process.argv[2]) || 300, 10), 5000);
 

@@ -20,11 +20,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { makeConfig } from '../src/config/index.ts';
 import { Runtime } from '../src/runtime.ts';
-import { createLogger } from '../src/shared/log.ts';
+import { createLogger } from '../src/shared/logger.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../src/workers/dispatcher.ts';
-import type { WorkerSpec } from '../src/workers/spec.ts';
+import type { WorkerSpec } from '../src/workers/revision.ts';
 import type { WorkerOutcome } from '../src/shared/message.ts';
-import { deployDir } from '../src/runtime/deploy.ts';
+import { deployDir } from '../src/core/deploy.ts';
 import { basicAuthOf } from '../src/store/couch.ts';
 import { floorServer } from './floor.ts';
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { ThreadDispatcher } from '../src/workers/dispatch/thread.ts';
-import type { WorkerSpec } from '../src/workers/spec.ts';
+import type { WorkerSpec } from '../src/workers/revision.ts';
 
 const seconds = Math.min(10, Number(process.argv[2] ?? 2));
 const inflight = Math.min(500, Number(process.argv[3] ?? 50));

@@ -5,14 +5,14 @@
  * a full collection, divided by the triggers. Deterministic, unlike rates: under overload a
  * runtime holds up to `maxQueue` of these.
  */
-import { EventCatalog } from '../src/runtime/event-catalog.ts';
-import { Firing, type FireInput } from '../src/runtime/firing.ts';
+import { EventCatalog } from '../src/core/event-catalog.ts';
+import { Firing, type FireInput } from '../src/core/firing.ts';
 import { WorkerGate } from '../src/workers/gate.ts';
 import type { WorkerRegistry } from '../src/workers/registry.ts';
 import type { Dispatcher } from '../src/workers/dispatcher.ts';
-import type { WorkerSpec } from '../src/workers/spec.ts';
+import type { WorkerSpec } from '../src/workers/revision.ts';
 import type { WorkerOutcome } from '../src/shared/message.ts';
-import { silentLogger } from '../src/shared/log.ts';
+import { silentLogger } from '../src/shared/logger.ts';
 
 const N = 20_000;
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { ActivationLog, type ActivationRecord } from '../../src/activations/log.ts';
-import { listDayDbs } from '../../src/activations/days.ts';
+import { ActivationLog, type ActivationRecord } from '../../src/activations/recorder.ts';
+import { listDayDbs } from '../../src/activations/record-days.ts';
 import { parseBatchId } from '../../src/activations/batch.ts';
 import type { ActivationQuery } from '../../src/activations/reader.ts';
 import { connect } from '../../src/store/couch.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
-import { silentLogger } from '../../src/shared/log.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
 import type { ActivationStatus } from '../../src/shared/message.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 

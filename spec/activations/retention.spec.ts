@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { ActivationLog, type ActivationRecord } from '../../src/activations/log.ts';
-import { dayDbName, listDayDbs } from '../../src/activations/days.ts';
+import { ActivationLog, type ActivationRecord } from '../../src/activations/recorder.ts';
+import { dayDbName, listDayDbs } from '../../src/activations/record-days.ts';
 import { kDayMs, parseBatchId } from '../../src/activations/batch.ts';
 import { connect } from '../../src/store/couch.ts';
-import { silentLogger } from '../../src/shared/log.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 
 const now = Date.UTC(2026, 2, 20, 9, 30);

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { kAdminName, kPasswordFile } from '../../src/store/embedded/protocol.ts';
+import { kAdminName, kPasswordFile } from '../../src/store/embedded/contract.ts';
 import { eventually } from '../support/runtime.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { eventually } from '../support/runtime.ts';
-import { kAdminName, kPasswordFile } from '../../src/store/embedded/protocol.ts';
+import { kAdminName, kPasswordFile } from '../../src/store/embedded/contract.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const exampleDir = fileURLToPath(new URL('../../examples/inbox', import.meta.url));

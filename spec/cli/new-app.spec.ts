@@ -9,7 +9,7 @@ import { request } from 'undici';
 import { newApp } from '../../src/cli/new-app.ts';
 import { compiledRules } from '../../src/events/rules.ts';
 import { connect } from '../../src/store/couch.ts';
-import { deployDir } from '../../src/runtime/deploy.ts';
+import { deployDir } from '../../src/core/deploy.ts';
 import type { Runtime } from '../../src/runtime.ts';
 import { adminHeaders, couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually, firstOutcome, startRuntime } from '../support/runtime.ts';

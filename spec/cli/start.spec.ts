@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
 import { expandBatch } from '../../src/activations/batch.ts';
-import { dayDbName } from '../../src/activations/days.ts';
+import { dayDbName } from '../../src/activations/record-days.ts';
 import { activationTime } from '../../src/activations/reader.ts';
 import { eventually } from '../support/runtime.ts';
 import { adminHeaders } from '../support/couch.ts';

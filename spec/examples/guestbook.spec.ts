@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
-import { deployPlan, readApp } from '../../src/runtime/deploy.ts';
+import { deployPlan, readApp } from '../../src/core/deploy.ts';
 import { connect } from '../../src/store/couch.ts';
 import { couchUrl, dropPrefix } from '../support/couch.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
-import { createLogger } from '../../src/shared/log.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 import { adminHeaders, couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
 

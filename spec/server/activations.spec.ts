@@ -5,8 +5,8 @@ import { createLivelyServer, type LivelyServer } from '../../src/server/http.ts'
 import type { EventFirer, HttpTriggerReply } from '../../src/server/firer.ts';
 import type { ActivationPage, ActivationQuery } from '../../src/activations/reader.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
-import { silentLogger } from '../../src/shared/log.ts';
-import { createAuthorizer } from '../../src/runtime/auth.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { createAuthorizer } from '../../src/core/auth.ts';
 import { adminHeaders, couchUrl } from '../support/couch.ts';
 
 /** The admin API needs an admin: every request here is made as the store's admin. */

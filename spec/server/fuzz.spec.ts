@@ -7,8 +7,8 @@ import { expect } from 'chai';
 import net from 'node:net';
 import { request } from 'undici';
 import { makeConfig } from '../../src/config/index.ts';
-import { silentLogger } from '../../src/shared/log.ts';
-import { createAuthorizer } from '../../src/runtime/auth.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { createAuthorizer } from '../../src/core/auth.ts';
 import { createLivelyServer, type LivelyServer } from '../../src/server/http.ts';
 import { RecordingFirer, parseReply, rawExchange } from './support.ts';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { connect } from '../../src/store/couch.ts';
 import { ensureStateDb, kStateRevsLimit, placement, StateCompactor } from '../../src/store/state-db.ts';
-import { silentLogger } from '../../src/shared/log.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
 

@@ -5,7 +5,7 @@
  */
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../../src/workers/dispatcher.ts';
 import type { WorkerMessage, WorkerOutcome } from '../../src/shared/message.ts';
-import type { WorkerSpec } from '../../src/workers/spec.ts';
+import type { WorkerSpec } from '../../src/workers/revision.ts';
 
 export class RecordingDispatcher implements Dispatcher {
   readonly name = 'recording';

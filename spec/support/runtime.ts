@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { makeConfig, type ConfigInput } from '../../src/config/index.ts';
 import { Runtime } from '../../src/runtime.ts';
 import type { Dispatcher } from '../../src/workers/dispatcher.ts';
-import type { Logger } from '../../src/shared/log.ts';
+import type { Logger } from '../../src/shared/logger.ts';
 import { couchUrl, uniquePrefix } from './couch.ts';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { connect } from '../../src/store/couch.ts';
 import { Lease } from '../../src/triggers/lease.ts';
-import { silentLogger } from '../../src/shared/log.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';

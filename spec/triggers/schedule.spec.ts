@@ -8,7 +8,7 @@ import type { ScheduleTrigger } from '../../src/events/model.ts';
 import { eventually } from '../support/runtime.ts';
 import { parseEventDoc } from '../../src/events/parse.ts';
 import type { EventDef } from '../../src/events/model.ts';
-import { silentLogger } from '../../src/shared/log.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
 
 function event(doc: Record<string, unknown>): EventDef {
   const r = parseEventDoc(doc);

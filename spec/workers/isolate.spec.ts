@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { IsolateDispatcher } from '../../src/workers/dispatch/isolate.ts';
-import type { WorkerSpec } from '../../src/workers/spec.ts';
+import type { WorkerSpec } from '../../src/workers/revision.ts';
 import { collectEmits, fixture, message, workerSpec } from '../fixtures/workers/process/specs.ts';
 
 describe('IsolateDispatcher - workers in isolated-vm sandboxes', () => {

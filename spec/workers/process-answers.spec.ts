@@ -12,7 +12,7 @@ import path from 'node:path';
 import { kDefaultInterpreters } from '../../src/config/index.ts';
 import { ProcessDispatcher } from '../../src/workers/dispatch/process.ts';
 import type { LateOutput } from '../../src/workers/dispatcher.ts';
-import type { WorkerSpec } from '../../src/workers/spec.ts';
+import type { WorkerSpec } from '../../src/workers/revision.ts';
 import { parseWorkerDoc } from '../../src/workers/worker-doc.ts';
 import { message, workerSpec } from '../fixtures/workers/process/specs.ts';
 import { eventually } from '../support/runtime.ts';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { kDefaultInterpreters } from '../../src/config/index.ts';
 import { ProcessDispatcher } from '../../src/workers/dispatch/process.ts';
-import type { WorkerSpec } from '../../src/workers/spec.ts';
+import type { WorkerSpec } from '../../src/workers/revision.ts';
 import { alive, collectEmits, gone, message, workerSpec } from '../fixtures/workers/process/specs.ts';
 
 describe('ProcessDispatcher - helpers, memory limits, process groups', function () {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
-import { createLogger } from '../../src/shared/log.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 import { ThreadPool } from '../../src/workers/dispatch/thread/pool.ts';
 import type { Bundle } from '../../src/workers/bundler.ts';
 import type { WorkerOutcome } from '../../src/shared/message.ts';

@@ -13,7 +13,7 @@ import type { Dispatcher } from '../../src/workers/dispatcher.ts';
 import { IsolateDispatcher } from '../../src/workers/dispatch/isolate.ts';
 import { ProcessDispatcher } from '../../src/workers/dispatch/process.ts';
 import { ThreadDispatcher } from '../../src/workers/dispatch/thread.ts';
-import type { WorkerSpec } from '../../src/workers/spec.ts';
+import type { WorkerSpec } from '../../src/workers/revision.ts';
 import type { WorkerMessage } from '../../src/shared/message.ts';
 import { kMaxJsonDepth } from '../../src/shared/json.ts';
 import { parseOutputLine } from '../../src/shared/output.ts';

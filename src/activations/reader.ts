@@ -15,8 +15,8 @@ import { LivelyError } from '../shared/errors.ts';
 import { statusOf } from '../store/couch.ts';
 import type { ActivationStatus } from '../shared/message.ts';
 import { batchIdPrefix, decodeBatch, expandAt, kBatchSpanMs, kDayMs, matchesAt, parseBatchId, type BatchDoc, type BatchRef, type StoredBatch, type RecordFilter } from './batch.ts';
-import { dayDbName, listDayDbs } from './days.ts';
-import type { ActivationRecord } from './log.ts';
+import { dayDbName, listDayDbs } from './record-days.ts';
+import type { ActivationRecord } from './recorder.ts';
 
 export interface ActivationQuery {
   event?: string;

@@ -12,7 +12,7 @@
  */
 import type { ServerScope } from 'nano';
 import { parseBatchId, kDayMs } from './batch.ts';
-import { dropDayDb, listDayDbs } from './days.ts';
+import { dropDayDb, listDayDbs } from './record-days.ts';
 import { statusOf } from '../store/couch.ts';
 
 export interface PruneResult {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import type { Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import { kAdminName, kPasswordFile } from '../store/embedded/protocol.ts';
+import { kAdminName, kPasswordFile } from '../store/embedded/contract.ts';
 import { UsageError } from './args.ts';
 
 export interface Credentials { user: string; password: string }

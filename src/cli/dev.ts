@@ -13,7 +13,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { DocumentScope } from 'nano';
 import { describeError, isLivelyError } from '../shared/errors.ts';
-import { deployDir, type DeployKind, type DeployReport } from '../runtime/deploy.ts';
+import { deployDir, type DeployKind, type DeployReport } from '../core/deploy.ts';
 
 type Db = DocumentScope<Record<string, unknown>>;
 

@@ -1,5 +1,5 @@
 /** What the command line prints for people: deploy reports, activations, status. One fact per line. */
-import type { DeployReport } from '../runtime/deploy.ts';
+import type { DeployReport } from '../core/deploy.ts';
 
 export function deployLines(report: DeployReport, opts: { quietUnchanged?: boolean } = {}): string[] {
   const lines = report.steps

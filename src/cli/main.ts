@@ -15,14 +15,14 @@
 import { writeFile, readFile, rm, mkdir, stat } from 'node:fs/promises';
 import { configFromEnv, makeConfig, type Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import { createLogger } from '../shared/log.ts';
+import { createLogger } from '../shared/logger.ts';
 import { unsupportedNodeNotice } from '../shared/node-lines.ts';
 import { Runtime } from '../runtime.ts';
 import { EmbeddedStore } from '../store/embedded/supervisor.ts';
 import { connect } from '../store/couch.ts';
 import { initStore } from '../store/init.ts';
-import { deployDir } from '../runtime/deploy.ts';
-import { pullApp } from '../runtime/pull.ts';
+import { deployDir } from '../core/deploy.ts';
+import { pullApp } from '../core/pull.ts';
 import { UsageError, commandOf, parseArgs, type ParsedArgs } from './args.ts';
 import { commandHelp, findCommand, kCommands, mainHelp } from './commands.ts';
 import {

@@ -21,7 +21,7 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/index.ts';
-import type { Logger } from '../shared/log.ts';
+import type { Logger } from '../shared/logger.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './firer.ts';
 import { hasNoBody } from './body.ts';

@@ -9,10 +9,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { Pool } from 'undici';
-import type { Logger } from '../shared/log.ts';
+import type { Logger } from '../shared/logger.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { sendError } from './reply.ts';
-import { basicOf, sameText } from '../runtime/auth.ts';
+import { basicOf, sameText } from '../core/auth.ts';
 
 /** RFC 9110 7.6.1, plus `expect`, which the proxy answers itself (node sends 100 Continue). */
 const kHopByHop = new Set([

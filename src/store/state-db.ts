@@ -14,7 +14,7 @@
  * file is mostly old revisions (StateCompactor).
  */
 import type nano from 'nano';
-import type { Logger } from '../shared/log.ts';
+import type { Logger } from '../shared/logger.ts';
 import { describeError } from '../shared/errors.ts';
 import { statusOf } from './couch.ts';
 

@@ -4,7 +4,7 @@
  * run out. Each is logged as an error, counted and kept (the last few) for `/_lively/status`,
  * and the code that found it recovers instead of stopping.
  */
-import type { Logger } from '../shared/log.ts';
+import type { Logger } from '../shared/logger.ts';
 
 export type AnomalyKind = 'future-claim' | 'bad-checkpoint' | 'lease-rewritten';
 

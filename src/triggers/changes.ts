@@ -21,10 +21,10 @@
 import { createHash } from 'node:crypto';
 import type { DocumentScope, ServerScope } from 'nano';
 import type { ChangesTrigger, EventDef } from '../events/model.ts';
-import { ChangesFeed, type ChangeRow } from '../store/changes.ts';
+import { ChangesFeed, type ChangeRow } from '../store/feed.ts';
 import { LocalCheckpoint } from '../store/checkpoint.ts';
 import { sleep, statusOf } from '../store/couch.ts';
-import type { Logger } from '../shared/log.ts';
+import type { Logger } from '../shared/logger.ts';
 import { describeError, isLivelyError } from '../shared/errors.ts';
 import { Lease } from './lease.ts';
 import type { Anomalies } from './anomalies.ts';

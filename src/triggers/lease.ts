@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import type { DocumentScope } from 'nano';
 import { statusOf } from '../store/couch.ts';
 import { describeError } from '../shared/errors.ts';
-import type { Logger } from '../shared/log.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { Anomalies } from './anomalies.ts';
 
 export interface LeaseOptions {

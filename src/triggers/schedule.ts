@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { EventDef, ScheduleTrigger } from '../events/model.ts';
 import { parseCron } from '../events/parse.ts';
-import type { Logger } from '../shared/log.ts';
+import type { Logger } from '../shared/logger.ts';
 import { describeError } from '../shared/errors.ts';
 
 export interface Clock {

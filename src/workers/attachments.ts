@@ -8,7 +8,7 @@ import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LivelyError } from '../shared/errors.ts';
 import { compiledRules } from '../events/rules.ts';
-import type { WorkerSpec } from './spec.ts';
+import type { WorkerSpec } from './revision.ts';
 
 /** Why an attachment name may not become a file name, or undefined when it may. */
 export function attachmentNameProblem(name: string): string | undefined {

@@ -8,7 +8,7 @@
  *
  * `require(variable)` cannot be resolved at bundle time. esbuild leaves it as a call to the
  * `require` the thread supplies, and that function refuses relative and absolute paths, so a
- * dynamic require never reaches the runtime's own source files (see workers-runtime/require.ts).
+ * dynamic require never reaches the runtime's own source files (see workers-runtime/thread/require.ts).
  *
  * Bundles are cached by (worker id, revision) in memory and on disk, so a restart does not
  * rebundle; bundling a new revision deletes the previous revision's file.
@@ -24,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { LivelyError } from '../shared/errors.ts';
-import { specKey, type WorkerSpec } from './spec.ts';
+import { specKey, type WorkerSpec } from './revision.ts';
 
 export type BundlePlatform = 'node' | 'neutral';
 

@@ -13,7 +13,7 @@
  * - Emits are reported as they happen through `onEmit`, not only at the end.
  */
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
-import type { WorkerSpec } from './spec.ts';
+import type { WorkerSpec } from './revision.ts';
 
 export interface DispatchContext {
   spec: WorkerSpec;

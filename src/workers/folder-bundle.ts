@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as esbuild from 'esbuild';
 import { LivelyError } from '../shared/errors.ts';
 import { Bundler, kHelperModule } from './bundler.ts';
-import type { WorkerSpec } from './spec.ts';
+import type { WorkerSpec } from './revision.ts';
 
 /** The attachment that holds a worker folder's bundle, and the one with its source map. */
 export const kFolderBundle = 'bundle.cjs';

@@ -7,7 +7,7 @@ import type { DocumentScope } from 'nano';
 import type { Config } from '../config/index.ts';
 import { LivelyError } from '../shared/errors.ts';
 import { parseWorkerDoc } from './worker-doc.ts';
-import type { WorkerSpec } from './spec.ts';
+import type { WorkerSpec } from './revision.ts';
 
 type Defaults = Pick<Config, 'workerTimeout' | 'workerIdle' | 'workerConcurrency'>;
 

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/index.ts';
 import { compiledRules } from '../events/rules.ts';
-import type { Attachment, WorkerSpec } from './spec.ts';
+import type { Attachment, WorkerSpec } from './revision.ts';
 
 export type WorkerDocResult = { ok: true; spec: WorkerSpec } | { ok: false; id: string; reason: string };
 

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Env, isPasswordMessage, kAdminName, type ReadyLine } from './protocol.ts';
+import { Env, isPasswordMessage, kAdminName, type ReadyLine } from './contract.ts';
 import type { Replicator } from './replicate.ts';
 
 import { createShield } from './shield.ts';

@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LivelyError, describeError } from '../../shared/errors.ts';
-import { silentLogger, type Logger } from '../../shared/log.ts';
-import { Env, kAdminName, kPasswordFile, parseReadyLine, type PasswordMessage } from './protocol.ts';
+import { silentLogger, type Logger } from '../../shared/logger.ts';
+import { Env, kAdminName, kPasswordFile, parseReadyLine, type PasswordMessage } from './contract.ts';
 import { withoutCredentials } from '../../shared/credentials.ts';
 
 export interface EmbeddedStoreOptions {

@@ -9,12 +9,12 @@
  * builds a fresh one.
  */
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
-import { silentLogger, type Logger } from '../../shared/log.ts';
+import { silentLogger, type Logger } from '../../shared/logger.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
 import { kTooDeep, messageLine, nestedDeeperThan } from '../../shared/json.ts';
 import { Bundler, type Bundle } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
-import type { WorkerSpec } from '../spec.ts';
+import type { WorkerSpec } from '../revision.ts';
 import { SlotTable } from '../../shared/slots.ts';
 import { bundleFileName, StackMapper } from '../../../workers-runtime/stack.ts';
 import { cutLogLine } from '../../../workers-runtime/protocol.ts';

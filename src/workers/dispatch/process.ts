@@ -7,11 +7,11 @@
  * worker, so an unknown type reaches it and gets LC_UNKNOWN_TYPE as its outcome.
  */
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
-import { silentLogger, type Logger } from '../../shared/log.ts';
+import { silentLogger, type Logger } from '../../shared/logger.ts';
 import type { WorkerOutcome } from '../../shared/message.ts';
 import { checkAttachments, removeRevisionFiles, writeRevisionFiles } from '../attachments.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
-import { specKey, type WorkerSpec } from '../spec.ts';
+import { specKey, type WorkerSpec } from '../revision.ts';
 import { Watchdog } from '../watchdog.ts';
 import { ChildWorker, type RunEnd } from './process/child.ts';
 import { findExecutable } from './process/host.ts';
@@ -80,8 +80,8 @@ export function workerEnv(spec: WorkerSpec, dir: string, couchUrl?: string): Rec
 
 const kPythonTypes = /^python/;
 const kShellTypes = /^(sh|bash|dash|ksh|zsh)$/;
-const kPythonHelperPath = fileURLToPath(new URL('../../../workers-runtime/python', import.meta.url));
-const kShellHelperPath = fileURLToPath(new URL('../../../workers-runtime/sh', import.meta.url));
+const kPythonHelperPath = fileURLToPath(new URL('../../../workers-runtime/child/python', import.meta.url));
+const kShellHelperPath = fileURLToPath(new URL('../../../workers-runtime/child/sh', import.meta.url));
 
 /**
  * The command line with the worker's `memory` limit applied: node gets a heap limit (V8 reserves
@@ -100,7 +100,7 @@ export function limitedCommand(spec: WorkerSpec, command: readonly string[]): st
   return [prlimit, `--as=${bytes}:${bytes}`, '--', exe!, ...args];
 }
 
-const kNodeHelperPath = fileURLToPath(new URL('../../../workers-runtime/node_path', import.meta.url));
+const kNodeHelperPath = fileURLToPath(new URL('../../../workers-runtime/child/node_path', import.meta.url));
 const kRuntimeModules = fileURLToPath(new URL('../../../node_modules', import.meta.url));
 
 function publicUrl(url: string | undefined): string | undefined {

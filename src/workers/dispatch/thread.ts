@@ -13,11 +13,11 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { availableParallelism, totalmem } from 'node:os';
 import * as esbuild from 'esbuild';
 import { LivelyError } from '../../shared/errors.ts';
-import { silentLogger, type Logger } from '../../shared/log.ts';
+import { silentLogger, type Logger } from '../../shared/logger.ts';
 import { microseconds, type WorkerOutcome } from '../../shared/message.ts';
 import { Bundler, type Bundle, type BundlerStats } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
-import type { WorkerSpec } from '../spec.ts';
+import type { WorkerSpec } from '../revision.ts';
 import type { Notice } from '../../../workers-runtime/protocol.ts';
 import { ThreadPool } from './thread/pool.ts';
 
@@ -65,7 +65,7 @@ export const kDefaultThreadOptions = Object.freeze({
 });
 
 const kModuleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const kRuntimeEntry = path.join(kModuleRoot, 'workers-runtime/thread.ts');
+const kRuntimeEntry = path.join(kModuleRoot, 'workers-runtime/thread/entry.ts');
 let channels = 0;
 
 function positiveInt(v: unknown, name: string): void {

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { LivelyError, describeError } from '../../../shared/errors.ts';
-import type { Logger } from '../../../shared/log.ts';
+import type { Logger } from '../../../shared/logger.ts';
 import type { EmitCommand, LogLine, WorkerMessage } from '../../../shared/message.ts';
 import { LineSplitter, headOf, parseOutputLine } from '../../../shared/output.ts';
 

@@ -19,10 +19,10 @@ import { Piscina } from 'piscina';
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { microseconds, type EmitCommand, type WorkerMessage, type WorkerOutcome } from '../../../shared/message.ts';
 import { describeError } from '../../../shared/errors.ts';
-import type { Logger } from '../../../shared/log.ts';
+import type { Logger } from '../../../shared/logger.ts';
 import { SlotTable } from '../../../shared/slots.ts';
 import { messageLine } from '../../../shared/json.ts';
-import type { WorkerSpec } from '../../spec.ts';
+import type { WorkerSpec } from '../../revision.ts';
 import type { Bundle } from '../../bundler.ts';
 import type { BatchTask, Hello, ItemOutcome, Outbox, TaskGroup, ThreadInit } from '../../../../workers-runtime/protocol.ts';
 

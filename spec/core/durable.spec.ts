@@ -1,0 +1,258 @@
+/**
+ * The durable-event journal on the suite's store: group-committed accepts, finishing,
+ * claiming orphaned entries (one winner per entry among instances), refusing what the
+ * store does not keep, and dropping finished past days.
+ */
+import { expect } from 'chai';
+import { connect } from '../../src/store/couch.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
+import { isLivelyError } from '../../src/shared/errors.ts';
+import { kDaySecurity } from '../../src/store/days.ts';
+import { LivelyError } from '../../src/shared/errors.ts';
+import { DurableJournal, GroupCommit, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable.ts';
+import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { eventually } from '../support/runtime.ts';
+
+const entry = (activation: string, n = 0): DurableEntry => ({
+  activation, method: 'POST', path: '/orders', params: { n }, events: [{ id: 'orders', bindings: {} }],
+  request: { query: {}, headers: { 'content-type': 'application/json' }, body: { n } },
+});
+
+describe('GroupCommit', () => {
+  /** A GroupCommit whose first write waits until `release()`, so that what is added meanwhile queues; it records each write's items. */
+  function heldFirst<R>(result: (items: number[]) => R[], maxBatch?: number, maxSize?: number) {
+    const batches: number[][] = [];
+    let release!: () => void;
+    const first = new Promise<void>((r) => { release = r; });
+    const gc = new GroupCommit<number, R>(async (items) => {
+      batches.push(items);
+      if (batches.length === 1) await first;
+      return result(items);
+    }, maxBatch, maxSize);
+    return { gc, batches, release };
+  }
+
+  it('writes the first item at once and everything added meanwhile together in the next write', async () => {
+    const { gc, batches, release } = heldFirst((items) => items.map((i) => `r${i}`));
+    const results = Array.from({ length: 100 }, (_, i) => gc.add(i));
+    release();
+    expect(await Promise.all(results)).to.deep.equal(Array.from({ length: 100 }, (_, i) => `r${i}`));
+    expect(batches.map((b) => b.length)).to.deep.equal([1, 99]);
+    expect(gc.writes).to.equal(2);
+  });
+
+  it('a write takes items up to the size budget (at least one, however large); the rest go in the next writes', async () => {
+    const { gc, batches, release } = heldFirst((items) => items, 100, 10);
+    const sizes = [1, 4, 4, 4, 25, 3, 3, 3, 3];
+    const results = sizes.map((size, i) => gc.add(i, size));
+    release();
+    expect(await Promise.all(results)).to.deep.equal(sizes.map((_, i) => i));
+    expect(batches).to.deep.equal([[0], [1, 2], [3], [4], [5, 6, 7], [8]]);
+  });
+
+  it('a failed write rejects its own items only; the next batch is written', async () => {
+    let calls = 0;
+    let release!: () => void;
+    const first = new Promise<void>((r) => { release = r; });
+    const gc = new GroupCommit<number, number>(async (items) => {
+      calls++;
+      if (calls === 1) { await first; throw new Error('store away'); }
+      return items;
+    });
+    const a = gc.add(1);
+    const b = gc.add(2);
+    release();
+    const [ra, rb] = await Promise.allSettled([a, b]);
+    expect(ra.status).to.equal('rejected');
+    expect(rb).to.deep.equal({ status: 'fulfilled', value: 2 });
+  });
+});
+
+/** The batch documents of a journal database. */
+async function batches(db: { list(p: object): Promise<{ rows: Array<{ doc?: unknown }> }> }): Promise<JournalBatch[]> {
+  return (await db.list({ include_docs: true })).rows.map((r) => r.doc as JournalBatch);
+}
+
+describe('DurableJournal', function () {
+  this.timeout(30_000);
+  const server = connect(couchUrl());
+  let prefix: string;
+  const journals: DurableJournal[] = [];
+  const journal = (instance: string, leaseMs?: number) => {
+    const j = new DurableJournal({ server, prefix, instance, heartbeats: server.use(`${prefix}logs`), logger: silentLogger, leaseMs });
+    journals.push(j);
+    return j;
+  };
+
+  beforeEach(async () => {
+    prefix = uniquePrefix();
+    await server.db.create(`${prefix}logs`);
+  });
+  afterEach(async () => {
+    await Promise.all(journals.splice(0).map((j) => j.close()));
+    await dropPrefix(prefix);
+  });
+
+  it('stores concurrent accepts as one batch document per write, in the day\'s database, and deletes a batch once all its entries finished', async () => {
+    const j = journal('aaaaaaaa');
+    const refs = await Promise.all(Array.from({ length: 100 }, (_, i) => j.accept(entry(`act-${i}`, i))));
+    expect(j.acceptWrites()).to.equal(2); // the first alone, the 99 that came meanwhile together
+    const db = server.use<Record<string, unknown>>(journalDbName(prefix, Date.now()));
+    expect(refs[0]!.db).to.equal(journalDbName(prefix, Date.now()));
+    const docs = await batches(db);
+    expect(docs.map((d) => d.entries.length).sort((a, b) => a - b)).to.deep.equal([1, 99]);
+    for (const d of docs) expect(d).to.include({ type: 'durable', owner: `aaaaaaaa/${j.boot}` });
+    // What callers sent is in there: the day's journal is for admins only, like the activation records.
+    expect(await server.request({ db: journalDbName(prefix, Date.now()), path: '_security' })).to.deep.equal(kDaySecurity);
+    const seventh = docs.flatMap((d) => d.entries).find((e) => e.activation === 'act-7');
+    expect(seventh).to.deep.equal(entry('act-7', 7));
+    for (const ref of refs) j.finish(ref);
+    await j.close();
+    expect((await db.info()).doc_count).to.equal(0);
+  });
+
+  it('entries accepted together that would make a document too large for the store go into several, each well under CouchDB\'s limit', async () => {
+    const j = journal('acacacac');
+    const big = (i: number): DurableEntry => ({ ...entry(`big-${i}`, i), request: { query: {}, headers: {}, body: { text: 'x'.repeat(600_000) } } });
+    const refs = await Promise.all(Array.from({ length: 12 }, (_, i) => j.accept(big(i))));
+    const docs = await batches(server.use(journalDbName(prefix, Date.now())));
+    expect(docs.flatMap((d) => d.entries.map((e) => e.activation)).sort()).to.deep.equal(refs.map((r) => r.activation).sort());
+    expect(docs.length).to.be.at.least(4);
+    for (const d of docs) expect(JSON.stringify(d).length).to.be.below(2_100_000);
+    for (const ref of refs) j.finish(ref);
+  });
+
+  it('refuses an entry no store write may carry with LC_BODY_TOO_LARGE (413); entries accepted with it are stored', async () => {
+    const j = journal('adadadad');
+    const huge: DurableEntry = { ...entry('huge'), request: { query: {}, headers: {}, body: { text: 'x'.repeat(3_000_000) } } };
+    const [refused, ok] = await Promise.allSettled([j.accept(huge), j.accept(entry('small', 1))]);
+    expect(refused.status).to.equal('rejected');
+    const err = (refused as PromiseRejectedResult).reason as LivelyError;
+    expect(err.code).to.equal('LC_BODY_TOO_LARGE');
+    expect(err.status).to.equal(413);
+    expect(err.message).to.match(/stored whole before it is accepted.*over the 3000000/);
+    expect(ok.status).to.equal('fulfilled');
+    const docs = await batches(server.use(journalDbName(prefix, Date.now())));
+    expect(docs.flatMap((d) => d.entries.map((e) => e.activation))).to.deep.equal(['small']);
+    j.finish((ok as PromiseFulfilledResult<DurableRef>).value);
+  });
+
+  it('records the finished entries of a batch still running, so a recovery runs only the others', async () => {
+    const old = journal('abababab');
+    const refs = await Promise.all(Array.from({ length: 10 }, (_, i) => old.accept(entry(`part-${i}`, i))));
+    for (const ref of refs.slice(0, 7)) old.finish(ref);
+    await old.close(); // as if it crashed now: three entries unfinished
+    const db = server.use<Record<string, unknown>>(refs[0]!.db);
+    // part-0 was a batch of its own, deleted once finished; the other batch lists its finished entries.
+    const left = await batches(db);
+    expect(left).to.have.length(1);
+    expect(left[0]!.done!.sort()).to.deep.equal(['part-1', 'part-2', 'part-3', 'part-4', 'part-5', 'part-6']);
+    const again = journal('abababab');
+    const ran: string[] = [];
+    expect(await again.recover((e, ref) => { ran.push(e.activation); again.finish(ref); return { done: Promise.resolve() }; })).to.equal(3);
+    expect(ran.sort()).to.deep.equal(['part-7', 'part-8', 'part-9']);
+    await again.close();
+    expect((await db.info()).doc_count).to.equal(0);
+  });
+
+  it('refuses an accept the store does not keep with LC_NOT_PERSISTED', async () => {
+    const j = journal('aaaaaaaa');
+    const name = journalDbName(prefix, Date.now());
+    await server.db.create(name);
+    await server.use(name).insert({ _id: '_design/readonly', validate_doc_update: 'function () { throw({ forbidden: "the journal is read-only" }); }' } as never);
+    let err: unknown;
+    try { await j.accept(entry('refused')); } catch (e) { err = e; }
+    expect(isLivelyError(err, 'LC_NOT_PERSISTED'), String(err)).to.equal(true);
+    expect((err as Error).message).to.contain('the journal is read-only');
+    expect((err as { status: number }).status).to.equal(503);
+  });
+
+  it('makes the day\'s database again when it is deleted under a running journal', async () => {
+    const j = journal('aaaaaaaa');
+    const first = await j.accept(entry('before'));
+    await server.db.destroy(first.db);
+    const second = await j.accept(entry('after'));
+    expect(second.db).to.equal(first.db);
+    const stored = (await batches(server.use(second.db))).flatMap((d) => d.entries.map((e) => e.activation));
+    expect(stored).to.deep.equal(['after']);
+  });
+
+  it('an earlier boot of the same instance is orphaned at once: a new boot claims and runs its entries', async () => {
+    const old = journal('aaaaaaaa');
+    await old.start(() => undefined); // heartbeat fresh: only the instance name tells it is gone
+    await old.accept(entry('left-1'));
+    await old.accept(entry('left-2'));
+    const again = journal('aaaaaaaa');
+    const ran: string[] = [];
+    const claimed = await again.recover((e, ref) => { ran.push(e.activation); again.finish(ref); return { done: Promise.resolve() }; });
+    expect(claimed).to.equal(2);
+    expect(ran.sort()).to.deep.equal(['left-1', 'left-2']);
+  });
+
+  it('leaves the entries of a live instance alone, and takes them over once its heartbeat is older than the lease', async () => {
+    const live = journal('bbbbbbbb');
+    await live.start(() => undefined);
+    await live.accept(entry('busy'));
+    const other = journal('cccccccc', 60_000);
+    expect(await other.recover(() => ({ done: Promise.resolve() }))).to.equal(0);
+    await live.close(); // no more heartbeats
+    const impatient = journal('dddddddd', 1);
+    await eventually(async () => (await impatient.recover((e, ref) => { impatient.finish(ref); return { done: Promise.resolve() }; })) === 1, 5_000, 'the entry taken over');
+  });
+
+  it('with several instances recovering at once, each orphan is claimed and run by exactly one (the 409 loser skips it)', async () => {
+    const dead = journal('eeeeeeee'); // never started: no heartbeat at all
+    await Promise.all(Array.from({ length: 60 }, (_, i) => dead.accept(entry(`orphan-${i}`, i))));
+    const runs = new Map<string, number>();
+    const rerun = (j: DurableJournal) => (e: DurableEntry, ref: DurableRef) => {
+      runs.set(e.activation, (runs.get(e.activation) ?? 0) + 1);
+      j.finish(ref);
+      return { done: Promise.resolve() };
+    };
+    const rivals = ['11111111', '22222222', '33333333'].map((n) => journal(n));
+    const claimed = await Promise.all(rivals.map((j) => j.recover(rerun(j))));
+    expect(claimed.reduce((a, b) => a + b, 0)).to.equal(60);
+    expect(runs.size).to.equal(60);
+    expect([...runs.values()].every((n) => n === 1)).to.equal(true);
+  });
+
+  it('orphans are claimed in the state database: a claim by a live instance stands even where the batch still names its dead owner (a cluster copy not yet updated)', async () => {
+    const dead = journal('eeeeeeee');
+    const ref = await dead.accept(entry('contested'));
+    const live = journal('bbbbbbbb');
+    // the live instance won the claim; the batch document, read through another node, still names the dead one
+    await server.use(`${prefix}logs`).insert({ _id: `durable-claim-${ref.db}-${ref.batch}`, type: 'durable-claim', owner: live.owner } as never);
+    await live.start(() => undefined);
+    expect((await server.use<JournalBatch>(ref.db).get(ref.batch)).owner).to.equal(dead.owner);
+    const other = journal('cccccccc', 60_000);
+    expect(await other.recover(() => ({ done: Promise.resolve() }))).to.equal(0);
+    // once the claimer is gone too, the claim is taken over (and the claim document names the new owner)
+    await live.close();
+    const next = journal('dddddddd', 1);
+    await eventually(async () => (await next.recover((e, r) => { next.finish(r); return { done: Promise.resolve() }; })) === 1, 5_000, 'taken over');
+    expect((await server.use<{ owner: string }>(`${prefix}logs`).get(`durable-claim-${ref.db}-${ref.batch}`)).owner).to.equal(next.owner);
+  });
+
+  it('an entry whose rerun finds nothing to run is finished, not retried forever', async () => {
+    const old = journal('ffffffff');
+    const ref = await old.accept(entry('gone-event'));
+    const again = journal('ffffffff');
+    expect(await again.recover(() => undefined)).to.equal(1);
+    await again.close();
+    expect((await server.use(ref.db).info()).doc_count).to.equal(0);
+  });
+
+  it('drops a past day once it holds no entry, and keeps a past day that still does', async () => {
+    const empty = `${prefix}durable_20200101`;
+    const busy = `${prefix}durable_20200102`;
+    await server.db.create(empty);
+    await server.db.create(busy);
+    await server.use(busy).insert({ _id: 'x', type: 'durable', owner: 'aaaaaaaa/zzzz', accepted: 0, entries: [entry('x')] } as never);
+    const j = journal('aaaaaaaa');
+    const stop = new Promise<void>(() => undefined); // keeps the claimed entry running
+    await j.recover(() => ({ done: stop }));
+    const dbs = await server.db.list();
+    expect(dbs).to.not.include(empty);
+    expect(dbs).to.include(busy);
+  });
+});
