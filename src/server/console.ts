@@ -6,7 +6,8 @@
  *   GET /_lively/ui/                 → the console (a page that loads app.js)
  *   GET /_lively/ui/signin           → the sign-in page (anyone)
  *   GET /_lively/ui/assets/<file>    → app.js (admins), signin.js and console.css (anyone)
- *   GET /_lively/stream              → server-sent events: history, tick (1/s), activations (batched)
+ *   GET /_lively/stream              → server-sent events: history, tick (1/s), activations (batched);
+ *                                      HEAD answers the headers alone
  *   GET /_lively/console/me          → the signed-in user's name and roles
  *   GET /_lively/console/events      → every event with its triggers and figures
  *   PUT /_lively/console/events/<id>/disabled {"disabled": bool}
@@ -304,7 +305,12 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
     isPublic: (pathname) => kPublicPaths.has(pathname),
     async handle(req, res, pathname) {
       if (pathname === kStreamPath) {
-        requireMethod(req, pathname, ['GET']);
+        requireMethod(req, pathname, ['GET', 'HEAD']);
+        if (req.method === 'HEAD') {
+          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });
+          res.end();
+          return;
+        }
         if (!storeTimer) {
           checkStore();
           storeTimer = setInterval(() => (feed.open > 0 ? checkStore() : undefined), kStoreCheckMs);
