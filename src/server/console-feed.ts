@@ -251,7 +251,7 @@ export class ConsoleFeed implements ActivationSink {
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    res.write(`retry: 2000\nevent: history\ndata: ${JSON.stringify(this.history)}\n\n`);
+    res.write(`event: history\nretry: 2000\ndata: ${JSON.stringify(this.history)}\n\n`);
     this.clients.add(res);
     res.on('close', () => {
       this.clients.delete(res);
