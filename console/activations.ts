@@ -42,7 +42,7 @@ export function activationsPage(main: HTMLElement, stream: LiveStream, dead: boo
     h('div', { class: 'split' },
       h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'activations-table' },
         h('caption', {}, dead ? 'Activations whose worker failed every attempt' : `Newest first, live; the last ${kMaxRows} are kept`),
-        h('thead', {}, h('tr', {}, ...['Activation', 'Events', 'Trigger', 'Status', 'Duration', 'Started'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', {}, h('tr', {}, ...['Activation', 'Events', 'Trigger', 'Status', 'Duration', 'Started', ...(dead ? ['Action'] : [])].map((c) => h('th', { scope: 'col' }, c)))),
         tbody)),
       detail));
 
@@ -53,7 +53,7 @@ export function activationsPage(main: HTMLElement, stream: LiveStream, dead: boo
   let skipped = 0;
 
   function row(a: Summary): HTMLTableRowElement {
-    const open = h('button', { type: 'button', class: 'link', 'data-activation': a.activation, 'aria-label': `Open activation ${a.activation}` }, a.activation.slice(0, 14));
+    const open = h('button', { type: 'button', class: 'link', 'data-activation': a.activation, 'aria-label': `Open activation ${a.activation}` }, a.activation);
     open.addEventListener('click', () => void show(a.activation));
     return h('tr', { 'data-activation': a.activation, 'data-status': a.status },
       h('th', { scope: 'row' }, open),
@@ -61,7 +61,12 @@ export function activationsPage(main: HTMLElement, stream: LiveStream, dead: boo
       h('td', {}, a.trigger, a.path ? [' ', h('code', {}, `${a.method ?? ''} ${a.path}`)] : ''),
       h('td', {}, badge(a.status)),
       h('td', { class: 'num' }, fmtMs(a.durationMs)),
-      h('td', {}, fmtTime(a.started)));
+      h('td', {}, fmtTime(a.started)),
+      dead ? h('td', {}, (() => {
+        const b = h('button', { type: 'button', class: 'small', 'aria-label': `Rerun activation ${a.activation}` }, 'Rerun');
+        b.addEventListener('click', () => void rerun(a.activation, b));
+        return b;
+      })()) : null);
   }
 
   function drain(): void {
@@ -95,7 +100,7 @@ export function activationsPage(main: HTMLElement, stream: LiveStream, dead: boo
     try {
       const page = await api<{ activations: Array<Summary & { workers: Array<{ worker: string; status: string }> }> }>(`/_lively/activations?${q}`);
       const list = page.activations.map((r) => ({ ...r, status: (r as { dead?: boolean }).dead ? 'dead' : r.workers.some((w) => w.status === 'error') ? 'error' : r.workers.some((w) => w.status === 'timeout') ? 'timeout' : 'ok' }));
-      tbody.replaceChildren(...(list.length ? list.map(row) : [h('tr', { class: 'empty' }, h('td', { colspan: 6 }, dead ? 'No dead activations.' : 'Nothing recorded yet; new activations appear here as they finish.'))]));
+      tbody.replaceChildren(...(list.length ? list.map(row) : [h('tr', { class: 'empty' }, h('td', { colspan: dead ? 7 : 6 }, dead ? 'No dead activations.' : 'Nothing recorded yet; new activations appear here as they finish.'))]));
     } catch (err) {
       status.textContent = `Activations could not be loaded: ${errorText(err)}`;
     }

@@ -49,7 +49,7 @@ export function overviewPage(main: HTMLElement, stream: LiveStream): () => void 
       c.plot?.destroy();
       const width = Math.max(240, c.box.clientWidth || 320);
       c.plot = new uPlot({
-        width, height: 140, legend: { show: true }, cursor: { drag: { x: false, y: false } },
+        width, height: 140, legend: { show: true, live: false }, cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true }, y: c.spec.range ? { range: c.spec.range } : { range: (_u, _min, max) => [0, Math.max(1, max)] } },
         axes: [
           { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },

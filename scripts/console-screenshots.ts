@@ -24,7 +24,7 @@ try {
     { _id: 'greet', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att(`// Answers a greeting and logs who asked.
 module.exports = async (msg, ctx) => {
   const name = msg.parameters.name ?? 'world';
-  ctx.log.info(\`greeting \${name}\`);
+  ctx.log(\`greeting \${name}\`);
   return { hello: name, at: new Date().toISOString() };
 };
 `) } },

@@ -4,13 +4,13 @@
  * per-event and per-worker figures; and the build of the console's files on first request.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ActivationRecord } from '../../src/activations/recorder.ts';
-import { buildConsole, consoleDist, kPackageRoot, loadConsoleFiles } from '../../src/server/console-build.ts';
+import { buildConsole, consoleDist, consoleStale, kPackageRoot, loadConsoleFiles } from '../../src/server/console-build.ts';
 import { ConsoleFeed } from '../../src/server/console-feed.ts';
 
 function rec(n: number, status: 'ok' | 'error' = 'ok', event = 'e'): ActivationRecord {
@@ -122,6 +122,17 @@ describe('console build', function () {
     expect(app).not.to.match(/https?:\/\/(cdn|unpkg|jsdelivr)/);
     expect(files['console.css'].toString()).to.contain('.uplot');
     expect(files['signin.js'].length).to.be.below(app.length);
+  });
+
+  it('builds again when a source in console/ is newer than the build', async () => {
+    const root = checkout(true);
+    await loadConsoleFiles(root);
+    expect(consoleStale(root)).to.equal(false);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(path.join(consoleDist(root), 'app.js'), old, old);
+    expect(consoleStale(root), 'a source is newer than app.js').to.equal(true);
+    await loadConsoleFiles(root);
+    expect(consoleStale(root)).to.equal(false);
   });
 
   it('a build that fails says why and leaves no half-built dist/console/', async () => {

@@ -3,9 +3,10 @@
  * into dist/console/: app.js (the console, for signed-in admins), signin.js (the sign-in page)
  * and console.css. `scripts/build-console.ts` runs it at install time; the runtime runs it on
  * the console's first request when dist/console/ is missing (a checkout that skipped the
- * install-time build), so the console works either way and never needs the network.
+ * install-time build) or older than a file of console/ (a checkout updated since), so the console
+ * works either way and never needs the network.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,10 +43,20 @@ export async function buildConsole(root: string): Promise<void> {
 
 let building: Promise<void> | undefined;
 
-/** The console's files, built first when any is missing. */
+/** Whether dist/console/ lacks a file, or a source in console/ changed after it was built. */
+export function consoleStale(root: string): boolean {
+  const dir = consoleDist(root);
+  if (!kConsoleFiles.every((f) => existsSync(path.join(dir, f)))) return true;
+  const built = Math.min(...kConsoleFiles.map((f) => statSync(path.join(dir, f)).mtimeMs));
+  const src = path.join(root, 'console');
+  if (!existsSync(src)) return false;
+  return readdirSync(src).some((f) => statSync(path.join(src, f)).mtimeMs > built);
+}
+
+/** The console's files, built first when any is missing or out of date. */
 export async function loadConsoleFiles(root: string): Promise<Record<ConsoleFile, Buffer>> {
   const dir = consoleDist(root);
-  if (!kConsoleFiles.every((f) => existsSync(path.join(dir, f)))) {
+  if (consoleStale(root)) {
     building ??= buildConsole(root).finally(() => { building = undefined; });
     await building;
   }
