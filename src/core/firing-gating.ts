@@ -6,7 +6,7 @@
 import type { HttpRequestPart } from '../shared/message.ts';
 import type { EventDef, EventMatch } from '../events/model.ts';
 import type { EventCatalog } from './event-catalog.ts';
-import type { DurableEntry } from './durable.ts';
+import type { DurableEntry } from './durable-store.ts';
 import type { FireInput } from './firing.ts';
 import { kAnyTrigger } from './firing-match.ts';
 
