@@ -51,7 +51,7 @@ module.exports = (msg) => {
     while (firing) {
       const burst = 5 + Math.round(15 * Math.abs(Math.sin(i++ / 8)));
       await Promise.all(Array.from({ length: burst }, (_, k) => request(`${rt.url}/_events/${k % 4 === 0 ? 'sync' : 'greet'}?name=Ada`, { method: 'POST' }).then((r) => r.body.dump())));
-      if (i % 10 === 0) await rt.nano.use('orders').insert({ total: i });
+      if (i % 10 === 0) await rt.nano.use<Record<string, unknown>>('orders').insert({ total: i } as never);
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
