@@ -148,6 +148,31 @@ module.exports = (msg, ctx) => ({ hello: msg.parameters.name, keyLength: ctx.sec
     expect(text, 'no admin password reached the page').not.to.contain(admin.password);
   });
 
+  it('under a burst of activations the live table keeps at most 200 rows and says how many it left out', async () => {
+    const { page } = await open();
+    await signIn(page, admin.name, admin.password);
+    await page.waitForURL(`${rt.url}/_lively/ui/`);
+    await page.goto(`${rt.url}/_lively/ui/#/activations`);
+    await page.locator('.live[data-up="true"]').waitFor();
+    // 3 × 1,000 records within three flush periods, as 12,000 triggers a second would bring,
+    // straight into the runtime's feed so that the rate does not depend on this machine
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 1000; i++) {
+        rt.console.feed.record({ activation: `burst-${round}-${i}`, events: ['hello'], trigger: 'http', path: '/hello', method: 'POST', started: Date.now(), durationMs: 0.2, workers: [{ worker: 'hello', status: 'ok', durationMs: 0.2, logs: [] }] });
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await page.locator('tr[data-activation="burst-2-99"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#live-count').textContent()).to.equal('2,700 more not shown (too many to list live)');
+    expect(await page.locator('#activation-rows tr').count()).to.equal(200);
+    // newest first: the last batch's rows lead
+    expect(await page.locator('#activation-rows tr').first().getAttribute('data-activation')).to.equal('burst-2-99');
+    // the page still answers: a filter applied now is applied
+    await page.locator('#filter-status').selectOption('error');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.locator('#activation-rows tr.empty').waitFor();
+  });
+
   it('an admin disables an event, sees its trigger refused, and enables it again', async () => {
     const { page } = await open();
     await signIn(page, admin.name, admin.password);
