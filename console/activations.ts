@@ -149,12 +149,12 @@ export function activationsPage(main: HTMLElement, stream: LiveStream, dead: boo
       h('div', { class: 'actions' }, again, close, rec.input ? null : h('span', { class: 'hint' }, 'Its input was not kept, so it cannot be rerun.')),
       h('h3', {}, 'Input'), h('pre', { class: 'result', tabindex: 0, id: 'activation-input' }, json(rec.input)),
       ...rec.workers.map((w: any) => h('section', { class: 'outcome' },
-        h('h3', {}, 'Worker ', h('code', {}, w.worker || '(none)'), ' ', badge(w.status), ` ${fmtMs(w.durationMs)}`, w.attempts ? ` · ${w.attempts} attempts` : ''),
+        h('h3', {}, 'Worker ', h('code', {}, w.worker || '(none)'), ' ', badge(w.status), ` ${fmtMs(w.durationMs)}`, w.attempts ? ` · ${w.attempts} attempt${w.attempts === 1 ? '' : 's'}` : ''),
         w.error ? h('pre', { class: 'result error', tabindex: 0 }, `${w.error.code ?? ''} ${w.error.message}`) : null,
         h('h4', {}, 'Result'), h('pre', { class: 'result', tabindex: 0, 'data-worker': w.worker }, json(w.result)),
         h('h4', {}, 'Logs'), w.logs.length ? h('pre', { class: 'result logs', tabindex: 0 }, w.logs.map((l: any) => `${l.level ?? ''} ${l.msg}`).join('\n')) : h('p', {}, 'none'))),
     );
-    detail.querySelector<HTMLElement>('#activation-title')?.focus();
+    detail.querySelector<HTMLElement>('#activation-title')?.focus({ preventScroll: true });
   }
 
   filters.addEventListener('submit', (e) => {

@@ -87,7 +87,7 @@ export function fmtNumber(n: number | null | undefined, digits = 0): string {
 export function fmtMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '–';
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
-  if (ms < 1000) return `${ms.toFixed(ms < 10 ? 2 : 0)} ms`;
+  if (ms < 1000) return `${ms.toFixed(ms < 10 && !Number.isInteger(ms) ? 2 : 0)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
 }
 

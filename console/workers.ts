@@ -36,7 +36,7 @@ export function workersPage(main: HTMLElement): () => void {
         h('h3', {}, 'Source', w.delegate ? [' of ', h('code', {}, w.delegate)] : ''),
         w.source !== undefined ? h('pre', { class: 'code', tabindex: 0, 'aria-label': `Source of ${w.delegate}` }, code) : h('p', {}, w.sourceNote ?? ''),
       );
-      detail.querySelector<HTMLElement>('#worker-detail-title')?.focus();
+      detail.querySelector<HTMLElement>('#worker-detail-title')?.focus({ preventScroll: true });
     } catch (err) {
       detail.replaceChildren(h('h2', {}, `Worker ${id}`), h('p', { role: 'alert' }, `Not loaded: ${errorText(err)}`));
     }

@@ -81,13 +81,16 @@ module.exports = (msg) => {
       await page.goto(`${rt.url}/_lively/ui/#/workers`);
       await page.getByRole('button', { name: 'Show worker greet' }).click();
       await page.locator('#worker-detail pre').waitFor();
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: path.join(kOut, `workers-${theme}.png`) });
       await page.goto(`${rt.url}/_lively/ui/#/activations`);
       await page.locator('#activation-rows tr[data-activation]').first().waitFor();
       await page.waitForTimeout(1_500);
       await rt.activationLog.flush();
-      await page.locator('#activation-rows tr[data-status="ok"] button').first().click();
+      // a failed activation: its record keeps input, error and logs, and it can be rerun
+      await page.locator('#activation-rows tr[data-status="dead"] button').first().click();
       await page.locator('#activation-detail pre[data-worker]').first().waitFor();
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: path.join(kOut, `activations-${theme}.png`) });
       await page.goto(`${rt.url}/_lively/ui/#/dead`);
       await page.locator('#activation-rows tr').first().waitFor();
