@@ -130,7 +130,7 @@ module.exports = (msg, ctx) => ({ hello: msg.parameters.name, keyLength: ctx.sec
     expect(rerunId).to.be.a('string').and.not.equal(activation);
     await page.locator(`tr[data-activation="${rerunId}"]`).waitFor({ timeout: 10_000 });
     await rt.activationLog.flush();
-    const rec = await rt.activation(rerunId!);
+    const rec = await rt.firer.activation(rerunId!);
     expect(rec.rerunOf).to.equal(activation);
     expect(rec.workers[0]!.result).to.deep.equal({ hello: 'Ada', keyLength: secretValue.length });
 

@@ -131,7 +131,7 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
   let storeTimer: NodeJS.Timeout | undefined;
 
   function checkStore(): void {
-    rt.health().then((h) => { feed.store = h.store; }, () => { feed.store = false; });
+    rt.firer.health().then((h) => { feed.store = h.store; }, () => { feed.store = false; });
   }
 
   function sendText(res: ServerResponse, type: string, body: string | Buffer, cache: string): void {
@@ -264,7 +264,7 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
         return { name, error: describeError(err) };
       }
     }));
-    const health = await rt.health().catch(() => ({ ok: false, store: false }));
+    const health = await rt.firer.health().catch(() => ({ ok: false, store: false }));
     return { store: { embedded: rt.store !== undefined, up: health.store, prefix: p }, databases: dbs, feeds };
   }
 
