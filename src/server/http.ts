@@ -69,6 +69,27 @@ function under(pathname: string, prefix: string): boolean {
   return pathname.startsWith(prefix) && (pathname.length === prefix.length || pathname.charCodeAt(prefix.length) === 0x2f);
 }
 
+const kSafeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A write to an admin route from a page of another origin is refused before any credentials
+ * are looked at: a signed-in console's cookie would otherwise let any site the admin visits
+ * rerun activations or set secrets (cross-site request forgery). Browsers say where a request
+ * comes from in `Origin` (and `Sec-Fetch-Site`); the CLI and scripts send neither.
+ */
+export function crossSiteWrite(req: IncomingMessage): boolean {
+  if (kSafeMethods.has(req.method ?? 'GET')) return false;
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return origin === 'null' || new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
+}
+
 export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   const { config, firer, logger } = opts;
   const proxy = createCouchProxy(opts.couchUrl, logger);
@@ -165,6 +186,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       if (under(pathname, kEventsPrefix)) {
         trigger(req, res, pathname, q === -1 ? '' : url.slice(q + 1));
       } else if (under(pathname, kLivelyPrefix)) {
+        if (crossSiteWrite(req)) throw new LivelyError('LC_FORBIDDEN', 'a write to /_lively from a page of another origin is refused');
         // Gated by prefix, so that every admin route, present or future, needs an admin.
         const open = pathname === kPublicLivelyPath || opts.console?.isPublic(pathname) === true;
         const allowed = open ? Promise.resolve() : opts.authorizeAdmin(req.headers);
