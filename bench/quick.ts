@@ -5,9 +5,12 @@
  *   (b) with activation records ÷ the same without, durable (b) ÷ (b),
  * measured in turn, alternating, QUICK_ROUNDS rounds (3) of QUICK_SECONDS (3) each; medians.
  * Beside every figure: the load generator's CPU per request and how busy the cores were.
- * QUICK_ONLY=fb,b limits the scenarios. Linux only (reads /proc).
+ * QUICK_ONLY=fb,b limits the scenarios. QUICK_BASE=<another checkout> adds its runtime's (b) and
+ * (c) as b0 and c0 (say, main in a second worktree), and the ratios of this build's to them.
+ * Linux only (reads /proc).
  */
 import os from 'node:os';
+import path from 'node:path';
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import { startTarget, stopTarget, type Target } from './targets.ts';
@@ -27,6 +30,11 @@ const kScenarios: Scenario[] = [
   { key: 'db', label: '(b) durable event, fire-and-forget', target: 'rt', path: '/_events/bench/durable' },
 ];
 
+const kBase = process.env.QUICK_BASE;
+if (kBase) {
+  kScenarios.push({ key: 'b0', label: `(b) of ${kBase}`, target: 'base', path: '/_events/bench/thread' });
+  kScenarios.push({ key: 'c0', label: `(c) of ${kBase}`, target: 'base', path: '/_events/bench/thread?wait=true' });
+}
 const only = process.env.QUICK_ONLY?.split(',');
 const scenarios = only ? kScenarios.filter((s) => only.includes(s.key)) : kScenarios;
 
@@ -34,7 +42,7 @@ interface Server { t: Target; counts: boolean; storePid?: number }
 
 async function start(name: string): Promise<Server> {
   const mode = name === 'fb' ? 'floor202' : name === 'f' ? 'floor' : 'runtime';
-  const t = await startTarget(mode, name === 'quiet' ? { env: { BENCH_RECORDS: 'off' } } : {});
+  const t = await startTarget(mode, name === 'quiet' ? { env: { BENCH_RECORDS: 'off' } } : name === 'base' ? { script: path.join(kBase!, 'bench/target.ts') } : {});
   const counts = mode !== 'floor';
   return { t, counts, ...(mode === 'runtime' ? { storePid: await storePidOf(t) } : {}) };
 }
@@ -86,6 +94,8 @@ async function main(): Promise<void> {
       ['(c) ÷ (f)', 'c', 'f', 1.2, 'CPU per trigger'],
       ['records on ÷ off (b)', 'b', 'bn', 1.05, 'CPU per trigger'],
       ['durable ÷ (b)', 'db', 'b', Infinity, 'CPU per trigger'],
+      ['(b) ÷ (b) of QUICK_BASE', 'b', 'b0', Infinity, 'CPU per trigger'],
+      ['(c) ÷ (c) of QUICK_BASE', 'c', 'c0', Infinity, 'CPU per trigger'],
     ];
     console.log('\nratios (medians of per-round ratios)            CPU/trigger  goal   rate');
     for (const [label, a, b, goal] of rows) {
