@@ -5,8 +5,8 @@
  *   (b) with activation records ÷ the same without, durable (b) ÷ (b),
  * measured in turn, alternating, QUICK_ROUNDS rounds (3) of QUICK_SECONDS (3) each; medians.
  * Beside every figure: the load generator's CPU per request and how busy the cores were.
- * QUICK_ONLY=fb,b limits the scenarios. QUICK_BASE=<another checkout> adds its runtime's (b) and
- * (c) as b0 and c0 (say, main in a second worktree), and the ratios of this build's to them.
+ * QUICK_ONLY=fb,b limits the scenarios. QUICK_BASE=<another checkout> adds its runtime's (b), (c)
+ * and durable (b) as b0, c0 and db0 (say, main in a second worktree), and the ratios of this build's to them.
  * Linux only (reads /proc).
  */
 import os from 'node:os';
@@ -34,6 +34,7 @@ const kBase = process.env.QUICK_BASE;
 if (kBase) {
   kScenarios.push({ key: 'b0', label: `(b) of ${kBase}`, target: 'base', path: '/_events/bench/thread' });
   kScenarios.push({ key: 'c0', label: `(c) of ${kBase}`, target: 'base', path: '/_events/bench/thread?wait=true' });
+  kScenarios.push({ key: 'db0', label: `durable (b) of ${kBase}`, target: 'base', path: '/_events/bench/durable' });
 }
 const only = process.env.QUICK_ONLY?.split(',');
 const scenarios = only ? kScenarios.filter((s) => only.includes(s.key)) : kScenarios;
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
       ['durable ÷ (b)', 'db', 'b', Infinity, 'CPU per trigger'],
       ['(b) ÷ (b) of QUICK_BASE', 'b', 'b0', Infinity, 'CPU per trigger'],
       ['(c) ÷ (c) of QUICK_BASE', 'c', 'c0', Infinity, 'CPU per trigger'],
+      ['durable ÷ durable of QUICK_BASE', 'db', 'db0', Infinity, 'CPU per trigger'],
     ];
     console.log('\nratios (medians of per-round ratios)            CPU/trigger  goal   rate');
     for (const [label, a, b, goal] of rows) {
