@@ -22,13 +22,14 @@ import { ProcessDispatcher } from './workers/dispatch/process.ts';
 import { IsolateDispatcher } from './workers/dispatch/isolate.ts';
 import { Bundler } from './workers/bundler.ts';
 import { createLivelyServer } from './server/http.ts';
+import { createConsoleRoutes, type ConsoleRoutes } from './server/console.ts';
 import { EventCatalog } from './core/event-catalog.ts';
 import { Firing } from './core/firing.ts';
 import { RuntimeFirer } from './core/runtime-firer.ts';
 import { followEvents, followWorkers } from './core/followers.ts';
 import { DurableJournal } from './core/durable.ts';
 import { instanceName } from './core/durable-instance.ts';
-import { createAuthorizer } from './core/auth.ts';
+import { createAuthorizer, type Authorizer } from './core/auth.ts';
 import { createWorkerCouchAccess } from './core/worker-credentials.ts';
 import { SecretStore } from './core/secrets.ts';
 import { lockDataDir, resolveRunAs } from './workers/run-as.ts';
@@ -83,6 +84,10 @@ export class Runtime {
   anomalies!: Anomalies;
   private stateCompactor?: StateCompactor;
   private server?: ReturnType<typeof createLivelyServer>;
+  /** who is calling (core/auth.ts): the console asks it who is signed in. */
+  authorizer!: Authorizer;
+  /** the web console's routes and live feed (server/console.ts). */
+  console!: ConsoleRoutes;
   private stopping = false;
   port = 0;
 
@@ -155,6 +160,9 @@ export class Runtime {
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
     const auth = createAuthorizer(this.couchUrl);
+    this.authorizer = auth;
+    this.console = createConsoleRoutes(this);
+    const consoleFeed = redactingActivations(this.console.feed);
     this.journal = new DurableJournal({ server: this.nano, prefix: p, instance: instanceName(config.dataDir), heartbeats: this.db.logs as DocumentScope<unknown>, logger });
     this.firing = new Firing({
       catalog: this.catalog,
@@ -162,7 +170,7 @@ export class Runtime {
       gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
       dispatchers: this.dispatchers,
       // Without records (LIVELY_LOG_RECORDS=0) the metrics still see every activation.
-      log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics] : [this.activationMetrics], logger),
+      log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics, consoleFeed] : [this.activationMetrics, consoleFeed], logger),
       logger,
       maxChainDepth: config.maxChainDepth,
       responseLimit: config.responseLimit,
@@ -180,7 +188,7 @@ export class Runtime {
       statePlacement, stateCompactor,
       url: () => this.url, stopping: () => this.stopping,
     });
-    this.server = createLivelyServer({ config, firer: this.firer, couchUrl: this.couchUrl, logger, authorizeAdmin: auth.authorizeAdmin });
+    this.server = createLivelyServer({ config, firer: this.firer, couchUrl: this.couchUrl, logger, authorizeAdmin: auth.authorizeAdmin, console: this.console });
     const { port } = await this.server.listen();
     this.port = port;
     // The catalog is loaded: durable activations a crash left unfinished run again.
