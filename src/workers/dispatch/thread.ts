@@ -6,12 +6,13 @@
  * Worker bundles are cached on disk too; a batch carries a bundle's key and file, never its code.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile, access } from 'node:fs/promises';
+import { mkdir, writeFile, access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { availableParallelism, totalmem } from 'node:os';
 import * as esbuild from 'esbuild';
+import { kDistDir } from '../../shared/dist.ts';
 import { LivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import { microseconds, type WorkerOutcome } from '../../shared/message.ts';
@@ -72,13 +73,15 @@ function positiveInt(v: unknown, name: string): void {
   if (!Number.isInteger(v) || (v as number) < 1) throw new LivelyError('LC_CONFIG', `options.${name} must be a positive integer`);
 }
 
-/** Bundles the thread runtime into one .mjs named by its content, so it is written once per version. */
+/** Bundles the thread runtime into one .mjs named by its content, so it is written once per version.
+ * From the build, its bundle is already in dist/ (scripts/bundle.js). */
 async function buildThreadRuntime(cacheDir: string): Promise<string> {
-  const out = await esbuild.build({
-    entryPoints: [kRuntimeEntry], bundle: true, write: false, format: 'esm', platform: 'node',
-    target: 'node20', packages: 'external', logLevel: 'silent',
-  });
-  const code = out.outputFiles[0]!.contents;
+  const code = kDistDir
+    ? await readFile(path.join(kDistDir, 'thread-runtime.js'))
+    : (await esbuild.build({
+      entryPoints: [kRuntimeEntry], bundle: true, write: false, format: 'esm', platform: 'node',
+      target: 'node20', packages: 'external', logLevel: 'silent',
+    })).outputFiles[0]!.contents;
   const file = path.join(cacheDir, `thread-runtime-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
   try { await access(file); } catch {
     await mkdir(cacheDir, { recursive: true });
