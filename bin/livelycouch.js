@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { bundle, staleReason } from '../scripts/bundle.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const args = process.argv.slice(2);
 const command = args.find((a) => !a.startsWith('-')) ?? '';
 const runsRuntime = command === 'start' || command === 'dev';

@@ -41,8 +41,8 @@ export function staleReason(root) {
     return `${kDistDir}/ is not built`;
   }
   if (!built || typeof built.startedAt !== 'number' || !Array.isArray(built.inputs)) return `${kDistDir}/${kInputsFile} is not readable`;
-  for (const name of Object.keys(kEntries)) {
-    if (!fs.existsSync(path.join(root, kDistDir, `${name}.js`))) return `${kDistDir}/${name}.js is missing`;
+  for (const file of built.outputs ?? []) {
+    if (!fs.existsSync(path.join(root, kDistDir, file))) return `${kDistDir}/${file} is missing`;
   }
   for (const input of built.inputs) {
     const s = fs.statSync(path.join(root, input), { throwIfNoEntry: false });
@@ -75,10 +75,13 @@ function sourceUrls(root, outDir) {
  * written beside its place and renamed into it, so a command starting meanwhile never reads half a file.
  * Returns the source files the bundles were built from.
  */
-export async function bundle(root) {
+export async function bundle(packageRoot) {
+  const root = path.resolve(packageRoot);
   const esbuild = await import('esbuild');
   const startedAt = Date.now();
   const outDir = path.join(root, kDistDir);
+  let previous = {};
+  try { previous = JSON.parse(await fs.promises.readFile(path.join(outDir, kInputsFile), 'utf8')) ?? {}; } catch { /* first build */ }
   const entries = (asIs) => Object.fromEntries(Object.entries(kEntries)
     .filter(([name]) => kAsIs.has(name) === asIs)
     .map(([name, file]) => [name, path.join(root, file)]));
@@ -87,23 +90,30 @@ export async function bundle(root) {
     target: 'node20', packages: 'external', metafile: true, logLevel: 'silent',
   };
   const results = await Promise.all([
+    // split: what only some commands need is in chunks of its own, loaded when one runs
     esbuild.build({
-      ...common, entryPoints: entries(false), sourcemap: 'linked',
+      ...common, entryPoints: entries(false), sourcemap: 'linked', splitting: true,
       define: { LIVELYCOUCH_DIST: 'true' }, plugins: [sourceUrls(root, outDir)],
     }),
     esbuild.build({ ...common, entryPoints: entries(true) }),
   ]);
   await fs.promises.mkdir(outDir, { recursive: true });
-  for (const file of results.flatMap((r) => r.outputFiles)) {
+  const files = results.flatMap((r) => r.outputFiles);
+  for (const file of files) {
     const tmp = `${file.path}.${process.pid}.tmp`;
     await fs.promises.writeFile(tmp, file.contents);
     await fs.promises.rename(tmp, file.path);
+  }
+  const outputs = files.map((f) => path.relative(outDir, f.path).split(path.sep).join('/')).sort();
+  // what the last build wrote and this one did not: chunks are named by a hash of their content
+  for (const old of previous.outputs ?? []) {
+    if (typeof old === 'string' && !outputs.includes(old) && !old.includes('/')) await fs.promises.rm(path.join(outDir, old), { force: true });
   }
   const inputs = [...new Set([...results.flatMap((r) => Object.keys(r.metafile.inputs)), kSelf])]
     .filter((f) => !f.includes('node_modules/'))
     .sort();
   const stamp = path.join(outDir, kInputsFile);
-  await fs.promises.writeFile(`${stamp}.${process.pid}.tmp`, JSON.stringify({ startedAt, inputs }, null, 1) + '\n');
+  await fs.promises.writeFile(`${stamp}.${process.pid}.tmp`, JSON.stringify({ startedAt, outputs, inputs }, null, 1) + '\n');
   await fs.promises.rename(`${stamp}.${process.pid}.tmp`, stamp);
   return inputs;
 }
