@@ -5,11 +5,12 @@
  * `runs` times each (default 10; `start` half as often), after one unmeasured warm-up each (tsx's
  * compile cache is warm, as on a developer's machine). Measured from spawn to exit for
  * `--help` and `trigger` (fire-and-forget, against a runtime this script starts), and to the
- * first 200 of /_lively/health for `start`. Prints medians and ratios; writes them to
+ * first 200 of /_lively/health for `start`; with the CPU time its processes used by then.
+ * Prints medians and ratios to before; writes them to
  * bench/results/cli-start-<time>.json with the load average before and after.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -54,17 +55,50 @@ function healthy(port: number): Promise<boolean> {
   });
 }
 
-/** Milliseconds from spawn to exit (status 0) or to a healthy runtime (then stopped). */
-async function once(args: string[], until: Case['until'], port: number): Promise<number> {
+const kTick = 10; // ms per clock tick in /proc/<pid>/stat (USER_HZ 100)
+
+/** CPU ms (user + system) of a process and its descendants, living and reaped, from /proc. */
+function treeCpuMs(pid: number): number {
+  const stats = new Map<number, { ppid: number; cpu: number }>();
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(p), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * kTick });
+    } catch { /* ended meanwhile */ }
+  }
+  let total = 0;
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    total += stats.get(p)?.cpu ?? 0;
+    for (const [c, s] of stats) if (s.ppid === p) todo.push(c);
+  }
+  return total;
+}
+
+/**
+ * Wall ms from spawn to exit (status 0) or to a healthy runtime (then stopped), and the CPU ms
+ * the command's processes used by then (a steadier figure on a busy machine). A command run to
+ * its end runs under bash, whose `times` gives its children's CPU, grandchildren included.
+ */
+async function once(args: string[], until: Case['until'], port: number): Promise<{ ms: number; cpuMs: number }> {
   const began = performance.now();
-  const child = spawn(process.execPath, args, { cwd: kRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = until === 'exit' ? ['-c', '"$@" >/dev/null; s=$?; times; exit $s', 'bash', process.execPath, ...args] : args;
+  const child = spawn(until === 'exit' ? 'bash' : process.execPath, argv, { cwd: kRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   if (until === 'exit') {
     const code = await exited;
+    const ms = performance.now() - began;
     if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}: ${stderr.trim()}`);
-    return performance.now() - began;
+    // `times`: the shell's own user and system time, then its children's: "0m0.412s 0m0.081s"
+    const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stdout.trim());
+    if (!m) throw new Error(`no CPU times from bash: ${stdout}`);
+    return { ms, cpuMs: (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000 };
   }
   let done = false;
   void exited.then(() => { done = true; });
@@ -73,9 +107,10 @@ async function once(args: string[], until: Case['until'], port: number): Promise
     await new Promise((r) => setTimeout(r, 20));
   }
   const ms = performance.now() - began;
+  const cpuMs = treeCpuMs(child.pid!);
   child.kill('SIGTERM');
   await exited;
-  return ms;
+  return { ms, cpuMs };
 }
 
 const median = (xs: number[]) => {
@@ -121,22 +156,32 @@ try {
     },
   ];
 
-  const report: Array<{ case: string; variant: string; runs: number; medianMs: number; minMs: number; maxMs: number; ratio: number }> = [];
+  const report: Array<{ case: string; variant: string; runs: number; medianMs: number; minMs: number; maxMs: number; ratio: number; medianCpuMs: number; cpuRatio: number }> = [];
   for (const c of cases) {
     const times = c.variants.map(() => [] as number[]);
+    const cpu = c.variants.map(() => [] as number[]);
     for (const v of c.variants) await once(v.args, c.until, startPort);
     for (let i = 0; i < c.runs; i++) {
       const order = c.variants.map((_, k) => k);
       if (i % 2) order.reverse();
-      for (const k of order) times[k]!.push(await once(c.variants[k]!.args, c.until, startPort));
+      for (const k of order) {
+        const r = await once(c.variants[k]!.args, c.until, startPort);
+        times[k]!.push(r.ms);
+        cpu[k]!.push(r.cpuMs);
+      }
     }
     const base = median(times[0]!);
+    const baseCpu = median(cpu[0]!);
     console.log(`\n${c.name} (${c.runs} runs each, alternating)`);
     c.variants.forEach((v, k) => {
       const m = median(times[k]!);
-      const row = { case: c.name, variant: v.name, runs: c.runs, medianMs: Math.round(m), minMs: Math.round(Math.min(...times[k]!)), maxMs: Math.round(Math.max(...times[k]!)), ratio: +(m / base).toFixed(3) };
+      const mc = median(cpu[k]!);
+      const row = {
+        case: c.name, variant: v.name, runs: c.runs, medianMs: Math.round(m), minMs: Math.round(Math.min(...times[k]!)), maxMs: Math.round(Math.max(...times[k]!)),
+        ratio: +(m / base).toFixed(3), medianCpuMs: Math.round(mc), cpuRatio: +(mc / baseCpu).toFixed(3),
+      };
       report.push(row);
-      console.log(`  ${v.name.padEnd(40)} median ${String(row.medianMs).padStart(6)} ms  (min ${row.minMs}, max ${row.maxMs})  ${(row.ratio * 100).toFixed(0)} % of before`);
+      console.log(`  ${v.name.padEnd(38)} median ${String(row.medianMs).padStart(6)} ms (min ${row.minMs}, max ${row.maxMs}) ${(row.ratio * 100).toFixed(0).padStart(3)} % | CPU ${String(row.medianCpuMs).padStart(6)} ms ${(row.cpuRatio * 100).toFixed(0).padStart(3)} %`);
     });
   }
   const result = { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, loadBefore: load, loadAfter: os.loadavg(), rows: report };

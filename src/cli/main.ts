@@ -48,9 +48,9 @@ async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promi
 }
 
 async function start(c: Config): Promise<Runtime> {
-  const [{ writeFile, rm, mkdir }, { removeCredentials }, { checkPort, lockDataDir }, { createLogger }, { unsupportedNodeNotice }, { Runtime }] = await Promise.all([
+  const [{ writeFile, rm, mkdir }, { removeCredentials }, { checkPort, lockDataDir }, { createLogger }, { unsupportedNodeNotice }] = await Promise.all([
     import('node:fs/promises'), import('../shared/credentials.ts'), import('./lock.ts'), import('../shared/logger.ts'),
-    import('../shared/node-lines.ts'), import('../runtime.ts'),
+    import('../shared/node-lines.ts'),
   ]);
   // read into the configuration already: nothing the runtime starts may inherit them
   removeCredentials();
@@ -64,7 +64,24 @@ async function start(c: Config): Promise<Runtime> {
   const logger = createLogger(c.logLevel);
   const unsupported = unsupportedNodeNotice(process.versions.node);
   if (unsupported) process.stderr.write(`livelycouch start: ${unsupported}\n`);
-  const runtime = new Runtime({ config: c, logger });
+  // The embedded store's child starts while this process loads the runtime: the two take about
+  // as long, and neither needs the other until the runtime connects.
+  const store = c.couchUrl ? undefined : import('../store/embedded/supervisor.ts').then(async ({ EmbeddedStore }) => {
+    const s = new EmbeddedStore({ dataDir: c.dataDir, memory: c.embeddedMemory, logger, signup: c.signup });
+    await s.start();
+    return s;
+  });
+  // handled where the runtime awaits it; until then a failure must not end the process unreported
+  store?.catch(() => undefined);
+  let runtime: Runtime;
+  try {
+    const { Runtime } = await import('../runtime.ts');
+    runtime = new Runtime({ config: c, logger, ...(store ? { store } : {}) });
+  } catch (err) {
+    await store?.then((s) => s.stop(), () => undefined);
+    await release();
+    throw err;
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -80,6 +97,8 @@ async function start(c: Config): Promise<Runtime> {
   try {
     await runtime.start();
   } catch (err) {
+    // a store that started but the runtime never took over is stopped here
+    await store?.then((s) => s.stop(), () => undefined);
     await release();
     throw err;
   }
@@ -237,7 +256,14 @@ async function run(argv: string[]): Promise<number | 'running'> {
         const nano = connect(url);
         await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
         const report = await deployDir(dir, nano.use(`${c.dbPrefix}events`), nano.use(`${c.dbPrefix}workers`));
-        out(a.flags.json === true ? `${JSON.stringify(report)}\n` : deployLines(report).map((l) => `${l}\n`).join(''));
+        if (a.flags.json === true) out(`${JSON.stringify(report)}\n`);
+        else {
+          // warnings on stderr: the deploy itself succeeded
+          for (const l of deployLines(report)) {
+            if (l.startsWith('warning: ')) process.stderr.write(`livelycouch deploy: ${l}\n`);
+            else out(`${l}\n`);
+          }
+        }
         return 0;
       });
     }
