@@ -38,13 +38,11 @@ if (stale !== undefined) {
 if (viaTsx || (runsRuntime && !snapshotOff)) {
   const flags = [
     ...(runsRuntime ? ['--no-node-snapshot'] : []),
-    ...(viaTsx ? ['--import', import.meta.resolve('tsx')] : ['--enable-source-maps']),
+    ...(viaTsx ? ['--import', import.meta.resolve('tsx')] : []),
   ];
   const child = spawn(process.execPath, [...flags, entry, ...args], { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 } else {
-  // errors of the runtime point into the TypeScript sources
-  if (runsRuntime) process.setSourceMapsEnabled(true);
   await import(pathToFileURL(entry).href);
 }

@@ -124,7 +124,7 @@ describe('the built command (scripts/build.ts, bin/livelycouch.js, dist/)', func
     const s = await startBin(dir, ['--data', data]);
     try {
       // the command, run again by the bin with the flag isolates need, and the embedded store, both built
-      expect(processesWith(`--no-node-snapshot --enable-source-maps ${path.join(dir, 'dist/cli.js')} start`)).to.have.length(1);
+      expect(processesWith(`--no-node-snapshot ${path.join(dir, 'dist/cli.js')} start`)).to.have.length(1);
       expect(processesWith(path.join(dir, 'dist/store-server.js'))).to.have.length(1);
       expect(processesWith(path.join(dir, 'src/store/embedded/server.ts'))).to.deep.equal([]);
 

@@ -107,7 +107,7 @@ describe('deploy <dir>: an event naming a worker that is nowhere is written, wit
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('names the file, the event and each missing worker (keyed, list and "response" forms); a worker already in the database is found', async () => {
+  it('names the file, the event and each missing worker (keyed and list forms, an endpoint\'s); a worker already in the database is found', async () => {
     mkdirSync(path.join(dir, 'workers', 'w'), { recursive: true });
     mkdirSync(path.join(dir, 'events'));
     writeFileSync(path.join(dir, 'workers', 'w', 'doc.json'), JSON.stringify({ type: 'node', delegate: 'index.js' }));
@@ -115,7 +115,7 @@ describe('deploy <dir>: an event naming a worker that is nowhere is written, wit
     await workers.insert({ _id: 'stored', type: 'node', delegate: 'index.js', _attachments: { 'index.js': { content_type: 'application/javascript', data: Buffer.from('module.exports = async () => 2;').toString('base64') } } });
     writeFileSync(path.join(dir, 'events', 'keyed.json'), JSON.stringify({ trigger: { '/keyed': {} }, workers: { w: {}, stored: {}, ghost: {} } }));
     writeFileSync(path.join(dir, 'events', 'listed.json'), JSON.stringify({ trigger: [{ path: '/listed' }], workers: [{ name: 'w' }, { name: 'phantom' }] }));
-    writeFileSync(path.join(dir, 'events', 'endpoint.json'), JSON.stringify({ trigger: { '/endpoint': {} }, workers: { w: {} }, response: 'answerer' }));
+    writeFileSync(path.join(dir, 'events', 'endpoint.json'), JSON.stringify({ trigger: { '/endpoint': {} }, workers: { answerer: {} }, response: 'answerer' }));
     const report = await deployDir(dir, events, workers);
     expect(report.written.sort()).to.deep.equal(['endpoint', 'keyed', 'listed', 'w']);
     const file = (f: string) => path.join(dir, 'events', f);

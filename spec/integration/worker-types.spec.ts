@@ -6,13 +6,14 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { connect } from '../../src/store/couch.ts';
+import { initStore } from '../../src/store/init.ts';
 import { adminHeaders, couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually, firstOutcome, startRuntime } from '../support/runtime.ts';
 
@@ -34,6 +35,7 @@ describe('worker types (types/worker.d.ts) against the messages the runtime send
       config: { dbPrefix: prefix },
       before: async (p) => {
         const nano = connect(couchUrl());
+        await initStore(nano, { prefix: p });
         await nano.db.create(watched);
         await nano.use(`${p}workers`).bulk({ docs: [
           { _id: 'echo', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att('module.exports = async (msg) => JSON.parse(JSON.stringify(msg));\n') } },
@@ -41,7 +43,7 @@ describe('worker types (types/worker.d.ts) against the messages the runtime send
           { _id: 'failer', type: 'node', delegate: 'index.js', _attachments: { 'index.js': att("module.exports = async () => { throw new Error('on purpose'); };\n") } },
         ] });
         await nano.use<Record<string, unknown>>(`${p}events`).bulk({ docs: [
-          { _id: 'types_http', trigger: [{ path: '/types/:name', method: 'POST' }], workers: [{ name: 'echo', parameters: { name: ':name' }, forward: ['name'] }] },
+          { _id: 'types_http', trigger: [{ path: '/types/:name' }], workers: [{ name: 'echo', parameters: { name: ':name' }, forward: ['name'] }] },
           { _id: 'types_changes', trigger: [{ changes: { db: watched, include_docs: true } }], workers: { echo: {} } },
           { _id: 'types_schedule', trigger: [{ schedule: { every: '1s' } }], workers: { echo: {} } },
           { _id: 'types_emit', trigger: { '/types_emit': {} }, workers: { emitter: {} } },
@@ -105,6 +107,6 @@ describe('worker types (types/worker.d.ts) against the messages the runtime send
       files: ['messages.ts', 'types/worker.d.ts'],
     }));
     const failed = await promisify(execFile)(process.execPath, [tsc, '-p', tmp]).then(() => '', (e: { stdout: string }) => e.stdout);
-    expect(failed, `the messages the runtime sent do not match types/worker.d.ts:\n${failed}`).to.equal('');
+    expect(failed, `the messages the runtime sent do not match types/worker.d.ts:\n${failed}\n${readFileSync(path.join(tmp, 'messages.ts'), 'utf8')}`).to.equal('');
   });
 });
