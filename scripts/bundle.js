@@ -22,8 +22,8 @@ export const kEntries = Object.freeze({
   'thread-runtime': 'workers-runtime/thread/entry.ts',
 });
 /**
- * Built with the options src/workers/dispatch/thread.ts uses when it runs from the sources, and
- * left alone: thread.ts copies it under a name of its own content, and its own URL is how worker
+ * Built with the options bundleRuntimeFile (src/workers/bundler.ts) uses when it runs from the sources, and
+ * left alone: it is copied under a name of its own content, and its own URL is how worker
  * stacks tell runtime frames from the worker's.
  */
 const kAsIs = new Set(['thread-runtime']);

@@ -28,7 +28,8 @@ import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './server/
 import { EventCatalog, type ChangeRow } from './core/event-catalog.ts';
 import { Firing, type Fired } from './core/firing.ts';
 import { corsHeaders } from './server/cors.ts';
-import { DurableJournal, instanceName } from './core/durable.ts';
+import { DurableJournal } from './core/durable.ts';
+import { instanceName } from './core/durable-instance.ts';
 import { createAuthorizer } from './core/auth.ts';
 import { createWorkerCouchAccess } from './core/worker-credentials.ts';
 import { SecretStore } from './core/secrets.ts';

@@ -271,34 +271,37 @@ describe('livelycouch deploy/trigger/logs/dev on the example app (embedded store
     expect((await cli(['deploy', exampleDir, ...data()])).code).to.equal(0);
     await eventually(async () => (await api('/_events/inbox/digest?wait=true', { auth: false })).status === 200, 10_000, 'the app deployed');
     const bad = mkdtempSync(path.join(os.tmpdir(), 'lively-bad-app-'));
-    cpSync(exampleDir, bad, { recursive: true });
-    writeFileSync(path.join(bad, 'events', 'zz_fresh.json'), JSON.stringify({ trigger: { '/fresh': {} }, workers: { digest: {} } }));
-    writeFileSync(path.join(bad, 'workers', 'classify', 'doc.json'), '{ "type": "python", ');
-    const cases: Array<[string[], RegExp]> = [
-      [['deploy', exampleDir, '--bogus', ...data()], /^livelycouch deploy: unknown option --bogus/],
-      [['deploy', ...data()], /^livelycouch deploy: missing <dir>/],
-      [['deploy', bad, ...data()], /^livelycouch deploy: \S+workers\/classify\/doc\.json: not valid JSON/],
-      [['deploy', path.join(bad, 'nowhere'), ...data()], /^livelycouch deploy: \S+nowhere: no such folder/],
-      [['trigger', 'no/such/event', ...data()], /^livelycouch trigger: 404 LC_NO_EVENT/],
-      [['trigger', 'inbox/messages', '--body', '{oops', ...data()], /^livelycouch trigger: --body is not valid JSON/],
-      [['trigger', 'inbox/messages', '-d', '{"text":""}', '--wait', ...data()], /^livelycouch trigger: worker file_message ended error: LC_WORKER_ERROR post a JSON body/],
-      [['logs', '--limit', 'many', ...data()], /^livelycouch logs: --limit must be an integer/],
-      [['status', '--url', 'http://127.0.0.1:1', '--user', `${kAdminName}:${password}`], /^livelycouch status: no runtime answers at http:\/\/127\.0\.0\.1:1 /],
-      [['frobnicate'], /^livelycouch: unknown command "frobnicate"/],
-    ];
-    const results = await Promise.all(cases.map(([args]) => cli(args)));
-    results.forEach((r, i) => {
-      const what = cases[i]![0].join(' ');
-      expect(r.code, what).to.be.above(0);
-      expect(lines(r.stderr), what).to.have.length(1);
-      expect(r.stderr, what).to.match(cases[i]![1]);
-      expect(r.stderr + r.stdout, what).to.not.contain(password);
-    });
-    // The failing worker's stack, under its error, names the line of the example that threw.
-    const failed = results[cases.findIndex(([args]) => args.includes('{"text":""}'))]!;
-    expect(failed.stdout).to.match(/\n {2}error: LC_WORKER_ERROR post a JSON body[^\n]*\n {4}at .*\(file_message\/index\.js:8:\d+\)\n/);
-    // Nothing of the bad folder was written, not even its valid new event.
-    expect((await api('/lively_events/zz_fresh')).status).to.equal(404);
-    rmSync(bad, { recursive: true, force: true });
+    try {
+      cpSync(exampleDir, bad, { recursive: true });
+      writeFileSync(path.join(bad, 'events', 'zz_fresh.json'), JSON.stringify({ trigger: { '/fresh': {} }, workers: { digest: {} } }));
+      writeFileSync(path.join(bad, 'workers', 'classify', 'doc.json'), '{ "type": "python", ');
+      const cases: Array<[string[], RegExp]> = [
+        [['deploy', exampleDir, '--bogus', ...data()], /^livelycouch deploy: unknown option --bogus/],
+        [['deploy', ...data()], /^livelycouch deploy: missing <dir>/],
+        [['deploy', bad, ...data()], /^livelycouch deploy: \S+workers\/classify\/doc\.json: not valid JSON/],
+        [['deploy', path.join(bad, 'nowhere'), ...data()], /^livelycouch deploy: \S+nowhere: no such folder/],
+        [['trigger', 'no/such/event', ...data()], /^livelycouch trigger: 404 LC_NO_EVENT/],
+        [['trigger', 'inbox/messages', '--body', '{oops', ...data()], /^livelycouch trigger: --body is not valid JSON/],
+        [['trigger', 'inbox/messages', '-d', '{"text":""}', '--wait', ...data()], /^livelycouch trigger: worker file_message ended error: LC_WORKER_ERROR post a JSON body/],
+        [['logs', '--limit', 'many', ...data()], /^livelycouch logs: --limit must be an integer/],
+        [['status', '--url', 'http://127.0.0.1:1', '--user', `${kAdminName}:${password}`], /^livelycouch status: no runtime answers at http:\/\/127\.0\.0\.1:1 /],
+        [['frobnicate'], /^livelycouch: unknown command "frobnicate"/],
+      ];
+      const results = await Promise.all(cases.map(([args]) => cli(args)));
+      results.forEach((r, i) => {
+        const what = cases[i]![0].join(' ');
+        expect(r.code, what).to.be.above(0);
+        expect(lines(r.stderr), what).to.have.length(1);
+        expect(r.stderr, what).to.match(cases[i]![1]);
+        expect(r.stderr + r.stdout, what).to.not.contain(password);
+      });
+      // The failing worker's stack, under its error, names the line of the example that threw.
+      const failed = results[cases.findIndex(([args]) => args.includes('{"text":""}'))]!;
+      expect(failed.stdout).to.match(/\n {2}error: LC_WORKER_ERROR post a JSON body[^\n]*\n {4}at .*\(file_message\/index\.js:8:\d+\)\n/);
+      // Nothing of the bad folder was written, not even its valid new event.
+      expect((await api('/lively_events/zz_fresh')).status).to.equal(404);
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
   });
 });

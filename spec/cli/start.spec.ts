@@ -17,18 +17,25 @@ import { dayDbName } from '../../src/activations/record-days.ts';
 import { activationTime } from '../../src/activations/reader.ts';
 import { eventually } from '../support/runtime.ts';
 import { adminHeaders } from '../support/couch.ts';
+import { ended, removeDir } from '../support/cleanup.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const att = (code: string, type = 'application/javascript') => ({ content_type: type, data: Buffer.from(code).toString('base64') });
 
 interface Started { proc: ChildProcess; url: string; storeUrl: string; dataDir: string }
 
+// every process this spec starts and every directory it makes, ended and removed after each test
+const spawned: ChildProcess[] = [];
+const made: string[] = [];
+const tempDir = (prefix: string) => { const dir = mkdtempSync(path.join(os.tmpdir(), prefix)); made.push(dir); return dir; };
+
 async function startCli(command: string[] = ['start'], readyLine = /listening on (\S+)/, opts: { dataDir?: string; group?: boolean; stderr?: string[] } = {}): Promise<Started> {
-  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
+  const dataDir = opts.dataDir ?? tempDir('lively-cli-');
   const env = { ...process.env };
   delete env.COUCHDB_URL; // this spec is about the embedded store the CLI starts itself
   env.LIVELY_WORKER_RUN_AS = ''; // its python workers are on this user's PATH
   const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, ...command, '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'warn'], { env, stdio: ['ignore', 'pipe', opts.stderr ? 'pipe' : 'inherit'], detached: opts.group === true });
+  spawned.push(proc);
   if (opts.stderr) proc.stderr!.on('data', (d) => opts.stderr!.push(String(d)));
   let listening = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -102,8 +109,10 @@ describe('livelycouch start (embedded store, real processes)', function () {
     }
   });
 
-  const started: Started[] = [];
-  afterEach(() => { for (const s of started.splice(0)) if (s.proc.exitCode === null) s.proc.kill('SIGKILL'); });
+  afterEach(async () => {
+    for (const proc of spawned.splice(0)) await ended(proc);
+    for (const dir of made.splice(0)) removeDir(dir);
+  });
 
   async function warmUp(s: Started): Promise<{ status: number; body: any }> {
     let warm: { status: number; body: any } | undefined;
@@ -113,7 +122,6 @@ describe('livelycouch start (embedded store, real processes)', function () {
 
   it('SIGTERM lets a message in flight finish, then exits 0 with no worker process left', async () => {
     const s = await startCli();
-    started.push(s);
     await deploy(s);
     const warm = await warmUp(s);
     const workerPid = warm.body.outcomes[0].result.pid as number;
@@ -130,7 +138,6 @@ describe('livelycouch start (embedded store, real processes)', function () {
 
   it('SIGTERM leaves nothing a process worker started in the background (its process group goes with it)', async () => {
     const s = await startCli();
-    started.push(s);
     await deploy(s);
     await warmUp(s);
     const r = await trigger(`${s.url}/_events/background?wait=true`);
@@ -143,7 +150,6 @@ describe('livelycouch start (embedded store, real processes)', function () {
 
   it('SIGKILL of the runtime leaves neither worker processes nor the store behind', async () => {
     const s = await startCli();
-    started.push(s);
     await deploy(s);
     const warm = await warmUp(s);
     const workerPid = warm.body.outcomes[0].result.pid as number;
@@ -156,14 +162,13 @@ describe('livelycouch start (embedded store, real processes)', function () {
   });
 
   it('dev <dir> starts a runtime, deploys the folder, and redeploys a changed worker file', async () => {
-    const app = mkdtempSync(path.join(os.tmpdir(), 'lively-app-'));
+    const app = tempDir('lively-app-');
     mkdirSync(path.join(app, 'events'));
     mkdirSync(path.join(app, 'workers', 'hello'), { recursive: true });
     writeFileSync(path.join(app, 'events', 'hello.json'), JSON.stringify({ _id: 'hello', trigger: { '/hello': {} }, workers: { hello: {} } }));
     writeFileSync(path.join(app, 'workers', 'hello', 'doc.json'), JSON.stringify({ type: 'node', delegate: 'index.js' }));
     writeFileSync(path.join(app, 'workers', 'hello', 'index.js'), 'module.exports = async () => ({ v: 1 });');
     const s = await startCli(['dev', app], /^watching /);
-    started.push(s);
     let r: { status: number; body: any } | undefined;
     await eventually(async () => (r = await trigger(`${s.url}/_events/hello?wait=true`)).status === 200, 10_000, 'deployed event');
     expect(r!.body.outcomes[0].result).to.deep.equal({ v: 1 });
@@ -174,7 +179,6 @@ describe('livelycouch start (embedded store, real processes)', function () {
   it('Ctrl-C (SIGINT to the whole process group) stops in order: the store is not restarted, and the last activations are written', async () => {
     const stderr: string[] = [];
     const s = await startCli(['start'], /listening on/, { group: true, stderr });
-    started.push(s);
     await deploy(s);
     const warm = await warmUp(s);
     const activation = warm.body.activation as string;
@@ -183,7 +187,6 @@ describe('livelycouch start (embedded store, real processes)', function () {
     expect(stderr.join('')).to.not.contain('restarting');
     // The same data directory, started again: the activation record is there.
     const again = await startCli(['start'], /listening on/, { dataDir: s.dataDir });
-    started.push(again);
     const page = await connect(again.storeUrl).use<Record<string, any>>(dayDbName('lively_', activationTime(activation)!)).list({ include_docs: true });
     const ids = page.rows.flatMap((r) => (r.doc?.type === 'activations' ? expandBatch(r.doc as never).map((rec) => rec.activation) : []));
     expect(ids).to.include(activation);
@@ -203,7 +206,6 @@ describe('livelycouch start (embedded store, real processes)', function () {
 
   it('a second start on a data directory in use fails at once with one line naming the running runtime\'s pid and URL', async () => {
     const s = await startCli();
-    started.push(s);
     const second = await runCli(['start', '--port', '0', '--data', s.dataDir]);
     expect(second.code).to.equal(1);
     expect(second.stdout).to.equal('');
@@ -216,7 +218,7 @@ describe('livelycouch start (embedded store, real processes)', function () {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const port = (busy.address() as net.AddressInfo).port;
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-cli-'));
+    const dataDir = tempDir('lively-cli-');
     try {
       const r = await runCli(['start', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir]);
       expect(r.code).to.equal(1);
@@ -226,7 +228,6 @@ describe('livelycouch start (embedded store, real processes)', function () {
     }
     // nothing holds the data directory now: a start there works
     const s = await startCli(['start'], /listening on/, { dataDir });
-    started.push(s);
     expect((await trigger(`${s.url}/_lively/health`)).status).to.equal(200);
   });
 });

@@ -35,10 +35,13 @@ describe('deploy <dir>: a bad folder fails naming the file and writes nothing', 
   const workers = nano.use<Record<string, unknown>>(`${prefix}workers`);
   before(() => initStore(nano, { prefix }));
   after(() => dropPrefix(prefix));
+  const dirs: string[] = [];
+  const tempDir = (prefix: string) => { const dir = mkdtempSync(path.join(os.tmpdir(), prefix)); dirs.push(dir); return dir; };
+  afterEach(() => { for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true }); });
 
   /** A good app: worker w (node) and event e; `change` breaks it. */
   function app(change: (dir: string) => void): string {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lively-deploy-'));
+    const dir = tempDir('lively-deploy-');
     mkdirSync(path.join(dir, 'workers', 'w'), { recursive: true });
     mkdirSync(path.join(dir, 'events'));
     writeFileSync(path.join(dir, 'workers', 'w', 'doc.json'), JSON.stringify({ type: 'node', delegate: 'index.js' }));
@@ -69,7 +72,7 @@ describe('deploy <dir>: a bad folder fails naming the file and writes nothing', 
   it('a worker the validation rules refuse', () => rejects(app((d) => writeFileSync(path.join(d, 'workers', 'w', 'doc.json'), JSON.stringify({ delegate: 'index.js', timeout: -1 }))), 'workers/w/doc.json', /timeout/));
   it('a sub-folder in a worker folder', () => rejects(app((d) => mkdirSync(path.join(d, 'workers', 'w', 'lib'))), 'workers/w/lib', /files only/));
   it('two event files with one _id', () => rejects(app((d) => writeFileSync(path.join(d, 'events', 'f.json'), JSON.stringify({ _id: 'e', trigger: { '/f': {} }, workers: { w: {} } }))), 'events/f.json', /also defined by/));
-  it('a folder with neither events/ nor workers/', () => rejects(mkdtempSync(path.join(os.tmpdir(), 'lively-empty-')), '', /found neither/));
+  it('a folder with neither events/ nor workers/', () => rejects(tempDir('lively-empty-'), '', /found neither/));
 
   it('reports created, updated, unchanged; removes documents of files gone when told what was deployed before', async () => {
     const dir = app(() => undefined);

@@ -14,6 +14,7 @@ import { Pool, request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
 import { eventually } from '../support/runtime.ts';
 import { adminHeaders } from '../support/couch.ts';
+import { removeDir } from '../support/cleanup.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });
@@ -58,12 +59,15 @@ function lines(file: string): Array<[number, string]> {
 describe('durable events across a crash (real processes)', function () {
   this.timeout(180_000);
   const running: ChildProcess[] = [];
+  const dirs: string[] = [];
   afterEach(async () => {
     for (const p of running.splice(0)) if (p.exitCode === null && p.signalCode === null) { p.kill('SIGTERM'); await exited(p); }
+    for (const dir of dirs.splice(0)) removeDir(dir);
   });
 
   it('1,000 acknowledged triggers, SIGKILL before the workers finish, restart on the same data: all 1,000 complete', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-durable-crash-'));
+    dirs.push(dataDir);
     const out = path.join(dataDir, 'out.txt');
     const release = path.join(dataDir, 'release');
     const total = 1000;

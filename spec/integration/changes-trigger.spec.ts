@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '../../src/store/couch.ts';
@@ -225,7 +225,8 @@ describe('changes triggers', () => {
   it('the tutorial: an inbox database, an event whose changes trigger runs a node worker per new message - 100 messages, 100 activations', async () => {
     const inboxDb = `${prefix}tutorial_inbox`;
     await connect(couchUrl()).db.create(inboxDb);
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-tutorial-')), 'handled.txt');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lively-tutorial-'));
+    const file = path.join(dir, 'handled.txt');
     const rt = await startRuntime(); // the real thread dispatcher runs the worker
     try {
       await rt.db.workers.insert({ _id: 'handle_message', type: 'node', delegate: 'index.js', _attachments: { 'index.js': { content_type: 'application/javascript', data: Buffer.from(`const fs = require('node:fs');
@@ -248,6 +249,7 @@ module.exports = async (msg) => {
       expect(rt.firing.outcomes.error).to.equal(0);
     } finally {
       await rt.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -4,12 +4,12 @@
  * events are not disturbed.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
-import { journalDbName, type JournalBatch } from '../../src/core/durable.ts';
+import { journalDbName, type JournalBatch } from '../../src/core/durable-store.ts';
 import { eventually, postEvent, startRuntime } from '../support/runtime.ts';
 
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });
@@ -49,7 +49,10 @@ describe('durable events over HTTP', function () {
     ] });
     await eventually(() => rt.catalog.matcher.size >= 2, 5_000, 'events loaded');
   });
-  after(async () => { await rt.stop(); });
+  after(async () => {
+    await rt.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('stores the trigger before acknowledging it, without credentials, and deletes it once its workers are done', async () => {
     const release = tmp('release');

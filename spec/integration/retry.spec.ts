@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { adminHeaders } from '../support/couch.ts';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
@@ -45,7 +45,10 @@ describe('worker retries', function () {
     ] });
     await eventually(() => rt.catalog.matcher.size >= 4, 5_000, 'events loaded');
   });
-  after(async () => { await rt.stop(); });
+  after(async () => {
+    await rt.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('a worker failing twice then succeeding, with three attempts, ends ok with attempts 3 and the failures in its logs', async () => {
     const f = file();

@@ -22,6 +22,7 @@ import { createLogger } from '../../src/shared/logger.ts';
 import { adminPassword } from '../../src/store/embedded/supervisor.ts';
 import { adminHeaders, basicAuth, couchUrl, uniquePrefix } from '../support/couch.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
+import { ended, removeDir } from '../support/cleanup.ts';
 
 const att = (code: string, type = 'application/javascript') => ({ content_type: type, data: Buffer.from(code).toString('base64') });
 
@@ -191,7 +192,8 @@ describe('secrets: `livelycouch start` with its embedded store', function () {
       const found = leaks([...out, ...err], forms('lively', password));
       expect(found, found.slice(0, 5).join('\n')).to.deep.equal([]);
     } finally {
-      if (proc.exitCode === null) proc.kill('SIGKILL');
+      await ended(proc);
+      removeDir(dataDir);
     }
   });
 });

@@ -4,7 +4,7 @@
  * job that must never overlap itself), while a change waits for room and is never skipped.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeConfig } from '../../src/config/index.ts';
@@ -57,7 +57,10 @@ describe('a worker\'s queue limit and the triggers that do not answer HTTP', fun
     ] });
     await eventually(() => !!rt.catalog.get('every_second') && rt.changesTriggers!.feeds('on_inbox') === 1, 10_000, 'events loaded and the feed started');
   });
-  after(() => rt.stop());
+  after(async () => {
+    await rt.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('a tick that finds its worker busy with no queue is skipped and logged; the next tick runs; runs never overlap', async () => {
     const file = path.join(dir, 'ticks.log');

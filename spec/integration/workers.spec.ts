@@ -3,7 +3,7 @@
  * child processes and isolates, on the suite's store.
  */
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
@@ -145,20 +145,25 @@ for line in sys.stdin:
 
   it('a worker\'s own "queue" lets that many wait where the runtime lets none; past it 503, and every accepted trigger runs in order', async () => {
     expect((await call(rt, '/_events/queued?wait=true&n=0')).status).to.equal(200); // warm: its limits are known
-    const hold = path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-hold-')), 'go');
-    const held = request(rt.url + `/_events/queued?wait=true&n=1&hold=${encodeURIComponent(hold)}`).then(async (r) => (await r.body.json()) as Record<string, any>);
-    await eventually(async () => (await call(rt, '/_lively/status')).body.dispatchers.find((d: { name: string }) => d.name === 'thread').inFlight === 1, 5_000, 'the first trigger running');
-    const waiting = [2, 3].map((n) => request(rt.url + `/_events/queued?wait=true&n=${n}`).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as Record<string, any> })));
-    await eventually(async () => (await call(rt, '/_lively/status')).body.activations.waiting === 2, 5_000, 'two triggers waiting');
-    const refused = await call(rt, '/_events/queued?n=4');
-    expect(refused.status).to.equal(503);
-    expect(refused.body).to.include({ error: 'LC_QUEUE_FULL' });
-    expect(refused.body.reason).to.contain('worker "queued" is busy and its queue is full (2 waiting, its limit)');
-    writeFileSync(hold, '');
-    expect((await held).outcomes[0].result).to.deep.equal({ n: 1 });
-    const [two, three] = await Promise.all(waiting);
-    expect([two!.status, three!.status]).to.deep.equal([200, 200]);
-    expect([two!.body.outcomes[0].result, three!.body.outcomes[0].result]).to.deep.equal([{ n: 2 }, { n: 3 }]);
+    const holdDir = mkdtempSync(path.join(os.tmpdir(), 'lively-hold-'));
+    try {
+      const hold = path.join(holdDir, 'go');
+      const held = request(rt.url + `/_events/queued?wait=true&n=1&hold=${encodeURIComponent(hold)}`).then(async (r) => (await r.body.json()) as Record<string, any>);
+      await eventually(async () => (await call(rt, '/_lively/status')).body.dispatchers.find((d: { name: string }) => d.name === 'thread').inFlight === 1, 5_000, 'the first trigger running');
+      const waiting = [2, 3].map((n) => request(rt.url + `/_events/queued?wait=true&n=${n}`).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as Record<string, any> })));
+      await eventually(async () => (await call(rt, '/_lively/status')).body.activations.waiting === 2, 5_000, 'two triggers waiting');
+      const refused = await call(rt, '/_events/queued?n=4');
+      expect(refused.status).to.equal(503);
+      expect(refused.body).to.include({ error: 'LC_QUEUE_FULL' });
+      expect(refused.body.reason).to.contain('worker "queued" is busy and its queue is full (2 waiting, its limit)');
+      writeFileSync(hold, '');
+      expect((await held).outcomes[0].result).to.deep.equal({ n: 1 });
+      const [two, three] = await Promise.all(waiting);
+      expect([two!.status, three!.status]).to.deep.equal([200, 200]);
+      expect([two!.body.outcomes[0].result, three!.body.outcomes[0].result]).to.deep.equal([{ n: 2 }, { n: 3 }]);
+    } finally {
+      rmSync(holdDir, { recursive: true, force: true });
+    }
     // Without a queue of its own, the runtime's (0 in this suite) applies: see the spec above.
   });
 

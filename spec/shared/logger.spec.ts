@@ -3,7 +3,7 @@
  * terminal, levels, and central redaction of secrets whatever a caller hands it.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createLogger, logFormatFromEnv, redact, redactText, kRedacted } from '../../src/shared/logger.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
+import { ended, removeDir } from '../support/cleanup.ts';
 
 function capture(opts: Parameters<typeof createLogger>[0] = 'debug') {
   const lines: string[] = [];
@@ -144,12 +145,21 @@ describe('log: redaction of secrets', () => {
 describe('log: what `livelycouch start` writes', function () {
   this.timeout(60_000);
   const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+  const started: Array<{ proc: ChildProcess; dataDir: string }> = [];
   const run = (format: string) => {
     const env: NodeJS.ProcessEnv = { ...process.env, LIVELY_LOG_FORMAT: format };
     delete env.COUCHDB_URL;
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-logfmt-'));
-    return spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'start', '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'info'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', main, 'start', '--port', '0', '--data', dataDir, '--no-sample', '--log-level', 'info'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.push({ proc, dataDir });
+    return proc;
   };
+  after(async () => {
+    for (const { proc, dataDir } of started.splice(0)) {
+      await ended(proc);
+      removeDir(dataDir);
+    }
+  });
 
   it('LIVELY_LOG_FORMAT=pretty: readable lines, not JSON', async () => {
     const proc = run('pretty');

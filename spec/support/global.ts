@@ -1,16 +1,15 @@
 /**
  * Mocha global fixture: every spec talks to one store. `COUCHDB_URL` points the suite at a real
  * Apache CouchDB 3.x; without it one embedded store (memory mode) is started for the run.
- * The URL is handed to specs through the environment (see ./couch.ts).
+ * The URL is handed to specs through the environment (see ./couch.ts). At the end, the suite
+ * fails when a spec left anything in its temp folder (./suite-tmp.ts).
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+// first: every module after it sees the suite's TMPDIR
+import { kFixtureDir, leftBehind, removeSuiteTmp } from './suite-tmp.ts';
 import { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
 import { kUrlEnv, kEmbeddedPidEnv, setEmbeddedStore } from './couch.ts';
 
 let store: EmbeddedStore | undefined;
-let dataDir: string | undefined;
 
 async function startStore(): Promise<void> {
   if (process.env[kUrlEnv]) return;
@@ -18,8 +17,7 @@ async function startStore(): Promise<void> {
     process.env[kUrlEnv] = process.env.COUCHDB_URL;
     return;
   }
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lively-spec-store-'));
-  store = new EmbeddedStore({ dataDir, memory: true });
+  store = new EmbeddedStore({ dataDir: kFixtureDir, memory: true });
   await store.start();
   process.env[kUrlEnv] = store.url;
   process.env[kEmbeddedPidEnv] = String(store.pid);
@@ -34,7 +32,14 @@ export async function mochaGlobalSetup(): Promise<void> {
   await startStore();
 }
 
+export const mochaHooks = {
+  afterAll(): void {
+    const left = leftBehind();
+    if (left.length > 0) throw new Error(`specs left ${left.length} entries in the temp folder: ${left.join(', ')}`);
+  },
+};
+
 export async function mochaGlobalTeardown(): Promise<void> {
   await store?.stop();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  removeSuiteTmp();
 }

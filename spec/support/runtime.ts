@@ -7,15 +7,25 @@ import type { Logger } from '../../src/shared/logger.ts';
 import { couchUrl, uniquePrefix } from './couch.ts';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+
+/** A Runtime whose data directory the helper made, and removes once the runtime stopped. */
+class SpecRuntime extends Runtime {
+  ownDataDir?: string;
+
+  override async stop(deadlineMs?: number): Promise<void> {
+    await super.stop(deadlineMs);
+    if (this.ownDataDir) rmSync(this.ownDataDir, { recursive: true, force: true });
+  }
+}
 
 export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: Dispatcher[]; before?: (prefix: string) => Promise<void>; logger?: Logger; isolateEngine?: string } = {}): Promise<Runtime> {
   const prefix = opts.config?.dbPrefix ?? uniquePrefix();
   if (opts.before) await opts.before(prefix);
+  const ownDataDir = opts.config?.dataDir === undefined ? mkdtempSync(path.join(os.tmpdir(), 'lively-rt-')) : undefined;
   const config = makeConfig({
     couchUrl: couchUrl(),
     port: 0,
-    dataDir: mkdtempSync(path.join(os.tmpdir(), 'lively-rt-')),
     threads: 2,
     sample: false,
     logLevel: 'silent',
@@ -23,10 +33,17 @@ export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: D
     // as the spec's user; spec/security/credentials.spec.ts covers the default (root → nobody)
     workerUser: '',
     ...opts.config,
+    ...(ownDataDir ? { dataDir: ownDataDir } : {}),
     dbPrefix: prefix,
   });
-  const rt = new Runtime({ config, dispatchers: opts.dispatchers, logger: opts.logger, isolateEngine: opts.isolateEngine });
-  return rt.start();
+  const rt = new SpecRuntime({ config, dispatchers: opts.dispatchers, logger: opts.logger, isolateEngine: opts.isolateEngine });
+  rt.ownDataDir = ownDataDir;
+  try {
+    return await rt.start();
+  } catch (err) {
+    if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 /** Polls `check` until it returns true, failing after `ms`; hot-reload specs wait on the store this way. */

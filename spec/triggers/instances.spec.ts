@@ -14,12 +14,13 @@ import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
+import { removeDir } from '../support/cleanup.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const kLeaseMs = 1_000;
 const kConcurrency = 50;
 
-interface Instance { proc: ChildProcess; url: string }
+interface Instance { proc: ChildProcess; url: string; dataDir: string }
 
 /** `livelycouch start` on the suite's store under `prefix`, with a short lease. */
 async function startInstance(prefix: string): Promise<Instance> {
@@ -33,8 +34,8 @@ async function startInstance(prefix: string): Promise<Instance> {
       const m = /listening on (\S+)/.exec(line);
       if (m) resolve(m[1]!);
     });
-  });
-  return { proc, url };
+  }).catch((err: unknown) => { removeDir(dataDir); throw err; });
+  return { proc, url, dataDir };
 }
 
 const exited = (p: ChildProcess) => new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r())));
@@ -92,10 +93,15 @@ describe('changes and schedule triggers across crashes and runtimes (livelycouch
   const prefixes: string[] = [];
   const fresh = () => { const p = uniquePrefix(); prefixes.push(p); return p; };
   /** A file in a directory of its own, where recorder workers append what they ran. */
-  const outFile = () => path.join(mkdtempSync(path.join(os.tmpdir(), 'lively-out-')), 'out.txt');
+  const outDirs: string[] = [];
+  const outFile = () => { const dir = mkdtempSync(path.join(os.tmpdir(), 'lively-out-')); outDirs.push(dir); return path.join(dir, 'out.txt'); };
   const start = async (prefix: string) => { const i = await startInstance(prefix); instances.push(i); return i; };
   afterEach(async () => {
-    for (const i of instances.splice(0)) if (i.proc.exitCode === null && i.proc.signalCode === null) { i.proc.kill('SIGKILL'); await exited(i.proc); }
+    for (const i of instances.splice(0)) {
+      if (i.proc.exitCode === null && i.proc.signalCode === null) { i.proc.kill('SIGKILL'); await exited(i.proc); }
+      removeDir(i.dataDir);
+    }
+    for (const dir of outDirs.splice(0)) removeDir(dir);
   });
   after(async () => { for (const p of prefixes) await dropPrefix(p); });
 

@@ -38,13 +38,11 @@ describe('ThreadDispatcher — the pool and the process around it', function () 
   });
 
   it('an idle pool does not keep its process alive: a script that dispatches once and never closes exits', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lc-thread-'));
     const script = `
-      import { mkdtempSync } from 'node:fs';
-      import os from 'node:os';
-      import path from 'node:path';
       import { ThreadDispatcher } from ${JSON.stringify(path.resolve('src/workers/dispatch/thread.ts'))};
       import { inlineSpec, run } from ${JSON.stringify(path.resolve('spec/fixtures/workers/thread/index.ts'))};
-      const d = new ThreadDispatcher({ cacheDir: mkdtempSync(path.join(os.tmpdir(), 'lc-thread-')), threads: 2 });
+      const d = new ThreadDispatcher({ cacheDir: ${JSON.stringify(dir)}, threads: 2 });
       const out = await run(d, inlineSpec('once', { 'main.js': 'module.exports = () => "once";' }));
       console.log(out.result);`;
     const child = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -54,6 +52,7 @@ describe('ThreadDispatcher — the pool and the process around it', function () 
       const t = setTimeout(() => { child.kill('SIGKILL'); resolve(null); }, 15_000);
       child.once('exit', (c) => { clearTimeout(t); resolve(c); });
     });
+    rmSync(dir, { recursive: true, force: true });
     expect(out.trim()).to.equal('once');
     expect(code, 'the process exited by itself').to.equal(0);
   });

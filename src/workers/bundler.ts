@@ -1,5 +1,6 @@
 /**
- * Bundles a worker revision from its attachments with esbuild.
+ * Bundles with esbuild: a worker revision from its attachments, and the code that runs inside
+ * threads (bundleRuntimeFile).
  *
  * Attachments live in memory (they come from CouchDB), so a plugin with its own namespace
  * resolves relative imports to other attachments. Bare imports stay external: for node they
@@ -19,10 +20,11 @@
  */
 import { createHash } from 'node:crypto';
 import { builtinModules } from 'node:module';
-import { mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { kDistDir } from '../shared/dist.ts';
 import { LivelyError } from '../shared/errors.ts';
 import { specKey, type WorkerSpec } from './revision.ts';
 
@@ -129,6 +131,29 @@ export class Bundler {
 }
 
 const defaultBundler = new Bundler();
+
+/**
+ * Bundles code that runs inside a thread (an entry under workers-runtime/) into one ESM file
+ * under `cacheDir`, named `<name>-<hash of its content>.mjs`, so that it is written once per
+ * version and threads need no TypeScript loader. Packages stay external. Resolves with the file.
+ */
+export async function bundleRuntimeFile(entry: string, cacheDir: string, name: string): Promise<string> {
+  // Running from the build, scripts/bundle.js has bundled it already, as dist/<name>.js.
+  const code = kDistDir
+    ? await readFile(path.join(kDistDir, `${name}.js`))
+    : (await esbuild.build({
+      entryPoints: [entry], bundle: true, write: false, format: 'esm', platform: 'node',
+      target: 'node20', packages: 'external', logLevel: 'silent',
+    })).outputFiles[0]!.contents;
+  const file = path.join(cacheDir, `${name}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+  try { await access(file); } catch {
+    await mkdir(cacheDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, code);
+    await rename(tmp, file);
+  }
+  return file;
+}
 
 /** Bundles one worker revision (cached per process, and on disk under `cacheDir`). */
 export function bundleWorker(spec: WorkerSpec, opts: BundleOptions): Promise<Bundle> {
