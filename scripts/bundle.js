@@ -41,7 +41,7 @@ export function staleReason(root) {
     return `${kDistDir}/ is not built`;
   }
   if (!built || typeof built.startedAt !== 'number' || !Array.isArray(built.inputs)) return `${kDistDir}/${kInputsFile} is not readable`;
-  for (const file of built.outputs ?? []) {
+  for (const file of (built.outputs ?? []).filter((f) => f.endsWith('.js'))) {
     if (!fs.existsSync(path.join(root, kDistDir, file))) return `${kDistDir}/${file} is missing`;
   }
   for (const input of built.inputs) {

@@ -8,7 +8,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import http from 'node:http';
 import type { Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { kAdminName, kPasswordFile } from '../store/embedded/contract.ts';
@@ -163,7 +162,8 @@ export async function call(target: Target, method: string, pathAndQuery: string,
  * its one request; no timeout (`logs -f` and `trigger --wait` may wait long), no kept connection.
  */
 async function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; text: string }> {
-  const client = url.protocol === 'https:' ? (await import('node:https')).default : http;
+  // loaded here: `--help` and `--version` need no HTTP at all
+  const client = url.protocol === 'https:' ? (await import('node:https')).default : (await import('node:http')).default;
   return new Promise((resolve, reject) => {
     const req = client.request(url, { method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
