@@ -1,6 +1,6 @@
 /** Where activation records go: a tee that isolates its sinks, and the scrub before storage. */
 import { expect } from 'chai';
-import type { ActivationRecord } from '../../src/activations/recorder.ts';
+import type { ActivationRecord } from '../../src/activations/record.ts';
 import { redactOutcome, redactingActivations, teeActivations, type ActivationSink } from '../../src/core/activation-sink.ts';
 import { createLogger, kRedacted } from '../../src/shared/logger.ts';
 

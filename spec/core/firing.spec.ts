@@ -11,7 +11,7 @@ import type { WorkerRegistry } from '../../src/workers/registry.ts';
 import type { DispatchContext, Dispatcher } from '../../src/workers/dispatcher.ts';
 import type { WorkerSpec } from '../../src/workers/revision.ts';
 import type { WorkerOutcome } from '../../src/shared/message.ts';
-import type { ActivationRecord } from '../../src/activations/recorder.ts';
+import type { ActivationRecord } from '../../src/activations/record.ts';
 import type { ActivationSink } from '../../src/core/activation-sink.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
 import { silentLogger } from '../../src/shared/logger.ts';

@@ -33,7 +33,7 @@ async function follow(rt: Runtime, id: string, db: string): Promise<string> {
 }
 
 async function feedsOf(rt: Runtime, event: string): Promise<FeedStats[]> {
-  const status = await rt.status();
+  const status = await rt.firer.status();
   return (status.feeds as FeedStats[]).filter((f) => f.event === event);
 }
 

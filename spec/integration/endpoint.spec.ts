@@ -187,7 +187,7 @@ module.exports = async (msg) => {
         expect(body.error).to.equal('LC_WORKER_ERROR');
         expect(r.text).to.not.contain('secret internals');
         expect(r.text).to.not.match(/\bat\s|\.js:\d|main\.py|exit/);
-        const rec = await rt.activation(body.activation);
+        const rec = await rt.firer.activation(body.activation);
         expect(rec.workers[0]!.status).to.equal('error');
         expect(JSON.stringify(rec.workers[0])).to.contain('secret internals');
       });
@@ -197,12 +197,12 @@ module.exports = async (msg) => {
         expect(hop.status).to.equal(500);
         const body = JSON.parse(hop.text);
         expect(body.error).to.equal('LC_BAD_RESPONSE');
-        const rec = await rt.activation(body.activation);
+        const rec = await rt.firer.activation(body.activation);
         expect(rec.workers[0]!.error!.code).to.equal('LC_BAD_RESPONSE');
         expect(rec.workers[0]!.error!.message).to.contain('"connection" is a hop-by-hop header');
         const bad = await call(rt, `${prefix}/badstatus`);
         expect(bad.status).to.equal(500);
-        const rec2 = await rt.activation(JSON.parse(bad.text).activation);
+        const rec2 = await rt.firer.activation(JSON.parse(bad.text).activation);
         expect(rec2.workers[0]!.error!.message).to.contain('status: must be a whole number from 200 to 599');
       });
 

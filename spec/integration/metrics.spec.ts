@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { ActivationMetrics, kDurationBuckets, renderMetrics, type MetricSources } from '../../src/core/metrics.ts';
-import type { ActivationRecord } from '../../src/activations/recorder.ts';
+import type { ActivationRecord } from '../../src/activations/record.ts';
 import { adminHeaders } from '../support/couch.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
 

@@ -19,7 +19,7 @@ const worker = { _id: 'w', delegate: 'i.js', _attachments: { 'i.js': { content_t
 interface StatusAnomalies { total: number; counts: Record<string, number>; recent: Array<{ kind: string; doc: string; detail: string }> }
 
 async function anomalies(rt: Runtime): Promise<StatusAnomalies> {
-  return (await rt.status()).anomalies as StatusAnomalies;
+  return (await rt.firer.status()).anomalies as StatusAnomalies;
 }
 
 describe('runtime state that cannot be right is refused, reported and recovered from', function () {
@@ -54,7 +54,7 @@ describe('runtime state that cannot be right is refused, reported and recovered 
     const trigger = await followInbox(rt1, inbox);
     await admin.use(inbox).insert({ _id: 'before' });
     await eventually(() => delivered(rec1, 'before'), 10_000, 'first change fired');
-    await eventually(async () => (await rt1.status()).feeds instanceof Array && ((await rt1.status()).feeds as Array<{ checkpoint?: string }>)[0]?.checkpoint !== undefined, 5_000, 'checkpointed');
+    await eventually(async () => (await rt1.firer.status()).feeds instanceof Array && ((await rt1.firer.status()).feeds as Array<{ checkpoint?: string }>)[0]?.checkpoint !== undefined, 5_000, 'checkpointed');
     await rt1.stop(2_000);
     runtimes.splice(runtimes.indexOf(rt1), 1);
 
@@ -94,7 +94,7 @@ describe('runtime state that cannot be right is refused, reported and recovered 
     expect(a.counts['future-claim']).to.be.at.least(1);
     expect(a.recent.find((x) => x.kind === 'future-claim')!.doc).to.equal(docId);
     expect((await logs.get(docId)).last).to.be.below(Date.now() + 60_000);
-    const metrics = await rt.metrics();
+    const metrics = await rt.firer.metrics();
     expect(metrics).to.match(/livelycouch_state_refused_total\{kind="future-claim"\} [1-9]/);
   });
 

@@ -9,7 +9,7 @@
  * start time, and how many records a day database holds.
  */
 import type { ActivationStatus, TriggerKind, WorkerOutcome } from '../shared/message.ts';
-import type { ActivationInput, ActivationRecord } from './recorder.ts';
+import type { ActivationInput, ActivationRecord } from './record.ts';
 
 /** The widest spread of start times within one batch. */
 export const kBatchSpanMs = 5_000;

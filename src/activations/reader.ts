@@ -16,7 +16,7 @@ import { statusOf } from '../store/couch.ts';
 import type { ActivationStatus } from '../shared/message.ts';
 import { batchIdPrefix, decodeBatch, expandAt, kBatchSpanMs, kDayMs, matchesAt, parseBatchId, type BatchDoc, type BatchRef, type StoredBatch, type RecordFilter } from './batch.ts';
 import { dayDbName, listDayDbs } from './record-days.ts';
-import type { ActivationRecord } from './recorder.ts';
+import type { ActivationRecord } from './record.ts';
 
 export interface ActivationQuery {
   event?: string;

@@ -17,7 +17,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerScope } from 'nano';
-import type { HttpRequestPart, WorkerOutcome, TriggerKind } from '../shared/message.ts';
+import type { WorkerOutcome } from '../shared/message.ts';
+import type { ActivationInput, ActivationRecord } from './record.ts';
 import type { Logger } from '../shared/logger.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { isTransient, statusOf } from '../store/couch.ts';
@@ -28,38 +29,7 @@ import { getActivation, listActivations, type ActivationPage, type ActivationQue
 import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
 
 export { expandBatch, type BatchDoc } from './batch.ts';
-
-/** What fired an activation: enough to fire the same events again. */
-export interface ActivationInput {
-  trigger: TriggerKind;
-  method: string;
-  path: string;
-  params: Record<string, unknown>;
-  request?: HttpRequestPart;
-  change?: unknown;
-  tick?: unknown;
-}
-
-export interface ActivationRecord {
-  activation: string;
-  events: string[];
-  trigger: TriggerKind;
-  path?: string;
-  method?: string;
-  started: number;
-  durationMs: number;
-  workers: WorkerOutcome[];
-  /** kept for failed activations and the detailed ok ones. */
-  input?: ActivationInput;
-  /** the activation whose worker emitted the event that started this one. */
-  parent?: string;
-  /** the activation this one fired again. */
-  rerunOf?: string;
-  /** a worker failed all its attempts. */
-  dead?: boolean;
-  /** output a process worker wrote for that activation after silence had ended its message. */
-  lateOf?: string;
-}
+export type { ActivationInput, ActivationRecord } from './record.ts';
 
 export interface ActivationLogOptions {
   /** the database prefix: records go to `<prefix>logs-YYYYMMDD`; `<prefix>logs` holds runtime state. */

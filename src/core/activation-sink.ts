@@ -7,7 +7,7 @@
  * CouchDB URL does not put a password into the activation records; `redactOutcome` does the
  * same for the outcomes a waiting caller receives.
  */
-import type { ActivationRecord } from '../activations/recorder.ts';
+import type { ActivationRecord } from '../activations/record.ts';
 import type { WorkerOutcome } from '../shared/message.ts';
 import { describeError } from '../shared/errors.ts';
 import { hasSecretValues, redactText, type Logger } from '../shared/logger.ts';

@@ -8,7 +8,8 @@
  * events and workers counted is bounded (`maxSeries`); names beyond it are counted under
  * `_other`, so a flood of event ids cannot grow memory or a scrape without limit.
  */
-import type { ActivationLog, ActivationRecord } from '../activations/recorder.ts';
+import type { ActivationLog } from '../activations/recorder.ts';
+import type { ActivationRecord } from '../activations/record.ts';
 import type { ActivationStatus } from '../shared/message.ts';
 import type { DispatcherStats } from '../workers/dispatcher.ts';
 import type { ActivationSink } from './activation-sink.ts';
