@@ -12,7 +12,7 @@
  * Environment:
  *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
  *   BENCH_SECONDS=5    seconds per scenario and round
- *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bs cs bn cn db dw c0 d d0 py iso f fb e a1 c1 r r1)
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bs cs bn cn db dw c0 d d0 py dp pyp iso f fb e a1 c1 r r1)
  *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
  * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
  * Console: BENCH_ONLY=b,bs,c,cs (bs/cs: b and c with a console's live stream open)
@@ -150,6 +150,9 @@ async function main(): Promise<void> {
     { key: 'd', label: '(d) /_events, process worker (node, isolation "process": kept children fed JSON lines), ?wait=true', run: () => load(`${t.rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'd0', label: '(d0) minimal stand-in for (d), no runtime around it: bare node:http feeding one child JSON lines', run: () => load(t.persistent.url, SECONDS, CONNECTIONS) },
     { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
+    // The same two workers written with the helpers, declaring {"pipeline": 16}, 2 processes for 64 messages at once.
+    { key: 'dp', label: '(d) the same node worker with serve(): pipelined, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/process_pipe?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'pyp', label: 'the same python worker with messages(pipeline=16), ?wait=true', run: () => load(`${t.rt.url}/_events/bench/python_pipe?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
     // The floor of the design: the same hop to two worker threads with nothing of the runtime
     // around it (bench/floor.ts), what (c) and (b) can at best reach on this machine.
@@ -179,7 +182,7 @@ async function main(): Promise<void> {
   t.floor202 = await startTarget('floor202');
   // Warm every worker so cold starts are not in the throughput figures: a few triggers at once,
   // so a process worker's pool (up to its concurrency) has all its children before (d) runs.
-  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable', 'endpoint']) {
+  for (const p of ['thread', 'process', 'python', 'process_pipe', 'python_pipe', 'isolate', 'noop', 'durable', 'endpoint']) {
     await Promise.all(Array.from({ length: 4 }, async () => {
       const res = await request(`${t.rt.url}/_events/bench/${p}${p === 'endpoint' ? '' : '?wait=true'}`);
       const text = await res.body.text();
@@ -211,7 +214,7 @@ async function main(): Promise<void> {
   const p50Gap = result.c1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.c1.p50us - result.a1.p50us) : undefined;
   const endpointGap = result.r1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.r1.p50us - result.a1.p50us) : undefined;
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap, 'endpoint r/c': ratio('r', 'c'), 'console bs/b': ratio('bs', 'b'), 'console cs/c': ratio('cs', 'c'), 'p50(r1)-p50(a1) µs': endpointGap };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'd/d0': ratio('d', 'd0'), 'dp/d0': ratio('dp', 'd0'), 'py/d0': ratio('py', 'd0'), 'pyp/d0': ratio('pyp', 'd0'), 'iso/c': ratio('iso', 'c'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap, 'endpoint r/c': ratio('r', 'c'), 'console bs/b': ratio('bs', 'b'), 'console cs/c': ratio('cs', 'c'), 'p50(r1)-p50(a1) µs': endpointGap };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));

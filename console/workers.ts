@@ -1,12 +1,12 @@
 /**
  * Workers: each worker document with its type, revision (and whether that revision is the one
- * loaded), runs, errors and its last errors; the dispatchers' warm instances, in flight and
- * queued; and, for the worker chosen, its source (read-only, coloured) and its attachments.
+ * loaded), its warm instances, messages in flight and queued, memory (processes and isolates), runs,
+ * errors and its last errors; the dispatchers' totals; and, for the worker chosen, its source (read-only, coloured) and its attachments.
  */
 import { api, errorText, fmtBytes, fmtNumber, fmtTime, h } from './dom.ts';
 import { highlight, languageOf } from './highlight.ts';
 
-interface WorkerView { id: string; rev: string; type: string; isolation: string; delegate: string; attachments: Array<{ name: string; contentType?: string; length?: number }>; env: string[]; secrets: string[]; loadedRev?: string; problem?: string; runs: number; errors: number; lastRun?: number; lastErrors: Array<{ at: number; activation: string; message: string }> }
+interface WorkerView { id: string; rev: string; type: string; isolation: string; delegate: string; attachments: Array<{ name: string; contentType?: string; length?: number }>; env: string[]; secrets: string[]; loadedRev?: string; problem?: string; runs: number; errors: number; lastRun?: number; warm: number; inFlight: number; queued: number; memoryBytes?: number; lastErrors: Array<{ at: number; activation: string; message: string }> }
 interface WorkerDetail { id: string; rev: string; type: string; delegate?: string; attachments: WorkerView['attachments']; source?: string; sourceNote?: string }
 
 export function workersPage(main: HTMLElement): () => void {
@@ -17,7 +17,7 @@ export function workersPage(main: HTMLElement): () => void {
   main.append(h('h1', {}, 'Workers'), status, pools,
     h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'workers-table' },
       h('caption', {}, 'Worker documents, refreshed every five seconds'),
-      h('thead', {}, h('tr', {}, ...['Worker', 'Type', 'Revision', 'Runs', 'Errors', 'Last run', 'Last error'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', {}, h('tr', {}, ...['Worker', 'Type', 'Revision', 'Warm', 'In flight', 'Queued', 'Memory', 'Runs', 'Errors', 'Last run', 'Last error'].map((c) => h('th', { scope: 'col' }, c)))),
       tbody)),
     detail);
 
@@ -57,11 +57,16 @@ export function workersPage(main: HTMLElement): () => void {
           h('th', { scope: 'row' }, button),
           h('td', {}, w.type, w.type === 'node' ? ` (${w.isolation})` : ''),
           h('td', {}, h('code', {}, w.rev.slice(0, 10)), w.loadedRev === w.rev ? ' loaded' : w.problem ? ` · ${w.problem}` : ''),
+          h('td', { class: 'num' }, fmtNumber(w.warm)),
+          h('td', { class: 'num' }, fmtNumber(w.inFlight)),
+          h('td', { class: 'num' }, fmtNumber(w.queued)),
+          // thread workers share their threads' memory: it is not told apart per worker
+          h('td', { class: 'num', title: w.memoryBytes === undefined ? 'shared with the other workers of its threads' : '' }, w.memoryBytes === undefined ? 'shared' : fmtBytes(w.memoryBytes)),
           h('td', { class: 'num' }, fmtNumber(w.runs)),
           h('td', { class: 'num' }, fmtNumber(w.errors)),
           h('td', {}, fmtTime(w.lastRun)),
           h('td', { class: 'wrap' }, last ? [fmtTime(last.at), ' ', last.message] : '–'));
-      }) : [h('tr', {}, h('td', { colspan: 7 }, 'No workers yet.'))]));
+      }) : [h('tr', {}, h('td', { colspan: 11 }, 'No workers yet.'))]));
       if (focused) tbody.querySelector<HTMLButtonElement>(`button[data-worker="${CSS.escape(focused)}"]`)?.focus();
     } catch (err) {
       status.textContent = `Workers could not be loaded: ${errorText(err)}`;

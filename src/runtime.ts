@@ -79,6 +79,8 @@ export class Runtime {
   activationLog!: ActivationLog;
   /** per-event and per-worker figures for /_lively/metrics, fed by the activation records. */
   readonly activationMetrics = new ActivationMetrics();
+  /** admission in front of the dispatchers: per worker, what runs and what waits. */
+  gate!: WorkerGate;
   journal!: DurableJournal;
   /** `<prefix>secrets`, held in memory (src/core/secrets.ts). */
   secretStore!: SecretStore;
@@ -176,7 +178,7 @@ export class Runtime {
     this.firing = new Firing({
       catalog: this.catalog,
       registry: this.registry,
-      gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
+      gate: this.gate = new WorkerGate(config.maxQueue, config.maxWorkerQueue),
       dispatchers: this.dispatchers,
       // Without records (LIVELY_LOG_RECORDS=0) the metrics still see every activation.
       log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics, consoleFeed] : [this.activationMetrics, consoleFeed], logger),

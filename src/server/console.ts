@@ -204,6 +204,16 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
   async function workers(): Promise<unknown> {
     const all = await rt.db.workers.list({ include_docs: true });
     const loaded = new Map(rt.registry.loaded().map((w) => [w.id, w.rev]));
+    // warm instances and their memory, summed over the dispatchers that hold the worker
+    const held = new Map<string, { warm: number; memoryBytes?: number }>();
+    for (const d of rt.dispatchers) {
+      for (const [id, f] of d.workerStats?.() ?? []) {
+        const h = held.get(id) ?? { warm: 0 };
+        h.warm += f.warm;
+        if (f.memoryBytes !== undefined) h.memoryBytes = (h.memoryBytes ?? 0) + f.memoryBytes;
+        held.set(id, h);
+      }
+    }
     const invalid = new Map(rt.registry.invalid().map((w) => [w.id, w.reason]));
     const out = [];
     for (const row of all.rows) {
@@ -217,6 +227,8 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
         // names only: values may be credentials
         env: Object.keys((doc.env ?? {}) as object), secrets: Array.isArray(doc.secrets) ? doc.secrets : [],
         loadedRev: loaded.get(row.id), problem: invalid.get(row.id),
+        warm: held.get(row.id)?.warm ?? 0, memoryBytes: held.get(row.id)?.memoryBytes,
+        inFlight: rt.gate?.lane(row.id).running ?? 0, queued: rt.gate?.lane(row.id).waiting ?? 0,
         ...feed.workerStats(row.id),
       });
     }

@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../../shared/logger.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
 import { kTooDeep, messageLine, nestedDeeperThan } from '../../shared/json.ts';
 import { Bundler, type Bundle } from '../bundler.ts';
-import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
+import type { DispatchContext, Dispatcher, DispatcherStats, WorkerFigures } from '../dispatcher.ts';
 import type { WorkerSpec } from '../revision.ts';
 import { SlotTable } from '../../shared/slots.ts';
 import { bundleFileName, StackMapper } from '../../../workers-runtime/stack.ts';
@@ -129,7 +129,7 @@ export class IsolateDispatcher implements Dispatcher {
   private readonly opts: typeof kDefaultOptions & IsolateDispatcherOptions & { logger: Logger };
   private readonly bundler: Bundler;
   /** worker id → the sandbox of its current revision (a promise while it loads). */
-  private readonly sandboxes = new Map<string, { rev: string; sandbox: Promise<Sandbox> }>();
+  private readonly sandboxes = new Map<string, { rev: string; sandbox: Promise<Sandbox>; ready?: Sandbox }>();
   private inFlight = 0;
   private closed = false;
   /** loaded on first use, so a Node without an engine still starts and serves other types. */
@@ -215,6 +215,20 @@ export class IsolateDispatcher implements Dispatcher {
     return { name: this.name, warm: this.sandboxes.size, inFlight: this.inFlight };
   }
 
+  workerStats(): Map<string, WorkerFigures> {
+    const out = new Map<string, WorkerFigures>();
+    for (const [id, { ready }] of this.sandboxes) {
+      if (!ready || ready.disposed) continue;
+      let memoryBytes: number | undefined;
+      try {
+        const heap = ready.isolate.getHeapStatisticsSync();
+        memoryBytes = heap.used_heap_size + heap.externally_allocated_size;
+      } catch { /* disposed between the check and the call */ }
+      out.set(id, { warm: 1, memoryBytes });
+    }
+    return out;
+  }
+
   async close(deadlineMs = 10_000): Promise<void> {
     this.closed = true;
     const held = [...this.sandboxes.values()];
@@ -246,7 +260,9 @@ export class IsolateDispatcher implements Dispatcher {
       this.opts.logger.debug('isolate loaded', { worker: spec.id, rev: spec.rev });
       return s;
     })();
-    this.sandboxes.set(spec.id, { rev: spec.rev, sandbox });
+    const entry: { rev: string; sandbox: Promise<Sandbox>; ready?: Sandbox } = { rev: spec.rev, sandbox };
+    this.sandboxes.set(spec.id, entry);
+    sandbox.then((s) => { entry.ready = s; }, () => {});
     // a revision that fails to load is tried again on the next message (the bundler keeps its own failures)
     sandbox.catch(() => { if (this.sandboxes.get(spec.id)?.sandbox === sandbox) this.sandboxes.delete(spec.id); });
     return sandbox;
