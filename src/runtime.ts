@@ -55,6 +55,11 @@ export interface RuntimeOptions {
   clock?: Clock;
   /** the isolate engine package instead of the running Node's (specs name one that is missing). */
   isolateEngine?: string;
+  /**
+   * The embedded store, already starting (the CLI starts it while this module loads); without
+   * it, and without `couchUrl`, start() starts one. Either way stop() stops it.
+   */
+  store?: Promise<EmbeddedStore>;
 }
 
 export class Runtime {
@@ -111,6 +116,10 @@ export class Runtime {
     if (runAs) lockDataDir(config.dataDir);
     if (config.couchUrl) {
       this.couchUrl = config.couchUrl;
+    } else if (this.opts.store) {
+      this.store = await this.opts.store;
+      this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
+      this.couchUrl = this.store.url;
     } else {
       this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger, signup: config.signup });
       this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
