@@ -47,7 +47,7 @@ const kEpilogue = readFileSync(new URL('../../../workers-runtime/isolate/epilogu
 interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: number }
 
 /** A message sent (or about to be) into the isolate, until its answer comes back. */
-interface Pending { id: number; line: string; secrets: Readonly<Record<string, string>>; resolve(json: string | undefined): void; reject(err: unknown): void }
+interface Pending { id: number; line: string; secrets: Readonly<Record<string, string>>; deadline: number; timeoutMs: number; resolve(json: string | undefined): void; reject(err: unknown): void }
 
 /** The lines of the script before the bundle's first line: the prelude and the wrapper's first line. */
 const kBundleLineOffset = kPrelude.split('\n').length;
@@ -98,14 +98,45 @@ class Sandbox {
     const line = messageLine(message);
     const id = this.jobs.add(job);
     return new Promise<string | undefined>((resolve, reject) => {
-      const p: Pending = { id, line, secrets, resolve, reject };
+      const done = (): void => { this.waiting.delete(id); this.jobs.delete(id); };
+      const deadline = performance.now() + timeoutMs;
+      const p: Pending = { id, line, secrets, deadline, timeoutMs, resolve: (json) => { done(); resolve(json); }, reject: (err) => { done(); reject(err); } };
       this.waiting.set(id, p);
       this.queue.push(p);
       if (this.queue.length === 1) setImmediate(() => this.flush(timeoutMs));
-    }).finally(() => {
-      this.waiting.delete(id);
-      this.jobs.delete(id);
+      this.watch(deadline);
     });
+  }
+
+  /**
+   * isolated-vm's `timeout` bounds synchronous execution only; a message still unanswered at its
+   * deadline (a handler that loops after an `await`) is failed here and its isolate disposed.
+   * One timer per sandbox, armed for the earliest deadline, rather than one per message.
+   */
+  private nextCheck = Infinity;
+  private deadlineTimer?: NodeJS.Timeout;
+
+  private watch(deadline: number): void {
+    if (deadline >= this.nextCheck) return;
+    clearTimeout(this.deadlineTimer);
+    this.nextCheck = deadline;
+    this.deadlineTimer = setTimeout(() => this.checkDeadlines(), Math.max(0, deadline - performance.now()));
+  }
+
+  private checkDeadlines(): void {
+    this.nextCheck = Infinity;
+    this.deadlineTimer = undefined;
+    const now = performance.now();
+    let earliest = Infinity;
+    for (const p of [...this.waiting.values()]) {
+      if (p.deadline <= now) {
+        p.reject(new LivelyError('LC_WORKER_TIMEOUT', `worker "${this.spec.id}": no answer within ${p.timeoutMs} ms; its isolate was disposed`));
+        this.dispose();
+      } else if (p.deadline < earliest) {
+        earliest = p.deadline;
+      }
+    }
+    if (earliest !== Infinity && !this.disposed) this.watch(earliest);
   }
 
   private flush(timeoutMs: number): void {
@@ -143,7 +174,10 @@ class Sandbox {
     }
   }
 
-  dispose(): void { if (!this.isolate.isDisposed) this.isolate.dispose(); }
+  dispose(): void {
+    clearTimeout(this.deadlineTimer);
+    if (!this.isolate.isDisposed) this.isolate.dispose();
+  }
 
   /** The stack of an error the worker threw, in its own files (see workers-runtime/stack.ts). */
   stackOf(err: unknown): string | undefined {
@@ -241,7 +275,7 @@ export class IsolateDispatcher implements Dispatcher {
     try {
       sandbox = await this.sandboxFor(spec);
       const left = Math.max(1, spec.limits.timeout - (Date.now() - started));
-      const json = await this.withDeadline(sandbox, sandbox.call(message, job, left, ctx.secrets), left);
+      const json = await sandbox.call(message, job, left, ctx.secrets);
       if (json !== undefined && nestedDeeperThan(json)) return done({ status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${kTooDeep}` } });
       return done({ status: 'ok', ...(json === undefined ? {} : { result: JSON.parse(json) }) });
     } catch (e) {
@@ -325,21 +359,6 @@ export class IsolateDispatcher implements Dispatcher {
     // a revision that fails to load is tried again on the next message (the bundler keeps its own failures)
     sandbox.catch(() => { if (this.sandboxes.get(spec.id)?.sandbox === sandbox) this.sandboxes.delete(spec.id); });
     return sandbox;
-  }
-
-  /**
-   * isolated-vm's `timeout` bounds synchronous execution only; a handler that loops after an
-   * `await` is stopped here by disposing its isolate.
-   */
-  private withDeadline<T>(sandbox: Sandbox, p: Promise<T>, ms: number): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const overdue = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        sandbox.dispose();
-        reject(new LivelyError('LC_WORKER_TIMEOUT', `worker "${sandbox.spec.id}": no answer within ${ms} ms; its isolate was disposed`));
-      }, ms);
-    });
-    return Promise.race([p, overdue]).finally(() => clearTimeout(timer));
   }
 
   private forgetSandbox(workerId: string, sandbox: Sandbox): void {
