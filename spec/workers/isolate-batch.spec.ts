@@ -70,4 +70,17 @@ module.exports = async (msg) => {
     expect(next.status, JSON.stringify(next.error)).to.equal('ok');
     expect(next.result).to.equal(4);
   });
+
+  it('a synchronous endless loop in a batch is stopped at its deadline; the messages sent with it fail, saying the isolate stopped', async () => {
+    const spec = sourceSpec('w-spin', `module.exports = (msg) => {
+  if (msg.parameters.spin) for (;;) { /* never returns */ }
+  return msg.parameters.n;
+};`, { timeout: 400 });
+    await run(spec, { n: 0 });
+    const [spun, other] = await Promise.all([run(spec, { n: 1, spin: true }), run(spec, { n: 2 })]);
+    expect(spun.status).to.equal('timeout');
+    expect(spun.error!.code).to.equal('LC_WORKER_TIMEOUT');
+    expect(other.status).to.not.equal('ok');
+    expect((await run(spec, { n: 3 })).result).to.equal(3);
+  });
 });

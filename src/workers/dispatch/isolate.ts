@@ -150,9 +150,10 @@ class Sandbox {
     const tokens = JSON.stringify(batch.map((p) => String(p.id)));
     const lines = batch.map((p) => p.line).join('\n');
     const secrets = JSON.stringify(batch.map((p) => p.secrets));
-    // Its `timeout` bounds the synchronous part of the batch; the batch settles once every
-    // message answered, or rejects when the isolate stopped (memory, timeout, disposal).
-    this.run!.apply(undefined, [tokens, lines, secrets], { timeout: timeoutMs, result: { promise: true } }).then(
+    // Each message keeps its own deadline, counted from its dispatch (checkDeadlines disposes
+    // the isolate, which stops synchronous code too); the batch's `timeout` is a backstop. The
+    // batch settles once every message answered, or rejects when the isolate stopped.
+    this.run!.apply(undefined, [tokens, lines, secrets], { timeout: timeoutMs * batch.length + 1000, result: { promise: true } }).then(
       () => {},
       (err: unknown) => { for (const p of batch) if (this.waiting.get(p.id) === p) p.reject(err); },
     );
