@@ -10,7 +10,7 @@
  * server admins only, `_local` documents included.
  */
 import type nano from 'nano';
-import { eventsDesignDoc, workersDesignDoc } from '../events/design.ts';
+import { eventsDesignDoc, workersDesignDoc, type ValidationDesignDoc } from '../events/design.ts';
 import { LivelyError } from '../shared/errors.ts';
 import { ensureDb, retry, statusOf } from './couch.ts';
 import { ensureStateDb } from './state-db.ts';
@@ -54,21 +54,21 @@ export async function initStore(server: nano.ServerScope, opts: InitOptions): Pr
     throw new LivelyError('LC_CONFIG', 'options.writerRole must be a non-empty role name not starting with "_"');
   }
   const names = databaseNames(opts.prefix);
-  await retry(() => ensureDb(server, names.events));
-  await retry(() => ensureDb(server, names.workers));
-  // one shard, one copy: where runtimes arbitrate, a 201 must mean "won" (./state-db.ts)
-  await retry(() => ensureStateDb(server, names.logs));
-  await retry(() => ensureDb(server, names.secrets));
-
   const security = securityObject(opts.writerRole);
-  for (const [name, ddoc] of [
-    [names.events, eventsDesignDoc(opts.writerRole)],
-    [names.workers, workersDesignDoc(opts.writerRole)],
-  ] as const) {
+  // Each database is created, locked and given its rules before anything else is written to
+  // it; the four are independent of each other, so they are set up side by side.
+  const app = async (name: string, ddoc: ValidationDesignDoc): Promise<void> => {
+    await retry(() => ensureDb(server, name));
     await retry(() => putSecurity(server, name, security));
     await retry(() => installDesignDoc(server.use(name), ddoc));
-  }
-  for (const name of [names.logs, names.secrets]) await retry(() => putSecurity(server, name, kAdminOnlySecurity));
+  };
+  await Promise.all([
+    app(names.events, eventsDesignDoc(opts.writerRole)),
+    app(names.workers, workersDesignDoc(opts.writerRole)),
+    // one shard, one copy: where runtimes arbitrate, a 201 must mean "won" (./state-db.ts)
+    retry(() => ensureStateDb(server, names.logs)).then(() => retry(() => putSecurity(server, names.logs, kAdminOnlySecurity))),
+    retry(() => ensureDb(server, names.secrets)).then(() => retry(() => putSecurity(server, names.secrets, kAdminOnlySecurity))),
+  ]);
   return names;
 }
 
