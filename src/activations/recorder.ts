@@ -16,14 +16,14 @@
  * counted (`dropped` in status), never the triggers.
  */
 import { randomBytes } from 'node:crypto';
-import type { ServerScope } from 'nano';
 import type { WorkerOutcome } from '../shared/message.ts';
 import type { ActivationInput, ActivationRecord } from './record.ts';
 import type { Logger } from '../shared/logger.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import { isTransient, statusOf } from '../store/couch.ts';
+import { isTransient, sendJson, statusOf, type ServerScope } from '../store/couch.ts';
 import { BatchBuilder, batchId, kBatchSpanMs, kDayMs } from './batch.ts';
 import { headOf } from '../shared/output.ts';
+import { kSecretHeaders } from '../shared/credentials.ts';
 import { dayDbName, dayStart, ensureDayDb } from './record-days.ts';
 import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
 import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
@@ -82,8 +82,6 @@ function cut(text: string, max: number): string {
 const kMaxOpen = 8;
 /** Workers whose status summaries are kept for reuse (see ActivationLog.summary). */
 const kMaxSummaries = 1_000;
-/** Headers never stored: a rerun is authorised by whoever asks for it, not by replayed credentials. */
-const kSecretHeaders = ['authorization', 'proxy-authorization', 'cookie'];
 
 /**
  * An outcome as a record keeps it: a result over 16 KiB as the start of its JSON, the last 200
@@ -319,7 +317,7 @@ export class ActivationLog {
 
   /** Stringified here: nano's own stringify runs a replacer over every key of a large batch. */
   private async put(db: string, doc: object): Promise<void> {
-    await this.server.request({ db, doc: (doc as { _id: string })._id, method: 'PUT', body: JSON.stringify(doc), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
+    await sendJson(this.server, 'PUT', { db, doc: (doc as { _id: string })._id }, JSON.stringify(doc));
   }
 
   /**

@@ -11,7 +11,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { DocumentScope } from 'nano';
+import type { DocumentScope } from '../store/couch.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { compiledRules } from '../events/rules.ts';
 import { bundleFolder, checkWorkerCode, kFolderBundle, kFolderBundleMap } from '../workers/folder-bundle.ts';

@@ -21,11 +21,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { DocumentScope, ServerScope } from 'nano';
+import type { DocumentScope, ServerScope } from '../store/couch.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { HttpRequestPart } from '../shared/message.ts';
 import type { Logger } from '../shared/logger.ts';
-import { statusOf } from '../store/couch.ts';
+import { putDoc, sendJson, statusOf } from '../store/couch.ts';
 import { DayDbs, dropDayDb, ensureDayDb, kDayMs } from '../store/days.ts';
 
 /** What a durable activation needs to run again. */
@@ -196,9 +196,7 @@ export function journalDbName(prefix: string, at: number): string {
 
 /** Stringified here, once: nano's own stringify walks every key with a replacer. */
 async function bulk(server: ServerScope, db: string, docs: unknown[]): Promise<Map<string | undefined, BulkRow>> {
-  return byId((await server.request({
-    db, path: '_bulk_docs', method: 'POST', body: JSON.stringify({ docs }), dontStringify: true, headers: { 'content-type': 'application/json' },
-  } as never)) as BulkRow[]);
+  return byId(await sendJson<BulkRow[]>(server, 'POST', { db, path: '_bulk_docs' }, JSON.stringify({ docs })));
 }
 
 export class DurableJournal {
@@ -433,7 +431,7 @@ export class DurableJournal {
         let page;
         try {
           // From just past the last id seen (not `skip: 1`: that batch may be deleted by now).
-          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) } as never);
+          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) });
         } catch (err) {
           if (statusOf(err) === 404) break; // dropped meanwhile
           throw err;
@@ -511,7 +509,7 @@ export class DurableJournal {
       if (!(await this.orphaned(claim.owner, heartbeats))) return false;
     }
     try {
-      await this.opts.heartbeats.insert({ _id: id, ...(claim?._rev ? { _rev: claim._rev } : {}), type: 'durable-claim', db, batch: batch._id, owner: this.owner, at: Date.now() } as never);
+      await putDoc(this.opts.heartbeats, { _id: id, ...(claim?._rev ? { _rev: claim._rev } : {}), type: 'durable-claim', db, batch: batch._id, owner: this.owner, at: Date.now() });
       return true;
     } catch (err) {
       if (statusOf(err) === 409) return false; // another instance claimed it first
@@ -549,7 +547,7 @@ export class DurableJournal {
       const doc: Record<string, unknown> = { _id: id, boot: this.boot, at: Date.now() };
       if (this.heartbeatRev) doc._rev = this.heartbeatRev;
       try {
-        this.heartbeatRev = (await this.opts.heartbeats.insert(doc as never)).rev;
+        this.heartbeatRev = (await this.opts.heartbeats.insert(doc)).rev;
         return;
       } catch (err) {
         if (statusOf(err) !== 409) throw err;
@@ -578,9 +576,9 @@ export class DurableJournal {
   /** The claim documents of a dropped day: nothing is left for them to arbitrate. */
   private async dropClaims(db: string): Promise<void> {
     const prefix = `durable-claim-${db}-`;
-    const page = await this.opts.heartbeats.list({ startkey: prefix, endkey: `${prefix}\ufff0` } as never);
+    const page = await this.opts.heartbeats.list({ startkey: prefix, endkey: `${prefix}\ufff0` });
     const docs = page.rows.map((r) => ({ _id: r.id, _rev: (r.value as { rev: string }).rev, _deleted: true }));
-    if (docs.length > 0) await this.opts.heartbeats.bulk({ docs } as never);
+    if (docs.length > 0) await this.opts.heartbeats.bulk({ docs });
   }
 
   private ensure(db: string): Promise<void> {

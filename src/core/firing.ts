@@ -29,6 +29,7 @@ import { activationTime } from '../activations/reader.ts';
 import type { EventCatalog } from './event-catalog.ts';
 import type { DurableEntry, DurableJournal, DurableRef } from './durable.ts';
 import { checkResponse } from './response.ts';
+import { kSecretHeaders } from '../shared/credentials.ts';
 
 const kDefaultResponseLimit = 6 * 1024 * 1024;
 
@@ -550,9 +551,7 @@ function durableEntry(activation: string, input: FireInput, matches: EventMatch[
   };
   if (input.request) {
     const headers = { ...input.request.headers };
-    delete headers.authorization;
-    delete headers['proxy-authorization'];
-    delete headers.cookie;
+    for (const h of kSecretHeaders) delete headers[h];
     entry.request = { query: input.request.query, headers, body: input.request.body };
   }
   return entry;

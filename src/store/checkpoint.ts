@@ -2,9 +2,8 @@
  * A feed's position kept in a `_local/<name>` document, as CouchDB replication keeps its own:
  * `_local` documents are never replicated and never show in `_changes`.
  */
-import type nano from 'nano';
 import { LivelyError } from '../shared/errors.ts';
-import { statusOf } from './couch.ts';
+import { getDoc, putDoc, statusOf, type DocumentScope } from './couch.ts';
 
 interface CheckpointDoc {
   _id: string;
@@ -14,11 +13,11 @@ interface CheckpointDoc {
 }
 
 export class LocalCheckpoint {
-  readonly #db: nano.DocumentScope<unknown>;
+  readonly #db: DocumentScope<unknown>;
   readonly id: string;
   #rev: string | undefined;
 
-  constructor(db: nano.DocumentScope<unknown>, name: string) {
+  constructor(db: DocumentScope<unknown>, name: string) {
     if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]+$/.test(name)) {
       throw new LivelyError('LC_CONFIG', `checkpoint name must be letters, digits, '_', '.', ':' or '-': ${JSON.stringify(name)}`);
     }
@@ -29,7 +28,7 @@ export class LocalCheckpoint {
   /** The saved seq, or undefined when nothing was saved yet. */
   async load(): Promise<string | undefined> {
     try {
-      const doc = (await this.#db.get(this.id)) as unknown as CheckpointDoc;
+      const doc = await getDoc<CheckpointDoc>(this.#db, this.id);
       this.#rev = doc._rev;
       return typeof doc.seq === 'string' ? doc.seq : undefined;
     } catch (err) {
@@ -47,7 +46,7 @@ export class LocalCheckpoint {
       const doc: CheckpointDoc = { _id: this.id, seq: String(seq), updated: new Date().toISOString() };
       if (this.#rev) doc._rev = this.#rev;
       try {
-        const res = await this.#db.insert(doc as never);
+        const res = await putDoc(this.#db, doc);
         this.#rev = res.rev;
         return;
       } catch (err) {

@@ -13,15 +13,8 @@ import type nano from 'nano';
 import { request } from 'undici';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { silentLogger, type Logger } from '../shared/logger.ts';
-import { basicAuthOf, sleep, statusOf } from './couch.ts';
+import { basicAuthOf, sleep, statusOf, type ChangeRow, type DbRef } from './couch.ts';
 
-export interface ChangeRow {
-  id: string;
-  seq: string;
-  changes: Array<{ rev: string }>;
-  deleted?: boolean;
-  doc?: Record<string, unknown> & { _id: string; _rev: string };
-}
 
 export interface ChangesFeedOptions {
   /** where to start: 'now' (only what happens from here on), '0' (everything) or a saved seq. */
@@ -57,7 +50,7 @@ const kBackoffStart = 100;
  * (results, lastSeq) after a batch was handled; 'retry' (error, delay); 'error' (fatal: the
  * feed has stopped); 'stop'. */
 export class ChangesFeed extends EventEmitter {
-  readonly #db: nano.DocumentScope<unknown>;
+  readonly #db: DbRef;
   readonly #opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>;
   #since: string;
   #controller: AbortController | undefined;
@@ -65,7 +58,7 @@ export class ChangesFeed extends EventEmitter {
   #done: Promise<void> | undefined;
   #batch: Promise<void> | undefined;
 
-  constructor(db: nano.DocumentScope<unknown>, options: ChangesFeedOptions) {
+  constructor(db: DbRef, options: ChangesFeedOptions) {
     super();
     if (!options || typeof options.onBatch !== 'function') {
       throw new LivelyError('LC_CONFIG', 'options.onBatch must be a function');

@@ -13,23 +13,22 @@
  * Its growth is bounded: a low revision limit (where the store has one) and `_compact` when the
  * file is mostly old revisions (StateCompactor).
  */
-import type nano from 'nano';
 import type { Logger } from '../shared/logger.ts';
 import { describeError } from '../shared/errors.ts';
-import { statusOf } from './couch.ts';
+import { createDb, dbInfo, sendJson, statusOf, type ServerScope } from './couch.ts';
 
 /** Revisions kept per document: a lease or claim needs only its latest. */
 export const kStateRevsLimit = 20;
 
-export async function ensureStateDb(server: nano.ServerScope, name: string): Promise<void> {
+export async function ensureStateDb(server: ServerScope, name: string): Promise<void> {
   try {
-    await server.db.create(name, { q: 1, n: 1 } as never);
+    await createDb(server, name, { q: 1, n: 1 });
   } catch (err) {
     if (statusOf(err) !== 412) throw err;
     return;
   }
   try {
-    await server.request({ db: name, path: '_revs_limit', method: 'PUT', body: kStateRevsLimit as never });
+    await sendJson(server, 'PUT', { db: name, path: '_revs_limit' }, String(kStateRevsLimit));
   } catch {
     // the embedded store has no _revs_limit; compaction alone bounds it there
   }
@@ -44,7 +43,7 @@ export interface Placement {
 }
 
 /** Where the state database lives, and whether its writes serialise. */
-export async function placement(server: nano.ServerScope, name: string): Promise<Placement> {
+export async function placement(server: ServerScope, name: string): Promise<Placement> {
   let shards: Record<string, string[]>;
   try {
     shards = ((await server.request({ db: name, path: '_shards' })) as { shards?: Record<string, string[]> }).shards ?? {};
@@ -63,8 +62,6 @@ export async function placement(server: nano.ServerScope, name: string): Promise
   return p;
 }
 
-interface DbInfo { sizes?: { file?: number; active?: number }; compact_running?: boolean; update_seq?: unknown; doc_count?: number }
-
 /**
  * Compacts the state database when its file is more than twice its live data (and over
  * `minBytes`), checked every `everyMs`. Where the store reports no sizes (the embedded store,
@@ -79,7 +76,7 @@ export class StateCompactor {
   lastSize: number | undefined;
 
   constructor(
-    private readonly server: nano.ServerScope,
+    private readonly server: ServerScope,
     private readonly db: string,
     private readonly logger: Logger,
     private readonly everyMs = 60_000,
@@ -97,7 +94,7 @@ export class StateCompactor {
   async check(): Promise<boolean> {
     this.#checks++;
     try {
-      const info = (await this.server.db.get(this.db)) as unknown as DbInfo;
+      const info = await dbInfo(this.server, this.db);
       const file = info.sizes?.file;
       const active = info.sizes?.active;
       this.lastSize = file;

@@ -19,11 +19,10 @@
  * it appears: every change of it came after the trigger.
  */
 import { createHash } from 'node:crypto';
-import type { DocumentScope, ServerScope } from 'nano';
 import type { ChangesTrigger, EventDef } from '../events/model.ts';
-import { ChangesFeed, type ChangeRow } from '../store/feed.ts';
+import { ChangesFeed } from '../store/feed.ts';
 import { LocalCheckpoint } from '../store/checkpoint.ts';
-import { sleep, statusOf } from '../store/couch.ts';
+import { readChanges, sleep, statusOf, type ChangeRow, type DocumentScope, type ServerScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
 import { describeError, isLivelyError } from '../shared/errors.ts';
 import { Lease } from './lease.ts';
@@ -148,7 +147,7 @@ class Follower {
   }
 
   private async startFeed(): Promise<void> {
-    const db = this.opts.server.use(this.trigger.db) as DocumentScope<unknown>;
+    const db = this.opts.server.use<unknown>(this.trigger.db);
     let since = await this.checkpoint.load();
     let updateSeq: string;
     try {
@@ -338,7 +337,7 @@ export async function checkpointProblem(db: DocumentScope<unknown>, since: strin
     return `is ahead of the database's update_seq ${updateSeq}`;
   }
   try {
-    await db.changes({ since, limit: 1 } as never);
+    await readChanges(db, { since, limit: 1 });
   } catch (err) {
     if (statusOf(err) === 400) return `the database refuses as a seq (${describeError(err)})`;
     throw err;

@@ -23,8 +23,7 @@
  * other rewrote it settle on one); otherwise it steps back as usual.
  */
 import { EventEmitter } from 'node:events';
-import type { DocumentScope } from 'nano';
-import { statusOf } from '../store/couch.ts';
+import { getDoc, putDoc, statusOf, type DocumentScope } from '../store/couch.ts';
 import { describeError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Anomalies } from './anomalies.ts';
@@ -100,7 +99,7 @@ export class Lease extends EventEmitter {
     if (!this.#held) return;
     this.#held = false;
     try {
-      await this.opts.db.insert(this.#doc(null) as never);
+      await putDoc(this.opts.db, this.#doc(null));
     } catch (err) {
       // 409: someone took it meanwhile; otherwise it simply expires
       if (statusOf(err) !== 409) this.opts.logger.debug('lease not released', { lease: this.opts.id, error: describeError(err) });
@@ -129,7 +128,7 @@ export class Lease extends EventEmitter {
   async #renew(): Promise<void> {
     const sent = this.#now();
     try {
-      const res = await this.opts.db.insert(this.#doc(this.opts.holder) as never);
+      const res = await putDoc(this.opts.db, this.#doc(this.opts.holder));
       this.#rev = res.rev;
       this.#renewedAt = sent;
     } catch (err) {
@@ -144,7 +143,7 @@ export class Lease extends EventEmitter {
   async #contested(): Promise<void> {
     let doc: Partial<LeaseDoc> | undefined;
     try {
-      doc = (await this.opts.db.get(this.opts.id)) as unknown as LeaseDoc;
+      doc = await getDoc<LeaseDoc>(this.opts.db, this.opts.id);
     } catch (err) {
       if (statusOf(err) !== 404) { this.emit('error', err); return; } // try again next round
     }
@@ -159,7 +158,7 @@ export class Lease extends EventEmitter {
     this.#rev = doc?._rev;
     const sent = this.#now();
     try {
-      const res = await this.opts.db.insert(this.#doc(this.opts.holder) as never);
+      const res = await putDoc(this.opts.db, this.#doc(this.opts.holder));
       this.#rev = res.rev;
       this.#renewedAt = sent;
       this.#lastHolder = this.opts.holder;
@@ -172,7 +171,7 @@ export class Lease extends EventEmitter {
   async #watch(): Promise<void> {
     let doc: LeaseDoc | undefined;
     try {
-      doc = (await this.opts.db.get(this.opts.id)) as unknown as LeaseDoc;
+      doc = await getDoc<LeaseDoc>(this.opts.db, this.opts.id);
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
     }
@@ -187,7 +186,7 @@ export class Lease extends EventEmitter {
   async #claim(rev: string | undefined, sent: number): Promise<void> {
     this.#rev = rev;
     try {
-      const res = await this.opts.db.insert(this.#doc(this.opts.holder) as never);
+      const res = await putDoc(this.opts.db, this.#doc(this.opts.holder));
       this.#rev = res.rev;
       this.#renewedAt = sent;
       this.#held = true;

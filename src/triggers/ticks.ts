@@ -21,8 +21,7 @@
  * schedule.
  */
 import { createHash } from 'node:crypto';
-import type { DocumentScope } from 'nano';
-import { statusOf } from '../store/couch.ts';
+import { getDoc, putDoc, statusOf, type DocumentScope } from '../store/couch.ts';
 import type { Anomalies } from './anomalies.ts';
 
 /** How far ahead of this runtime's clock a claim may be (other runtimes' clocks run ahead a little). */
@@ -66,7 +65,7 @@ export class TickClaims {
       const doc: ClaimDoc = { _id: TickClaims.docId(key), type: 'schedule', key, last: at, at: new Date(at).toISOString(), by: this.instance };
       if (state.rev) doc._rev = state.rev;
       try {
-        const res = await this.db.insert(doc as never);
+        const res = await putDoc(this.db, doc);
         this.known.set(key, { rev: res.rev, last: at });
         return true;
       } catch (err) {
@@ -79,7 +78,7 @@ export class TickClaims {
 
   private async read(key: string): Promise<{ rev?: string; last?: number }> {
     try {
-      const doc = (await this.db.get(TickClaims.docId(key))) as unknown as ClaimDoc;
+      const doc = await getDoc<ClaimDoc>(this.db, TickClaims.docId(key));
       let last = typeof doc.last === 'number' && Number.isFinite(doc.last) ? doc.last : undefined;
       if (last !== undefined && last > this.now() + kMaxAheadMs) {
         this.anomalies?.report('future-claim', doc._id, `schedule claim for ${key} says its last tick is ${Math.abs(last) <= 8.64e15 ? new Date(last).toISOString() : last}, in the future; no runtime claims ahead of time, so it is overwritten by the next tick`, { key, last });

@@ -22,6 +22,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { kDatabaseNamePattern } from '../../shared/db-name.ts';
 import { multipartToDocument, MultipartError } from './multipart.ts';
 import { kMissingEnd, parseReplicateBody, replicationReply, type Replicator } from './replicate.ts';
 import { HttpError, checkBulkGet, checkDelete, checkQuery, isDocumentPut, isJsonContentType, isJsonPost, parseDocumentBody, welcome } from './answers.ts';
@@ -167,12 +168,9 @@ async function repairSelectorChanges(req: ShieldedRequest, url: URL): Promise<vo
   req.url = url.pathname + url.search;
 }
 
-/** Apache CouchDB 3's rule for a database name (system databases, starting with "_", aside). */
-const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
-
 /** CouchDB's 400 for a database name it would not create; express-pouchdb creates any. */
 function checkDbName(db: string): void {
-  if (db.startsWith('_') || kDbName.test(db)) return;
+  if (db.startsWith('_') || kDatabaseNamePattern.test(db)) return;
   throw new HttpError(400, 'illegal_database_name', `Name: '${db}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, -, and / are allowed. Must begin with a letter.`);
 }
 
