@@ -1,19 +1,10 @@
 /**
- * Activation records, written in batches so that logging never throttles triggering: each
- * flush writes ONE document per batch holding every record since the last. A document per
- * firing would cost the store more than the firing itself at thousands of triggers a second;
- * a document per batch costs one write, and its columnar form (see ./batch.ts) keeps it small:
- * every activation is there with its events, workers, statuses and duration; results, logs,
- * errors and the input that fired it are kept for every failed activation and for the first
- * `detailed` ones of each batch.
- *
- * Batches go to one database per UTC day of their records' start (./days.ts), created on
- * first use. Retention (./retention.ts) drops whole day databases past `retentionDays`, and
- * past `maxRecords` the oldest days, then the oldest batches of the oldest day kept: the
- * tombstones of those deletions live in a database that is itself dropped later.
- * Reads (./reader.ts) find a record by the start time in its id, and list records newest first.
- * When the store cannot keep up the buffer is bounded: records beyond it are dropped and
- * counted (`dropped` in status), never the triggers.
+ * Activation records, written as ONE columnar document per batch (./batch.ts) so that logging
+ * never throttles triggering: a document per firing would cost the store more than the firing.
+ * Details (results, logs, input) are kept for failed activations and the first `detailed` ok
+ * ones; batches go to a database per UTC day (./record-days.ts), dropped by retention
+ * (./retention.ts); reads are ./reader.ts. Past the bounded buffer, records are dropped and
+ * counted, never the triggers.
  */
 import { randomBytes } from 'node:crypto';
 import type { WorkerOutcome } from '../shared/message.ts';
@@ -49,12 +40,12 @@ export interface ActivationLogOptions {
   pageBudget?: Readonly<PageBudget>;
 }
 
-const MAX_RESULT_CHARS = 16 * 1024;
+const kMaxResultChars = 16 * 1024;
 /** A larger input (a big request body) is not kept: such an activation cannot be rerun. */
-const MAX_INPUT_CHARS = 64 * 1024;
-const MAX_LOG_LINES = 200;
+const kMaxInputChars = 64 * 1024;
+const kMaxLogLines = 200;
 /** A log line or error message kept in a record is cut to this many characters. */
-const MAX_TEXT_CHARS = 4 * 1024;
+const kMaxTextChars = 4 * 1024;
 /**
  * A batch is sealed once its details (results, logs, errors, inputs) reach about this many
  * characters, so that its document stays well under what the store accepts: Apache CouchDB 3
@@ -93,21 +84,21 @@ function compact(w: WorkerOutcome): { outcome: WorkerOutcome; chars: number } {
   let result = w.result;
   if (result !== undefined) {
     const text = JSON.stringify(result);
-    if (text !== undefined && text.length > MAX_RESULT_CHARS) result = { truncated: headOf(text, MAX_RESULT_CHARS) };
-    chars += text === undefined ? 0 : Math.min(text.length, MAX_RESULT_CHARS + 16);
+    if (text !== undefined && text.length > kMaxResultChars) result = { truncated: headOf(text, kMaxResultChars) };
+    chars += text === undefined ? 0 : Math.min(text.length, kMaxResultChars + 16);
   }
-  let logs = w.logs.length > MAX_LOG_LINES ? w.logs.slice(-MAX_LOG_LINES) : w.logs;
+  let logs = w.logs.length > kMaxLogLines ? w.logs.slice(-kMaxLogLines) : w.logs;
   for (let i = 0; i < logs.length; i++) {
     const line = logs[i]!;
-    if (line.msg.length > MAX_TEXT_CHARS) {
+    if (line.msg.length > kMaxTextChars) {
       if (logs === w.logs) logs = w.logs.slice();
-      logs[i] = { ...line, msg: cut(line.msg, MAX_TEXT_CHARS) };
+      logs[i] = { ...line, msg: cut(line.msg, kMaxTextChars) };
     }
     chars += 40 + logs[i]!.msg.length;
   }
   const out: WorkerOutcome = { ...w, result, logs };
   if (w.error) {
-    if (w.error.message.length > MAX_TEXT_CHARS) out.error = { ...w.error, message: cut(w.error.message, MAX_TEXT_CHARS) };
+    if (w.error.message.length > kMaxTextChars) out.error = { ...w.error, message: cut(w.error.message, kMaxTextChars) };
     chars += out.error!.message.length + (out.error!.stack?.length ?? 0) + out.error!.code.length;
   }
   return { outcome: out, chars };
@@ -131,7 +122,7 @@ function storedInput(input: ActivationInput): { input: ActivationInput; chars: n
   if (input.tick !== undefined) out.tick = input.tick;
   let size = Infinity;
   try { size = JSON.stringify(out).length; } catch { /* not storable at all */ }
-  return size <= MAX_INPUT_CHARS ? { input: out, chars: size } : undefined;
+  return size <= kMaxInputChars ? { input: out, chars: size } : undefined;
 }
 
 interface OpenBatch {
@@ -244,9 +235,8 @@ export class ActivationLog {
   }
 
   /**
-   * "worker:status", one string per worker and status. Speed: a record of one worker (the
-   * common case) then holds a string shared with every other record of it, instead of a new
-   * concatenation that the batch keeps and its encoding has to flatten and hash again.
+   * "worker:status", one string per worker and status, shared by every record of it: not a new
+   * concatenation per record for the batch to keep, flatten and hash again.
    */
   private summary(worker: string, status: string): string {
     let byStatus = this.summaries.get(worker);

@@ -78,9 +78,9 @@ interface Owned {
  * batches finish within it and cost one insert and one delete; a slow one still keeps its
  * progress, so a crash runs again little more than what was in flight.
  */
-const PARTIAL_WRITE_MS = 1_000;
+const kPartialWriteMs = 1_000;
 /** Finishes wait this long for an accept to ride along with before they get a write of their own. */
-const FINISH_DELAY_MS = 20;
+const kFinishDelayMs = 20;
 
 interface BulkRow { id?: string; rev?: string; error?: string; reason?: string }
 
@@ -285,7 +285,7 @@ export class DurableJournal {
     owned.done.add(ref.activation);
     owned.dirty = true;
     this.stats.finished++;
-    this.scheduleFlush(FINISH_DELAY_MS);
+    this.scheduleFlush(kFinishDelayMs);
   }
 
   private scheduleFlush(ms: number): void {
@@ -314,7 +314,7 @@ export class DurableJournal {
     let nextPartial: number | undefined;
     for (const o of this.owned.values()) {
       if (!o.dirty || o.writing || (db !== undefined && o.db !== db)) continue;
-      const due = o.writtenAt + PARTIAL_WRITE_MS - now;
+      const due = o.writtenAt + kPartialWriteMs - now;
       if (o.done.size < o.doc.entries.length && due > 0 && !this.closed) {
         nextPartial = Math.min(nextPartial ?? due, due);
         continue;
@@ -356,7 +356,7 @@ export class DurableJournal {
         this.opts.logger.debug('durable finish refused', { batch: o.doc._id, error: row?.error });
       }
     });
-    if (batches.length > 0 && !this.closed && this.hasDirty()) this.scheduleFlush(FINISH_DELAY_MS);
+    if (batches.length > 0 && !this.closed && this.hasDirty()) this.scheduleFlush(kFinishDelayMs);
     return taken;
   }
 

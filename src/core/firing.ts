@@ -73,8 +73,8 @@ export interface FiringDeps {
   secrets?: (workerId: string, names: readonly string[]) => Record<string, string>;
 }
 
-const ANY_TRIGGER: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
-const NO_BINDINGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+const kAnyTrigger: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
+const kNoBindings: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const bootId = randomBytes(4).toString('hex');
 let counter = 0;
 let lastMs = -1;
@@ -149,7 +149,7 @@ export class Firing {
     const matches: EventMatch[] = [];
     for (const e of entry.events) {
       const event = this.deps.catalog.get(e.id);
-      if (event && !event.disabled) matches.push({ event, trigger: ANY_TRIGGER, bindings: e.bindings });
+      if (event && !event.disabled) matches.push({ event, trigger: kAnyTrigger, bindings: e.bindings });
     }
     if (matches.length === 0) return undefined;
     const input: FireInput = { trigger: 'http', method: entry.method, path: entry.path, params: entry.params, depth: 0 };
@@ -186,7 +186,7 @@ export class Firing {
 
   /** Fires one known event (changes and schedule triggers); outcomes through `done`. */
   fireEvent(event: EventDef, input: FireInput): Fired {
-    return this.start(input, [{ event, trigger: ANY_TRIGGER, bindings: NO_BINDINGS }]);
+    return this.start(input, [{ event, trigger: kAnyTrigger, bindings: kNoBindings }]);
   }
 
   /**
@@ -212,7 +212,7 @@ export class Firing {
     if (input.trigger === 'http') {
       try { return this.matchById(ev, input); } catch { /* no HTTP trigger takes the method any more */ }
     }
-    return { event: ev, trigger: ANY_TRIGGER, bindings: NO_BINDINGS };
+    return { event: ev, trigger: kAnyTrigger, bindings: kNoBindings };
   }
 
   /** Fires events emitted by workers and by the runtime itself; never throws. */
@@ -264,18 +264,18 @@ export class Firing {
 
   private matchById(ev: EventDef, input: FireInput): EventMatch {
     const http = ev.triggers.filter((t): t is HttpTrigger => t.kind === 'http');
-    if (http.length === 0) return { event: ev, trigger: ANY_TRIGGER, bindings: NO_BINDINGS };
+    if (http.length === 0) return { event: ev, trigger: kAnyTrigger, bindings: kNoBindings };
     const takes = (t: HttpTrigger, method: string) => t.methods === '*' || t.methods.includes(method);
     const trigger = http.find((t) => takes(t, input.method)) ?? (input.method === 'HEAD' ? http.find((t) => takes(t, 'GET')) : undefined);
     if (!trigger) {
       const methods = [...new Set(http.flatMap((t) => (t.methods === '*' ? [] : [...t.methods])))];
       throw new LivelyError('LC_METHOD_NOT_ALLOWED', `event "${ev.id}" accepts ${methods.join(', ')}, not ${input.method}`, { allow: methods });
     }
-    let bindings = NO_BINDINGS;
+    let bindings = kNoBindings;
     for (const [param, value] of Object.entries(trigger.parameters)) {
       const given = input.params[param];
       if (typeof value === 'string' && value.length > 1 && value[0] === ':' && (typeof given === 'string' || typeof given === 'number' || typeof given === 'boolean')) {
-        if (bindings === NO_BINDINGS) bindings = {};
+        if (bindings === kNoBindings) bindings = {};
         bindings[value.slice(1)] = String(given);
       }
     }

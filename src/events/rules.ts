@@ -13,7 +13,7 @@ import { kDatabaseNamePattern } from '../shared/db-name.ts';
 // `/` escaped as this text always had it: design documents already stored stay as they are
 const kDbSource = kDatabaseNamePattern.source.replaceAll('/', '\\/');
 
-export const RULES_SOURCE = String.raw`
+export const kRulesSource = String.raw`
 var NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 var IDENT_RE = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 var METHOD_RE = /^[A-Z][A-Z0-9_-]*$/;
@@ -516,7 +516,7 @@ let compiled: Rules | undefined;
 /** The rules compiled once for node; the same text the validate functions embed. */
 export function compiledRules(): Rules {
   compiled ??= new Function(
-    `${RULES_SOURCE}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, backoffMs: backoffMs, cronFields: cronFields, patternBindings: patternBindings, attachmentNameProblem: attachmentNameProblem };`,
+    `${kRulesSource}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, backoffMs: backoffMs, cronFields: cronFields, patternBindings: patternBindings, attachmentNameProblem: attachmentNameProblem };`,
   )() as Rules;
   return compiled;
 }

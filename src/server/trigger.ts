@@ -29,8 +29,7 @@ export function eventPath(pathname: string): string {
 /** Query parameters (repeated keys → arrays) and the `wait` flag, which is not a parameter. */
 export function eventQuery(search: string): { query: Record<string, unknown>; wait: boolean } {
   if (search === '') return { query: {}, wait: false };
-  // Speed: `?wait=true` alone is the commonest query; it needs no parser, and leaves the
-  // same empty query as no query at all.
+  // `?wait=true` alone, the commonest query, needs no parser
   if (search === 'wait=true' || search === 'wait=1') return { query: {}, wait: true };
   // querystring keeps a malformed escape as it is rather than throwing, like CouchDB does.
   const query = parseQueryString(search) as Record<string, unknown>;
@@ -45,8 +44,8 @@ export function eventQuery(search: string): { query: Record<string, unknown>; wa
 }
 
 /**
- * The request as the runtime matches it. Speed: a request without a body (most triggers)
- * is returned as it is, not through a promise; one with a body once it is read and parsed.
+ * The request as the runtime matches it: without a body (most triggers) at once, not through a
+ * promise; with one once it is read and parsed.
  * Throws (synchronously) LC_BAD_REQUEST for a bad path; a body's errors reject.
  */
 export function readTriggerRequest(req: IncomingMessage, pathname: string, search: string, bodyLimit: number): HttpTriggerRequest | Promise<HttpTriggerRequest> {

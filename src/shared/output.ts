@@ -14,7 +14,7 @@ export type OutputCommand =
   | { kind: 'acknowledges' }
   | { kind: 'log'; level: LogLevel; msg: string };
 
-const LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
+const kLevels = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
 
 export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): OutputCommand {
   if (stream === 'stdout' && line.length > 1 && line.charCodeAt(0) === 123 /* { */) {
@@ -32,7 +32,7 @@ export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): Outp
       if (o.done === true) return { kind: 'done' };
       if (o.acknowledges === true) return { kind: 'acknowledges' };
       if (typeof o.log === 'string') {
-        const level = typeof o.level === 'string' && LEVELS.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
+        const level = typeof o.level === 'string' && kLevels.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
         return { kind: 'log', level, msg: o.log };
       }
     }

@@ -13,27 +13,27 @@ interface CheckpointDoc {
 }
 
 export class LocalCheckpoint {
-  readonly #db: DocumentScope<unknown>;
+  private readonly db: DocumentScope<unknown>;
   readonly id: string;
-  #rev: string | undefined;
+  private rev: string | undefined;
 
   constructor(db: DocumentScope<unknown>, name: string) {
     if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]+$/.test(name)) {
       throw new LivelyError('LC_CONFIG', `checkpoint name must be letters, digits, '_', '.', ':' or '-': ${JSON.stringify(name)}`);
     }
-    this.#db = db;
+    this.db = db;
     this.id = `_local/${name}`;
   }
 
   /** The saved seq, or undefined when nothing was saved yet. */
   async load(): Promise<string | undefined> {
     try {
-      const doc = await getDoc<CheckpointDoc>(this.#db, this.id);
-      this.#rev = doc._rev;
+      const doc = await getDoc<CheckpointDoc>(this.db, this.id);
+      this.rev = doc._rev;
       return typeof doc.seq === 'string' ? doc.seq : undefined;
     } catch (err) {
       if (statusOf(err) === 404) {
-        this.#rev = undefined;
+        this.rev = undefined;
         return undefined;
       }
       throw err;
@@ -44,10 +44,10 @@ export class LocalCheckpoint {
   async save(seq: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const doc: CheckpointDoc = { _id: this.id, seq: String(seq), updated: new Date().toISOString() };
-      if (this.#rev) doc._rev = this.#rev;
+      if (this.rev) doc._rev = this.rev;
       try {
-        const res = await putDoc(this.#db, doc);
-        this.#rev = res.rev;
+        const res = await putDoc(this.db, doc);
+        this.rev = res.rev;
         return;
       } catch (err) {
         if (statusOf(err) !== 409 || attempt > 0) throw err;

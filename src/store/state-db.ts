@@ -1,17 +1,9 @@
 /**
- * The state database (`<prefix>logs`): leases, schedule claims, changes checkpoints, durable
- * heartbeats and claims. Runtimes arbitrate through it by writing with the revision they read,
- * which holds only where a 409 reliably means "you lost" and a 201 "you won".
- *
- * On a CouchDB cluster that is not so for a database with several copies: two writes with the
- * same `_rev` through two nodes can both be accepted, leaving a conflict. So the state database
- * is made with q=1, n=1: one shard, one copy, whose writes its node serialises. The price: while
- * that node is down no runtime can claim a tick or renew a lease, so nothing is fired twice but
- * ticks are skipped and changes wait until it is back (see docs/cluster.md). A state database
- * made earlier with several copies is reported (`placement().copies > 1`).
- *
- * Its growth is bounded: a low revision limit (where the store has one) and `_compact` when the
- * file is mostly old revisions (StateCompactor).
+ * The state database (`<prefix>logs`: leases, tick claims, checkpoints, durable heartbeats).
+ * Runtimes arbitrate by writing with the revision read, which holds only where a 409 reliably
+ * means "lost": on a cluster, a database of one shard and one copy (q=1, n=1); one made earlier
+ * with more copies is reported. Its growth is bounded by a low revision limit and `_compact`
+ * (StateCompactor). Why and what it costs: docs/cluster.md.
  */
 import type { Logger } from '../shared/logger.ts';
 import { describeError } from '../shared/errors.ts';
@@ -69,9 +61,9 @@ export async function placement(server: ServerScope, name: string): Promise<Plac
  * written since the last compaction; failing both, every tenth check.
  */
 export class StateCompactor {
-  #timer: NodeJS.Timeout | undefined;
-  #checks = 0;
-  #compactedAt: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private checks = 0;
+  private compactedAt: number | undefined;
   compactions = 0;
   lastSize: number | undefined;
 
@@ -84,15 +76,15 @@ export class StateCompactor {
   ) {}
 
   start(): void {
-    this.#timer = setInterval(() => void this.check(), this.everyMs);
-    this.#timer.unref();
+    this.timer = setInterval(() => void this.check(), this.everyMs);
+    this.timer.unref();
   }
 
   /** Resolves with whether a compaction was started. */
-  #seqAtCompaction: string | undefined;
+  private seqAtCompaction: string | undefined;
 
   async check(): Promise<boolean> {
-    this.#checks++;
+    this.checks++;
     try {
       const info = await dbInfo(this.server, this.db);
       const file = info.sizes?.file;
@@ -101,19 +93,19 @@ export class StateCompactor {
       if (info.compact_running) return false;
       // nothing written since the last compaction: compacting again gains nothing (seqs compared for equality only)
       const seqKey = JSON.stringify(info.update_seq);
-      if (seqKey === this.#seqAtCompaction) return false;
+      if (seqKey === this.seqAtCompaction) return false;
       const seq = typeof info.update_seq === 'number' || /^\d+$/.test(String(info.update_seq)) ? Number(info.update_seq) : undefined;
-      this.#compactedAt ??= 0;
+      this.compactedAt ??= 0;
       const due = file !== undefined && active !== undefined
         ? file > this.minBytes && file > 2 * active
         : seq !== undefined
-          ? seq - this.#compactedAt > Math.max(200, 4 * (info.doc_count ?? 0))
-          : this.#checks % 10 === 0;
+          ? seq - this.compactedAt > Math.max(200, 4 * (info.doc_count ?? 0))
+          : this.checks % 10 === 0;
       if (!due) return false;
       await this.server.request({ db: this.db, path: '_compact', method: 'POST', headers: { 'content-type': 'application/json' } });
       this.compactions++;
-      this.#seqAtCompaction = seqKey;
-      if (seq !== undefined) this.#compactedAt = seq;
+      this.seqAtCompaction = seqKey;
+      if (seq !== undefined) this.compactedAt = seq;
       this.logger.debug('state database compacted', { db: this.db, file, active });
       return true;
     } catch (err) {
@@ -123,6 +115,6 @@ export class StateCompactor {
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.timer) clearInterval(this.timer);
   }
 }
