@@ -134,6 +134,11 @@ declare module 'livelycouch/worker' {
   export function log(msg: unknown, level?: LogLevel): void;
   /** process workers: marks the current message done with this result. */
   export function result(value: unknown): void;
+  /**
+   * process workers: runs `handler` for each message on stdin as a thread worker's handler is
+   * run, the process declaring it takes up to `pipeline` messages at once (default 16).
+   */
+  export function serve(handler: Handler, options?: { pipeline?: number }): void;
   export const couch: CouchClient;
   /** thread workers: the context of the message this instance has held longest. */
   export function context(): Context | undefined;

@@ -9,7 +9,9 @@ import { silentLogger } from '../../src/shared/logger.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
 import { kDaySecurity } from '../../src/store/days.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
-import { DurableJournal, GroupCommit, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable.ts';
+import { DurableJournal } from '../../src/core/durable.ts';
+import { GroupCommit } from '../../src/core/group-commit.ts';
+import { journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
 

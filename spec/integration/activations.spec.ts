@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
-import { newActivationId } from '../../src/core/firing.ts';
+import { newActivationId } from '../../src/core/activation-id.ts';
 import { eventually, startRuntime } from '../support/runtime.ts';
 import { adminHeaders } from '../support/couch.ts';
 

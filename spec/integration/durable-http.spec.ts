@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
-import { journalDbName, type JournalBatch } from '../../src/core/durable.ts';
+import { journalDbName, type JournalBatch } from '../../src/core/durable-store.ts';
 import { eventually, postEvent, startRuntime } from '../support/runtime.ts';
 
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });

@@ -2,76 +2,22 @@
  * The durable-event journal: an accepted HTTP trigger of a `"durable": true` event is stored
  * here before it is acknowledged, and marked finished once its activation is done.
  *
- * - Group commit: accepts arriving while a write is in flight go together into the next
- *   write (GroupCommit), as ONE batch document holding all their entries, so durability
- *   costs a share of one small write, not a document and a round trip per request.
- *   Finishing is group-committed the same way and blocks nothing: a batch document gets the
- *   ids of its finished entries (`done`), and is deleted once they all are.
- * - Per-day databases `<prefix>durable_<yyyymmdd>` (UTC): a past day whose batches are all
- *   deleted is dropped whole, so their tombstones go with it instead of piling up forever.
- * - Recovery: each batch names its owner `<instance>/<boot>` (instance: a name kept in the
- *   data directory; boot: this process). Every instance keeps a heartbeat document. A batch
- *   is orphaned when its owner is an earlier boot of this instance, or an instance whose
- *   heartbeat is missing, from another boot, or older than the lease. Orphans are claimed
- *   through the state database (a `durable-claim-<day>-<batch>` document written with the
- *   `_rev` read: the 409 loser skips them; that database is q=1, n=1, so on a cluster too only
- *   one instance wins), then marked in the batch, and their unfinished entries run again, on
- *   start and then every lease period. The claim document, once there, names the owner.
+ * Accepts arriving while a write is in flight go together into the next write
+ * (./group-commit.ts), as one batch document holding all their entries. Finishing is
+ * group-committed the same way and blocks nothing: a batch document gets the ids of its
+ * finished entries (`done`), and is deleted once they all are. Batches live in per-day
+ * databases (./durable-store.ts), so a past day all finished is dropped whole with its
+ * tombstones; what a crash leaves unfinished is claimed and run again (./durable-recovery.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import type { DocumentScope, ServerScope } from '../store/couch.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import type { HttpRequestPart } from '../shared/message.ts';
+import { statusOf } from '../store/couch.ts';
+import { ensureDayDb, type DayDbs } from '../store/days.ts';
+import { GroupCommit } from './group-commit.ts';
+import { bulk, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
+import { DurableRecovery, type Rerun } from './durable-recovery.ts';
+import type { DocumentScope, ServerScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
-import { putDoc, sendJson, statusOf } from '../store/couch.ts';
-import { DayDbs, dropDayDb, ensureDayDb, kDayMs } from '../store/days.ts';
-
-/** What a durable activation needs to run again. */
-export interface DurableEntry {
-  activation: string;
-  method: string;
-  path: string;
-  params: Record<string, unknown>;
-  /** the request without its credentials. */
-  request?: HttpRequestPart;
-  /** the events it fired, with what their triggers bound. */
-  events: Array<{ id: string; bindings: Record<string, unknown> }>;
-}
-
-/** Where an entry is stored: its day's database, its batch document, its activation. */
-export interface DurableRef {
-  db: string;
-  batch: string;
-  activation: string;
-}
-
-/** One group-committed write of accepted entries. */
-export interface JournalBatch {
-  _id: string;
-  _rev?: string;
-  type: 'durable';
-  owner: string;
-  accepted: number;
-  claimed?: number;
-  entries: DurableEntry[];
-  /** activations of `entries` that finished. */
-  done?: string[];
-}
-
-/** A batch this boot owns, as it stands in the store (`rev`) and in memory (`done`). */
-interface Owned {
-  db: string;
-  doc: JournalBatch;
-  done: Set<string>;
-  /** `done` has grown since the last write. */
-  dirty: boolean;
-  /** when the batch was last written (ms since the epoch). */
-  writtenAt: number;
-  /** a write of it is under way (a second one would conflict with it). */
-  writing?: boolean;
-}
 
 /**
  * A batch not yet all finished is rewritten with its `done` list at most this often: most
@@ -82,12 +28,6 @@ const kPartialWriteMs = 1_000;
 /** Finishes wait this long for an accept to ride along with before they get a write of their own. */
 const kFinishDelayMs = 20;
 
-interface BulkRow { id?: string; rev?: string; error?: string; reason?: string }
-
-/**
- * Batches concurrent writes: the first item starts a write at once; items added while it is
- * in flight wait and go together in the next one (at most `maxBatch` per write).
- */
 /**
  * The entries of one journal batch document, in characters of their JSON: the document stays
  * well under what the store accepts (Apache CouchDB 3 refuses a document over 8,000,000 bytes
@@ -103,52 +43,6 @@ const kMaxBatchChars = 2_000_000;
  */
 const kMaxEntryChars = 3_000_000;
 
-export class GroupCommit<T, R> {
-  private queue: Array<{ item: T; size: number; resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
-  private writing = false;
-  /** writes made, for specs and status. */
-  writes = 0;
-
-  /**
-   * A write takes at most `maxBatch` items, and items of at most `maxSize` in all (by the sizes
-   * given to add(); at least one item, whatever its size).
-   */
-  constructor(private readonly write: (items: T[]) => Promise<R[]>, private readonly maxBatch = 2_000, private readonly maxSize = Infinity) {}
-
-  add(item: T, size = 0): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, size, resolve, reject });
-      if (!this.writing) void this.drain();
-    });
-  }
-
-  /** How many of the queue's first items one write takes. */
-  private takes(): number {
-    let n = 0;
-    let size = 0;
-    while (n < this.queue.length && n < this.maxBatch && (n === 0 || size + this.queue[n]!.size <= this.maxSize)) size += this.queue[n++]!.size;
-    return n;
-  }
-
-  private async drain(): Promise<void> {
-    this.writing = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.takes());
-        this.writes++;
-        try {
-          const results = await this.write(batch.map((b) => b.item));
-          batch.forEach((b, i) => b.resolve(results[i]!));
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
-      }
-    } finally {
-      this.writing = false;
-    }
-  }
-}
-
 export interface DurableJournalOptions {
   server: ServerScope;
   prefix: string;
@@ -157,53 +51,17 @@ export interface DurableJournalOptions {
   /** where heartbeats are kept (`_local` documents). */
   heartbeats: DocumentScope<unknown>;
   logger: Logger;
-  /** how long an instance's heartbeat stays valid; also the period of recovery scans. */
+  /** how long an instance's heartbeat stays valid; recovery scans run every third of it. */
   leaseMs?: number;
   /** re-runs allowed in flight at once during recovery. */
   recoveryConcurrency?: number;
-}
-
-/** Runs an entry again; the promise settles when its activation is done. Undefined: nothing to run. */
-export type Rerun = (entry: DurableEntry, ref: DurableRef) => { done: Promise<unknown> } | undefined;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
-
-/** `_bulk_docs` results by document id (a write never holds one id twice). */
-function byId(rows: BulkRow[]): Map<string | undefined, BulkRow> {
-  return new Map(rows.map((r) => [r.id, r]));
-}
-
-/** This instance's name: kept in `<dataDir>/instance`, made on first use. */
-export function instanceName(dataDir: string): string {
-  const file = path.join(dataDir, 'instance');
-  try {
-    const name = readFileSync(file, 'utf8').trim();
-    if (/^[a-z0-9]{8,32}$/.test(name)) return name;
-  } catch { /* made below */ }
-  const name = randomBytes(6).toString('hex');
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, name + '\n');
-  return name;
-}
-
-/** The journal's day databases, `<prefix>durable_<yyyymmdd>`. */
-const journalDays = (prefix: string) => new DayDbs(`${prefix}durable_`);
-
-/** `<prefix>durable_<yyyymmdd>` for the UTC day of `at`. */
-export function journalDbName(prefix: string, at: number): string {
-  return journalDays(prefix).name(at);
-}
-
-/** Stringified here, once: nano's own stringify walks every key with a replacer. */
-async function bulk(server: ServerScope, db: string, docs: unknown[]): Promise<Map<string | undefined, BulkRow>> {
-  return byId(await sendJson<BulkRow[]>(server, 'POST', { db, path: '_bulk_docs' }, JSON.stringify({ docs })));
 }
 
 export class DurableJournal {
   readonly boot = randomBytes(4).toString('hex');
   readonly owner: string;
   private readonly days: DayDbs;
-  private readonly leaseMs: number;
+  private readonly recovery: DurableRecovery;
   private readonly dbs = new Map<string, Promise<void>>();
   private readonly accepts = new Map<string, GroupCommit<DurableEntry, DurableRef>>();
   /** the batches this boot owns and has not seen all finished, by batch id. */
@@ -212,16 +70,17 @@ export class DurableJournal {
   private flushTimer: NodeJS.Timeout | undefined;
   private flushFailures = 0;
   private batchSeq = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private recovering: Promise<number> | undefined;
-  private heartbeatRev: string | undefined;
-  private closed = false;
+  /** read by recovery: it stops claiming once the journal closes. */
+  closed = false;
   readonly stats = { accepted: 0, finished: 0, recovered: 0, batches: 0, dropped: 0 };
 
   constructor(private readonly opts: DurableJournalOptions) {
     this.owner = `${opts.instance}/${this.boot}`;
     this.days = journalDays(opts.prefix);
-    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.recovery = new DurableRecovery({
+      server: opts.server, instance: opts.instance, heartbeats: opts.heartbeats, logger: opts.logger,
+      leaseMs: opts.leaseMs ?? 30_000, recoveryConcurrency: opts.recoveryConcurrency, days: this.days,
+    }, this);
   }
 
   /**
@@ -394,191 +253,26 @@ export class DurableJournal {
     }
   }
 
-  /** Heartbeat, then recovery now and every lease period. `rerun` runs a claimed entry again. */
-  async start(rerun: Rerun): Promise<void> {
-    await this.heartbeat().catch((err) => this.opts.logger.warn('durable heartbeat failed', { error: describeError(err) }));
-    const tick = async () => {
-      await this.heartbeat().catch((err) => this.opts.logger.warn('durable heartbeat failed', { error: describeError(err) }));
-      await this.recover(rerun).catch((err) => this.opts.logger.warn('durable recovery failed', { error: describeError(err) }));
-    };
-    this.timer = setInterval(() => void tick(), Math.max(1_000, Math.floor(this.leaseMs / 3)));
-    this.timer.unref();
-    void this.recover(rerun).catch((err) => this.opts.logger.warn('durable recovery failed', { error: describeError(err) }));
+  /** Heartbeat, then recovery now and every third of the lease. `rerun` runs a claimed entry again. */
+  start(rerun: Rerun): Promise<void> {
+    return this.recovery.start(rerun);
   }
 
-  /**
-   * Claims the orphaned batches of every journal day and runs their unfinished entries again;
-   * drops past days with nothing left. Resolves with the number of entries claimed. One scan
-   * at a time; it does not wait for the re-runs to finish.
-   */
+  /** Claims orphaned batches and runs their unfinished entries again; resolves with how many. */
   recover(rerun: Rerun): Promise<number> {
-    this.recovering ??= this.scan(rerun).finally(() => { this.recovering = undefined; });
-    return this.recovering;
+    return this.recovery.recover(rerun);
   }
 
-  private async scan(rerun: Rerun): Promise<number> {
-    const { server, logger } = this.opts;
-    const days = (await this.days.list(server)).map((d) => d.name).reverse(); // oldest first
-    const heartbeats = new Map<string, { boot?: string; at?: number } | null>();
-    let claimed = 0;
-    const running = new Set<Promise<unknown>>();
-    const limit = this.opts.recoveryConcurrency ?? 256;
-    for (const name of days) {
-      const db = server.use<JournalBatch>(name);
-      let startkey: string | undefined;
-      for (;;) {
-        if (this.closed) return claimed;
-        let page;
-        try {
-          // From just past the last id seen (not `skip: 1`: that batch may be deleted by now).
-          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) });
-        } catch (err) {
-          if (statusOf(err) === 404) break; // dropped meanwhile
-          throw err;
-        }
-        if (page.rows.length === 0) break;
-        startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
-        const orphans: JournalBatch[] = [];
-        for (const row of page.rows) {
-          const doc = row.doc as JournalBatch | undefined;
-          if (doc?.type !== 'durable' || !Array.isArray(doc.entries)) continue;
-          if (await this.orphaned(doc.owner, heartbeats) && await this.arbitrate(name, doc, heartbeats)) orphans.push(doc);
-        }
-        if (orphans.length === 0) continue;
-        const now = Date.now();
-        const rows = await bulk(server, name, orphans.map((d) => ({ ...d, owner: this.owner, claimed: now })));
-        for (const doc of orphans) {
-          const r = rows.get(doc._id);
-          if (!r || r.error || !r.rev) continue; // another instance claimed it first (409)
-          const mine: JournalBatch = { ...doc, _rev: r.rev, owner: this.owner, claimed: now };
-          const owned: Owned = { db: name, doc: mine, done: new Set(doc.done ?? []), dirty: false, writtenAt: now };
-          this.owned.set(doc._id, owned);
-          for (const entry of doc.entries) {
-            if (owned.done.has(entry.activation)) continue;
-            claimed++;
-            this.stats.recovered++;
-            while (running.size >= limit) await Promise.race(running);
-            const p = this.runClaimed(entry, { db: name, batch: doc._id, activation: entry.activation }, rerun).finally(() => running.delete(p));
-            running.add(p);
-          }
-        }
-      }
-      await this.dropIfDone(name);
-    }
-    if (claimed > 0) logger.info('durable activations claimed to run again', { count: claimed });
-    return claimed;
+  /** A claimed batch: this boot finishes it from now on. */
+  adopt(id: string, owned: Owned): void {
+    this.owned.set(id, owned);
   }
 
-  /** Runs one claimed entry, waiting while the gate is full; finishes it when nothing is left to run. */
-  private async runClaimed(entry: DurableEntry, ref: DurableRef, rerun: Rerun): Promise<void> {
-    for (;;) {
-      if (this.closed) return;
-      try {
-        const fired = rerun(entry, ref);
-        if (!fired) {
-          this.opts.logger.warn('durable activation dropped: none of its events is enabled', { activation: entry.activation, events: entry.events.map((e) => e.id) });
-          this.finish(ref);
-          return;
-        }
-        await fired.done;
-        return;
-      } catch (err) {
-        if ((err as LivelyError).code !== 'LC_QUEUE_FULL') {
-          this.opts.logger.warn('durable activation not run again', { activation: entry.activation, error: describeError(err) });
-          return; // stays in the journal, claimed by this boot: the next start tries again
-        }
-        await sleep(100);
-      }
-    }
-  }
-
-  /**
-   * Claims an orphaned batch in the state database, where writes serialise: true when this
-   * instance won it. A claim by a live instance since the batch was written stands.
-   */
-  private async arbitrate(db: string, batch: JournalBatch, heartbeats: Map<string, { boot?: string; at?: number } | null>): Promise<boolean> {
-    const id = `durable-claim-${db}-${batch._id}`;
-    let claim: { _rev?: string; owner?: string } | undefined;
-    try {
-      claim = (await this.opts.heartbeats.get(id)) as { _rev?: string; owner?: string };
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-    }
-    if (claim?.owner && claim.owner !== batch.owner) {
-      if (claim.owner === this.owner) return false; // ours already, being run
-      if (!(await this.orphaned(claim.owner, heartbeats))) return false;
-    }
-    try {
-      await putDoc(this.opts.heartbeats, { _id: id, ...(claim?._rev ? { _rev: claim._rev } : {}), type: 'durable-claim', db, batch: batch._id, owner: this.owner, at: Date.now() });
-      return true;
-    } catch (err) {
-      if (statusOf(err) === 409) return false; // another instance claimed it first
-      throw err;
-    }
-  }
-
-  private async orphaned(owner: string, heartbeats: Map<string, { boot?: string; at?: number } | null>): Promise<boolean> {
-    const slash = owner.lastIndexOf('/');
-    const instance = owner.slice(0, slash);
-    const boot = owner.slice(slash + 1);
-    if (boot === this.boot) return false; // ours, running now
-    if (instance === this.opts.instance) return true; // an earlier boot of this instance
-    if (!heartbeats.has(instance)) heartbeats.set(instance, await this.readHeartbeat(instance));
-    const hb = heartbeats.get(instance);
-    return !hb || hb.boot !== boot || typeof hb.at !== 'number' || Date.now() - hb.at > this.leaseMs;
-  }
-
-  private heartbeatId(instance: string): string {
-    return `_local/lively-durable-${instance}`;
-  }
-
-  private async readHeartbeat(instance: string): Promise<{ boot?: string; at?: number; _rev?: string } | null> {
-    try {
-      return (await this.opts.heartbeats.get(this.heartbeatId(instance))) as { boot?: string; at?: number; _rev?: string };
-    } catch (err) {
-      if (statusOf(err) === 404) return null;
-      throw err;
-    }
-  }
-
-  private async heartbeat(): Promise<void> {
-    const id = this.heartbeatId(this.opts.instance);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const doc: Record<string, unknown> = { _id: id, boot: this.boot, at: Date.now() };
-      if (this.heartbeatRev) doc._rev = this.heartbeatRev;
-      try {
-        this.heartbeatRev = (await this.opts.heartbeats.insert(doc)).rev;
-        return;
-      } catch (err) {
-        if (statusOf(err) !== 409) throw err;
-        this.heartbeatRev = (await this.readHeartbeat(this.opts.instance))?._rev;
-      }
-    }
-  }
-
-  /** A day before yesterday (UTC) with no batch left is dropped, tombstones and all. */
-  private async dropIfDone(name: string): Promise<void> {
-    const day = this.days.parse(name)!.start;
-    if (day >= Date.now() - 2 * kDayMs) return;
-    try {
-      const info = await this.opts.server.db.get(name);
-      if (info.doc_count !== 0) return;
-      const dropped = await dropDayDb(this.opts.server, name);
-      await this.dropClaims(name);
-      this.dbs.delete(name);
-      this.accepts.delete(name);
-      if (dropped) this.stats.dropped++;
-    } catch (err) {
-      if (statusOf(err) !== 404) this.opts.logger.warn('dropping a finished journal day failed', { db: name, error: describeError(err) });
-    }
-  }
-
-  /** The claim documents of a dropped day: nothing is left for them to arbitrate. */
-  private async dropClaims(db: string): Promise<void> {
-    const prefix = `durable-claim-${db}-`;
-    const page = await this.opts.heartbeats.list({ startkey: prefix, endkey: `${prefix}\ufff0` });
-    const docs = page.rows.map((r) => ({ _id: r.id, _rev: (r.value as { rev: string }).rev, _deleted: true }));
-    if (docs.length > 0) await this.opts.heartbeats.bulk({ docs });
+  /** A finished day's database was dropped (`wasDropped`: by this call). */
+  dropped(db: string, wasDropped: boolean): void {
+    this.dbs.delete(db);
+    this.accepts.delete(db);
+    if (wasDropped) this.stats.dropped++;
   }
 
   private ensure(db: string): Promise<void> {
@@ -605,7 +299,7 @@ export class DurableJournal {
    */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.recovery.stop();
     if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = undefined; }
     await this.flushing;
     if (this.hasDirty()) await this.flush();

@@ -1,25 +1,15 @@
 /**
- * From a trigger to workers: match the events, resolve each worker's arguments and
- * parameters, admit each message through the gate, hand it to its dispatcher, and
- * collect the outcomes into one activation record. Emitted events and lifecycle events
- * come back through the same path with a chain depth, so a loop stops at a limit.
- *
- *   trigger ──► match ──► (404 | 405) | auth ──► plan (per worker) ──► gate (503) ──► dispatch
- *                                                                       │
- *            reply 202 at once, or 200 with outcomes when waiting ◄─────┘ ──► activation log
- *
- * A durable event's HTTP trigger is stored in the journal (./durable.ts) before it starts,
- * and marked finished when its workers are done. A worker entry with a retry policy runs
- * again after an error or timeout, up to its attempts, with an exponential backoff during
- * which it holds no gate slot; what still fails makes the activation dead.
+ * From a trigger to workers: match the events (./firing-match.ts), authorise or store them
+ * first (./firing-gating.ts), admit each worker's message through the gate, hand it to its
+ * dispatcher, and collect the outcomes into one activation record. Emitted and lifecycle events
+ * come back with a chain depth (./firing-chain.ts); retries wait out a backoff (./firing-retry.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import type { EmitCommand, HttpRequestPart, LogLine, TriggerKind, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
+import type { EmitCommand, HttpRequestPart, TriggerKind, WorkerMessage, WorkerOutcome } from '../shared/message.ts';
 import { ThrottledWarning, type Logger } from '../shared/logger.ts';
-import type { CorsPolicy, EventDef, EventMatch, EventWorkerRef, HttpTrigger } from '../events/model.ts';
+import type { CorsPolicy, EventDef, EventMatch, EventWorkerRef } from '../events/model.ts';
 import { buildParameters, resolveArguments } from '../events/resolve.ts';
-import type { DispatchContext, Dispatcher, LateOutput } from '../workers/dispatcher.ts';
+import type { DispatchContext, Dispatcher } from '../workers/dispatcher.ts';
 import type { WorkerSpec } from '../workers/revision.ts';
 import type { WorkerGate } from '../workers/gate.ts';
 import type { WorkerRegistry } from '../workers/registry.ts';
@@ -27,9 +17,15 @@ import type { ActivationSink } from './activation-sink.ts';
 import type { ActivationInput, ActivationRecord } from '../activations/recorder.ts';
 import { activationTime } from '../activations/reader.ts';
 import type { EventCatalog } from './event-catalog.ts';
-import type { DurableEntry, DurableJournal, DurableRef } from './durable.ts';
+import type { DurableJournal } from './durable.ts';
+import type { DurableEntry, DurableRef } from './durable-store.ts';
 import { checkResponse } from './response.ts';
-import { kSecretHeaders } from '../shared/credentials.ts';
+import { newActivationId } from './activation-id.ts';
+import { kAnyTrigger, kNoBindings, matchAgain, matchInput, matchInternal } from './firing-match.ts';
+import { authorizeMatches, durableEntry, isDurable, needsGating, recoveredTrigger } from './firing-gating.ts';
+import { Retries } from './firing-retry.ts';
+import { WaitingActivation } from './firing-waiting.ts';
+import { lateRecorder, lifecyclePath, recordChainTooDeep } from './firing-chain.ts';
 
 const kDefaultResponseLimit = 6 * 1024 * 1024;
 
@@ -73,22 +69,6 @@ export interface FiringDeps {
   secrets?: (workerId: string, names: readonly string[]) => Record<string, string>;
 }
 
-const kAnyTrigger: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };
-const kNoBindings: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
-const bootId = randomBytes(4).toString('hex');
-let counter = 0;
-let lastMs = -1;
-let lastPrefix = '';
-/**
- * Unique, time-ordered within a runtime, cheap: no crypto on the hot path, and the time part
- * built once per millisecond. It carries the activation's start time, which is how its record
- * is found again.
- */
-export function newActivationId(now = Date.now()): string {
-  if (now !== lastMs) { lastMs = now; lastPrefix = `${bootId}-${now.toString(36)}-`; }
-  return lastPrefix + (counter++).toString(36);
-}
-
 export class Firing {
   private readonly dispatcherBySpec = new WeakMap<WorkerSpec, Dispatcher>();
   inFlight = 0;
@@ -97,10 +77,7 @@ export class Firing {
   completed = 0;
   /** worker outcomes by status, for metrics. */
   readonly outcomes = { ok: 0, error: 0, timeout: 0 };
-  /** worker runs waiting out a retry backoff (they hold no gate slot meanwhile). */
-  retrying = 0;
-  private readonly backoffTimers = new Set<NodeJS.Timeout>();
-  private closed = false;
+  private readonly retries = new Retries();
   /** A worker emitting into a full queue would otherwise log a line per event. */
   private readonly notDispatched: ThrottledWarning;
 
@@ -108,29 +85,27 @@ export class Firing {
     this.notDispatched = new ThrottledWarning(deps.logger, 'internal event not dispatched', deps.warnWindowMs);
   }
 
+  /** worker runs waiting out a retry backoff (they hold no gate slot meanwhile). */
+  get retrying(): number {
+    return this.retries.waiting;
+  }
+
   /**
    * Matches and admits synchronously where it can, so 404/405/503 are known before the
-   * reply; the workers' outcomes arrive through `done`. Speed: when no matched event needs
-   * authorising or storing first (the common case), it answers synchronously, and throws
-   * its 404/405/503 synchronously; otherwise it returns a promise.
+   * reply; the workers' outcomes arrive through `done`. When no matched event needs
+   * authorising or storing first (the common case), it answers, and throws its 404/405/503,
+   * synchronously; otherwise it returns a promise.
    */
   fire(input: FireInput, byId?: string): Fired | Promise<Fired> {
-    const matches = this.matchInput(input, byId);
-    let waits = false;
-    for (let i = 0; i < matches.length; i++) {
-      const event = matches[i]!.event;
-      if (event.auth !== 'public' || event.durable) { waits = true; break; }
-    }
-    return waits ? this.fireChecked(input, matches) : this.start(input, matches);
+    const matches = matchInput(this.deps.catalog, input, byId);
+    return needsGating(matches) ? this.fireChecked(input, matches) : this.start(input, matches);
   }
 
   /** The rest of fire() for events that need authorising or storing before they start. */
   private async fireChecked(input: FireInput, matches: EventMatch[]): Promise<Fired> {
-    if (this.deps.authorize && input.request) {
-      for (const m of matches) if (m.event.auth !== 'public') await this.deps.authorize(m.event, input.request.headers);
-    }
+    if (this.deps.authorize && input.request) await authorizeMatches(this.deps.authorize, matches, input.request.headers);
     const journal = this.deps.journal;
-    if (journal && input.trigger === 'http' && matches.some((m) => m.event.durable)) {
+    if (journal && isDurable(input, matches)) {
       // Stored first (throws LC_NOT_PERSISTED, a 503, when it cannot be): nothing runs or is
       // acknowledged that a crash could lose.
       const activation = newActivationId();
@@ -146,15 +121,9 @@ export class Firing {
    * more; the caller then marks it finished. Throws LC_QUEUE_FULL when the gate is full.
    */
   recover(entry: DurableEntry, ref: DurableRef): Fired | undefined {
-    const matches: EventMatch[] = [];
-    for (const e of entry.events) {
-      const event = this.deps.catalog.get(e.id);
-      if (event && !event.disabled) matches.push({ event, trigger: kAnyTrigger, bindings: e.bindings });
-    }
-    if (matches.length === 0) return undefined;
-    const input: FireInput = { trigger: 'http', method: entry.method, path: entry.path, params: entry.params, depth: 0 };
-    if (entry.request) input.request = entry.request;
-    return this.startJournaled(input, matches, entry.activation, ref, false);
+    const recovered = recoveredTrigger(this.deps.catalog, entry);
+    if (recovered === undefined) return undefined;
+    return this.startJournaled(recovered.input, recovered.matches, entry.activation, ref, false);
   }
 
   /** `acknowledging`: a refusal is the caller's 503, so the entry is not kept; a re-run keeps it. */
@@ -173,10 +142,8 @@ export class Firing {
 
   /** Stops waiting retries: their runs are abandoned (a durable one is re-run at the next start). */
   close(): void {
-    this.closed = true;
     this.notDispatched.close();
-    for (const t of this.backoffTimers) clearTimeout(t);
-    this.backoffTimers.clear();
+    this.retries.close();
   }
 
   /** Messages waiting for a worker slot. */
@@ -199,87 +166,25 @@ export class Firing {
       const ev = this.deps.catalog.get(id);
       if (!ev) throw new LivelyError('LC_NO_EVENT', `event "${id}" no longer exists`, { event: id });
       if (ev.disabled) throw new LivelyError('LC_NO_EVENT', `event "${id}" is disabled`, { event: id });
-      return this.matchAgain(ev, fireInput);
+      return matchAgain(this.deps.catalog, ev, fireInput);
     });
     return this.start(fireInput, matches);
-  }
-
-  /** The event's match for an input it matched before: by path, by id, or (changed since) as a whole. */
-  private matchAgain(ev: EventDef, input: FireInput): EventMatch {
-    const result = this.deps.catalog.matcher.match(input.method, input.path, input.params);
-    const m = result.kind === 'match' ? result.matches.find((x) => x.event.id === ev.id) : undefined;
-    if (m) return m;
-    if (input.trigger === 'http') {
-      try { return this.matchById(ev, input); } catch { /* no HTTP trigger takes the method any more */ }
-    }
-    return { event: ev, trigger: kAnyTrigger, bindings: kNoBindings };
   }
 
   /** Fires events emitted by workers and by the runtime itself; never throws. */
   fireInternal(trigger: TriggerKind, path: string, params: Record<string, unknown>, depth: number, parent?: string): void {
     if (depth > this.deps.maxChainDepth) {
-      // Stopped, and said so where users look: the logs and an activation record with the reason.
-      const message = `${path} was not fired: the event chain is ${depth} deep, over the limit of ${this.deps.maxChainDepth}`;
-      this.deps.logger.warn('event chain too deep: stopped', { path, depth });
-      const started = Date.now();
-      this.deps.log.record({
-        activation: newActivationId(started), events: [], trigger, path, method: 'POST', started, durationMs: 0,
-        workers: [{ worker: '', status: 'error', error: { code: 'LC_CHAIN_TOO_DEEP', message }, logs: [], durationMs: 0 }],
-        input: { trigger, method: 'POST', path, params }, parent,
-      });
+      recordChainTooDeep(this.deps.log, this.deps.logger, this.deps.maxChainDepth, trigger, path, params, depth, parent);
       return;
     }
-    let result = this.deps.catalog.matcher.match('POST', path, params);
-    // Internal events are not HTTP requests: a trigger listening with any method receives them.
-    if (result.kind === 'method') result = this.deps.catalog.matcher.match(result.allowed[0]!, path, params);
-    if (result.kind !== 'match') return;
+    const matches = matchInternal(this.deps.catalog, path, params);
+    if (matches === undefined) return;
     try {
-      const fired = this.start({ trigger, method: 'POST', path, params, depth, parent }, result.matches);
+      const fired = this.start({ trigger, method: 'POST', path, params, depth, parent }, matches);
       fired.done.catch(() => undefined);
     } catch (err) {
       this.notDispatched.warn(path, { path, error: describeError(err) });
     }
-  }
-
-  /**
-   * A trigger path that matches wins; otherwise `/_events/<event_id>` fires that event by id
-   * (the seed's `/_events/email_event`), binding the `":name"` parameters of its trigger.
-   */
-  private matchInput(input: FireInput, byId?: string): EventMatch[] {
-    const { catalog } = this.deps;
-    let result = catalog.matcher.match(input.method, input.path, input.params);
-    if (result.kind === 'match') return result.matches;
-    // HEAD is answered as GET (the server sends no body), unless a trigger names HEAD itself.
-    if (input.method === 'HEAD') {
-      result = catalog.matcher.match('GET', input.path, input.params);
-      if (result.kind === 'match') return result.matches;
-    }
-    const ev = byId !== undefined ? catalog.get(byId) : undefined;
-    if (ev && !ev.disabled) return [this.matchById(ev, input)];
-    if (result.kind === 'method') {
-      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `${input.path} accepts ${result.allowed.join(', ')}, not ${input.method}`, { allow: result.allowed });
-    }
-    throw new LivelyError('LC_NO_EVENT', `no event is triggered by ${input.method} ${input.path}`);
-  }
-
-  private matchById(ev: EventDef, input: FireInput): EventMatch {
-    const http = ev.triggers.filter((t): t is HttpTrigger => t.kind === 'http');
-    if (http.length === 0) return { event: ev, trigger: kAnyTrigger, bindings: kNoBindings };
-    const takes = (t: HttpTrigger, method: string) => t.methods === '*' || t.methods.includes(method);
-    const trigger = http.find((t) => takes(t, input.method)) ?? (input.method === 'HEAD' ? http.find((t) => takes(t, 'GET')) : undefined);
-    if (!trigger) {
-      const methods = [...new Set(http.flatMap((t) => (t.methods === '*' ? [] : [...t.methods])))];
-      throw new LivelyError('LC_METHOD_NOT_ALLOWED', `event "${ev.id}" accepts ${methods.join(', ')}, not ${input.method}`, { allow: methods });
-    }
-    let bindings = kNoBindings;
-    for (const [param, value] of Object.entries(trigger.parameters)) {
-      const given = input.params[param];
-      if (typeof value === 'string' && value.length > 1 && value[0] === ':' && (typeof given === 'string' || typeof given === 'number' || typeof given === 'boolean')) {
-        if (bindings === kNoBindings) bindings = {};
-        bindings[value.slice(1)] = String(given);
-      }
-    }
-    return { event: ev, trigger, bindings };
   }
 
   /**
@@ -291,8 +196,7 @@ export class Firing {
     activation ??= newActivationId(started);
     const id = activation;
     const { registry, gate } = this.deps;
-    // Speed: one event with one worker (the common case) allocates only what it keeps, arrays
-    // of one, and needs no Promise.all, only one reaction.
+    // One event with one worker (the common case): arrays of one, and one reaction, no Promise.all.
     if (matches.length === 1 && matches[0]!.event.workers.length === 1) {
       const m = matches[0]!;
       const ref = m.event.workers[0]!;
@@ -318,10 +222,7 @@ export class Firing {
     return this.startMany(input, matches, id, started);
   }
 
-  /**
-   * Speed: the closures of the other paths live in methods of their own, so that start()
-   * captures nothing and allocates no context for a trigger that runs at once.
-   */
+  /** Several events or workers; apart from start() so that start() captures nothing. */
   private startMany(input: FireInput, matches: EventMatch[], id: string, started: number): Fired {
     const { registry, gate } = this.deps;
     const events: string[] = [];
@@ -373,14 +274,14 @@ export class Firing {
 
   /**
    * Starts one worker of an activation: a warm one admitted (now, or when `wait` resolves), a
-   * cold one once it is loaded and admitted. Speed: a message waiting for a slot holds a closure
-   * and a promise, not a suspended run() (whose frame has room for every local it will use).
+   * cold one once it is loaded and admitted. A message waiting for a slot holds a closure and
+   * a promise, not a suspended run().
    */
   private launch(ref: EventWorkerRef, m: EventMatch, input: FireInput, activation: string, spec: WorkerSpec | undefined, wait: Promise<void> | undefined): Promise<WorkerOutcome> {
     const outcome = spec === undefined ? this.runCold(ref, m, input, activation)
       : wait === undefined ? this.run(spec, m, ref, input, activation)
         : wait.then(() => this.run(spec, m, ref, input, activation));
-    return ref.retry ? this.retried(ref, outcome, m, input, activation) : outcome;
+    return ref.retry ? this.retries.retried(ref, outcome, () => this.runCold(ref, m, input, activation)) : outcome;
   }
 
   /** Counts a finished activation and hands its record to the log; returns its outcomes. */
@@ -404,41 +305,6 @@ export class Firing {
       this.deps.logger.error('an activation record was not taken', { activation, error: describeError(err) });
     }
     return outcomes;
-  }
-
-  /**
-   * Runs the worker again while it fails, up to its attempts. Between attempts it holds no
-   * gate slot: each retry is admitted afresh (a full queue counts as a failed attempt) and
-   * takes the worker's current revision. The backoff doubles after each failure. The outcome
-   * is the last attempt's, with `attempts` and a log line for each failure before it.
-   */
-  private async retried(ref: EventWorkerRef, first: Promise<WorkerOutcome>, m: EventMatch, input: FireInput, activation: string): Promise<WorkerOutcome> {
-    const { attempts, backoffMs } = ref.retry!;
-    let outcome = await first;
-    let n = 1;
-    const notes: LogLine[] = [];
-    while (outcome.status !== 'ok' && n < attempts) {
-      const delay = backoffMs * 2 ** (n - 1);
-      notes.push({ t: Date.now(), level: 'warn', msg: `attempt ${n} of ${attempts} failed (${outcome.status}${outcome.error ? `, ${outcome.error.code}: ${outcome.error.message}` : ''}); retrying in ${delay} ms` });
-      await this.backoff(delay);
-      n++;
-      outcome = await this.runCold(ref, m, input, activation);
-    }
-    return { ...outcome, attempts: n, logs: notes.length ? [...notes, ...outcome.logs] : outcome.logs };
-  }
-
-  /** Resolves after `ms`; never, once the firing is closed (the runtime is stopping). */
-  private backoff(ms: number): Promise<void> {
-    this.retrying++;
-    return new Promise<void>((resolve) => {
-      if (this.closed) return;
-      const t = setTimeout(() => {
-        this.backoffTimers.delete(t);
-        this.retrying--;
-        resolve();
-      }, ms);
-      this.backoffTimers.add(t);
-    });
   }
 
   private async runCold(ref: EventWorkerRef, m: EventMatch, input: FireInput, activation: string): Promise<WorkerOutcome> {
@@ -476,17 +342,17 @@ export class Firing {
       if (input.request) message.request = input.request;
       if (input.change !== undefined) message.change = input.change;
       if (input.tick !== undefined) message.tick = input.tick;
-      if (lifecycle) this.fireInternal('lively', `/lively/worker_started/${spec.id}`, { activation, event: m.event.id, worker: spec.id }, input.depth + 1, activation);
+      if (lifecycle) this.fireInternal('lively', lifecyclePath('worker_started', spec.id), { activation, event: m.event.id, worker: spec.id }, input.depth + 1, activation);
       const dispatcher = this.dispatcherFor(spec);
       // read per message: a changed secret reaches the next one
       const secrets = spec.secrets?.length ? this.secretsOf(spec) : undefined;
       const ctx: DispatchContext = { spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation), ...(secrets ? { secrets } : {}) };
-      if (dispatcher.name === 'process') ctx.onLate = this.lateRecorder(spec.id, m.event.id, input, activation);
+      if (dispatcher.name === 'process') ctx.onLate = lateRecorder(this.deps.log, this.deps.logger, spec.id, m.event.id, input, activation);
       let outcome = await dispatcher.dispatch(ctx);
       if (m.event.response === spec.id && input.trigger === 'http' && outcome.status === 'ok') outcome = checkResponse(outcome, this.deps.responseLimit ?? kDefaultResponseLimit);
       if (lifecycle) {
         const kind = outcome.status === 'ok' ? 'worker_done' : 'worker_error';
-        this.fireInternal('lively', `/lively/${kind}/${spec.id}`, { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1, activation);
+        this.fireInternal('lively', lifecyclePath(kind, spec.id), { activation, event: m.event.id, worker: spec.id, status: outcome.status, error: outcome.error }, input.depth + 1, activation);
       }
       return outcome;
     } catch (err) {
@@ -497,34 +363,9 @@ export class Firing {
     }
   }
 
-  /**
-   * Where a worker's emitted events go. Speed: built by this method rather than declared as
-   * a named function in run(), which under esbuild's keepNames would cost a `__name` call
-   * (a defineProperty) on every message.
-   */
+  /** Where a worker's emitted events go: built here, not as a named function in run() (see docs/benchmarks.md). */
   private emitter(worker: string, depth: number, activation: string): (e: EmitCommand) => void {
     return (e) => this.fireInternal('event', `/${worker}/${e.emit}`, { ...e.parameters }, depth, activation);
-  }
-
-  /**
-   * Where a process worker's late output goes (written after silence had ended its message):
-   * a record of its own that names the activation it belongs to (`lateOf`), so that `logs`
-   * shows it and nothing is given to another message.
-   */
-  private lateRecorder(worker: string, event: string, input: FireInput, activation: string): (late: LateOutput) => void {
-    return (late) => {
-      const now = Date.now();
-      const outcome: WorkerOutcome = { worker, status: 'ok', logs: late.logs, durationMs: 0 };
-      if (late.result !== undefined) outcome.result = late.result;
-      try {
-        this.deps.log.record({
-          activation: newActivationId(now), events: [event], trigger: input.trigger, path: input.path, method: input.method,
-          started: now, durationMs: 0, workers: [outcome], lateOf: activation,
-        });
-      } catch (err) {
-        this.deps.logger.error('late worker output was not recorded', { activation, error: describeError(err) });
-      }
-    };
   }
 
   private secretsOf(spec: WorkerSpec): Record<string, string> {
@@ -540,52 +381,6 @@ export class Firing {
       this.dispatcherBySpec.set(spec, d);
     }
     return d;
-  }
-}
-
-/** What a durable activation needs to run again: no credentials (it was authorised on accept). */
-function durableEntry(activation: string, input: FireInput, matches: EventMatch[]): DurableEntry {
-  const entry: DurableEntry = {
-    activation, method: input.method, path: input.path, params: input.params,
-    events: matches.map((m) => ({ id: m.event.id, bindings: m.bindings })),
-  };
-  if (input.request) {
-    const headers = { ...input.request.headers };
-    for (const h of kSecretHeaders) delete headers[h];
-    entry.request = { query: input.request.query, headers, body: input.request.body };
-  }
-  return entry;
-}
-
-/**
- * An activation of one worker, waiting in the gate for a slot, and the caller's `Fired` for
- * it. Speed: under overload thousands wait, long enough to outlive a young-generation
- * collection, so one waits as this one object (the gate calls its `admitted()`), with no
- * promise until someone asks for `done` (a fire-and-forget HTTP trigger never does); what runs
- * it is made when its turn comes (see bench/waiting.ts). `done` is a getter of the class: in
- * an object literal a getter costs a closure, its context and a slow property definition on
- * every trigger (about 0.7 µs, against 0.05 for a plain literal).
- */
-class WaitingActivation implements Fired {
-  /** the run, once admitted; until then, what `done` hands out and how to settle it. */
-  private outcome?: Promise<WorkerOutcome[]>;
-  private resolve?: (o: Promise<WorkerOutcome[]>) => void;
-
-  constructor(private readonly firing: Firing, private readonly ref: EventWorkerRef, private readonly m: EventMatch, private readonly input: FireInput,
-    readonly activation: string, private readonly spec: WorkerSpec, private readonly started: number, readonly events: string[]) {}
-
-  /** made when asked for (the reply asks once), so that a waiting trigger does not hold it. */
-  get workers(): string[] {
-    return [this.ref.name];
-  }
-
-  admitted(): void {
-    const run = this.firing.startAlone(this.ref, this.m, this.input, this.activation, this.spec, this.started, this.events);
-    if (this.resolve) this.resolve(run); else this.outcome = run;
-  }
-
-  get done(): Promise<WorkerOutcome[]> {
-    return (this.outcome ??= new Promise((resolve) => { this.resolve = resolve; }));
   }
 }
 

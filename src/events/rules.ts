@@ -477,11 +477,12 @@ function workerProblem(doc) {
     var envKeys = Object.keys(doc.env);
     for (var j = 0; j < envKeys.length; j++) if (typeof doc.env[envKeys[j]] !== 'string') return 'env: must be an object of strings';
   }
-  var limits = ['timeout', 'memory', 'idle', 'concurrency'];
+  var limits = ['timeout', 'memory', 'idle', 'concurrency', 'processes'];
   for (var k = 0; k < limits.length; k++) {
     if (doc[limits[k]] !== undefined && !positiveNumber(doc[limits[k]])) return limits[k] + ': must be a positive number';
   }
   if (doc.concurrency !== undefined && Math.floor(doc.concurrency) !== doc.concurrency) return 'concurrency: must be a positive integer';
+  if (doc.processes !== undefined && Math.floor(doc.processes) !== doc.processes) return 'processes: must be a positive integer';
   if (doc.queue !== undefined && !(typeof doc.queue === 'number' && doc.queue >= 0 && Math.floor(doc.queue) === doc.queue)) return 'queue: must be a non-negative integer';
   if (doc.isolation !== undefined && doc.isolation !== 'thread' && doc.isolation !== 'process') return 'isolation: must be "thread" or "process"';
   if (doc.couch !== undefined && typeof doc.couch !== 'boolean') return 'couch: must be true or false';

@@ -29,7 +29,7 @@ export function eventPath(pathname: string): string {
 /** Query parameters (repeated keys → arrays) and the `wait` flag, which is not a parameter. */
 export function eventQuery(search: string): { query: Record<string, unknown>; wait: boolean } {
   if (search === '') return { query: {}, wait: false };
-  // `?wait=true` alone, the commonest query, needs no parser
+  // `?wait=true` alone is the commonest query: no parser, and the same empty query as none.
   if (search === 'wait=true' || search === 'wait=1') return { query: {}, wait: true };
   // querystring keeps a malformed escape as it is rather than throwing, like CouchDB does.
   const query = parseQueryString(search) as Record<string, unknown>;
@@ -44,8 +44,8 @@ export function eventQuery(search: string): { query: Record<string, unknown>; wa
 }
 
 /**
- * The request as the runtime matches it: without a body (most triggers) at once, not through a
- * promise; with one once it is read and parsed.
+ * The request as the runtime matches it: a request without a body (most triggers) is
+ * returned as it is, not through a promise; one with a body once it is read and parsed.
  * Throws (synchronously) LC_BAD_REQUEST for a bad path; a body's errors reject.
  */
 export function readTriggerRequest(req: IncomingMessage, pathname: string, search: string, bodyLimit: number): HttpTriggerRequest | Promise<HttpTriggerRequest> {
@@ -66,7 +66,7 @@ export function readTriggerRequest(req: IncomingMessage, pathname: string, searc
 export function typedQueryValue(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(typedQueryValue);
   if (typeof v !== 'string' || v === '' || nestedDeeperThan(v)) return v;
-  // Speed and safety: only what can start a JSON value is tried.
+  // Only what can start a JSON value is tried (cheaper, and nothing else is parsed).
   const c = v.charCodeAt(0);
   if (!(c === 45 /* - */ || (c >= 48 && c <= 57) || c === 34 /* " */ || c === 91 /* [ */ || c === 123 /* { */ || v === 'true' || v === 'false' || v === 'null')) return v;
   let parsed: unknown;

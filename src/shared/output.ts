@@ -6,13 +6,22 @@
 import type { EmitCommand, LogLevel } from './message.ts';
 import { kTooDeep, nestedDeeperThan } from './json.ts';
 
-export type OutputCommand =
+export type OutputCommand = (
   | { kind: 'emit'; emit: EmitCommand }
   | { kind: 'result'; value: unknown }
   | { kind: 'done' }
   /** `{"acknowledges": true}`: this process ends every message with result/done, so silence never does. */
   | { kind: 'acknowledges' }
-  | { kind: 'log'; level: LogLevel; msg: string };
+  /** `{"pipeline": N}`: this process acknowledges, and may be sent up to N messages before it answers them. */
+  | { kind: 'pipeline'; depth: number }
+  | { kind: 'log'; level: LogLevel; msg: string }
+) & {
+  /** `"id"` on a command line: the message it is for (process workers that take several messages at once). */
+  id?: number;
+};
+
+/** The most messages a process may hold at once, whatever it declares. */
+export const kMaxPipeline = 256;
 
 const kLevels = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
 
@@ -24,20 +33,30 @@ export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): Outp
     try { obj = JSON.parse(line); } catch { obj = undefined; }
     if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
       const o = obj as Record<string, unknown>;
-      if (typeof o.emit === 'string' && o.emit.length > 0) {
-        const p = o.parameters;
-        return { kind: 'emit', emit: { emit: o.emit, parameters: p && typeof p === 'object' && !Array.isArray(p) ? p as Record<string, unknown> : {} } };
-      }
-      if ('result' in o) return { kind: 'result', value: o.result };
-      if (o.done === true) return { kind: 'done' };
-      if (o.acknowledges === true) return { kind: 'acknowledges' };
-      if (typeof o.log === 'string') {
-        const level = typeof o.level === 'string' && kLevels.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
-        return { kind: 'log', level, msg: o.log };
+      const cmd = command(o);
+      if (cmd) {
+        if (typeof o.id === 'number' && Number.isSafeInteger(o.id)) cmd.id = o.id;
+        return cmd;
       }
     }
   }
   return { kind: 'log', level: stream === 'stderr' ? 'error' : 'info', msg: line };
+}
+
+function command(o: Record<string, unknown>): OutputCommand | undefined {
+  if (typeof o.emit === 'string' && o.emit.length > 0) {
+    const p = o.parameters;
+    return { kind: 'emit', emit: { emit: o.emit, parameters: p && typeof p === 'object' && !Array.isArray(p) ? p as Record<string, unknown> : {} } };
+  }
+  if ('result' in o) return { kind: 'result', value: o.result };
+  if (o.done === true) return { kind: 'done' };
+  if (o.acknowledges === true) return { kind: 'acknowledges' };
+  if (typeof o.pipeline === 'number' && Number.isInteger(o.pipeline) && o.pipeline >= 1) return { kind: 'pipeline', depth: Math.min(o.pipeline, kMaxPipeline) };
+  if (typeof o.log === 'string') {
+    const level = typeof o.level === 'string' && kLevels.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
+    return { kind: 'log', level, msg: o.log };
+  }
+  return undefined;
 }
 
 /**

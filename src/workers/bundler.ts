@@ -1,13 +1,14 @@
 /**
- * Bundles a worker revision from its attachments with esbuild, through a namespaced plugin
- * (attachments live in memory). Bare imports stay external (resolved at run time by the
- * thread's `require`, which refuses paths, so a dynamic require never reaches the runtime's
- * source); isolates get no node builtins. Cached by (id, revision) in memory and on disk, with
- * a source map so that worker stacks name the user's files (workers-runtime/stack.ts).
+ * Bundles with esbuild: a worker revision from its attachments (through a namespaced plugin:
+ * they live in memory), and the code that runs inside threads (bundleRuntimeFile). Bare imports
+ * stay external (resolved at run time by the thread's `require`, which refuses paths, so a
+ * dynamic require never reaches the runtime's source); isolates get no node builtins. Cached by
+ * (id, revision) in memory and on disk, with a source map so that worker stacks name the
+ * user's files (workers-runtime/stack.ts).
  */
 import { createHash } from 'node:crypto';
 import { builtinModules } from 'node:module';
-import { mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -117,6 +118,27 @@ export class Bundler {
 }
 
 const defaultBundler = new Bundler();
+
+/**
+ * Bundles code that runs inside a thread (an entry under workers-runtime/) into one ESM file
+ * under `cacheDir`, named `<name>-<hash of its content>.mjs`, so that it is written once per
+ * version and threads need no TypeScript loader. Packages stay external. Resolves with the file.
+ */
+export async function bundleRuntimeFile(entry: string, cacheDir: string, name: string): Promise<string> {
+  const out = await esbuild.build({
+    entryPoints: [entry], bundle: true, write: false, format: 'esm', platform: 'node',
+    target: 'node20', packages: 'external', logLevel: 'silent',
+  });
+  const code = out.outputFiles[0]!.contents;
+  const file = path.join(cacheDir, `${name}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+  try { await access(file); } catch {
+    await mkdir(cacheDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, code);
+    await rename(tmp, file);
+  }
+  return file;
+}
 
 /** Bundles one worker revision (cached per process, and on disk under `cacheDir`). */
 export function bundleWorker(spec: WorkerSpec, opts: BundleOptions): Promise<Bundle> {

@@ -12,8 +12,10 @@ export interface WorkerLimits {
   timeout: number;
   /** MB of heap for the thread, isolate or process (undefined: dispatcher default). */
   memory?: number;
-  /** messages of this worker in flight at once (processes kept for process workers). */
+  /** messages of this worker in flight at once (processes kept for process workers, unless `processes` says fewer). */
   concurrency: number;
+  /** process workers: processes kept at most (default `concurrency`); a process that declares pipelining holds several messages. */
+  processes?: number;
   /** messages that may wait for a slot before more are refused (undefined: the runtime's maxWorkerQueue). */
   queue?: number;
   /** ms an unused warm instance is kept before its stdin ends. */

@@ -47,6 +47,7 @@ export function parseWorkerDoc(doc: unknown, defaults: Defaults): WorkerDocResul
         timeout: seconds(doc.timeout, defaults.workerTimeout),
         memory: doc.memory as number | undefined,
         concurrency: (doc.concurrency as number | undefined) ?? defaults.workerConcurrency,
+        ...(doc.processes === undefined ? {} : { processes: doc.processes as number }),
         queue: doc.queue as number | undefined,
         idle: seconds(doc.idle, defaults.workerIdle),
       },

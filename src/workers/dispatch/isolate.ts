@@ -6,8 +6,10 @@
  *
  * One isolate per worker revision, reused for every message (messages may interleave when the
  * handler awaits); a fatal error — memory limit, timeout — disposes it and the next message
- * builds a fresh one.
+ * builds a fresh one. This file is the host side only; what runs inside the isolate around the
+ * bundle is workers-runtime/isolate/.
  */
+import { readFileSync } from 'node:fs';
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
@@ -36,63 +38,11 @@ export interface IsolateDispatcherOptions {
 const kDefaultOptions = { defaultMemory: 64, maxLogLines: 1000 };
 
 /**
- * Runs inside the isolate, once, after the bundle: finds the handler and installs `__lc_run`.
- * The bridge references are taken off the global so worker code cannot call them directly.
+ * The code that runs inside the isolate around the bundle (workers-runtime/isolate/): read as
+ * text once, and made one script with each bundle.
  */
-const kPrelude = `
-const __bridge = { emit: globalThis.__lc_emit, log: globalThis.__lc_log };
-delete globalThis.__lc_emit; delete globalThis.__lc_log;
-const __module = { exports: {} };
-const __helpers = new Map();
-globalThis.require = function require(name) {
-  if (name === 'livelycouch/worker') return __helpers.get(__current) || __helpers.values().next().value || {};
-  throw new Error("require('" + name + "') is not available to isolate workers");
-};
-let __current;
-`;
-
-const kEpilogue = `
-delete globalThis.require;
-const __b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-// An isolate has no Buffer or btoa: bytes become base64 here, for a bodyBase64.
-function __base64(bytes) {
-  let out = '';
-  for (let i = 0; i < bytes.length; i += 3) {
-    const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
-    out += __b64[(n >> 18) & 63] + __b64[(n >> 12) & 63] + (i + 1 < bytes.length ? __b64[(n >> 6) & 63] : '=') + (i + 2 < bytes.length ? __b64[n & 63] : '=');
-  }
-  return out;
-}
-function __response(status, body, headers) {
-  const r = { status: status === undefined ? 200 : status };
-  if (headers !== undefined) r.headers = headers;
-  if (body instanceof Uint8Array) r.bodyBase64 = __base64(body);
-  else if (body !== undefined) r.body = body;
-  return r;
-}
-const __exp = __module.exports;
-const __handler = typeof __exp === 'function' ? __exp : (__exp && typeof __exp.default === 'function' ? __exp.default : undefined);
-globalThis.__lc_run = async function (token, json, secretsJson) {
-  if (!__handler) throw new Error('the delegate exports no handler function (module.exports = fn, or export default fn)');
-  const log = (msg, level) => __bridge.log.applyIgnored(undefined, [token, String(msg), typeof level === 'string' ? level : 'info']);
-  let responded;
-  const ctx = {
-    emit: (name, parameters) => __bridge.emit.applyIgnored(undefined, [token, String(name), JSON.stringify(parameters === undefined ? {} : parameters)]),
-    log,
-    respond: (status, body, headers) => (responded = __response(status, body, headers)),
-    secrets: Object.freeze(JSON.parse(secretsJson)),
-  };
-  __helpers.set(token, ctx);
-  __current = token;
-  try {
-    let result = await __handler(JSON.parse(json), ctx);
-    if (result === undefined) result = responded;
-    return result === undefined ? undefined : JSON.stringify(result);
-  } finally {
-    __helpers.delete(token);
-  }
-};
-`;
+const kPrelude = readFileSync(new URL('../../../workers-runtime/isolate/prelude.js', import.meta.url), 'utf8');
+const kEpilogue = readFileSync(new URL('../../../workers-runtime/isolate/epilogue.js', import.meta.url), 'utf8');
 
 interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: number }
 

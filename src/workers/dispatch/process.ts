@@ -1,7 +1,8 @@
 /**
  * Process workers: python, sh, bash, ruby, perl, … and node with `isolation: "process"`.
- * One pool of kept processes per worker revision (up to `limits.concurrency`), each fed one
- * message at a time on its real stdin. See ./process/child.ts for a single process's protocol.
+ * One pool of kept processes per worker revision (up to `limits.processes`, by default
+ * `limits.concurrency`), each fed one message at a time on its real stdin, or up to N at once
+ * when it declares `{"pipeline": N}`. See ./process/child.ts for a single process's protocol.
  *
  * This dispatcher is the fallback for every type that is neither `isolate` nor a thread node
  * worker, so an unknown type reaches it and gets LC_UNKNOWN_TYPE as its outcome.
@@ -112,6 +113,21 @@ function publicUrl(url: string | undefined): string | undefined {
 }
 
 interface Waiter { resolve: (c: ChildWorker | undefined) => void }
+
+/** Processes kept for a worker at most: `processes`, by default (and at most) `concurrency`. */
+function processesOf(spec: WorkerSpec): number {
+  const c = Math.max(1, spec.limits.concurrency);
+  return Math.min(c, Math.max(1, spec.limits.processes ?? c));
+}
+
+/** The live process of `pool` with room for one more message and the fewest held, if any. */
+function withRoom(pool: RevisionPool): ChildWorker | undefined {
+  let best: ChildWorker | undefined;
+  for (const c of pool.children) {
+    if (c.alive && c.held < c.capacity && (!best || c.held < best.held)) best = c;
+  }
+  return best;
+}
 
 class RevisionPool {
   readonly children = new Set<ChildWorker>();
@@ -254,23 +270,29 @@ export class ProcessDispatcher implements Dispatcher {
     return pool;
   }
 
-  /** An idle process of this revision, a new one, or (all busy) the next one released. */
+  /**
+   * An idle process of this revision, a new one (up to `processes`), a pipelining one with room,
+   * or (all full) the next one released. The process returned is held for this message.
+   */
   private async acquire(pool: RevisionPool, deadline: number, secrets?: Readonly<Record<string, string>>): Promise<ChildWorker | undefined> {
     for (;;) {
       const idle = pool.idle.pop();
       if (idle) {
         clearTimeout(pool.idleTimers.get(idle));
         pool.idleTimers.delete(idle);
-        if (idle.alive) return idle;
+        if (idle.alive) { idle.held++; return idle; }
         continue;
       }
-      if (pool.size < Math.max(1, pool.spec.limits.concurrency)) return this.startChild(pool, deadline, secrets);
+      if (pool.size < processesOf(pool.spec)) return this.startChild(pool, deadline, secrets);
+      const roomy = withRoom(pool);
+      if (roomy) { roomy.held++; return roomy; }
       const waited = await new Promise<ChildWorker | undefined>((resolve) => {
         const w: Waiter = { resolve: (c) => { clearTimeout(t); resolve(c); } };
         const t = setTimeout(() => { const i = pool.waiters.indexOf(w); if (i !== -1) pool.waiters.splice(i, 1); resolve(undefined); }, Math.max(0, deadline - Date.now()));
         pool.waiters.push(w);
       });
       if (waited?.alive) return waited;
+      if (waited) waited.held--;
       if (Date.now() >= deadline) return undefined;
     }
   }
@@ -302,6 +324,8 @@ export class ProcessDispatcher implements Dispatcher {
         label: `worker "${spec.id}"`, acknowledges: spec.ack === true, memoryMb: spec.limits.memory,
       });
       this.watchdog?.guard(child.pid);
+      // held for the message that started it before anyone else can see it
+      child.held = 1;
       pool.children.add(child);
       this.children.add(child);
       this.opts.logger.debug('worker process started', { worker: spec.id, rev: spec.rev, pid: child.pid });
@@ -313,9 +337,14 @@ export class ProcessDispatcher implements Dispatcher {
   }
 
   private release(pool: RevisionPool, child: ChildWorker): void {
+    child.held--;
     if (!child.alive) return;
-    const waiter = pool.waiters.shift();
-    if (waiter) { waiter.resolve(child); return; }
+    // as many waiting messages as it has room for (a pipelining process: several)
+    while (child.held < child.capacity && pool.waiters.length > 0) {
+      child.held++;
+      pool.waiters.shift()!.resolve(child);
+    }
+    if (child.held > 0) return;
     if (pool.retiring || this.closed) { child.end(); return; }
     pool.idle.push(child);
     const t = setTimeout(() => {

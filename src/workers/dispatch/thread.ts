@@ -1,21 +1,17 @@
 /**
  * Node workers (type "node", isolation "thread") in piscina thread pools.
  *
- * The code that runs inside threads (workers-runtime/) is bundled once at start into a plain
- * .mjs under the cache directory and located at run time, so threads need no TypeScript loader.
- * Worker bundles are cached on disk too; a batch carries a bundle's key and file, never its code.
+ * The code that runs inside threads (workers-runtime/thread) and worker revisions are bundled by
+ * ../bundler.ts and cached on disk; a batch carries a bundle's key and file, never its code.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { availableParallelism, totalmem } from 'node:os';
-import * as esbuild from 'esbuild';
 import { LivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import { microseconds, type WorkerOutcome } from '../../shared/message.ts';
-import { Bundler, type Bundle, type BundlerStats } from '../bundler.ts';
+import { Bundler, bundleRuntimeFile, type Bundle, type BundlerStats } from '../bundler.ts';
 import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
 import type { WorkerSpec } from '../revision.ts';
 import type { Notice } from '../../../workers-runtime/protocol.ts';
@@ -72,23 +68,6 @@ function positiveInt(v: unknown, name: string): void {
   if (!Number.isInteger(v) || (v as number) < 1) throw new LivelyError('LC_CONFIG', `options.${name} must be a positive integer`);
 }
 
-/** Bundles the thread runtime into one .mjs named by its content, so it is written once per version. */
-async function buildThreadRuntime(cacheDir: string): Promise<string> {
-  const out = await esbuild.build({
-    entryPoints: [kRuntimeEntry], bundle: true, write: false, format: 'esm', platform: 'node',
-    target: 'node20', packages: 'external', logLevel: 'silent',
-  });
-  const code = out.outputFiles[0]!.contents;
-  const file = path.join(cacheDir, `thread-runtime-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
-  try { await access(file); } catch {
-    await mkdir(cacheDir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, code);
-    await import('node:fs/promises').then((fs) => fs.rename(tmp, file));
-  }
-  return file;
-}
-
 interface Warm { bundle: Bundle; pool: ThreadPool; env: Record<string, string> }
 
 export class ThreadDispatcher implements Dispatcher {
@@ -143,7 +122,7 @@ export class ThreadDispatcher implements Dispatcher {
 
   /** Builds the thread runtime now rather than on the first message. */
   start(): Promise<string> {
-    this.entry ??= buildThreadRuntime(this.opts.cacheDir);
+    this.entry ??= bundleRuntimeFile(kRuntimeEntry, this.opts.cacheDir, 'thread-runtime');
     return this.entry;
   }
 

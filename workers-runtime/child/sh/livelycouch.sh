@@ -10,6 +10,8 @@
 # lc_log a plain text and a level. Answering with lc_result or lc_done makes the worker an
 # acknowledging one: the runtime waits for the answer instead of guessing from silence.
 # The worker's CouchDB URL ("couch": true) is in $COUCHDB_URL.
+# `lc_pipeline 16` before the loop lets the runtime send up to 16 messages before they are
+# answered; a loop answers them in order, which is how the runtime attributes its lines.
 
 lc_json_string() {
   # a JSON string of $1: backslashes, quotes, tabs and carriage returns escaped, lines joined by \n
@@ -17,6 +19,7 @@ lc_json_string() {
     | awk 'BEGIN { ORS = ""; printf "\"" } { if (NR > 1) printf "\\n"; print } END { printf "\"" }'
 }
 
+lc_pipeline() { printf '{"pipeline":%s}\n' "${1:-16}"; }
 lc_result() { printf '{"result":%s}\n' "${1:-null}"; }
 lc_done() { printf '{"done":true}\n'; }
 lc_emit() { printf '{"emit":%s,"parameters":%s}\n' "$(lc_json_string "$1")" "${2:-{\}}"; }

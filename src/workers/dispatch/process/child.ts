@@ -2,12 +2,15 @@
  * One worker process: an interpreter started on a revision's delegate, fed one JSON line per
  * message on its real stdin, its stdout parsed for commands. It is assumed to crash, hang,
  * flood its output or never answer; each of those ends the message with a clear outcome.
+ * A process that declares `{"pipeline": N}` may hold up to N messages at once: they are sent
+ * with an `id`, written together once per turn of the event loop, and each answer goes to the
+ * message its `id` names (an answer without one: the oldest message it holds).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { LivelyError, describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import type { EmitCommand, LogLine, WorkerMessage } from '../../../shared/message.ts';
-import { LineSplitter, headOf, parseOutputLine } from '../../../shared/output.ts';
+import { LineSplitter, headOf, parseOutputLine, type OutputCommand } from '../../../shared/output.ts';
 
 /** A command line carrying a result: `{"result"` (as JSON.stringify and json.dumps write it). */
 const kResultStart = /^\{\s*"result"\s*:/;
@@ -54,6 +57,10 @@ export type RunEnd =
   | { kind: 'error'; error: LivelyError; logs: LogLine[] };
 
 interface Job {
+  /** its `id` on the process's stdin (a pipelining process's messages carry it). */
+  seq: number;
+  /** the activation it belongs to, to name it when it takes others with it. */
+  activation: string;
   logs: LogLine[];
   dropped: number;
   result?: unknown;
@@ -78,11 +85,32 @@ interface Late {
 /** What a process's stderr says when it ran out of memory (python, node, ruby, perl, C). */
 const kOutOfMemory = /MemoryError|out of memory|Cannot allocate memory|bad_alloc|failed to allocate|NoMemoryError/i;
 
+/**
+ * Ended messages of a pipelining process that its late lines (by id) still find: a few, as a
+ * message held longer outlives the young generation with all it refers to.
+ */
+const kRecentJobs = 16;
+
 export class ChildWorker {
   readonly pid: number;
   /** resolves once the process is gone and its pipes are closed. */
   readonly closed: Promise<void>;
-  private job?: Job;
+  /** messages sent and not yet ended, oldest first. */
+  private readonly jobs: Job[] = [];
+  /** messages the process may hold at once: 1 until it declares `{"pipeline": N}`. */
+  private depth = 1;
+  private seq = 0;
+  /** lines waiting for this turn's write (a pipelining process's messages). */
+  private outbox = '';
+  private outboxScheduled = false;
+  /** a pipelining process's messages ended lately, by id: their late lines still find them. */
+  private readonly recent: Array<Job | undefined> = new Array(kRecentJobs).fill(undefined);
+  /** late output of such messages being collected, by id. */
+  private readonly lateById = new Map<number, Late>();
+  /** why the runtime killed the process, for the messages that go with it. */
+  private killedFor?: string;
+  /** messages the dispatcher has promised to this process and not yet sent (ProcessDispatcher's count). */
+  held = 0;
   private ending = false;
   private dead = false;
   /** a process that has answered once is trusted to answer: silence no longer ends its messages. */
@@ -121,6 +149,7 @@ export class ChildWorker {
         out.end(); err.end();
         this.dead = true;
         this.flushLate(true);
+        for (const late of [...this.lateById.values()]) this.flushLate(false, late);
         for (const t of this.killTimers) clearTimeout(t);
         this.onClose(code, signal);
         resolve();
@@ -155,45 +184,82 @@ export class ChildWorker {
     });
   }
 
-  get busy(): boolean { return this.job !== undefined; }
+  get busy(): boolean { return this.jobs.length > 0; }
   get alive(): boolean { return !this.dead && !this.ending; }
+  /** messages it may hold at once (1 until it declares pipelining). */
+  get capacity(): number { return this.depth; }
+  /** messages sent and not ended. */
+  get inFlight(): number { return this.jobs.length; }
+
+  /** The oldest message in flight: what a line without an id is for. */
+  private get job(): Job | undefined { return this.jobs[0]; }
 
   /** Sends one message; resolves when the process answers, goes quiet, dies or times out. */
   run(message: WorkerMessage, onEmit: (e: EmitCommand) => void, timeoutMs: number, onLate?: (late: LateOutput) => void): Promise<RunEnd> {
-    if (this.job) throw new Error('ChildWorker.run while a message is in flight');
-    const line = messageLine(message) + '\n';
+    if (this.jobs.length >= this.depth) throw new Error(`ChildWorker.run with ${this.jobs.length} messages in flight (it takes ${this.depth})`);
+    const pipelined = this.depth > 1;
+    const seq = ++this.seq;
+    // a pipelining process is told each message's id, which its answers carry back
+    const json = messageLine(message);
+    const line = pipelined ? `{"id":${seq},${json.slice(1)}\n` : json + '\n';
     // what the last message still wrote is its own, not this one's
-    this.flushLate(true);
-    this.ended = undefined;
+    if (this.jobs.length === 0) {
+      this.flushLate(true);
+      this.ended = undefined;
+    }
     return new Promise<RunEnd>((resolve) => {
       const job: Job = {
-        logs: [], dropped: 0, onEmit, flushed: false, onLate,
+        seq, activation: message.activation, logs: [], dropped: 0, onEmit, flushed: false, onLate,
         finish: (end) => {
-          if (this.job !== job) return;
-          this.job = undefined;
+          const i = this.jobs.indexOf(job);
+          if (i === -1) return;
+          this.jobs.splice(i, 1);
           clearTimeout(job.settle); clearTimeout(job.timer);
+          if (this.depth > 1) this.remember(job);
           if (job.dropped > 0) end.logs.push({ t: Date.now(), level: 'warn', msg: `${job.dropped} more output lines were not kept` });
           resolve(end);
         },
       };
-      this.job = job;
+      this.jobs.push(job);
       if (this.dead) { this.failJob(job, 'crash', new LivelyError('LC_WORKER_EXIT', `${this.opts.label}: process exited before the message was sent`)); return; }
       job.timer = setTimeout(() => {
+        const others = this.jobs.length - 1;
         this.failJob(job, 'timeout', new LivelyError('LC_WORKER_TIMEOUT', `${this.opts.label}: no answer within ${timeoutMs} ms; the process was killed`));
+        if (others > 0) this.killedFor = `message ${job.activation} had no answer within ${timeoutMs} ms`;
         this.kill();
       }, timeoutMs);
+      if (pipelined) {
+        job.flushed = true;
+        this.outbox += line;
+        if (!this.outboxScheduled) { this.outboxScheduled = true; setImmediate(() => this.flushOutbox()); }
+        return;
+      }
       this.proc.stdin!.write(line, (err) => {
-        if (err || this.job !== job) return;
+        if (err || !this.jobs.includes(job)) return;
         job.flushed = true;
         this.armSettle(job);
       });
     });
   }
 
+  /** One write for every message sent this turn. */
+  private flushOutbox(): void {
+    this.outboxScheduled = false;
+    const text = this.outbox;
+    this.outbox = '';
+    if (text.length > 0 && !this.dead) this.proc.stdin!.write(text);
+  }
+
+  /** Keeps an ended message findable by its id for the late lines a pipelining process may still write. */
+  private remember(job: Job): void {
+    this.recent[job.seq % kRecentJobs] = job;
+  }
+
   /** Ends stdin (the worker's cue to exit); kills the group if it lingers. */
   end(): void {
     if (this.ending || this.dead) return;
     this.ending = true;
+    if (this.outbox.length > 0) this.flushOutbox();
     this.proc.stdin!.end();
     this.later(this.opts.killGraceMs, () => this.kill());
   }
@@ -235,7 +301,7 @@ export class ChildWorker {
     if (this.acknowledges || !job.flushed) return;
     clearTimeout(job.settle);
     job.settle = setTimeout(() => {
-      if (this.job !== job) return;
+      if (this.job !== job || this.acknowledges) return;
       if (!looksWaitingForInput(this.pid)) { this.armSettle(job); return; }
       // The process may have answered and gone back to its read while this loop was busy: its
       // output is then in the pipe, unread, and ending the message now would lose it (its emits
@@ -243,7 +309,7 @@ export class ChildWorker {
       // phase, which runs before an immediate; end the message only if nothing came.
       const seen = this.chunks;
       setImmediate(() => {
-        if (this.job !== job) return;
+        if (this.job !== job || this.acknowledges) return;
         if (this.chunks !== seen) { this.armSettle(job); return; }
         job.finish({ kind: 'ok', logs: job.logs });
         // Silence is a guess: whatever the process still writes before its next message is
@@ -259,17 +325,29 @@ export class ChildWorker {
       if (this.opts.memoryMb !== undefined && kOutOfMemory.test(line)) this.saidOutOfMemory = true;
       if (this.stderrTail.length > this.opts.stderrTail) this.stderrTail.shift();
     }
-    const job = this.job;
     const cmd = cut ? undefined : parseOutputLine(line, stream);
-    if (cmd?.kind === 'acknowledges') {
+    if (cmd?.kind === 'acknowledges' || cmd?.kind === 'pipeline') {
       // Said before or during a message: from now on only result/done (or the exit) end one.
       this.acknowledges = true;
-      if (job) clearTimeout(job.settle);
+      for (const j of this.jobs) clearTimeout(j.settle);
+      if (cmd.kind === 'pipeline') this.depth = cmd.depth;
       return;
+    }
+    let job = this.job;
+    if (cmd?.id !== undefined && this.depth > 1) {
+      // A line that names its message goes to that message, or, ended, to its late output:
+      // never to another one. An id the process was never sent is nobody's.
+      job = this.jobs.find((j) => j.seq === cmd.id);
+      if (!job) {
+        const ended = this.recent[cmd.id % kRecentJobs];
+        if (ended?.seq === cmd.id) this.onLateLine(this.lateFor(ended), line, cut, stream, cmd);
+        else this.opts.logger.warn('worker output for a message it does not hold', { worker: this.opts.label, pid: this.pid, id: cmd.id, line: line.slice(0, 200) });
+        return;
+      }
     }
     if (!job) {
       if (!this.late && this.ended) this.late = { ...this.ended, out: { logs: [] }, dropped: 0 };
-      if (this.late) this.onLateLine(this.late, line, cut, stream);
+      if (this.late) this.onLateLine(this.late, line, cut, stream, cmd);
       else this.opts.logger.debug('worker output outside a message', { worker: this.opts.label, pid: this.pid, stream, line: line.slice(0, 200) });
       return;
     }
@@ -305,9 +383,18 @@ export class ChildWorker {
     this.armSettle(job);
   }
 
+  /** The late output of an ended message of a pipelining process, collected until it is handed on. */
+  private lateFor(job: Job): Late {
+    if (this.late?.job === job) return this.late;
+    const late = this.lateById.get(job.seq);
+    if (late) return late;
+    const made: Late = { job, how: 'answer', out: { logs: [] }, dropped: 0 };
+    this.lateById.set(job.seq, made);
+    return made;
+  }
+
   /** A line written after its message ended: kept for that message, sent on shortly. */
-  private onLateLine(late: Late, line: string, cut: boolean, stream: 'stdout' | 'stderr'): void {
-    const cmd = cut ? undefined : parseOutputLine(line, stream);
+  private onLateLine(late: Late, line: string, cut: boolean, stream: 'stdout' | 'stderr', cmd: OutputCommand | undefined): void {
     const why = late.how === 'silence' ? 'ended by silence' : 'answered';
     const keep = (level: LogLine['level'], msg: string) => {
       if (late.out.logs.length < this.opts.maxLogLines) late.out.logs.push({ t: Date.now(), level, msg: `late (after the message was ${why}): ${msg}` });
@@ -321,9 +408,7 @@ export class ChildWorker {
       this.acknowledges = true;
       if (cmd.kind === 'result') late.out.result = cmd.value;
       keep('warn', `${cmd.kind === 'result' ? 'a result' : 'done'} came after the message was ${why}`);
-    } else if (cmd.kind === 'acknowledges') {
-      this.acknowledges = true;
-    } else keep(cmd.level, cmd.msg);
+    } else if (cmd.kind === 'log') keep(cmd.level, cmd.msg);
     clearTimeout(late.timer);
     late.timer = setTimeout(() => this.flushLate(false, late), this.opts.settleMs);
     late.timer.unref();
@@ -335,6 +420,7 @@ export class ChildWorker {
     clearTimeout(late.timer);
     late.timer = undefined;
     if (end && late === this.late) { this.late = undefined; this.ended = undefined; }
+    if (this.lateById.get(late.job.seq) === late) this.lateById.delete(late.job.seq);
     if (late.out.logs.length === 0 && late.out.result === undefined) return;
     const out = late.out;
     if (late.dropped > 0) out.logs.push({ t: Date.now(), level: 'warn', msg: `${late.dropped} more late output lines were not kept` });
@@ -355,21 +441,33 @@ export class ChildWorker {
   private onClose(code: number | null, signal: NodeJS.Signals | null): void {
     const job = this.job;
     if (!job) return;
+    // Every message it held ends with it; those sent behind the oldest say how many it held.
+    const held = this.jobs.length;
+    const behind = (j: Job) => (j === job || held === 1 ? '' : ` (it held ${held} messages; this one was not answered)`);
     // A clean exit ends the message (a one-shot script reads one line and exits) — unless the
     // runtime was stopping the process: then it exited on stdin end or a signal without answering.
-    if (code === 0 && !this.ending) { job.finish({ kind: 'ok', result: job.result, logs: job.logs }); return; }
+    if (code === 0 && !this.ending) {
+      job.finish({ kind: 'ok', result: job.result, logs: job.logs });
+      for (const j of [...this.jobs]) {
+        this.failJob(j, 'crash', new LivelyError('LC_WORKER_EXIT', `${this.opts.label}: process exited with code 0 before answering the message${behind(j)}`, { exitCode: 0, signal: null }));
+      }
+      return;
+    }
     if (this.ending) {
       const how = signal ? `stopped (${signal})` : `exited with code ${code} after its stdin was closed`;
-      this.failJob(job, 'retired', new LivelyError('LC_WORKER_RETIRED', `${this.opts.label}: process ${how} while handling the message`));
+      const why = this.killedFor ? ` because ${this.killedFor}` : '';
+      for (const j of [...this.jobs]) this.failJob(j, 'retired', new LivelyError('LC_WORKER_RETIRED', `${this.opts.label}: process ${how}${why} while handling the message${behind(j)}`));
       return;
     }
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const tail = this.stderrTail.length ? `; last stderr lines:\n${this.stderrTail.join('\n')}` : '';
     const details = { exitCode: code, signal, stderr: [...this.stderrTail] };
-    if (this.saidOutOfMemory) {
-      this.failJob(job, 'crash', new LivelyError('LC_WORKER_MEMORY', `${this.opts.label}: process ran out of memory (limit ${this.opts.memoryMb} MB) and ${how}${tail}`, details));
-      return;
+    for (const j of [...this.jobs]) {
+      if (this.saidOutOfMemory) {
+        this.failJob(j, 'crash', new LivelyError('LC_WORKER_MEMORY', `${this.opts.label}: process ran out of memory (limit ${this.opts.memoryMb} MB) and ${how}${behind(j)}${tail}`, details));
+      } else {
+        this.failJob(j, 'crash', new LivelyError('LC_WORKER_EXIT', `${this.opts.label}: process ${how} while handling the message${behind(j)}${tail}`, details));
+      }
     }
-    this.failJob(job, 'crash', new LivelyError('LC_WORKER_EXIT', `${this.opts.label}: process ${how} while handling the message${tail}`, details));
   }
 }

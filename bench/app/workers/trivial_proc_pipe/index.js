@@ -1,0 +1,2 @@
+const { serve } = require('livelycouch/worker');
+serve((msg) => ({ ok: true, n: msg.parameters.n ?? null }));

@@ -1,0 +1,4 @@
+from livelycouch import messages, result
+
+for msg in messages(pipeline=16):
+    result({"ok": True})

@@ -1,0 +1,242 @@
+/**
+ * Recovery of the durable journal's orphans. Each batch names its owner `<instance>/<boot>`,
+ * and every instance keeps a heartbeat document. A batch is orphaned when its owner is an
+ * earlier boot of this instance, or an instance whose heartbeat is missing, from another boot,
+ * or older than the lease. Orphans are claimed through the state database (a
+ * `durable-claim-<day>-<batch>` document written with the `_rev` read: the 409 loser skips
+ * them; that database is q=1, n=1, so on a cluster too only one instance wins), then marked in
+ * the batch, and their unfinished entries run again: on start, then every third of the lease.
+ */
+import { describeError, type LivelyError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import { putDoc, statusOf, type DocumentScope, type ServerScope } from '../store/couch.ts';
+import { dropDayDb, kDayMs, type DayDbs } from '../store/days.ts';
+import { bulk, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
+
+/** Runs an entry again; the promise settles when its activation is done. Undefined: nothing to run. */
+export type Rerun = (entry: DurableEntry, ref: DurableRef) => { done: Promise<unknown> } | undefined;
+
+type Heartbeats = Map<string, { boot?: string; at?: number } | null>;
+
+/** What recovery needs of the journal it recovers for. */
+export interface RecoveryHost {
+  readonly owner: string;
+  readonly boot: string;
+  readonly closed: boolean;
+  /** a claimed batch is this boot's from now on. */
+  adopt(id: string, owned: Owned): void;
+  finish(ref: DurableRef): void;
+  /** a day's database was dropped. */
+  dropped(db: string, wasDropped: boolean): void;
+  readonly stats: { recovered: number };
+}
+
+export interface RecoveryOptions {
+  server: ServerScope;
+  instance: string;
+  heartbeats: DocumentScope<unknown>;
+  logger: Logger;
+  leaseMs: number;
+  recoveryConcurrency?: number;
+  days: DayDbs;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+export class DurableRecovery {
+  private timer: NodeJS.Timeout | undefined;
+  private recovering: Promise<number> | undefined;
+  private heartbeatRev: string | undefined;
+
+  constructor(private readonly opts: RecoveryOptions, private readonly host: RecoveryHost) {}
+
+  /** Heartbeat, then recovery now and every third of the lease. */
+  async start(rerun: Rerun): Promise<void> {
+    await this.heartbeat().catch((err) => this.opts.logger.warn('durable heartbeat failed', { error: describeError(err) }));
+    const tick = async () => {
+      await this.heartbeat().catch((err) => this.opts.logger.warn('durable heartbeat failed', { error: describeError(err) }));
+      await this.recover(rerun).catch((err) => this.opts.logger.warn('durable recovery failed', { error: describeError(err) }));
+    };
+    this.timer = setInterval(() => void tick(), Math.max(1_000, Math.floor(this.opts.leaseMs / 3)));
+    this.timer.unref();
+    void this.recover(rerun).catch((err) => this.opts.logger.warn('durable recovery failed', { error: describeError(err) }));
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /**
+   * Claims the orphaned batches of every journal day and runs their unfinished entries again;
+   * drops past days with nothing left. Resolves with the number of entries claimed. One scan
+   * at a time; it does not wait for the re-runs to finish.
+   */
+  recover(rerun: Rerun): Promise<number> {
+    this.recovering ??= this.scan(rerun).finally(() => { this.recovering = undefined; });
+    return this.recovering;
+  }
+
+  private async scan(rerun: Rerun): Promise<number> {
+    const { server, logger } = this.opts;
+    const days = (await this.opts.days.list(server)).map((d) => d.name).reverse(); // oldest first
+    const heartbeats: Heartbeats = new Map();
+    let claimed = 0;
+    const running = new Set<Promise<unknown>>();
+    const limit = this.opts.recoveryConcurrency ?? 256;
+    for (const name of days) {
+      const db = server.use<JournalBatch>(name);
+      let startkey: string | undefined;
+      for (;;) {
+        if (this.host.closed) return claimed;
+        let page;
+        try {
+          // From just past the last id seen (not `skip: 1`: that batch may be deleted by now).
+          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) });
+        } catch (err) {
+          if (statusOf(err) === 404) break; // dropped meanwhile
+          throw err;
+        }
+        if (page.rows.length === 0) break;
+        startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
+        const orphans: JournalBatch[] = [];
+        for (const row of page.rows) {
+          const doc = row.doc as JournalBatch | undefined;
+          if (doc?.type !== 'durable' || !Array.isArray(doc.entries)) continue;
+          if (await this.orphaned(doc.owner, heartbeats) && await this.arbitrate(name, doc, heartbeats)) orphans.push(doc);
+        }
+        if (orphans.length === 0) continue;
+        const now = Date.now();
+        const owner = this.host.owner;
+        const rows = await bulk(server, name, orphans.map((d) => ({ ...d, owner, claimed: now })));
+        for (const doc of orphans) {
+          const r = rows.get(doc._id);
+          if (!r || r.error || !r.rev) continue; // another instance claimed it first (409)
+          const mine: JournalBatch = { ...doc, _rev: r.rev, owner, claimed: now };
+          const owned: Owned = { db: name, doc: mine, done: new Set(doc.done ?? []), dirty: false, writtenAt: now };
+          this.host.adopt(doc._id, owned);
+          for (const entry of doc.entries) {
+            if (owned.done.has(entry.activation)) continue;
+            claimed++;
+            this.host.stats.recovered++;
+            while (running.size >= limit) await Promise.race(running);
+            const p = this.runClaimed(entry, { db: name, batch: doc._id, activation: entry.activation }, rerun).finally(() => running.delete(p));
+            running.add(p);
+          }
+        }
+      }
+      await this.dropIfDone(name);
+    }
+    if (claimed > 0) logger.info('durable activations claimed to run again', { count: claimed });
+    return claimed;
+  }
+
+  /** Runs one claimed entry, waiting while the gate is full; finishes it when nothing is left to run. */
+  private async runClaimed(entry: DurableEntry, ref: DurableRef, rerun: Rerun): Promise<void> {
+    for (;;) {
+      if (this.host.closed) return;
+      try {
+        const fired = rerun(entry, ref);
+        if (!fired) {
+          this.opts.logger.warn('durable activation dropped: none of its events is enabled', { activation: entry.activation, events: entry.events.map((e) => e.id) });
+          this.host.finish(ref);
+          return;
+        }
+        await fired.done;
+        return;
+      } catch (err) {
+        if ((err as LivelyError).code !== 'LC_QUEUE_FULL') {
+          this.opts.logger.warn('durable activation not run again', { activation: entry.activation, error: describeError(err) });
+          return; // stays in the journal, claimed by this boot: the next start tries again
+        }
+        await sleep(100);
+      }
+    }
+  }
+
+  /**
+   * Claims an orphaned batch in the state database, where writes serialise: true when this
+   * instance won it. A claim by a live instance since the batch was written stands.
+   */
+  private async arbitrate(db: string, batch: JournalBatch, heartbeats: Heartbeats): Promise<boolean> {
+    const id = `durable-claim-${db}-${batch._id}`;
+    let claim: { _rev?: string; owner?: string } | undefined;
+    try {
+      claim = (await this.opts.heartbeats.get(id)) as { _rev?: string; owner?: string };
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    if (claim?.owner && claim.owner !== batch.owner) {
+      if (claim.owner === this.host.owner) return false; // ours already, being run
+      if (!(await this.orphaned(claim.owner, heartbeats))) return false;
+    }
+    try {
+      await putDoc(this.opts.heartbeats, { _id: id, ...(claim?._rev ? { _rev: claim._rev } : {}), type: 'durable-claim', db, batch: batch._id, owner: this.host.owner, at: Date.now() });
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 409) return false; // another instance claimed it first
+      throw err;
+    }
+  }
+
+  private async orphaned(owner: string, heartbeats: Heartbeats): Promise<boolean> {
+    const slash = owner.lastIndexOf('/');
+    const instance = owner.slice(0, slash);
+    const boot = owner.slice(slash + 1);
+    if (boot === this.host.boot) return false; // ours, running now
+    if (instance === this.opts.instance) return true; // an earlier boot of this instance
+    if (!heartbeats.has(instance)) heartbeats.set(instance, await this.readHeartbeat(instance));
+    const hb = heartbeats.get(instance);
+    return !hb || hb.boot !== boot || typeof hb.at !== 'number' || Date.now() - hb.at > this.opts.leaseMs;
+  }
+
+  private heartbeatId(instance: string): string {
+    return `_local/lively-durable-${instance}`;
+  }
+
+  private async readHeartbeat(instance: string): Promise<{ boot?: string; at?: number; _rev?: string } | null> {
+    try {
+      return (await this.opts.heartbeats.get(this.heartbeatId(instance))) as { boot?: string; at?: number; _rev?: string };
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw err;
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const id = this.heartbeatId(this.opts.instance);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const doc: Record<string, unknown> = { _id: id, boot: this.host.boot, at: Date.now() };
+      if (this.heartbeatRev) doc._rev = this.heartbeatRev;
+      try {
+        this.heartbeatRev = (await this.opts.heartbeats.insert(doc)).rev;
+        return;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+        this.heartbeatRev = (await this.readHeartbeat(this.opts.instance))?._rev;
+      }
+    }
+  }
+
+  /** A day before yesterday (UTC) with no batch left is dropped, tombstones and all. */
+  private async dropIfDone(name: string): Promise<void> {
+    const day = this.opts.days.parse(name)!.start;
+    if (day >= Date.now() - 2 * kDayMs) return;
+    try {
+      const info = await this.opts.server.db.get(name);
+      if (info.doc_count !== 0) return;
+      const dropped = await dropDayDb(this.opts.server, name);
+      await this.dropClaims(name);
+      this.host.dropped(name, dropped);
+    } catch (err) {
+      if (statusOf(err) !== 404) this.opts.logger.warn('dropping a finished journal day failed', { db: name, error: describeError(err) });
+    }
+  }
+
+  /** The claim documents of a dropped day: nothing is left for them to arbitrate. */
+  private async dropClaims(db: string): Promise<void> {
+    const prefix = `durable-claim-${db}-`;
+    const page = await this.opts.heartbeats.list({ startkey: prefix, endkey: `${prefix}\ufff0` });
+    const docs = page.rows.map((r) => ({ _id: r.id, _rev: (r.value as { rev: string }).rev, _deleted: true }));
+    if (docs.length > 0) await this.opts.heartbeats.bulk({ docs });
+  }
+}
