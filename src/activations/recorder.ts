@@ -47,10 +47,8 @@ const kMaxLogLines = 200;
 /** A log line or error message kept in a record is cut to this many characters. */
 const kMaxTextChars = 4 * 1024;
 /**
- * A batch is sealed once its details (results, logs, errors, inputs) reach about this many
- * characters, so that its document stays well under what the store accepts: Apache CouchDB 3
- * refuses a document over 8,000,000 bytes by default (`max_document_size`), measured in a form
- * that can be a third larger than the JSON.
+ * Details per batch, in characters: well under CouchDB 3's default `max_document_size`
+ * (8,000,000 bytes, measured in a form up to a third larger than the JSON).
  */
 const kMaxBatchDetailChars = 2_000_000;
 /**
@@ -182,11 +180,8 @@ export class ActivationLog {
   }
 
   /**
-   * Appends to the batch's stored form at once (see BatchBuilder): what stays in memory until
-   * the flush is numbers outside the JavaScript heap, not the outcome objects nor a string per
-   * record, which matters at thousands of records a second (held objects outlive the young
-   * generation and make every collection copy them). Only detailed records keep their outcomes
-   * and input.
+   * Appends to the batch's stored form at once (./batch.ts says why): only detailed records
+   * keep their outcomes and input until the flush.
    */
   record(rec: ActivationRecord): void {
     if (this.buffered >= this.maxBuffer) { this.dropped++; return; }
