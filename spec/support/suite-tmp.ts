@@ -3,7 +3,7 @@
  * it before any other module runs, so that what a spec leaves behind is found at the end even
  * while other processes use the machine's temp folder.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -36,6 +36,9 @@ export const kSuiteTmp = path.join(kRoot, 'tmp');
 export const kFixtureDir = path.join(kRoot, 'fixture');
 mkdirSync(kSuiteTmp, { recursive: true });
 mkdirSync(kFixtureDir, { recursive: true });
+// as the machine's temp folder is: other users (a worker run as nobody) reach what specs make there
+chmodSync(kRoot, 0o755);
+chmodSync(kSuiteTmp, 0o1777);
 // tsx keeps its compile cache in the temp folder: children started with `--import tsx` keep
 // sharing the machine's one instead of compiling everything again in each run
 const kTsxCache = `tsx-${process.geteuid?.() ?? os.userInfo().username}`;
