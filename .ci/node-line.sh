@@ -28,9 +28,10 @@ node_bin="$work/node/bin/node"
 [[ -x "$node_bin" ]] || { echo "node-line: node-linux-$arch@$major has no bin/node" >&2; exit 1; }
 phase "fetched Node $("$node_bin" --version)"
 
-# The checkout without what installs and runs leave behind.
+# The checkout without what installs and runs leave behind (dist/ too: `npm ci` builds it
+# through `prepare`, with that node).
 mkdir "$work/repo"
-tar -C "$repo" --exclude=./.git --exclude=./node_modules --exclude=./.livelycouch --exclude=./bench/results -cf - . | tar -C "$work/repo" -xf -
+tar -C "$repo" --exclude=./.git --exclude=./node_modules --exclude=./.livelycouch --exclude=./bench/results --exclude=./dist -cf - . | tar -C "$work/repo" -xf -
 
 # A shim puts this machine's npm on PATH run by that node, whatever npm's own shebang says.
 mkdir "$work/shim"

@@ -22,44 +22,14 @@
  * cores ÷ (load generator + runtime + store CPU per request), which is how a per-trigger cost in
  * µs turns into req/s on a machine the load generator shares.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { request } from 'undici';
-import { drained, startTarget, status, stopTarget, type TargetStatus } from './targets.ts';
+import { drained, startTarget, status, stopTarget } from './targets.ts';
+import { machineTicks, processCpuUs, tasks, threadBatches } from './cpu-measure.ts';
 
 const path = process.argv[2] ?? '/_events/bench/thread?wait=true';
 const seconds = Number(process.argv[3] ?? 5);
-
-interface TaskStat { cpuUs: number; sleeps: number }
-
-/** utime + stime (clock ticks of 10 ms) and voluntary switches of each thread of `pid`, by thread id. */
-function tasks(pid: number): Map<number, TaskStat> {
-  const out = new Map<number, TaskStat>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-      const sleeps = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      out.set(Number(tid), { cpuUs: (Number(f[11]) + Number(f[12])) * 10_000, sleeps });
-    } catch { /* the thread ended meanwhile */ }
-  }
-  return out;
-}
-
-/** Busy and total clock ticks of all cores together, from the first line of /proc/stat. */
-function machineTicks(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - f[3]! - (f[4] ?? 0), total };
-}
-
-function processCpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-}
 
 /** `--trace-gc-nvp` lines seen while measuring (undefined: not measuring). */
 let gcLines: string[] | undefined;
@@ -91,11 +61,6 @@ function collections(lines: string[]): { main: IsolateGc; othersPauseMs: number 
   for (const g of by.values()) if (g.allocated > main.allocated) main = g;
   for (const g of by.values()) if (g !== main) othersPauseMs += g.pauseMs;
   return { main, othersPauseMs };
-}
-
-/** Batches the runtime's thread pool has sent (the floor's status has none). */
-function threadBatches(s: TargetStatus): number | undefined {
-  return s.dispatchers?.find((d) => d.name === 'thread')?.batches;
 }
 
 async function main(): Promise<void> {

@@ -12,9 +12,10 @@
  * Environment:
  *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
  *   BENCH_SECONDS=5    seconds per scenario and round
- *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bn cn db dw c0 d d0 py iso f fb e a1 c1 r r1)
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bs cs bn cn db dw c0 d d0 py dp pyp iso f fb e a1 c1 r r1)
  *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
  * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
+ * Console: BENCH_ONLY=b,bs,c,cs (bs/cs: b and c with a console's live stream open)
  * Endpoints: BENCH_ONLY=c,r,a1,r1 (r/c: an endpoint against ?wait=true; r1 against a1: the single-connection gap)
  */
 import { spawn } from 'node:child_process';
@@ -106,6 +107,27 @@ async function script(name: string): Promise<unknown> {
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
+/**
+ * `run` with a web console's live stream open on the runtime (GET /_lively/stream, read to the
+ * end as a browser would): what an open console costs the trigger rate.
+ */
+async function withConsole(t: Target, run: () => Promise<Sample>): Promise<Sample> {
+  const ac = new AbortController();
+  const res = await request(`${t.url}/_lively/stream`, { headers: t.auth ? { authorization: t.auth } : {}, signal: ac.signal });
+  if (res.statusCode !== 200) throw new Error(`the console stream answered ${res.statusCode}`);
+  let bytes = 0;
+  const reading = (async () => {
+    try { for await (const chunk of res.body) bytes += (chunk as Buffer).length; } catch { /* aborted */ }
+  })();
+  try {
+    return await run();
+  } finally {
+    ac.abort();
+    await reading;
+    if (bytes === 0) throw new Error('the console stream sent nothing');
+  }
+}
+
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
 async function main(): Promise<void> {
@@ -115,6 +137,9 @@ async function main(): Promise<void> {
     { key: 'a', label: '(a) bare node:http, 200', run: () => load(t.bare.url, SECONDS, CONNECTIONS) },
     { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(t.rt, '/_events/bench/thread', SECONDS) },
     { key: 'c', label: '(c) /_events, thread worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    // Next to (b) and (c) in every round: the same triggers with a console's live stream open.
+    { key: 'bs', label: '(b) the same, a web console\'s live stream open (processed/s)', run: () => withConsole(t.rt, () => processed(t.rt, '/_events/bench/thread', SECONDS)) },
+    { key: 'cs', label: '(c) the same, a web console\'s live stream open', run: () => withConsole(t.rt, () => load(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS)) },
     { key: 'bn', label: '(b) the same, no activation records', run: () => processed(t.quiet, '/_events/bench/thread', SECONDS) },
     { key: 'cn', label: '(c) the same, no activation records', run: () => load(`${t.quiet.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'db', label: '(b) durable: the same event stored before its 202, fire-and-forget (processed/s)', run: () => processed(t.rt, '/_events/bench/durable', SECONDS) },
@@ -125,6 +150,9 @@ async function main(): Promise<void> {
     { key: 'd', label: '(d) /_events, process worker (node, isolation "process": kept children fed JSON lines), ?wait=true', run: () => load(`${t.rt.url}/_events/bench/process?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'd0', label: '(d0) minimal stand-in for (d), no runtime around it: bare node:http feeding one child JSON lines', run: () => load(t.persistent.url, SECONDS, CONNECTIONS) },
     { key: 'py', label: '/_events, python process worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/python?wait=true`, SECONDS, CONNECTIONS) },
+    // The same two workers written with the helpers, declaring {"pipeline": 16}, 2 processes for 64 messages at once.
+    { key: 'dp', label: '(d) the same node worker with serve(): pipelined, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/process_pipe?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'pyp', label: 'the same python worker with messages(pipeline=16), ?wait=true', run: () => load(`${t.rt.url}/_events/bench/python_pipe?wait=true`, SECONDS, CONNECTIONS) },
     { key: 'iso', label: '/_events, isolate worker, ?wait=true', run: () => load(`${t.rt.url}/_events/bench/isolate?wait=true`, SECONDS, CONNECTIONS) },
     // The floor of the design: the same hop to two worker threads with nothing of the runtime
     // around it (bench/floor.ts), what (c) and (b) can at best reach on this machine.
@@ -154,7 +182,7 @@ async function main(): Promise<void> {
   t.floor202 = await startTarget('floor202');
   // Warm every worker so cold starts are not in the throughput figures: a few triggers at once,
   // so a process worker's pool (up to its concurrency) has all its children before (d) runs.
-  for (const p of ['thread', 'process', 'python', 'isolate', 'noop', 'durable', 'endpoint']) {
+  for (const p of ['thread', 'process', 'python', 'process_pipe', 'python_pipe', 'isolate', 'noop', 'durable', 'endpoint']) {
     await Promise.all(Array.from({ length: 4 }, async () => {
       const res = await request(`${t.rt.url}/_events/bench/${p}${p === 'endpoint' ? '' : '?wait=true'}`);
       const text = await res.body.text();
@@ -186,7 +214,7 @@ async function main(): Promise<void> {
   const p50Gap = result.c1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.c1.p50us - result.a1.p50us) : undefined;
   const endpointGap = result.r1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.r1.p50us - result.a1.p50us) : undefined;
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap, 'endpoint r/c': ratio('r', 'c'), 'p50(r1)-p50(a1) µs': endpointGap };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'd/d0': ratio('d', 'd0'), 'dp/d0': ratio('dp', 'd0'), 'py/d0': ratio('py', 'd0'), 'pyp/d0': ratio('pyp', 'd0'), 'iso/c': ratio('iso', 'c'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap, 'endpoint r/c': ratio('r', 'c'), 'console bs/b': ratio('bs', 'b'), 'console cs/c': ratio('cs', 'c'), 'p50(r1)-p50(a1) µs': endpointGap };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));

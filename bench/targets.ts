@@ -20,11 +20,13 @@ export interface StartOptions {
   nodeFlags?: string[];
   /** every stdout line other than READY. */
   onLine?: (line: string) => void;
+  /** the target.ts to run (another checkout's, to compare builds side by side); this one's by default. */
+  script?: string;
 }
 
 /** Starts `node target.ts <mode>`; resolves once it prints `READY <url> [auth]`. */
 export async function startTarget(mode: string, opts: StartOptions = {}): Promise<Target> {
-  const proc = spawn(process.execPath, ['--no-node-snapshot', ...(opts.nodeFlags ?? []), '--import', 'tsx', new URL('./target.ts', import.meta.url).pathname, mode], {
+  const proc = spawn(process.execPath, ['--no-node-snapshot', ...(opts.nodeFlags ?? []), '--import', 'tsx', opts.script ?? new URL('./target.ts', import.meta.url).pathname, mode], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...opts.env },
   });
   return new Promise<Target>((resolve, reject) => {

@@ -21,13 +21,14 @@ import { ProcessDispatcher } from './workers/dispatch/process.ts';
 import { IsolateDispatcher } from './workers/dispatch/isolate.ts';
 import { Bundler } from './workers/bundler.ts';
 import { createLivelyServer } from './server/http.ts';
+import { createConsoleRoutes, type ConsoleRoutes } from './server/console.ts';
 import { EventCatalog } from './core/event-catalog.ts';
 import { Firing } from './core/firing.ts';
 import { RuntimeFirer } from './core/runtime-firer.ts';
 import { followEvents, followWorkers } from './core/followers.ts';
 import { DurableJournal } from './core/durable.ts';
 import { instanceName } from './core/durable-instance.ts';
-import { createAuthorizer } from './core/auth.ts';
+import { createAuthorizer, type Authorizer } from './core/auth.ts';
 import { createWorkerCouchAccess } from './core/worker-credentials.ts';
 import { SecretStore } from './core/secrets.ts';
 import { lockDataDir, resolveRunAs } from './workers/run-as.ts';
@@ -53,6 +54,11 @@ export interface RuntimeOptions {
   clock?: Clock;
   /** the isolate engine package instead of the running Node's (specs name one that is missing). */
   isolateEngine?: string;
+  /**
+   * The embedded store, already starting (the CLI starts it while this module loads); without
+   * it, and without `couchUrl`, start() starts one. Either way stop() stops it.
+   */
+  store?: Promise<EmbeddedStore>;
 }
 
 export class Runtime {
@@ -73,6 +79,8 @@ export class Runtime {
   activationLog!: ActivationLog;
   /** per-event and per-worker figures for /_lively/metrics, fed by the activation records. */
   readonly activationMetrics = new ActivationMetrics();
+  /** admission in front of the dispatchers: per worker, what runs and what waits. */
+  gate!: WorkerGate;
   journal!: DurableJournal;
   /** `<prefix>secrets`, held in memory (src/core/secrets.ts). */
   secretStore!: SecretStore;
@@ -83,6 +91,10 @@ export class Runtime {
   anomalies!: Anomalies;
   private stateCompactor?: StateCompactor;
   private server?: ReturnType<typeof createLivelyServer>;
+  /** who is calling (core/auth.ts): the console asks it who is signed in. */
+  authorizer!: Authorizer;
+  /** the web console's routes and live feed (server/console.ts). */
+  console!: ConsoleRoutes;
   private stopping = false;
   port = 0;
 
@@ -104,6 +116,10 @@ export class Runtime {
     if (runAs) lockDataDir(config.dataDir);
     if (config.couchUrl) {
       this.couchUrl = config.couchUrl;
+    } else if (this.opts.store) {
+      this.store = await this.opts.store;
+      this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
+      this.couchUrl = this.store.url;
     } else {
       this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger, signup: config.signup });
       this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
@@ -155,14 +171,17 @@ export class Runtime {
     this.activationLog = new ActivationLog(this.nano, { prefix: p, retentionDays: config.logRetentionDays, maxRecords: config.logMaxRecords, logger });
     this.activationLog.start();
     const auth = createAuthorizer(this.couchUrl);
+    this.authorizer = auth;
+    this.console = createConsoleRoutes(this);
+    const consoleFeed = redactingActivations(this.console.feed);
     this.journal = new DurableJournal({ server: this.nano, prefix: p, instance: instanceName(config.dataDir), heartbeats: this.db.logs, logger });
     this.firing = new Firing({
       catalog: this.catalog,
       registry: this.registry,
-      gate: new WorkerGate(config.maxQueue, config.maxWorkerQueue),
+      gate: this.gate = new WorkerGate(config.maxQueue, config.maxWorkerQueue),
       dispatchers: this.dispatchers,
       // Without records (LIVELY_LOG_RECORDS=0) the metrics still see every activation.
-      log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics] : [this.activationMetrics], logger),
+      log: teeActivations(config.logRecords ? [redactingActivations(this.activationLog), this.activationMetrics, consoleFeed] : [this.activationMetrics, consoleFeed], logger),
       logger,
       maxChainDepth: config.maxChainDepth,
       responseLimit: config.responseLimit,
@@ -180,7 +199,7 @@ export class Runtime {
       statePlacement, stateCompactor,
       url: () => this.url, stopping: () => this.stopping,
     });
-    this.server = createLivelyServer({ config, firer: this.firer, couchUrl: this.couchUrl, logger, authorizeAdmin: auth.authorizeAdmin });
+    this.server = createLivelyServer({ config, firer: this.firer, couchUrl: this.couchUrl, logger, authorizeAdmin: auth.authorizeAdmin, console: this.console });
     const { port } = await this.server.listen();
     this.port = port;
     // The catalog is loaded: durable activations a crash left unfinished run again.

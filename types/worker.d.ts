@@ -20,6 +20,12 @@ declare module 'livelycouch/worker' {
     /** this worker's document id. */
     worker: string;
     trigger: TriggerKind;
+    /** the HTTP method; `POST` for changes, schedule, emitted and lifecycle messages. */
+    method: string;
+    /** the HTTP path after `/_events`; for the others `/<db>/_changes`, `/_schedule`, `/<worker>/<name>`, `/lively/…`. */
+    path: string;
+    /** the event's `"forward"` for this worker: parameters it passes on. */
+    forward?: string[];
     /** the worker document's `arguments`, overridden by the event's for this worker, bound values filled in. */
     arguments: Record<string, unknown>;
     /** the message's own parameters (query, body fields, path bindings), overlaid by `arguments`. */
@@ -29,16 +35,13 @@ declare module 'livelycouch/worker' {
   /** An HTTP trigger: `ANY /_events/<path>`. */
   export interface HttpMessage extends MessageBase {
     trigger: 'http';
-    method: string;
-    /** the path after `/_events`. */
-    path: string;
     request: {
       /** the query string as sent: every value a string (or a list of them when repeated). */
       query: Record<string, string | string[]>;
       /** request headers, lower-case; credentials (authorization, cookie) are never passed. */
       headers: Record<string, string | string[] | undefined>;
-      /** parsed JSON, form fields, raw text, or null when empty. */
-      body: unknown;
+      /** parsed JSON, form fields or raw text; absent when the request has no body. */
+      body?: unknown;
     };
   }
 
@@ -63,22 +66,25 @@ declare module 'livelycouch/worker' {
     tick: {
       /** the tick's time, ISO 8601 (UTC). */
       at: string;
+      /** the schedule: ms between ticks (`"every"`), or the cron expression and its time zone. */
+      every?: number;
+      cron?: string;
+      tz?: string;
       /** the last of ticks missed while no runtime ran (`"catchup": 1`). */
       catchUp?: boolean;
+      /** how many ticks were missed, where that is cheap to know (`"every"`). */
+      missed?: number;
     };
   }
 
   /** An event another worker emitted (`ctx.emit('sent', {...})` fires `/<worker>/sent`). */
   export interface EmittedMessage extends MessageBase {
     trigger: 'event';
-    method?: string;
-    path: string;
   }
 
   /** The runtime's own events: `/lively/started`, `/lively/worker_error/<name>`, … */
   export interface LifecycleMessage extends MessageBase {
     trigger: 'lively';
-    path: string;
   }
 
   export type Message = HttpMessage | ChangesMessage | ScheduleMessage | EmittedMessage | LifecycleMessage;

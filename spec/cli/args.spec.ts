@@ -87,7 +87,9 @@ describe('livelycouch logs', () => {
 
   it('deploy report lines and their summary', () => {
     const steps = [{ kind: 'worker', id: 'w', action: 'updated' }, { kind: 'event', id: 'e', action: 'unchanged' }] as const;
-    expect(deployLines({ written: ['w'], unchanged: ['e'], steps: [...steps] })).to.deep.equal(['updated worker w', 'unchanged event e', '1 updated, 1 unchanged']);
-    expect(deployLines({ written: [], unchanged: ['e'], steps: [steps[1]] })).to.deep.equal(['unchanged event e', 'no changes (1 unchanged)']);
+    expect(deployLines({ written: ['w'], unchanged: ['e'], steps: [...steps], warnings: [] })).to.deep.equal(['updated worker w', 'unchanged event e', '1 updated, 1 unchanged']);
+    expect(deployLines({ written: [], unchanged: ['e'], steps: [steps[1]], warnings: [] })).to.deep.equal(['unchanged event e', 'no changes (1 unchanged)']);
+    expect(deployLines({ written: [], unchanged: ['e'], steps: [steps[1]], warnings: ['events/e.json: event "e" names worker "x", …'] }))
+      .to.deep.equal(['unchanged event e', 'no changes (1 unchanged)', 'warning: events/e.json: event "e" names worker "x", …']);
   });
 });

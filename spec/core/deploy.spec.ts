@@ -97,3 +97,40 @@ describe('deploy <dir>: a bad folder fails naming the file and writes nothing', 
     }
   });
 });
+
+describe('deploy <dir>: an event naming a worker that is nowhere is written, with a warning', () => {
+  const prefix = uniquePrefix();
+  const nano = connect(couchUrl());
+  const events = nano.use<Record<string, unknown>>(`${prefix}events`);
+  const workers = nano.use<Record<string, unknown>>(`${prefix}workers`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lively-deploy-warn-'));
+  before(() => initStore(nano, { prefix }));
+  after(async () => {
+    await dropPrefix(prefix);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('names the file, the event and each missing worker (keyed and list forms, an endpoint\'s); a worker already in the database is found', async () => {
+    mkdirSync(path.join(dir, 'workers', 'w'), { recursive: true });
+    mkdirSync(path.join(dir, 'events'));
+    writeFileSync(path.join(dir, 'workers', 'w', 'doc.json'), JSON.stringify({ type: 'node', delegate: 'index.js' }));
+    writeFileSync(path.join(dir, 'workers', 'w', 'index.js'), 'module.exports = async () => 1;');
+    await workers.insert({ _id: 'stored', type: 'node', delegate: 'index.js', _attachments: { 'index.js': { content_type: 'application/javascript', data: Buffer.from('module.exports = async () => 2;').toString('base64') } } });
+    writeFileSync(path.join(dir, 'events', 'keyed.json'), JSON.stringify({ trigger: { '/keyed': {} }, workers: { w: {}, stored: {}, ghost: {} } }));
+    writeFileSync(path.join(dir, 'events', 'listed.json'), JSON.stringify({ trigger: [{ path: '/listed' }], workers: [{ name: 'w' }, { name: 'phantom' }] }));
+    writeFileSync(path.join(dir, 'events', 'endpoint.json'), JSON.stringify({ trigger: { '/endpoint': {} }, workers: { answerer: {} }, response: 'answerer' }));
+    const report = await deployDir(dir, events, workers);
+    expect(report.written.sort()).to.deep.equal(['endpoint', 'keyed', 'listed', 'w']);
+    const file = (f: string) => path.join(dir, 'events', f);
+    expect(report.warnings.sort()).to.deep.equal([
+      `${file('endpoint.json')}: event "endpoint" names worker "answerer", which is neither in this app nor in the workers database`,
+      `${file('keyed.json')}: event "keyed" names worker "ghost", which is neither in this app nor in the workers database`,
+      `${file('listed.json')}: event "listed" names worker "phantom", which is neither in this app nor in the workers database`,
+    ]);
+    // once the worker exists, the warning is gone; an unchanged redeploy still checks
+    await workers.insert({ _id: 'ghost', type: 'node', delegate: 'index.js', _attachments: { 'index.js': { content_type: 'application/javascript', data: Buffer.from('module.exports = async () => 3;').toString('base64') } } });
+    const again = await deployDir(dir, events, workers);
+    expect(again.written).to.deep.equal([]);
+    expect(again.warnings.map((w) => /worker "(\w+)"/.exec(w)![1]).sort()).to.deep.equal(['answerer', 'phantom']);
+  });
+});

@@ -113,6 +113,30 @@ describe('DurableJournal', function () {
     expect((await db.info()).doc_count).to.equal(0);
   });
 
+  it('finishes made while an accept is being written ride along with the next accept write, not a write of their own', async () => {
+    // The store as it is, but its writes wait while `hold` is set: an accept write stays in flight.
+    let hold: Promise<void> | undefined;
+    const held = new Proxy(server, {
+      get: (target, key) => (key === 'request' ? async (o: never) => { await hold; return target.request(o); } : Reflect.get(target, key)),
+    });
+    const j = new DurableJournal({ server: held, prefix, instance: 'afafafaf', heartbeats: server.use(`${prefix}logs`), logger: silentLogger, finishRideMs: 60_000 });
+    journals.push(j);
+    const first = await j.accept(entry('ride-1', 1));
+    let release!: () => void;
+    hold = new Promise((r) => { release = r; });
+    const second = j.accept(entry('ride-2', 2)); // its write starts at once, and waits
+    await new Promise((r) => setTimeout(r, 10)); // it has taken what was due to go with it
+    j.finish(first);
+    await new Promise((r) => setTimeout(r, 100)); // longer than finishes wait when no accept is in flight
+    release();
+    hold = undefined;
+    await second;
+    await j.accept(entry('ride-3', 3)); // carries the first batch's deletion
+    expect(j.stats.finishWrites).to.equal(0);
+    const left = (await batches(server.use(journalDbName(prefix, Date.now())))).flatMap((d) => d.entries.map((e) => e.activation));
+    expect(left.sort()).to.deep.equal(['ride-2', 'ride-3']);
+  });
+
   it('entries accepted together that would make a document too large for the store go into several, each well under CouchDB\'s limit', async () => {
     const j = journal('acacacac');
     const big = (i: number): DurableEntry => ({ ...entry(`big-${i}`, i), request: { query: {}, headers: {}, body: { text: 'x'.repeat(600_000) } } });

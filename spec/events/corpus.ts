@@ -175,7 +175,7 @@ const stub = { content_type: 'text/plain', stub: true };
 export const goodWorkers: Array<[string, Record<string, unknown>]> = [
   ['the seed worker', seedWorker],
   ['no attachments yet', wk({})],
-  ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, queue: 10, idle: 30, isolation: 'process', couch: true, ack: true, env: { A: 'b' }, arguments: { x: 1 } })],
+  ['every limit', wk({ type: 'python', timeout: 5, memory: 64, concurrency: 2, processes: 1, queue: 10, idle: 30, isolation: 'process', couch: true, ack: true, env: { A: 'b' }, arguments: { x: 1 } })],
   ['queue zero: nothing waits', wk({ concurrency: 1, queue: 0 })],
   ['secrets by name', wk({ secrets: ['MAIL_TOKEN', 'stripe_key_2'] })],
   ['isolate type', wk({ type: 'isolate', _attachments: { 'main.js': stub } })],
@@ -201,6 +201,8 @@ export const badWorkers: Array<[string, unknown, string]> = [
   ['memory a string', wk({ memory: '64' }), 'memory:'],
   ['idle negative', wk({ idle: -1 }), 'idle:'],
   ['concurrency fractional', wk({ concurrency: 1.5 }), 'concurrency:'],
+  ['processes fractional', wk({ processes: 1.5 }), 'processes: must be a positive integer'],
+  ['processes zero', wk({ processes: 0 }), 'processes: must be a positive number'],
   ['queue negative', wk({ queue: -1 }), 'queue: must be a non-negative integer'],
   ['queue fractional', wk({ queue: 2.5 }), 'queue:'],
   ['queue a string', wk({ queue: '10' }), 'queue:'],

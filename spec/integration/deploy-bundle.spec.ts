@@ -64,7 +64,7 @@ describe('deploy: worker code is bundled before anything is written', () => {
     refused(app({ 'index.js': 'module.exports = async () => {\n  return 1 +;\n};\n' }), 'workers/w/index.js:2:', /Unexpected/));
 
   it('a relative import of a file the folder does not have: refused naming the importing file', () =>
-    refused(app({ 'index.js': "module.exports = require('../runtime/util.js');\n" }), 'workers/w/index.js:1:', /cannot find module '\.\/util\.js'/));
+    refused(app({ 'index.js': "module.exports = require('./util.js');\n" }), 'workers/w/index.js:1:', /cannot find module '\.\/util\.js'/));
 
   it('a TypeScript worker with a type error in its syntax: refused the same way', () =>
     refused(app({ 'main.ts': 'export default async (msg: { n: number }) => msg.n +;\n' }, { delegate: 'main.ts' }), 'workers/w/main.ts:1:', /Unexpected/));
@@ -76,7 +76,7 @@ describe('deploy: worker code is bundled before anything is written', () => {
     refused(app({
       'package.json': JSON.stringify({ name: 'w', dependencies: { natty: '1.0.0' } }),
       'index.js': "module.exports = () => require('natty').add(1, 2);\n",
-      ...pkg('natty', "module.exports = require('../runtime/build/Release/natty.node');\n", { 'binding.gyp': '{}', 'build/Release/natty.node': 'ELF' }),
+      ...pkg('natty', "module.exports = require('./build/Release/natty.node');\n", { 'binding.gyp': '{}', 'build/Release/natty.node': 'ELF' }),
     }), 'workers/w/package.json', /package "natty" has native code.*process worker/));
 
   it('npm dependencies in the worker folder are bundled into the document, which runs on a runtime that does not have them', async () => {

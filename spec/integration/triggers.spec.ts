@@ -20,7 +20,7 @@ const seedWorker = {
   delegate: 'sendmail.js',
   type: 'node',
   _attachments: {
-    'sendmail.js': { content_type: 'application/javascript', data: Buffer.from("require('../runtime/someOtherScript.js')").toString('base64') },
+    'sendmail.js': { content_type: 'application/javascript', data: Buffer.from("require('./someOtherScript.js')").toString('base64') },
     'someOtherScript.js': { content_type: 'application/javascript', data: Buffer.from('module.exports = 1').toString('base64') },
   },
 };

@@ -30,7 +30,7 @@ describe('workers through the runtime', function () {
     await connect(couchUrl()).db.create(records);
     await rt.db.workers.bulk({ docs: [
       { _id: 'send_email', arguments: {}, delegate: 'sendmail.js', type: 'node', _attachments: {
-        'sendmail.js': att(`const other = require('../runtime/someOtherScript.js');
+        'sendmail.js': att(`const other = require('./someOtherScript.js');
 process.stdin.on('data', (d) => {
   const msg = JSON.parse(d.toString());
   console.log('recipient from stdin: ' + msg.arguments.recipient);

@@ -207,6 +207,20 @@ describe('store shield', () => {
     expect(await res.body.json()).to.have.property('error', 'unauthorized');
   });
 
+  it('DELETE /_session - signing out of a cookie session ends it, for any user (it deletes no database)', async () => {
+    const { origin } = plainUrl();
+    const u = new URL(couchUrl());
+    const login = await request(`${origin}/_session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: decodeURIComponent(u.username), password: decodeURIComponent(u.password) }) });
+    await login.body.dump();
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    expect(cookie).to.match(/^AuthSession=./);
+    const out = await request(`${origin}/_session`, { method: 'DELETE', headers: { cookie } });
+    expect(out.statusCode).to.equal(200);
+    expect(await out.body.json()).to.deep.equal({ ok: true });
+    // the last cookie set is the one a browser keeps (the embedded store refreshes it first)
+    expect([out.headers['set-cookie']].flat().at(-1)).to.match(/^AuthSession=;/);
+  });
+
   it('PUT /db/_design/x - a design document without admin credentials is refused', async () => {
     const { origin } = plainUrl();
     const res = await request(`${origin}/${dbName}/_design/x`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } });

@@ -109,7 +109,8 @@ describe('ProcessDispatcher - messages on a real stdin', () => {
   });
 
   it('a hung message hits its timeout, the process is killed, and the next message works', async () => {
-    const spec = workerSpec('python', 'hang.py', { limits: { timeout: 1500 } });
+    // the timeout covers starting a fresh process too: python behind pyenv's shim took 2.5 s on a loaded machine
+    const spec = workerSpec('python', 'hang.py', { limits: { timeout: 4000 } });
     const first = await run(spec);
     const hung = await run(spec, { hang: true });
     expect(hung.status).to.equal('timeout');

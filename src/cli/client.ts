@@ -8,7 +8,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { request } from 'undici';
 import type { Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { kAdminName, kPasswordFile } from '../store/embedded/contract.ts';
@@ -147,16 +146,34 @@ export async function call(target: Target, method: string, pathAndQuery: string,
   }
   let res;
   try {
-    res = await request(`${target.url}${pathAndQuery}`, { method: method as 'GET', headers, body: opts.body, headersTimeout: 0, bodyTimeout: 0 });
+    res = await send(new URL(`${target.url}${pathAndQuery}`), method, headers, opts.body);
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ECONNREFUSED') throw new LivelyError('LC_STORE_UNAVAILABLE', `no runtime answers at ${target.url} (start one with "livelycouch start", or point at one with --url)`);
     throw new LivelyError('LC_STORE_UNAVAILABLE', `${target.url}: ${describeError(err)}`);
   }
-  const text = await res.body.text();
-  let body: unknown = text;
-  try { body = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: res.statusCode, body, text };
+  let body: unknown = res.text;
+  try { body = JSON.parse(res.text); } catch { /* not JSON */ }
+  return { status: res.status, body, text: res.text };
+}
+
+/**
+ * node:http rather than an HTTP client package, so that a command loads nothing more to make
+ * its one request; no timeout (`logs -f` and `trigger --wait` may wait long), no kept connection.
+ */
+async function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; text: string }> {
+  // loaded here: `--help` and `--version` need no HTTP at all
+  const client = url.protocol === 'https:' ? (await import('node:https')).default : (await import('node:http')).default;
+  return new Promise((resolve, reject) => {
+    const req = client.request(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** `401 LC_UNAUTHORIZED: reason` for an error reply. */

@@ -11,6 +11,7 @@ export function deployLines(report: DeployReport, opts: { quietUnchanged?: boole
   lines.push(changed.length === 0
     ? `no changes (${unchanged} unchanged)`
     : `${changed.map(([a, n]) => `${n} ${a}`).join(', ')}, ${unchanged} unchanged`);
+  for (const w of report.warnings ?? []) lines.push(`warning: ${w}`);
   return lines;
 }
 

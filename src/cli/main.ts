@@ -12,35 +12,23 @@
  * Every command takes --help; --version prints the version. A failure exits non-zero with one line on stderr,
  * `livelycouch <command>: <reason>`, with every known password masked.
  */
-import { writeFile, readFile, rm, mkdir, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { configFromEnv, makeConfig, type Config } from '../config/index.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import { createLogger } from '../shared/logger.ts';
-import { unsupportedNodeNotice } from '../shared/node-lines.ts';
-import { Runtime } from '../runtime.ts';
-import { EmbeddedStore } from '../store/embedded/supervisor.ts';
-import { connect } from '../store/couch.ts';
-import { initStore } from '../store/init.ts';
-import { deployDir } from '../core/deploy.ts';
-import { pullApp } from '../core/pull.ts';
+import type { Runtime } from '../runtime.ts';
 import { UsageError, commandOf, parseArgs, type ParsedArgs } from './args.ts';
 import { commandHelp, findCommand, kCommands, mainHelp } from './commands.ts';
 import {
   call, explicitTarget, getJson, redactSecrets, replyError, resolveTarget, runningRuntime, stateFile, storeUrlThrough,
   type TargetFlags,
 } from './client.ts';
-import { deployLines, statusLines } from './format.ts';
-import { followLogs, logsQuery, printer, showLogs } from './logs.ts';
-import { devWatch } from './dev.ts';
-import { newApp } from './new-app.ts';
+// Everything else is imported by the command that needs it: `--help`, `--version` and `trigger`
+// load only the modules above, not the runtime, the store or the bundler.
 
 async function packageVersion(): Promise<string> {
   const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
-import { checkPort, lockDataDir } from './lock.ts';
-import { secretCommand } from './secret.ts';
-import { removeCredentials } from '../shared/credentials.ts';
 
 const out = (s: string) => { process.stdout.write(s); };
 const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
@@ -53,12 +41,17 @@ async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promi
   if (c.couchUrl) return fn(c.couchUrl);
   const running = await runningRuntime(c);
   if (running) return fn(running.storeUrl);
+  const { EmbeddedStore } = await import('../store/embedded/supervisor.ts');
   const store = new EmbeddedStore({ dataDir: c.dataDir, memory: c.embeddedMemory });
   await store.start();
   try { return await fn(store.url); } finally { await store.stop(); }
 }
 
 async function start(c: Config): Promise<Runtime> {
+  const [{ writeFile, rm, mkdir }, { removeCredentials }, { checkPort, lockDataDir }, { createLogger }, { unsupportedNodeNotice }] = await Promise.all([
+    import('node:fs/promises'), import('../shared/credentials.ts'), import('./lock.ts'), import('../shared/logger.ts'),
+    import('../shared/node-lines.ts'),
+  ]);
   // read into the configuration already: nothing the runtime starts may inherit them
   removeCredentials();
   const release = await lockDataDir(c.dataDir);
@@ -71,7 +64,24 @@ async function start(c: Config): Promise<Runtime> {
   const logger = createLogger(c.logLevel);
   const unsupported = unsupportedNodeNotice(process.versions.node);
   if (unsupported) process.stderr.write(`livelycouch start: ${unsupported}\n`);
-  const runtime = new Runtime({ config: c, logger });
+  // The embedded store's child starts while this process loads the runtime: the two take about
+  // as long, and neither needs the other until the runtime connects.
+  const store = c.couchUrl ? undefined : import('../store/embedded/supervisor.ts').then(async ({ EmbeddedStore }) => {
+    const s = new EmbeddedStore({ dataDir: c.dataDir, memory: c.embeddedMemory, logger, signup: c.signup });
+    await s.start();
+    return s;
+  });
+  // handled where the runtime awaits it; until then a failure must not end the process unreported
+  store?.catch(() => undefined);
+  let runtime: Runtime;
+  try {
+    const { Runtime } = await import('../runtime.ts');
+    runtime = new Runtime({ config: c, logger, ...(store ? { store } : {}) });
+  } catch (err) {
+    await store?.then((s) => s.stop(), () => undefined);
+    await release();
+    throw err;
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -87,6 +97,8 @@ async function start(c: Config): Promise<Runtime> {
   try {
     await runtime.start();
   } catch (err) {
+    // a store that started but the runtime never took over is stopped here
+    await store?.then((s) => s.stop(), () => undefined);
     await release();
     throw err;
   }
@@ -108,6 +120,9 @@ async function dev(c: Config, a: ParsedArgs, dir: string): Promise<void> {
   const explicit = explicitTarget(targetFlags(a));
   const running = explicit ? undefined : await runningRuntime(c);
   const storeUrl = explicit ? storeUrlThrough(explicit) : running?.storeUrl ?? (await start({ ...c, sample: false })).couchUrl;
+  const [{ connect }, { initStore }, { devWatch }, { deployLines }] = await Promise.all([
+    import('../store/couch.ts'), import('../store/init.ts'), import('./dev.ts'), import('./format.ts'),
+  ]);
   const nano = connect(storeUrl);
   await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
   const json = a.flags.json === true;
@@ -202,6 +217,7 @@ async function run(argv: string[]): Promise<number | 'running'> {
   if (a.positional.length < need) throw new UsageError(`missing ${cmd.args}`);
   if (a.positional.length > allowed) throw new UsageError(`unexpected argument "${a.positional[allowed]}"`);
   const c = makeConfig({ ...configFromEnv(), ...a.config });
+  const couchModules = () => Promise.all([import('../store/couch.ts'), import('../store/init.ts')]);
   switch (name) {
     case 'start':
       await start(c);
@@ -209,17 +225,21 @@ async function run(argv: string[]): Promise<number | 'running'> {
     case 'dev':
       await dev(c, a, a.positional[0]!);
       return 'running';
-    case 'init':
+    case 'init': {
+      const [{ connect }, { initStore }] = await couchModules();
       return withStore(c, a, async (url) => {
         await initStore(connect(url), { prefix: c.dbPrefix, writerRole: c.writerRole });
         out(`initialised ${c.dbPrefix}events, ${c.dbPrefix}workers, ${c.dbPrefix}logs, ${c.dbPrefix}secrets\n`);
         return 0;
       });
+    }
     case 'deploy': {
+      const [{ connect }, { initStore }] = await couchModules();
       const from = str(a.flags.from);
       if (from !== undefined) {
         if (a.positional.length) throw new UsageError('give an app folder or --from, not both');
         if (!/^https?:\/\//.test(from)) throw new UsageError('--from must be an http(s) CouchDB URL');
+        const { pullApp } = await import('../core/pull.ts');
         return withStore(c, a, async (url) => {
           const nano = connect(url);
           await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
@@ -231,11 +251,19 @@ async function run(argv: string[]): Promise<number | 'running'> {
       const dir = a.positional[0];
       if (dir === undefined) throw new UsageError('missing <dir> (or --from URL)');
       await requireDir(dir);
+      const [{ deployDir }, { deployLines }] = await Promise.all([import('../core/deploy.ts'), import('./format.ts')]);
       return withStore(c, a, async (url) => {
         const nano = connect(url);
         await initStore(nano, { prefix: c.dbPrefix, writerRole: c.writerRole });
         const report = await deployDir(dir, nano.use(`${c.dbPrefix}events`), nano.use(`${c.dbPrefix}workers`));
-        out(a.flags.json === true ? `${JSON.stringify(report)}\n` : deployLines(report).map((l) => `${l}\n`).join(''));
+        if (a.flags.json === true) out(`${JSON.stringify(report)}\n`);
+        else {
+          // warnings on stderr: the deploy itself succeeded
+          for (const l of deployLines(report)) {
+            if (l.startsWith('warning: ')) process.stderr.write(`livelycouch deploy: ${l}\n`);
+            else out(`${l}\n`);
+          }
+        }
         return 0;
       });
     }
@@ -243,19 +271,24 @@ async function run(argv: string[]): Promise<number | 'running'> {
       return trigger(c, a);
     case 'new': {
       const dir = a.positional[0]!;
+      const { newApp } = await import('./new-app.ts');
       const files = await newApp(dir);
       out(`created ${dir}: ${files.length} files (events/, workers/, schemas/, types/); next: livelycouch deploy ${dir}\n`);
       return 0;
     }
-    case 'secret':
+    case 'secret': {
+      const { secretCommand } = await import('./secret.ts');
       await secretCommand(await resolveTarget(c, targetFlags(a), { admin: true }), a.positional, out, a.flags.json === true);
       return 0;
+    }
     case 'status': {
+      const { statusLines } = await import('./format.ts');
       const body = await getJson(await resolveTarget(c, targetFlags(a), { admin: true }), '/_lively/status');
       out(a.flags.json === true ? `${JSON.stringify(body, null, 2)}\n` : statusLines(body as Record<string, unknown>).map((l) => `${l}\n`).join(''));
       return 0;
     }
     case 'logs': {
+      const { followLogs, logsQuery, printer, showLogs } = await import('./logs.ts');
       const q = logsQuery(a.flags);
       const target = await resolveTarget(c, targetFlags(a), { admin: true });
       const print = printer(a.flags.json === true, out);

@@ -37,6 +37,8 @@ export interface DeployReport {
   unchanged: string[];
   /** every document, in order: workers first, then events. */
   steps: DeployStep[];
+  /** what was written but will not run as it stands: an event naming a worker that is in neither the app nor the database. */
+  warnings: string[];
 }
 
 /** One document read from the folder, checked, not yet written. */
@@ -213,7 +215,7 @@ async function write(db: Db, docs: Doc[], kind: DeployKind): Promise<void> {
 
 /** Writes what changed in `plan` (from readApp); deletes `previous` documents no longer in it. */
 export async function deployPlan(plan: PlannedDoc[], events: Db, workers: Db, opts: DeployOptions = {}): Promise<DeployReport> {
-  const report: DeployReport = { written: [], unchanged: [], steps: [] };
+  const report: DeployReport = { written: [], unchanged: [], steps: [], warnings: [] };
   for (const kind of ['worker', 'event'] as const) {
     const db = kind === 'worker' ? workers : events;
     const mine = plan.filter((p) => p.kind === kind);
@@ -244,7 +246,35 @@ export async function deployPlan(plan: PlannedDoc[], events: Db, workers: Db, op
       if (s.action !== 'deleted') report.written.push(s.id);
     }
   }
+  report.warnings = await missingWorkers(plan, workers);
   return report;
+}
+
+/** The worker names an event document gives: `workers` (keyed or a list of `{name}`) and `response`. */
+function workerNames(doc: Doc): string[] {
+  const names = new Set<string>();
+  const w = doc.workers;
+  if (Array.isArray(w)) for (const e of w) { if (e && typeof (e as Doc).name === 'string') names.add((e as Doc).name as string); }
+  else if (w && typeof w === 'object') for (const name of Object.keys(w)) names.add(name);
+  if (typeof doc.response === 'string') names.add(doc.response);
+  return [...names];
+}
+
+/**
+ * Events of the app that name a worker found neither in the app nor in the workers database
+ * (after this deploy's writes). Not an error: the worker may be deployed next, or on purpose
+ * by hand later; until then each firing of that event fails for it.
+ */
+async function missingWorkers(plan: PlannedDoc[], workers: Db): Promise<string[]> {
+  const inApp = new Set(plan.filter((p) => p.kind === 'worker').map((p) => p.id));
+  const named = plan.filter((p) => p.kind === 'event').flatMap((p) => workerNames(p.doc).map((worker) => ({ event: p.id, source: p.source, worker })));
+  const elsewhere = [...new Set(named.map((n) => n.worker).filter((w) => !inApp.has(w)))];
+  if (elsewhere.length === 0) return [];
+  const res = await workers.fetch({ keys: elsewhere });
+  const stored = new Set((res.rows as Array<{ key: string; doc?: Doc | null }>).filter((r) => r.doc).map((r) => r.key));
+  return named
+    .filter((n) => !inApp.has(n.worker) && !stored.has(n.worker))
+    .map((n) => `${n.source}: event "${n.event}" names worker "${n.worker}", which is neither in this app nor in the workers database`);
 }
 
 export async function deployDir(dir: string, events: Db, workers: Db, opts: DeployOptions = {}): Promise<DeployReport> {

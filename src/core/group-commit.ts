@@ -15,6 +15,11 @@ export class GroupCommit<T, R> {
    */
   constructor(private readonly write: (items: T[]) => Promise<R[]>, private readonly maxBatch = 2_000, private readonly maxSize = Infinity) {}
 
+  /** a write is in flight (items added now go in the next one). */
+  get busy(): boolean {
+    return this.writing;
+  }
+
   add(item: T, size = 0): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, size, resolve, reject });

@@ -16,6 +16,7 @@ import { firedReplyJson, sendError, sendJson, sendJsonText, sendResponse } from 
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
 import { handleActivations, kActivationsPath } from './activations.ts';
 import { handleSecrets, kSecretsPath } from './secrets.ts';
+import type { ConsoleRoutes } from './console.ts';
 
 export interface LivelyServerOptions {
   config: Pick<Config, 'host' | 'port' | 'bodyLimit'>;
@@ -25,6 +26,8 @@ export interface LivelyServerOptions {
   logger: Logger;
   /** Throws LC_UNAUTHORIZED / LC_FORBIDDEN unless the request carries CouchDB admin credentials. */
   authorizeAdmin: (headers: IncomingMessage['headers']) => Promise<void>;
+  /** the web console's routes (console.ts), when the runtime serves one. */
+  console?: ConsoleRoutes;
 }
 
 export interface LivelyServer {
@@ -48,6 +51,27 @@ const kPublicLivelyPath = '/_lively/health';
 /** `pathname` is `prefix` or `prefix/…`. */
 function under(pathname: string, prefix: string): boolean {
   return pathname.startsWith(prefix) && (pathname.length === prefix.length || pathname.charCodeAt(prefix.length) === 0x2f);
+}
+
+const kSafeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A write to an admin route from a page of another origin is refused before any credentials
+ * are looked at: a signed-in console's cookie would otherwise let any site the admin visits
+ * rerun activations or set secrets (cross-site request forgery). Browsers say where a request
+ * comes from in `Origin` (and `Sec-Fetch-Site`); the CLI and scripts send neither.
+ */
+export function crossSiteWrite(req: IncomingMessage): boolean {
+  if (kSafeMethods.has(req.method ?? 'GET')) return false;
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return origin === 'null' || new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
 }
 
 export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
@@ -125,6 +149,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   async function ownRoute(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): Promise<void> {
     if (under(pathname, kActivationsPath)) return handleActivations(req, res, pathname, search, firer, config.bodyLimit);
     if (under(pathname, kSecretsPath)) return handleSecrets(req, res, pathname, firer, config.bodyLimit);
+    if (opts.console?.serves(pathname)) return opts.console.handle(req, res, pathname, search);
     const route = lively[pathname];
     if (route === undefined) {
       throw new LivelyError('LC_NOT_FOUND', `no such path: ${pathname}`);
@@ -144,9 +169,14 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
       if (under(pathname, kEventsPrefix)) {
         trigger(req, res, pathname, q === -1 ? '' : url.slice(q + 1));
       } else if (under(pathname, kLivelyPrefix)) {
+        if (crossSiteWrite(req)) throw new LivelyError('LC_FORBIDDEN', 'a write to /_lively from a page of another origin is refused');
         // Gated by prefix, so that every admin route, present or future, needs an admin.
-        const allowed = pathname === kPublicLivelyPath ? Promise.resolve() : opts.authorizeAdmin(req.headers);
-        allowed.then(() => ownRoute(req, res, pathname, q === -1 ? '' : url.slice(q + 1))).catch((err) => fail(req, res, err));
+        const open = pathname === kPublicLivelyPath || opts.console?.isPublic(pathname) === true;
+        const allowed = open ? Promise.resolve() : opts.authorizeAdmin(req.headers);
+        allowed.then(() => ownRoute(req, res, pathname, q === -1 ? '' : url.slice(q + 1)), (err) => {
+          // a console page opened without signing in goes to the sign-in page
+          if (!opts.console?.refused(req, res, pathname, err)) throw err;
+        }).catch((err) => fail(req, res, err));
       } else {
         proxy.handle(req, res);
       }
@@ -185,6 +215,8 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
     }),
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // open console streams would otherwise hold the close for its whole grace
+      opts.console?.close();
       server.closeIdleConnections();
       const cut = setTimeout(() => server.closeAllConnections(), kCloseGrace);
       // Ends proxied feeds at once; their clients see the connection close.

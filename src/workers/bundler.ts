@@ -12,6 +12,7 @@ import { access, mkdir, readFile, readdir, rename, unlink, writeFile } from 'nod
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { kDistDir } from '../shared/dist.ts';
 import { LivelyError } from '../shared/errors.ts';
 import { specKey, type WorkerSpec } from './revision.ts';
 
@@ -125,11 +126,13 @@ const defaultBundler = new Bundler();
  * version and threads need no TypeScript loader. Packages stay external. Resolves with the file.
  */
 export async function bundleRuntimeFile(entry: string, cacheDir: string, name: string): Promise<string> {
-  const out = await esbuild.build({
-    entryPoints: [entry], bundle: true, write: false, format: 'esm', platform: 'node',
-    target: 'node20', packages: 'external', logLevel: 'silent',
-  });
-  const code = out.outputFiles[0]!.contents;
+  // Running from the build, scripts/bundle.js has bundled it already, as dist/<name>.js.
+  const code = kDistDir
+    ? await readFile(path.join(kDistDir, `${name}.js`))
+    : (await esbuild.build({
+      entryPoints: [entry], bundle: true, write: false, format: 'esm', platform: 'node',
+      target: 'node20', packages: 'external', logLevel: 'silent',
+    })).outputFiles[0]!.contents;
   const file = path.join(cacheDir, `${name}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
   try { await access(file); } catch {
     await mkdir(cacheDir, { recursive: true });

@@ -46,6 +46,11 @@ export interface DispatcherStats {
   [k: string]: unknown;
 }
 
+export interface WorkerFigures {
+  warm: number;
+  memoryBytes?: number;
+}
+
 export interface Dispatcher {
   readonly name: string;
   /** Whether this dispatcher runs workers of this spec (type/isolation). */
@@ -57,6 +62,12 @@ export interface Dispatcher {
    */
   retire(workerId: string, currentRev?: string): Promise<void>;
   stats(): DispatcherStats;
+  /**
+   * Per worker id: its warm instances here and, where the dispatcher can tell one worker's
+   * memory from another's, the bytes they hold (a process's RSS, an isolate's heap). Asked by
+   * the console, not on the trigger path.
+   */
+  workerStats?(): Map<string, WorkerFigures>;
   /** Why this worker cannot run here (unknown type, interpreter not installed, …), for the status API. */
   problem?(spec: WorkerSpec): Error | undefined;
   /** Stops everything: stdin end to every instance, waits up to `deadlineMs`, then kills. */

@@ -71,6 +71,12 @@ export class WorkerGate {
     if (lane.running === 0 && lane.head === lane.waiting.length) this.lanes.delete(worker);
   }
 
+  /** Messages running and waiting for one worker (both 0 when it has none). */
+  lane(worker: string): { running: number; waiting: number } {
+    const lane = this.lanes.get(worker);
+    return lane ? { running: lane.running, waiting: lane.waiting.length - lane.head } : { running: 0, waiting: 0 };
+  }
+
   stats(): { queued: number; busyWorkers: number } {
     return { queued: this.queued, busyWorkers: this.lanes.size };
   }

@@ -6,7 +6,7 @@
  * secret, the bundle cache, the runtime's state files) is 0700/0600 and root's.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chown, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, chown, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -29,12 +29,31 @@ export function resolveRunAs(setting: string, uid: number | undefined = process.
     const u = Number(numeric[1]);
     return { uid: u, gid: numeric[2] !== undefined ? Number(numeric[2]) : u, name: setting };
   }
+  const local = fromPasswd(setting);
+  if (local) return { ...local, name: setting };
   try {
     const u = Number(execFileSync('id', ['-u', setting], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
     const g = Number(execFileSync('id', ['-g', setting], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
     if (Number.isInteger(u) && Number.isInteger(g)) return { uid: u, gid: g, name: setting };
   } catch { /* below */ }
   throw new LivelyError('LC_CONFIG', `options.workerUser: there is no user "${setting}" to run process workers as (a user name, a uid, or "" to keep root)`);
+}
+
+/**
+ * A local user's uid and primary group from /etc/passwd (what `id` answers for them, without a
+ * process each); undefined for users it does not list (NSS, LDAP), which `id` is asked about.
+ */
+function fromPasswd(name: string): { uid: number; gid: number } | undefined {
+  let text: string;
+  try { text = readFileSync('/etc/passwd', 'utf8'); } catch { return undefined; }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] !== name || f.length < 4) continue;
+    const uid = Number(f[2]);
+    const gid = Number(f[3]);
+    if (f[2] !== '' && f[3] !== '' && Number.isInteger(uid) && Number.isInteger(gid)) return { uid, gid };
+  }
+  return undefined;
 }
 
 /**

@@ -360,7 +360,8 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       const contentType = req.headers['content-type'] ?? '';
       // express-pouchdb crashes when a non-admin creates or deletes a database (its
       // authorisation wrapper returns a rejected promise where a database is expected)
-      if ((req.method === 'PUT' || req.method === 'DELETE') && segments.length === 1 && !isServerAdmin(req, admin)) {
+      // (DELETE /_session is signing out, which anyone may do)
+      if ((req.method === 'PUT' || req.method === 'DELETE') && segments.length === 1 && segments[0] !== '_session' && !isServerAdmin(req, admin)) {
         throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
       }
       if (url.pathname === '/_replicate' && replicate) {

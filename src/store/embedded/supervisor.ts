@@ -13,6 +13,7 @@ import { LivelyError, describeError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import { Env, kAdminName, kPasswordFile, parseReadyLine, type PasswordMessage } from './contract.ts';
 import { withoutCredentials } from '../../shared/credentials.ts';
+import { kDistDir } from '../../shared/dist.ts';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -25,9 +26,11 @@ export interface EmbeddedStoreOptions {
   signup?: boolean;
 }
 
-const kServerEntry = fileURLToPath(new URL('./server.ts', import.meta.url));
-// resolved here so the child finds tsx whatever the runtime's working directory is
-const kTsx = import.meta.resolve('tsx');
+/** The child's node arguments: the built server, or the source through tsx (resolved here, so
+ * the child finds it whatever the runtime's working directory is). */
+const kServerArgs = kDistDir
+  ? [path.join(kDistDir, 'store-server.js')]
+  : ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./server.ts', import.meta.url))];
 const kBackoffStart = 200;
 const kBackoffMax = 10_000;
 /** a child that stayed up this long is considered healthy again: backoff starts over. */
@@ -108,7 +111,7 @@ export class EmbeddedStore extends EventEmitter {
 
   private launch(): Promise<void> {
     const { dataDir, memory, startTimeout, logger, signup } = this.opts;
-    const child = spawn(process.execPath, ['--import', kTsx, kServerEntry], {
+    const child = spawn(process.execPath, kServerArgs, {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Its own process group: a Ctrl-C or a signal to the runtime's group must not kill the
       // store before the runtime has flushed into it. It still ends with the runtime (IPC).

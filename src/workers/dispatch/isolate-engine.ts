@@ -32,6 +32,7 @@ export interface IvmIsolate {
   dispose(): void;
   createContext(): Promise<IvmContext>;
   compileScript(code: string, options?: { filename?: string }): Promise<{ run(context: IvmContext, options?: { timeout?: number }): Promise<unknown> }>;
+  getHeapStatisticsSync(): { used_heap_size: number; externally_allocated_size: number };
 }
 export interface IsolatedVm {
   Isolate: new (options: { memoryLimit: number }) => IvmIsolate;

@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../../shared/logger.ts';
 import type { EmitCommand, LogLine, WorkerMessage, WorkerOutcome } from '../../shared/message.ts';
 import { kTooDeep, messageLine, nestedDeeperThan } from '../../shared/json.ts';
 import { Bundler, type Bundle } from '../bundler.ts';
-import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
+import type { DispatchContext, Dispatcher, DispatcherStats, WorkerFigures } from '../dispatcher.ts';
 import type { WorkerSpec } from '../revision.ts';
 import { SlotTable } from '../../shared/slots.ts';
 import { bundleFileName, StackMapper } from '../../../workers-runtime/stack.ts';
@@ -46,12 +46,22 @@ const kEpilogue = readFileSync(new URL('../../../workers-runtime/isolate/epilogu
 
 interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: number }
 
+/** A message sent (or about to be) into the isolate, until its answer comes back. */
+interface Pending { id: number; line: string; secrets: Readonly<Record<string, string>>; resolve(json: string | undefined): void; reject(err: unknown): void }
+
 /** The lines of the script before the bundle's first line: the prelude and the wrapper's first line. */
 const kBundleLineOffset = kPrelude.split('\n').length;
+
+/** What a worker's handler threw, as the isolate told it (message and stack), never a limit of the runtime's. */
+class HandlerError extends Error {
+  constructor(readonly thrown: Error) { super(thrown.message); }
+}
 
 class Sandbox {
   readonly isolate: IvmIsolate;
   private run?: IvmReference;
+  private queue: Pending[] = [];
+  private readonly waiting = new Map<number, Pending>();
   /** messages running, by the token their calls back carry (see shared/slots.ts for why not a Map). */
   readonly jobs = new SlotTable<Job>();
   private stacks?: StackMapper;
@@ -67,24 +77,69 @@ class Sandbox {
     const context = await this.isolate.createContext();
     await context.global.set('__lc_emit', new this.ivm.Reference((token: string, name: string, params: string) => this.onEmit(token, name, params)));
     await context.global.set('__lc_log', new this.ivm.Reference((token: string, msg: string, level: string) => this.onLog(token, msg, level)));
+    await context.global.set('__lc_done', new this.ivm.Reference((text: string) => this.onDone(text)));
     // the bundle is CommonJS; run it with the module object the prelude made
     const source = `${kPrelude}(function (module, exports, require) {\n${code}\n})(__module, __module.exports, globalThis.require);\n${kEpilogue}`;
     const frameFile = bundleFileName(bundle.key, 'isolate');
     this.stacks = new StackMapper({ frameFile, workerId: this.spec.id, loadMap: () => bundle.map, lineOffset: kBundleLineOffset, bundleLines: code.split('\n').length });
     const script = await this.isolate.compileScript(source, { filename: frameFile });
     await script.run(context, { timeout: timeoutMs });
-    this.run = await context.global.get('__lc_run', { reference: true });
+    this.run = await context.global.get('__lc_run_batch', { reference: true });
     // worker code must not call the entry itself (it could pass another message's token)
-    await context.global.delete('__lc_run');
+    await context.global.delete('__lc_run_batch');
   }
 
-  async call(message: WorkerMessage, job: Job, timeoutMs: number, secrets: Readonly<Record<string, string>> = {}): Promise<string | undefined> {
+  /**
+   * Sends the message with the others of this turn in one call into the isolate (see
+   * workers-runtime/isolate/epilogue.js); it answers through `__lc_done`. Resolves with the
+   * result's JSON, rejects with what the handler threw or what stopped the isolate.
+   */
+  call(message: WorkerMessage, job: Job, timeoutMs: number, secrets: Readonly<Record<string, string>> = {}): Promise<string | undefined> {
     const line = messageLine(message);
     const id = this.jobs.add(job);
-    try {
-      return await this.run!.apply(undefined, [String(id), line, JSON.stringify(secrets)], { timeout: timeoutMs, result: { promise: true, copy: true } }) as string | undefined;
-    } finally {
+    return new Promise<string | undefined>((resolve, reject) => {
+      const p: Pending = { id, line, secrets, resolve, reject };
+      this.waiting.set(id, p);
+      this.queue.push(p);
+      if (this.queue.length === 1) setImmediate(() => this.flush(timeoutMs));
+    }).finally(() => {
+      this.waiting.delete(id);
       this.jobs.delete(id);
+    });
+  }
+
+  private flush(timeoutMs: number): void {
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    if (this.disposed) {
+      for (const p of batch) p.reject(new Error('the isolate was disposed'));
+      return;
+    }
+    const tokens = JSON.stringify(batch.map((p) => String(p.id)));
+    const lines = batch.map((p) => p.line).join('\n');
+    const secrets = JSON.stringify(batch.map((p) => p.secrets));
+    // Its `timeout` bounds the synchronous part of the batch; the batch settles once every
+    // message answered, or rejects when the isolate stopped (memory, timeout, disposal).
+    this.run!.apply(undefined, [tokens, lines, secrets], { timeout: timeoutMs, result: { promise: true } }).then(
+      () => {},
+      (err: unknown) => { for (const p of batch) if (this.waiting.get(p.id) === p) p.reject(err); },
+    );
+  }
+
+  /** Answers from the isolate: `[token, 0, result JSON | null]` or `[token, 1, message, stack | null]`. */
+  private onDone(text: string): void {
+    let answers: unknown;
+    try { answers = JSON.parse(text); } catch { return; }
+    if (!Array.isArray(answers)) return;
+    for (const a of answers) {
+      if (!Array.isArray(a) || typeof a[0] !== 'string' || !/^\d{1,16}$/.test(a[0])) continue;
+      const p = this.waiting.get(Number(a[0]));
+      if (!p) continue;
+      if (a[1] === 0) { p.resolve(typeof a[2] === 'string' ? a[2] : undefined); continue; }
+      const err = new Error(typeof a[2] === 'string' ? a[2] : 'the handler failed');
+      err.stack = typeof a[3] === 'string' ? a[3] : `Error: ${err.message}`;
+      p.reject(new HandlerError(err));
     }
   }
 
@@ -129,7 +184,7 @@ export class IsolateDispatcher implements Dispatcher {
   private readonly opts: typeof kDefaultOptions & IsolateDispatcherOptions & { logger: Logger };
   private readonly bundler: Bundler;
   /** worker id → the sandbox of its current revision (a promise while it loads). */
-  private readonly sandboxes = new Map<string, { rev: string; sandbox: Promise<Sandbox> }>();
+  private readonly sandboxes = new Map<string, { rev: string; sandbox: Promise<Sandbox>; ready?: Sandbox }>();
   private inFlight = 0;
   private closed = false;
   /** loaded on first use, so a Node without an engine still starts and serves other types. */
@@ -190,6 +245,10 @@ export class IsolateDispatcher implements Dispatcher {
       if (json !== undefined && nestedDeeperThan(json)) return done({ status: 'error', error: { code: 'LC_WORKER_ERROR', message: `result cannot be sent: ${kTooDeep}` } });
       return done({ status: 'ok', ...(json === undefined ? {} : { result: JSON.parse(json) }) });
     } catch (e) {
+      if (e instanceof HandlerError) {
+        const stack = sandbox && !sandbox.disposed ? sandbox.stackOf(e.thrown) : undefined;
+        return done({ status: 'error', error: { code: 'LC_WORKER_ERROR', message: `worker "${spec.id}": ${e.message}`, ...(stack === undefined ? {} : { stack }) } });
+      }
       const error = this.classify(spec, e, sandbox);
       // The stack of what the worker threw; not of a limit the runtime enforced.
       const stack = error.code === 'LC_WORKER_ERROR' && !isLivelyError(e) && sandbox && !sandbox.disposed ? sandbox.stackOf(e) : undefined;
@@ -213,6 +272,20 @@ export class IsolateDispatcher implements Dispatcher {
 
   stats(): DispatcherStats {
     return { name: this.name, warm: this.sandboxes.size, inFlight: this.inFlight };
+  }
+
+  workerStats(): Map<string, WorkerFigures> {
+    const out = new Map<string, WorkerFigures>();
+    for (const [id, { ready }] of this.sandboxes) {
+      if (!ready || ready.disposed) continue;
+      let memoryBytes: number | undefined;
+      try {
+        const heap = ready.isolate.getHeapStatisticsSync();
+        memoryBytes = heap.used_heap_size + heap.externally_allocated_size;
+      } catch { /* disposed between the check and the call */ }
+      out.set(id, { warm: 1, memoryBytes });
+    }
+    return out;
   }
 
   async close(deadlineMs = 10_000): Promise<void> {
@@ -246,7 +319,9 @@ export class IsolateDispatcher implements Dispatcher {
       this.opts.logger.debug('isolate loaded', { worker: spec.id, rev: spec.rev });
       return s;
     })();
-    this.sandboxes.set(spec.id, { rev: spec.rev, sandbox });
+    const entry: { rev: string; sandbox: Promise<Sandbox>; ready?: Sandbox } = { rev: spec.rev, sandbox };
+    this.sandboxes.set(spec.id, entry);
+    sandbox.then((s) => { entry.ready = s; }, () => {});
     // a revision that fails to load is tried again on the next message (the bundler keeps its own failures)
     sandbox.catch(() => { if (this.sandboxes.get(spec.id)?.sandbox === sandbox) this.sandboxes.delete(spec.id); });
     return sandbox;

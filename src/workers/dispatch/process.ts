@@ -11,12 +11,13 @@ import { LivelyError, describeError, isLivelyError } from '../../shared/errors.t
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import type { WorkerOutcome } from '../../shared/message.ts';
 import { checkAttachments, removeRevisionFiles, writeRevisionFiles } from '../attachments.ts';
-import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
+import type { DispatchContext, Dispatcher, DispatcherStats, WorkerFigures } from '../dispatcher.ts';
 import { specKey, type WorkerSpec } from '../revision.ts';
 import { Watchdog } from '../watchdog.ts';
 import { ChildWorker, type RunEnd } from './process/child.ts';
 import { findExecutable } from './process/host.ts';
 import { handOver, type RunAs } from '../run-as.ts';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -129,6 +130,15 @@ function withRoom(pool: RevisionPool): ChildWorker | undefined {
   return best;
 }
 
+/** A process's resident memory, from /proc (0 where there is none: not Linux, or it just ended). */
+function residentBytes(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+  } catch {
+    return 0;
+  }
+}
+
 class RevisionPool {
   readonly children = new Set<ChildWorker>();
   readonly idle: ChildWorker[] = [];
@@ -216,6 +226,16 @@ export class ProcessDispatcher implements Dispatcher {
     const waits: Promise<void>[] = [];
     for (const [rev, pool] of revs) if (rev !== currentRev) waits.push(this.retirePool(pool));
     await Promise.all(waits);
+  }
+
+  workerStats(): Map<string, WorkerFigures> {
+    const out = new Map<string, WorkerFigures>();
+    for (const [id, revs] of this.pools) {
+      let warm = 0, memoryBytes = 0;
+      for (const pool of revs.values()) for (const child of pool.children) { warm++; memoryBytes += residentBytes(child.pid); }
+      out.set(id, { warm, memoryBytes });
+    }
+    return out;
   }
 
   stats(): DispatcherStats {

@@ -12,7 +12,7 @@ import { LivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import { microseconds, type WorkerOutcome } from '../../shared/message.ts';
 import { Bundler, bundleRuntimeFile, type Bundle, type BundlerStats } from '../bundler.ts';
-import type { DispatchContext, Dispatcher, DispatcherStats } from '../dispatcher.ts';
+import type { DispatchContext, Dispatcher, DispatcherStats, WorkerFigures } from '../dispatcher.ts';
 import type { WorkerSpec } from '../revision.ts';
 import type { Notice } from '../../../workers-runtime/protocol.ts';
 import { ThreadPool } from './thread/pool.ts';
@@ -194,7 +194,10 @@ export class ThreadDispatcher implements Dispatcher {
   }
 
   async retire(workerId: string, currentRev?: string): Promise<void> {
-    if (currentRev === undefined) this.bundler.forget(workerId);
+    if (currentRev === undefined) {
+      this.bundler.forget(workerId);
+      for (const pool of this.pools.values()) pool.forget(workerId);
+    }
     const notice: Notice = { lc: 'retire', workerId, currentRev };
     this.channel.postMessage(notice);
   }
@@ -208,6 +211,13 @@ export class ThreadDispatcher implements Dispatcher {
     for (const p of this.pools.values()) { inFlight += p.inFlight; queued += p.queued; threads += p.piscina.threads.length; utilization += p.utilization; batches += p.batches; }
     if (this.pools.size > 0) utilization /= this.pools.size;
     return { name: this.name, warm: threads, inFlight, queued, pools: this.pools.size, threads, utilization, batches, bundles: this.bundler.stats() };
+  }
+
+  workerStats(): Map<string, WorkerFigures> {
+    const warm = new Map<string, number>();
+    for (const pool of this.pools.values()) pool.warmThreads(warm);
+    // threads are shared by every worker: memory is not told apart per worker
+    return new Map([...warm].map(([id, n]) => [id, { warm: n }]));
   }
 
   async close(deadlineMs = 5_000): Promise<void> {

@@ -225,7 +225,7 @@ export class ChildWorker {
       job.timer = setTimeout(() => {
         const others = this.jobs.length - 1;
         this.failJob(job, 'timeout', new LivelyError('LC_WORKER_TIMEOUT', `${this.opts.label}: no answer within ${timeoutMs} ms; the process was killed`));
-        if (others > 0) this.killedFor = `message ${job.activation} had no answer within ${timeoutMs} ms`;
+        if (others > 0) this.killedFor = `message ${job.activation} passed its timeout`;
         this.kill();
       }, timeoutMs);
       if (pipelined) {

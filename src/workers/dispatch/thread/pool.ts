@@ -63,6 +63,8 @@ interface Thread {
   /** when it last went from idle to busy (for utilization). */
   busySince: number;
   gone: boolean;
+  /** worker id → when this thread was last sent its messages, and after how long idle its instance goes. */
+  sent: Map<string, { at: number; idleMs: number }>;
 }
 
 export interface ThreadPoolOptions {
@@ -145,7 +147,7 @@ export class ThreadPool {
   private attach(hello: Hello): void {
     const worker = this.piscina.threads.find((w) => w.threadId === hello.threadId);
     if (!worker || this.closing) { hello.port.close(); return; }
-    const thread: Thread = { worker, port: hello.port, batches: [], busySince: 0, gone: false };
+    const thread: Thread = { worker, port: hello.port, batches: [], busySince: 0, gone: false, sent: new Map() };
     hello.port.on('message', (text: string) => this.receive(text, thread));
     // Referenced like the others: a thread that starts while work is in flight may get some.
     if (this.refs > 0) hello.port.ref(); else hello.port.unref();
@@ -184,6 +186,26 @@ export class ThreadPool {
     // Under load batches are in flight, and messages gather for the next turn.
     if (this.inFlightBatches === 0 && !this.flushScheduled && !this.closing) this.flush();
     else this.scheduleFlush();
+  }
+
+  /**
+   * Per worker id: the threads likely to hold a warm instance of it — sent its messages within
+   * its idle limit (a thread drops an instance idle longer). For the console, not the trigger path.
+   */
+  warmThreads(into: Map<string, number>): void {
+    const now = performance.now();
+    for (const t of this.threads) {
+      if (t.gone) continue;
+      for (const [id, { at, idleMs }] of t.sent) {
+        if (now - at >= idleMs) { t.sent.delete(id); continue; }
+        into.set(id, (into.get(id) ?? 0) + 1);
+      }
+    }
+  }
+
+  /** A deleted worker: no thread holds it any more. */
+  forget(workerId: string): void {
+    for (const t of this.threads) t.sent.delete(workerId);
   }
 
   private scheduleFlush(): void {
@@ -236,6 +258,8 @@ export class ThreadPool {
       g.items.push(it);
     }
     if (sent === 0) return;
+    const sentAt = performance.now();
+    for (const { group } of groups.values()) thread.sent.set(group.workerId, { at: sentAt, idleMs: group.idleMs });
     const slot = this.freeSlots.pop()!;
     this.batches++;
     Atomics.store(this.progress, slot, 0);

@@ -1,0 +1,119 @@
+/**
+ * Builds the JavaScript that LivelyCouch runs from: dist/cli.js (the command), dist/store-server.js
+ * (the embedded store's child process) and dist/thread-runtime.js (the code of every worker thread),
+ * each one ESM file with its source map, packages left as imports. Plain JavaScript, so that
+ * bin/livelycouch.js can rebuild a stale dist/ without tsx; scripts/build.ts runs it at install.
+ *
+ * The bundles keep resolving files next to their sources (workers-runtime/, templates/, examples/,
+ * package.json): every `import.meta.url` in a project module becomes that module's source URL,
+ * and `LIVELYCOUCH_DIST` tells code that it runs from the build (src/shared/dist.ts).
+ * dist/inputs.json lists the source files and when the build began: bin/livelycouch.js compares it
+ * with their modification times to find a stale build.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const kDistDir = 'dist';
+export const kInputsFile = 'inputs.json';
+/** what each bundle is built from, relative to the package root. */
+export const kEntries = Object.freeze({
+  cli: 'src/cli/main.ts',
+  'store-server': 'src/store/embedded/server.ts',
+  'thread-runtime': 'workers-runtime/thread/entry.ts',
+});
+/**
+ * Built with the options bundleRuntimeFile (src/workers/bundler.ts) uses when it runs from the sources, and
+ * left alone: it is copied under a name of its own content, and its own URL is how worker
+ * stacks tell runtime frames from the worker's.
+ */
+const kAsIs = new Set(['thread-runtime']);
+const kSelf = 'scripts/bundle.js';
+
+/**
+ * Why dist/ under `root` cannot be used as it is (missing, or a source changed after the build
+ * began), or undefined when it can. Only file times are read: this runs on every command.
+ */
+export function staleReason(root) {
+  let built;
+  try {
+    built = JSON.parse(fs.readFileSync(path.join(root, kDistDir, kInputsFile), 'utf8'));
+  } catch {
+    return `${kDistDir}/ is not built`;
+  }
+  if (!built || typeof built.startedAt !== 'number' || !Array.isArray(built.inputs)) return `${kDistDir}/${kInputsFile} is not readable`;
+  for (const file of (built.outputs ?? []).filter((f) => f.endsWith('.js'))) {
+    if (!fs.existsSync(path.join(root, kDistDir, file))) return `${kDistDir}/${file} is missing`;
+  }
+  for (const input of built.inputs) {
+    const s = fs.statSync(path.join(root, input), { throwIfNoEntry: false });
+    if (!s) return `${input} is gone since the build`;
+    if (s.mtimeMs > built.startedAt) return `${input} changed since the build`;
+  }
+  return undefined;
+}
+
+/** The esbuild plugin that gives each project module its own source URL as `import.meta.url`. */
+function sourceUrls(root, outDir) {
+  const projectFile = /\.(ts|js|mjs)$/;
+  return {
+    name: 'livelycouch-source-urls',
+    setup(build) {
+      build.onLoad({ filter: projectFile }, async (args) => {
+        if (args.path.includes(`${path.sep}node_modules${path.sep}`) || !args.path.startsWith(root + path.sep)) return undefined;
+        const text = await fs.promises.readFile(args.path, 'utf8');
+        if (!text.includes('import.meta.url')) return undefined;
+        const rel = path.relative(outDir, args.path).split(path.sep).join('/');
+        const url = `new URL(${JSON.stringify(rel)}, import.meta.url).href`;
+        return { contents: text.replaceAll('import.meta.url', url), loader: args.path.endsWith('.ts') ? 'ts' : 'js' };
+      });
+    },
+  };
+}
+
+/**
+ * Builds every bundle of kEntries into `<root>/dist/` and then writes dist/inputs.json. Each file is
+ * written beside its place and renamed into it, so a command starting meanwhile never reads half a file.
+ * Returns the source files the bundles were built from.
+ */
+export async function bundle(packageRoot) {
+  const root = path.resolve(packageRoot);
+  const esbuild = await import('esbuild');
+  const startedAt = Date.now();
+  const outDir = path.join(root, kDistDir);
+  let previous = {};
+  try { previous = JSON.parse(await fs.promises.readFile(path.join(outDir, kInputsFile), 'utf8')) ?? {}; } catch { /* first build */ }
+  const entries = (asIs) => Object.fromEntries(Object.entries(kEntries)
+    .filter(([name]) => kAsIs.has(name) === asIs)
+    .map(([name, file]) => [name, path.join(root, file)]));
+  const common = {
+    absWorkingDir: root, outdir: outDir, bundle: true, write: false, format: 'esm', platform: 'node',
+    target: 'node20', packages: 'external', metafile: true, logLevel: 'silent',
+  };
+  const results = await Promise.all([
+    // split: what only some commands need is in chunks of its own, loaded when one runs
+    esbuild.build({
+      ...common, entryPoints: entries(false), sourcemap: 'linked', splitting: true,
+      define: { LIVELYCOUCH_DIST: 'true' }, plugins: [sourceUrls(root, outDir)],
+    }),
+    esbuild.build({ ...common, entryPoints: entries(true) }),
+  ]);
+  await fs.promises.mkdir(outDir, { recursive: true });
+  const files = results.flatMap((r) => r.outputFiles);
+  for (const file of files) {
+    const tmp = `${file.path}.${process.pid}.tmp`;
+    await fs.promises.writeFile(tmp, file.contents);
+    await fs.promises.rename(tmp, file.path);
+  }
+  const outputs = files.map((f) => path.relative(outDir, f.path).split(path.sep).join('/')).sort();
+  // what the last build wrote and this one did not: chunks are named by a hash of their content
+  for (const old of previous.outputs ?? []) {
+    if (typeof old === 'string' && !outputs.includes(old) && !old.includes('/')) await fs.promises.rm(path.join(outDir, old), { force: true });
+  }
+  const inputs = [...new Set([...results.flatMap((r) => Object.keys(r.metafile.inputs)), kSelf])]
+    .filter((f) => !f.includes('node_modules/'))
+    .sort();
+  const stamp = path.join(outDir, kInputsFile);
+  await fs.promises.writeFile(`${stamp}.${process.pid}.tmp`, JSON.stringify({ startedAt, outputs, inputs }, null, 1) + '\n');
+  await fs.promises.rename(`${stamp}.${process.pid}.tmp`, stamp);
+  return inputs;
+}
