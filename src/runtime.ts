@@ -9,8 +9,7 @@ import { describeError } from './shared/errors.ts';
 import type { Logger } from './shared/logger.ts';
 import { silentLogger } from './shared/logger.ts';
 import { EmbeddedStore } from './store/embedded/supervisor.ts';
-import type { DocumentScope, ServerScope } from 'nano';
-import { connect } from './store/couch.ts';
+import { connect, type DocumentScope, type ServerScope } from './store/couch.ts';
 import { initStore } from './store/init.ts';
 import type { ChangesFeed } from './store/feed.ts';
 import { ActivationLog } from './activations/recorder.ts';
@@ -68,7 +67,8 @@ export class Runtime {
   store?: EmbeddedStore;
   couchUrl = '';
   nano!: ServerScope;
-  db!: { events: Db; workers: Db; logs: Db };
+  /** the state database holds documents of several shapes (leases, claims, checkpoints, heartbeats). */
+  db!: { events: Db; workers: Db; logs: DocumentScope<unknown> };
   readonly catalog = new EventCatalog();
   registry!: WorkerRegistry;
   dispatchers: Dispatcher[] = [];
@@ -141,7 +141,7 @@ export class Runtime {
 
     if (config.sample) await deploySampleIfEmpty(this.db.events, this.db.workers, logger);
     this.registry = new WorkerRegistry(this.db.workers, config);
-    this.feeds.push(followWorkers(this.db.workers as DocumentScope<unknown>, this.registry, () => this.dispatchers, logger));
+    this.feeds.push(followWorkers(this.db.workers, this.registry, () => this.dispatchers, logger));
 
     const cacheDir = path.join(config.dataDir, 'cache');
     const bundler = new Bundler();
@@ -174,7 +174,7 @@ export class Runtime {
     this.authorizer = auth;
     this.console = createConsoleRoutes(this);
     const consoleFeed = redactingActivations(this.console.feed);
-    this.journal = new DurableJournal({ server: this.nano, prefix: p, instance: instanceName(config.dataDir), heartbeats: this.db.logs as DocumentScope<unknown>, logger });
+    this.journal = new DurableJournal({ server: this.nano, prefix: p, instance: instanceName(config.dataDir), heartbeats: this.db.logs, logger });
     this.firing = new Firing({
       catalog: this.catalog,
       registry: this.registry,
@@ -190,7 +190,7 @@ export class Runtime {
       secrets: (workerId, names) => this.secretStore.resolve(workerId, names),
     });
     const { changes, schedule } = this.wireEventTriggers();
-    this.feeds.push(await followEvents(this.db.events as DocumentScope<unknown>, this.catalog, logger));
+    this.feeds.push(await followEvents(this.db.events, this.catalog, logger));
 
     this.firer = new RuntimeFirer({
       config, nano: this.nano, store: this.store, catalog: this.catalog, registry: this.registry, firing: this.firing,
@@ -218,7 +218,7 @@ export class Runtime {
     const instance = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     const changes = new ChangesTriggers({
       server: this.nano,
-      checkpoints: this.db.logs as DocumentScope<unknown>,
+      checkpoints: this.db.logs,
       logger,
       instance,
       anomalies: this.anomalies,
@@ -236,7 +236,7 @@ export class Runtime {
         await this.firing.fireEvent(event, { trigger: 'changes', method: 'POST', path: `/${db}/_changes`, params, change, depth: 0 }).done;
       },
     });
-    const ticks = new TickClaims(this.db.logs as DocumentScope<unknown>, instance, this.anomalies, () => (this.opts.clock ?? systemClock).now());
+    const ticks = new TickClaims(this.db.logs, instance, this.anomalies, () => (this.opts.clock ?? systemClock).now());
     const schedule = new ScheduleTriggers({
       clock: this.opts.clock,
       logger,

@@ -78,11 +78,9 @@ export interface StoredBatch {
 /**
  * A batch being filled, kept in its stored form as records come (see StoredBatch): the repeated
  * columns as indexes into the batch's string table, this runtime's activation ids as their
- * counter, numbers in typed arrays. Speed: a batch holds up to a second of records at thousands
- * a second; kept as plain arrays of strings and numbers, their growing backing stores and
- * strings were most of what survived each young-generation collection of a busy runtime, and
- * were copied by every one. Typed arrays live outside the JavaScript heap, and the string table
- * holds each distinct string once, so a record adds nearly nothing a collection must copy.
+ * counter, numbers in typed arrays: outside the JavaScript heap, with each distinct string held
+ * once, a record adds nearly nothing a young-generation collection must copy (plain arrays were
+ * most of what survived them on a busy runtime: docs/benchmarks.md).
  */
 export class BatchBuilder {
   count = 0;

@@ -10,9 +10,8 @@
  * left unread can hold a newer one. The cursor is the last record returned (started,
  * activation), so pages neither repeat nor skip records across batches and days.
  */
-import type { ServerScope } from 'nano';
 import { LivelyError } from '../shared/errors.ts';
-import { statusOf } from '../store/couch.ts';
+import { statusOf, type ServerScope } from '../store/couch.ts';
 import type { ActivationStatus } from '../shared/message.ts';
 import { batchIdPrefix, decodeBatch, expandAt, kBatchSpanMs, kDayMs, matchesAt, parseBatchId, type BatchDoc, type BatchRef, type StoredBatch, type RecordFilter } from './batch.ts';
 import { dayDbName, listDayDbs } from './record-days.ts';

@@ -2,7 +2,7 @@
  * Activation records live in one database per UTC day, `<prefix>logs-YYYYMMDD` (see
  * store/days.ts): retention drops whole days.
  */
-import type { ServerScope } from 'nano';
+import type { ServerScope } from '../store/couch.ts';
 import { DayDbs, type DayDb } from '../store/days.ts';
 
 export { dayStart, dropDayDb, ensureDayDb, type DayDb } from '../store/days.ts';

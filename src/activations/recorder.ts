@@ -1,29 +1,20 @@
 /**
- * Activation records, written in batches so that logging never throttles triggering: each
- * flush writes ONE document per batch holding every record since the last. A document per
- * firing would cost the store more than the firing itself at thousands of triggers a second;
- * a document per batch costs one write, and its columnar form (see ./batch.ts) keeps it small:
- * every activation is there with its events, workers, statuses and duration; results, logs,
- * errors and the input that fired it are kept for every failed activation and for the first
- * `detailed` ones of each batch.
- *
- * Batches go to one database per UTC day of their records' start (./days.ts), created on
- * first use. Retention (./retention.ts) drops whole day databases past `retentionDays`, and
- * past `maxRecords` the oldest days, then the oldest batches of the oldest day kept: the
- * tombstones of those deletions live in a database that is itself dropped later.
- * Reads (./reader.ts) find a record by the start time in its id, and list records newest first.
- * When the store cannot keep up the buffer is bounded: records beyond it are dropped and
- * counted (`dropped` in status), never the triggers.
+ * Activation records, written as ONE columnar document per batch (./batch.ts) so that logging
+ * never throttles triggering: a document per firing would cost the store more than the firing.
+ * Details (results, logs, input) are kept for failed activations and the first `detailed` ok
+ * ones; batches go to a database per UTC day (./record-days.ts), dropped by retention
+ * (./retention.ts); reads are ./reader.ts. Past the bounded buffer, records are dropped and
+ * counted, never the triggers.
  */
 import { randomBytes } from 'node:crypto';
-import type { ServerScope } from 'nano';
 import type { WorkerOutcome } from '../shared/message.ts';
 import type { ActivationInput, ActivationRecord } from './record.ts';
 import type { Logger } from '../shared/logger.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
-import { isTransient, statusOf } from '../store/couch.ts';
+import { isTransient, sendJson, statusOf, type ServerScope } from '../store/couch.ts';
 import { BatchBuilder, batchId, kBatchSpanMs, kDayMs } from './batch.ts';
 import { headOf } from '../shared/output.ts';
+import { kSecretHeaders } from '../shared/credentials.ts';
 import { dayDbName, dayStart, ensureDayDb } from './record-days.ts';
 import { getActivation, listActivations, type ActivationPage, type ActivationQuery, type PageBudget } from './reader.ts';
 import { pruneActivations, type DayCounts, type PruneResult } from './retention.ts';
@@ -49,17 +40,15 @@ export interface ActivationLogOptions {
   pageBudget?: Readonly<PageBudget>;
 }
 
-const MAX_RESULT_CHARS = 16 * 1024;
+const kMaxResultChars = 16 * 1024;
 /** A larger input (a big request body) is not kept: such an activation cannot be rerun. */
-const MAX_INPUT_CHARS = 64 * 1024;
-const MAX_LOG_LINES = 200;
+const kMaxInputChars = 64 * 1024;
+const kMaxLogLines = 200;
 /** A log line or error message kept in a record is cut to this many characters. */
-const MAX_TEXT_CHARS = 4 * 1024;
+const kMaxTextChars = 4 * 1024;
 /**
- * A batch is sealed once its details (results, logs, errors, inputs) reach about this many
- * characters, so that its document stays well under what the store accepts: Apache CouchDB 3
- * refuses a document over 8,000,000 bytes by default (`max_document_size`), measured in a form
- * that can be a third larger than the JSON.
+ * Details per batch, in characters: well under CouchDB 3's default `max_document_size`
+ * (8,000,000 bytes, measured in a form up to a third larger than the JSON).
  */
 const kMaxBatchDetailChars = 2_000_000;
 /**
@@ -82,8 +71,6 @@ function cut(text: string, max: number): string {
 const kMaxOpen = 8;
 /** Workers whose status summaries are kept for reuse (see ActivationLog.summary). */
 const kMaxSummaries = 1_000;
-/** Headers never stored: a rerun is authorised by whoever asks for it, not by replayed credentials. */
-const kSecretHeaders = ['authorization', 'proxy-authorization', 'cookie'];
 
 /**
  * An outcome as a record keeps it: a result over 16 KiB as the start of its JSON, the last 200
@@ -95,21 +82,21 @@ function compact(w: WorkerOutcome): { outcome: WorkerOutcome; chars: number } {
   let result = w.result;
   if (result !== undefined) {
     const text = JSON.stringify(result);
-    if (text !== undefined && text.length > MAX_RESULT_CHARS) result = { truncated: headOf(text, MAX_RESULT_CHARS) };
-    chars += text === undefined ? 0 : Math.min(text.length, MAX_RESULT_CHARS + 16);
+    if (text !== undefined && text.length > kMaxResultChars) result = { truncated: headOf(text, kMaxResultChars) };
+    chars += text === undefined ? 0 : Math.min(text.length, kMaxResultChars + 16);
   }
-  let logs = w.logs.length > MAX_LOG_LINES ? w.logs.slice(-MAX_LOG_LINES) : w.logs;
+  let logs = w.logs.length > kMaxLogLines ? w.logs.slice(-kMaxLogLines) : w.logs;
   for (let i = 0; i < logs.length; i++) {
     const line = logs[i]!;
-    if (line.msg.length > MAX_TEXT_CHARS) {
+    if (line.msg.length > kMaxTextChars) {
       if (logs === w.logs) logs = w.logs.slice();
-      logs[i] = { ...line, msg: cut(line.msg, MAX_TEXT_CHARS) };
+      logs[i] = { ...line, msg: cut(line.msg, kMaxTextChars) };
     }
     chars += 40 + logs[i]!.msg.length;
   }
   const out: WorkerOutcome = { ...w, result, logs };
   if (w.error) {
-    if (w.error.message.length > MAX_TEXT_CHARS) out.error = { ...w.error, message: cut(w.error.message, MAX_TEXT_CHARS) };
+    if (w.error.message.length > kMaxTextChars) out.error = { ...w.error, message: cut(w.error.message, kMaxTextChars) };
     chars += out.error!.message.length + (out.error!.stack?.length ?? 0) + out.error!.code.length;
   }
   return { outcome: out, chars };
@@ -133,7 +120,7 @@ function storedInput(input: ActivationInput): { input: ActivationInput; chars: n
   if (input.tick !== undefined) out.tick = input.tick;
   let size = Infinity;
   try { size = JSON.stringify(out).length; } catch { /* not storable at all */ }
-  return size <= MAX_INPUT_CHARS ? { input: out, chars: size } : undefined;
+  return size <= kMaxInputChars ? { input: out, chars: size } : undefined;
 }
 
 interface OpenBatch {
@@ -193,11 +180,8 @@ export class ActivationLog {
   }
 
   /**
-   * Appends to the batch's stored form at once (see BatchBuilder): what stays in memory until
-   * the flush is numbers outside the JavaScript heap, not the outcome objects nor a string per
-   * record, which matters at thousands of records a second (held objects outlive the young
-   * generation and make every collection copy them). Only detailed records keep their outcomes
-   * and input.
+   * Appends to the batch's stored form at once (./batch.ts says why): only detailed records
+   * keep their outcomes and input until the flush.
    */
   record(rec: ActivationRecord): void {
     if (this.buffered >= this.maxBuffer) { this.dropped++; return; }
@@ -246,9 +230,8 @@ export class ActivationLog {
   }
 
   /**
-   * "worker:status", one string per worker and status. Speed: a record of one worker (the
-   * common case) then holds a string shared with every other record of it, instead of a new
-   * concatenation that the batch keeps and its encoding has to flatten and hash again.
+   * "worker:status", one string per worker and status, shared by every record of it: not a new
+   * concatenation per record for the batch to keep, flatten and hash again.
    */
   private summary(worker: string, status: string): string {
     let byStatus = this.summaries.get(worker);
@@ -319,7 +302,7 @@ export class ActivationLog {
 
   /** Stringified here: nano's own stringify runs a replacer over every key of a large batch. */
   private async put(db: string, doc: object): Promise<void> {
-    await this.server.request({ db, doc: (doc as { _id: string })._id, method: 'PUT', body: JSON.stringify(doc), dontStringify: true, headers: { 'content-type': 'application/json' } } as never);
+    await sendJson(this.server, 'PUT', { db, doc: (doc as { _id: string })._id }, JSON.stringify(doc));
   }
 
   /**

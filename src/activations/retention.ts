@@ -10,10 +10,9 @@
  * A day's record count comes from its batch ids (each names its record count), read once
  * per change of the database (its update_seq), so an hourly run reads little besides today.
  */
-import type { ServerScope } from 'nano';
 import { parseBatchId, kDayMs } from './batch.ts';
 import { dropDayDb, listDayDbs } from './record-days.ts';
-import { statusOf } from '../store/couch.ts';
+import { statusOf, type ServerScope } from '../store/couch.ts';
 
 export interface PruneResult {
   /** day databases dropped, by age or by count. */

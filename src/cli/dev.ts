@@ -11,7 +11,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
-import type { DocumentScope } from 'nano';
+import type { DocumentScope } from '../store/couch.ts';
 import { describeError, isLivelyError } from '../shared/errors.ts';
 import { deployDir, type DeployKind, type DeployReport } from '../core/deploy.ts';
 

@@ -5,6 +5,7 @@
  * from this table (a spec checks the docs against it).
  */
 import { availableParallelism } from 'node:os';
+import { kDatabaseNamePattern } from '../shared/db-name.ts';
 
 interface Common {
   /** environment variable. */
@@ -45,7 +46,8 @@ export const kDefaultInterpreters: Readonly<Record<string, string[]>> = Object.f
   php: ['php'],
 });
 
-export const kDatabaseNamePattern = /^[a-z][a-z0-9_$()+/-]*$/;
+/** the database-name rule, for the options table's checks and their readers */
+export { kDatabaseNamePattern };
 
 export const kOptions = {
   couchUrl: optStr({ env: 'COUCHDB_URL', flag: 'couch', pattern: /^https?:\/\//, rule: 'an http(s) URL', doc: 'Apache CouchDB 3.x URL with admin credentials; unset starts the embedded store' }),

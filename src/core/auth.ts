@@ -1,23 +1,9 @@
 /**
- * Who is calling, and may they: per-event `auth` and the admin API.
- *
- * The caller's credentials (Basic auth, or CouchDB's `AuthSession` cookie) are checked
- * against the store's own `_session`, so LivelyCouch knows exactly the users and roles
- * CouchDB knows and keeps no user list of its own. Accepted credentials are cached
- * briefly (`ttlMs`) so a protected trigger does not cost a store round trip each time;
- * the cache is keyed by an HMAC-SHA-256 of the credentials under a key made at start, so it
- * holds neither passwords nor digests open to offline guessing; refused credentials are
- * never cached, so a wrong password is asked again each time.
- * Concurrent checks of the same credentials share one `_session` request. The runtime's own
- * admin credentials (those of its CouchDB URL) are recognised without asking, so the admin API
- * still answers while the store is down.
- *
- *   no credentials                     → 401 LC_UNAUTHORIZED (WWW-Authenticate: Basic)
- *   credentials the store refuses      → 401 LC_UNAUTHORIZED
- *   a name the store has locked out    → 403 LC_FORBIDDEN, with CouchDB's reason
- *   a wrong password for the runtime's own admin name → 401, never sent to the store
- *   a valid user without what it takes → 403 LC_FORBIDDEN
- *   the store cannot answer            → 502 LC_STORE_UNAVAILABLE (never a silent allow)
+ * Who is calling, and may they (per-event `auth`, the admin API): credentials are checked against
+ * the store's own `_session`, so LivelyCouch keeps no user list. Accepted ones are cached briefly
+ * under an HMAC made with a key of this start (no passwords, nothing to guess offline), refused
+ * ones never; concurrent checks share one request; the runtime's own admin is known without
+ * asking, so the admin API answers while the store is down. Statuses: docs/security.md.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { request } from 'undici';

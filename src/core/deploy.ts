@@ -11,7 +11,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { DocumentScope } from 'nano';
+import type { DocumentScope } from '../store/couch.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { compiledRules } from '../events/rules.ts';
 import { bundleFolder, checkWorkerCode, kFolderBundle, kFolderBundleMap } from '../workers/folder-bundle.ts';
@@ -20,7 +20,7 @@ import type { WorkerSpec } from '../workers/revision.ts';
 type Db = DocumentScope<Record<string, unknown>>;
 type Doc = Record<string, unknown>;
 
-const TYPES: Record<string, string> = {
+const kContentTypes: Record<string, string> = {
   '.js': 'application/javascript', '.mjs': 'application/javascript', '.cjs': 'application/javascript',
   '.ts': 'application/typescript', '.json': 'application/json', '.py': 'text/x-python', '.sh': 'text/x-sh',
   '.rb': 'text/x-ruby', '.pl': 'text/x-perl', '.txt': 'text/plain', '.html': 'text/html',
@@ -112,7 +112,7 @@ async function readWorker(folder: string, name: string): Promise<PlannedDoc> {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw bad(p, describeError(err));
     }
-    attachments[file] = { content_type: TYPES[path.extname(file)] ?? 'application/octet-stream', data: data.toString('base64') };
+    attachments[file] = { content_type: kContentTypes[path.extname(file)] ?? 'application/octet-stream', data: data.toString('base64') };
   }
   if (typeof doc.delegate === 'string' && doc.delegate !== '' && !Object.hasOwn(attachments, doc.delegate)) {
     throw bad(docFile, `delegate "${doc.delegate}" is not a file in ${folder}`);

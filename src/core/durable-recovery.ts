@@ -7,10 +7,9 @@
  * them; that database is q=1, n=1, so on a cluster too only one instance wins), then marked in
  * the batch, and their unfinished entries run again: on start, then every third of the lease.
  */
-import type { DocumentScope, ServerScope } from 'nano';
 import { describeError, type LivelyError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { statusOf } from '../store/couch.ts';
+import { putDoc, statusOf, type DocumentScope, type ServerScope } from '../store/couch.ts';
 import { dropDayDb, kDayMs, type DayDbs } from '../store/days.ts';
 import { bulk, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
 
@@ -92,7 +91,7 @@ export class DurableRecovery {
         let page;
         try {
           // From just past the last id seen (not `skip: 1`: that batch may be deleted by now).
-          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) } as never);
+          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) });
         } catch (err) {
           if (statusOf(err) === 404) break; // dropped meanwhile
           throw err;
@@ -171,7 +170,7 @@ export class DurableRecovery {
       if (!(await this.orphaned(claim.owner, heartbeats))) return false;
     }
     try {
-      await this.opts.heartbeats.insert({ _id: id, ...(claim?._rev ? { _rev: claim._rev } : {}), type: 'durable-claim', db, batch: batch._id, owner: this.host.owner, at: Date.now() } as never);
+      await putDoc(this.opts.heartbeats, { _id: id, ...(claim?._rev ? { _rev: claim._rev } : {}), type: 'durable-claim', db, batch: batch._id, owner: this.host.owner, at: Date.now() });
       return true;
     } catch (err) {
       if (statusOf(err) === 409) return false; // another instance claimed it first
@@ -209,7 +208,7 @@ export class DurableRecovery {
       const doc: Record<string, unknown> = { _id: id, boot: this.host.boot, at: Date.now() };
       if (this.heartbeatRev) doc._rev = this.heartbeatRev;
       try {
-        this.heartbeatRev = (await this.opts.heartbeats.insert(doc as never)).rev;
+        this.heartbeatRev = (await this.opts.heartbeats.insert(doc)).rev;
         return;
       } catch (err) {
         if (statusOf(err) !== 409) throw err;
@@ -236,8 +235,8 @@ export class DurableRecovery {
   /** The claim documents of a dropped day: nothing is left for them to arbitrate. */
   private async dropClaims(db: string): Promise<void> {
     const prefix = `durable-claim-${db}-`;
-    const page = await this.opts.heartbeats.list({ startkey: prefix, endkey: `${prefix}\ufff0` } as never);
+    const page = await this.opts.heartbeats.list({ startkey: prefix, endkey: `${prefix}\ufff0` });
     const docs = page.rows.map((r) => ({ _id: r.id, _rev: (r.value as { rev: string }).rev, _deleted: true }));
-    if (docs.length > 0) await this.opts.heartbeats.bulk({ docs } as never);
+    if (docs.length > 0) await this.opts.heartbeats.bulk({ docs });
   }
 }

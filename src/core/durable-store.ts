@@ -2,7 +2,7 @@
  * What the durable journal stores, and where: batch documents of entries in per-day
  * databases `<prefix>durable_<yyyymmdd>` (UTC), written with `_bulk_docs`.
  */
-import type { ServerScope } from 'nano';
+import { sendJson, type ServerScope } from '../store/couch.ts';
 import type { HttpRequestPart } from '../shared/message.ts';
 import { DayDbs } from '../store/days.ts';
 
@@ -63,8 +63,6 @@ export function journalDbName(prefix: string, at: number): string {
 
 /** `_bulk_docs`, by document id (a write never holds one id twice); stringified here, once: nano's own stringify walks every key with a replacer. */
 export async function bulk(server: ServerScope, db: string, docs: unknown[]): Promise<Map<string | undefined, BulkRow>> {
-  const rows = (await server.request({
-    db, path: '_bulk_docs', method: 'POST', body: JSON.stringify({ docs }), dontStringify: true, headers: { 'content-type': 'application/json' },
-  } as never)) as BulkRow[];
+  const rows = await sendJson<BulkRow[]>(server, 'POST', { db, path: '_bulk_docs' }, JSON.stringify({ docs }));
   return new Map(rows.map((r) => [r.id, r]));
 }

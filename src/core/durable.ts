@@ -16,7 +16,7 @@ import { ensureDayDb, type DayDbs } from '../store/days.ts';
 import { GroupCommit } from './group-commit.ts';
 import { bulk, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
 import { DurableRecovery, type Rerun } from './durable-recovery.ts';
-import type { DocumentScope, ServerScope } from 'nano';
+import type { DocumentScope, ServerScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
 
 /**

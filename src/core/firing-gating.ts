@@ -4,6 +4,7 @@
  * its credentials; after a crash it comes back from there as a trigger again.
  */
 import type { HttpRequestPart } from '../shared/message.ts';
+import { kSecretHeaders } from '../shared/credentials.ts';
 import type { EventDef, EventMatch } from '../events/model.ts';
 import type { EventCatalog } from './event-catalog.ts';
 import type { DurableEntry } from './durable-store.ts';
@@ -36,9 +37,7 @@ export function durableEntry(activation: string, input: FireInput, matches: Even
   };
   if (input.request) {
     const headers = { ...input.request.headers };
-    delete headers.authorization;
-    delete headers['proxy-authorization'];
-    delete headers.cookie;
+    for (const h of kSecretHeaders) delete headers[h];
     entry.request = { query: input.request.query, headers, body: input.request.body };
   }
   return entry;

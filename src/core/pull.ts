@@ -4,7 +4,7 @@
  * travel between CouchDBs. Design documents stay where they are (each store has its own
  * validation documents); secrets never travel, they live apart from the app.
  */
-import type { ServerScope } from 'nano';
+import type { ServerScope } from '../store/couch.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 
 export interface PullReport { db: string; from: string; docsWritten: number; docsRead: number }

@@ -3,7 +3,7 @@
  * HTTP triggers, health and status, metrics, activation records and reruns, secrets. It reads
  * the parts the composition root (src/runtime.ts) wired and wires nothing itself.
  */
-import type { ServerScope } from 'nano';
+import type { ServerScope } from '../store/couch.ts';
 import type { Config } from '../config/index.ts';
 import { LivelyError } from '../shared/errors.ts';
 import type { EmbeddedStore } from '../store/embedded/supervisor.ts';

@@ -1,6 +1,6 @@
 /** A first `npm start` on an empty store deploys examples/hello, so the README's curl works at once. */
 import { fileURLToPath } from 'node:url';
-import type { DocumentScope } from 'nano';
+import type { DocumentScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
 import { deployDir } from './deploy.ts';
 

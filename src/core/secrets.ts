@@ -10,11 +10,10 @@
  * names changed (process workers were started with the old value and are replaced). Every value
  * is handed to the log's redaction, so it never reaches logs, activation records or replies.
  */
-import type { DocumentScope } from 'nano';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { rememberSecretValue, type Logger } from '../shared/logger.ts';
-import { ChangesFeed, type ChangeRow } from '../store/feed.ts';
-import { statusOf } from '../store/couch.ts';
+import { ChangesFeed } from '../store/feed.ts';
+import { readChanges, statusOf, type ChangeRow, type DocumentScope } from '../store/couch.ts';
 
 /** An environment variable's name: what a process worker gets it as. */
 export const kSecretName = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -37,9 +36,9 @@ export class SecretStore {
   constructor(private readonly db: DocumentScope<SecretDoc>, private readonly logger: Logger) {}
 
   async start(): Promise<void> {
-    const first = await this.db.changes({ since: '0', include_docs: true } as never);
-    this.apply(first.results as unknown as ChangeRow[]);
-    this.feed = new ChangesFeed(this.db as DocumentScope<unknown>, {
+    const first = await readChanges(this.db, { since: '0', include_docs: true });
+    this.apply(first.results);
+    this.feed = new ChangesFeed(this.db, {
       since: String(first.last_seq),
       includeDocs: true,
       logger: this.logger,

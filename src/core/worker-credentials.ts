@@ -6,7 +6,7 @@
  * only). The runtime's own credentials never leave the runtime.
  */
 import { randomBytes } from 'node:crypto';
-import type { ServerScope } from 'nano';
+import type { ServerScope } from '../store/couch.ts';
 import type { WorkerSpec } from '../workers/revision.ts';
 
 export function workerUserName(workerId: string): string {

@@ -3,7 +3,7 @@
  * `validate_doc_update` that refuses writes from anyone but admins (or the configured
  * writer role) and refuses malformed documents with `{ forbidden: "<field>: <what is wrong>" }`.
  *
- * The function embeds RULES_SOURCE, the very text the load-time parser runs, so the
+ * The function embeds kRulesSource, the very text the load-time parser runs, so the
  * store and the loader cannot disagree. It is ES5 for Apache CouchDB 3.x's JavaScript
  * engine and for PouchDB behind the embedded store.
  *
@@ -11,7 +11,7 @@
  * name or role); deletions by them or the writer role are always allowed, so a broken
  * document can still be removed. Design documents may be written by admins only.
  */
-import { RULES_SOURCE } from './rules.ts';
+import { kRulesSource } from './rules.ts';
 
 export const kDesignDocId = '_design/lively';
 
@@ -32,7 +32,7 @@ function validateSource(check: 'eventProblem' | 'workerProblem', what: string, w
   const role = writerRole ? JSON.stringify(writerRole) : 'null';
   const who = writerRole ? `admins or the ${JSON.stringify(writerRole)} role` : 'admins';
   return `function (newDoc, oldDoc, userCtx, secObj) {
-${RULES_SOURCE}
+${kRulesSource}
   var writerRole = ${role};
   var roles = (userCtx && userCtx.roles) || [];
   var isAdmin = roles.indexOf('_admin') !== -1;

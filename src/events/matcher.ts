@@ -1,21 +1,8 @@
 /**
- * Which events an HTTP message fires.
- *
- * Enabled events' HTTP triggers live in a segment tree: each node has a map of literal
- * children, one `:param` child shared by every pattern with a binding at that depth, and
- * the routes that end there (exactly, or with a trailing `/*`). A lookup walks the path's
- * segments once, so its cost follows the path's length and the routes that actually
- * match, not the number of events loaded.
- *
- * Path semantics:
- * - `:name` binds one non-empty segment;
- * - a trailing `/*` binds the rest of the path as `*`, without the leading "/", and may be
- *   empty: `/files/*` fires for `/files/a/b.txt` (`*` = "a/b.txt") and for `/files` (`*` = "");
- * - one trailing "/" on the message's path is ignored (`/send_email/` is `/send_email`),
- *   except inside a wildcard tail, which keeps it;
- * - methods compare exactly (upper-case); `HEAD` is not implied by `GET`.
- * Every event whose trigger matches fires, once, with its first matching trigger in
- * document order. Literal trigger parameters compare as strings (`?n=5` equals 5).
+ * Which events an HTTP message fires. Enabled events' HTTP triggers live in a segment tree
+ * (literal children, one shared `:param` child, routes ending there or with `/*`), so a lookup
+ * costs the path's length and the routes that match, not the number of events loaded. Path
+ * semantics (bindings, wildcard tails, trailing "/", methods): docs/events.md.
  */
 import type { EventDef, EventMatch, HttpTrigger, MatchResult } from './model.ts';
 
@@ -52,16 +39,16 @@ class Node {
   }
 }
 
-const EMPTY: string[] = [];
-const NONE: MatchResult = Object.freeze({ kind: 'none' });
+const kNoSegments: string[] = [];
+const kNoMatch: MatchResult = Object.freeze({ kind: 'none' });
 
 function patternSegments(path: string): string[] {
   return path === '/' ? [] : path.slice(1).split('/');
 }
 
 /**
- * `path.split('/')`. Speed: on node 20 String.prototype.split costs several times as much
- * as finding the slashes and slicing, for the short paths triggers have.
+ * `path.split('/')`, by finding the slashes and slicing: cheaper than split for the short paths
+ * triggers have (docs/benchmarks.md).
  */
 function splitPath(path: string): string[] {
   const out: string[] = [];
@@ -89,7 +76,7 @@ export class EventMatcher {
   /** candidates of the lookup in progress, the first `count` slots; reused so a lookup allocates little. */
   private readonly candidates: Route[] = [];
   private count = 0;
-  private segments: string[] = EMPTY;
+  private segments: string[] = kNoSegments;
   private segmentCount = 0;
 
   get size(): number {
@@ -153,8 +140,8 @@ export class EventMatcher {
     const candidates = this.candidates;
     const count = this.count;
     if (count === 0) {
-      this.segments = EMPTY;
-      return NONE;
+      this.segments = kNoSegments;
+      return kNoMatch;
     }
 
     const upper = method.toUpperCase();
@@ -175,7 +162,7 @@ export class EventMatcher {
     }
     let result: MatchResult;
     if (matches !== null) result = { kind: 'match', matches };
-    else if (methodAllowed) result = NONE;
+    else if (methodAllowed) result = kNoMatch;
     else {
       // Every candidate refused the method, so each has a method list.
       const allowed = new Set<string>();
@@ -185,7 +172,7 @@ export class EventMatcher {
     // Drop the references so removed events are not kept alive by the scratch array
     // (a loop: for the one or two candidates of a lookup, cheaper than calling fill).
     for (let c = 0; c < count; c++) candidates[c] = undefined as unknown as Route;
-    this.segments = EMPTY;
+    this.segments = kNoSegments;
     return result;
   }
 
@@ -201,7 +188,7 @@ export class EventMatcher {
       out.push({ event: route.event, trigger: route.trigger });
       this.candidates[c] = undefined as unknown as Route;
     }
-    this.segments = EMPTY;
+    this.segments = kNoSegments;
     return out;
   }
 

@@ -1,17 +1,9 @@
 /**
- * What a worker receives for one match (DESIGN.md "What a worker receives").
- *
- * `arguments` = the worker document's defaults, each key replaced by the event's argument
- * of the same name (shallow: an object argument replaces the default object whole).
- * In the event's arguments, a string that is exactly a bound name — `":db"` for a binding
- * `db`, `"*"` for the wildcard tail — becomes the bound value, at any depth inside objects
- * and arrays, because a user writing `{ "target": { "db": ":db" } }` expects it filled in.
- * A placeholder with no such binding stays as written. Worker defaults are not substituted:
- * a worker document does not know which event will run it.
- *
- * `parameters` = the message's own parameters (query, body fields), then the path and
- * parameter bindings (the route's reading of the path wins over a query field of the same
- * name), then the arguments: a request can add parameters but never override a configured one.
+ * What a worker receives for one match (DESIGN.md "What a worker receives"). `arguments`: the
+ * worker's defaults, each key replaced whole by the event's; a string that is exactly a bound
+ * name (`":db"`, `"*"`) becomes the bound value at any depth (a placeholder without binding stays,
+ * worker defaults are not substituted). `parameters`: the message's own, then the bindings, then
+ * the arguments, so a request can add parameters but never override a configured one.
  */
 
 type Obj = Record<string, unknown>;

@@ -8,12 +8,16 @@
  *
  * Keep it ES5: `var`, `function`, no arrow functions, no template literals, no `let`.
  */
+import { kDatabaseNamePattern } from '../shared/db-name.ts';
 
-export const RULES_SOURCE = String.raw`
+// `/` escaped as this text always had it: design documents already stored stay as they are
+const kDbSource = kDatabaseNamePattern.source.replaceAll('/', '\\/');
+
+export const kRulesSource = String.raw`
 var NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 var IDENT_RE = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 var METHOD_RE = /^[A-Z][A-Z0-9_-]*$/;
-var DB_RE = /^[a-z][a-z0-9_$()+\/-]*$/;
+var DB_RE = /${kDbSource}/;
 var TYPE_RE = /^[a-z0-9_-]+$/;
 var SECRET_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 var DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
@@ -513,7 +517,7 @@ let compiled: Rules | undefined;
 /** The rules compiled once for node; the same text the validate functions embed. */
 export function compiledRules(): Rules {
   compiled ??= new Function(
-    `${RULES_SOURCE}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, backoffMs: backoffMs, cronFields: cronFields, patternBindings: patternBindings, attachmentNameProblem: attachmentNameProblem };`,
+    `${kRulesSource}\nreturn { eventProblem: eventProblem, workerProblem: workerProblem, everyMs: everyMs, backoffMs: backoffMs, cronFields: cronFields, patternBindings: patternBindings, attachmentNameProblem: attachmentNameProblem };`,
   )() as Rules;
   return compiled;
 }

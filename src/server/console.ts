@@ -25,12 +25,11 @@
  * origin (Content-Security-Policy: 'self' only).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DocumentScope } from 'nano';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import type { Runtime } from '../runtime.ts';
 import type { Trigger } from '../events/model.ts';
 import { nextTick } from '../triggers/schedule.ts';
-import { statusOf } from '../store/couch.ts';
+import { dbInfo, statusOf, type DocumentScope } from '../store/couch.ts';
 import { readBody } from './body.ts';
 import { sendJson } from './reply.ts';
 import { kPackageRoot, loadConsoleFiles, type ConsoleFile } from './console-build.ts';
@@ -270,7 +269,7 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
     for (const f of feeds) names.add(f.db);
     const dbs = await Promise.all([...names].sort().map(async (name) => {
       try {
-        const info = await rt.nano.db.get(name) as unknown as { doc_count: number; sizes?: { file?: number; active?: number } };
+        const info = await dbInfo(rt.nano, name);
         return { name, docs: info.doc_count, fileBytes: info.sizes?.file, activeBytes: info.sizes?.active };
       } catch (err) {
         return { name, error: describeError(err) };

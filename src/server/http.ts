@@ -1,23 +1,7 @@
 /**
- * The one HTTP server of LivelyCouch (node:http).
- *
- *   ANY /_events/<rest>   → parse (path, query, body) → firer.fireHttp
- *                            202 {"ok":true,"activation","events","workers"}
- *                            200 … + "outcomes" with ?wait=true (or wait=1)
- *                            the worker's own response for an event with "response", 204 for
- *                            OPTIONS (see runtime/endpoint.ts); HEAD as GET, without the body
- *                            400 bad percent-encoding / LC_BAD_JSON, 413 over config.bodyLimit,
- *                            any LivelyError → its status, anything else → 500 LC_INTERNAL
- *   GET /_lively/health   → 200 when firer.health().ok, else 503 (no credentials needed)
- *   /_lively/<anything else> → only for CouchDB admins (401 without or with refused
- *                            credentials, 403 for other users), then:
- *   GET /_lively/status   → 200 firer.status()
- *   /_lively/activations… → the activation records API (activations.ts): list, get, POST …/rerun
- *   /_lively/secrets…     → the secrets API (secrets.ts): names, PUT, DELETE; never values
- *   /_lively/ui/…, /_lively/stream, /_lively/console/… → the web console (console.ts); its
- *                            sign-in page is open to anyone, its other pages redirect there
- *   anything else         → proxied to CouchDB (proxy.ts), 502 LC_STORE_UNAVAILABLE when it is down
- *   unparsable HTTP       → 400/408/431 JSON, connection closed (clientError)
+ * The one HTTP server of LivelyCouch (node:http): `/_events/…` are triggers, `/_lively/health`
+ * is open, the rest of `/_lively/…` is for CouchDB admins, everything else is proxied to
+ * CouchDB. Routes, statuses and errors: docs/architecture.md ("The HTTP server's routes").
  */
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -134,9 +118,8 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   }
 
   /**
-   * Speed: a trigger without a body that the runtime answers at once (not waiting) is read,
-   * fired and answered synchronously, without a promise; each step that does wait goes on
-   * once it is done. Whatever is thrown or rejected on the way is answered by fail().
+   * A trigger without a body that the runtime answers at once is read, fired and answered
+   * without a promise; a step that waits goes on once done. fail() answers what is thrown.
    */
   function trigger(req: IncomingMessage, res: ServerResponse, pathname: string, search: string): void {
     const request = readTriggerRequest(req, pathname, search, config.bodyLimit);

@@ -65,10 +65,9 @@ const kPlainText = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
  * The reply to a fired trigger, `{"ok":true,"activation","events","workers"[,"outcomes"]}`:
- * the very text JSON.stringify gives for that object, and its length in bytes.
- * Speed: written by hand, since on node 20 JSON.stringify costs about a microsecond even
- * for this small an object, and its ids and names are almost always plain ASCII, which
- * needs neither escaping nor a UTF-8 length count.
+ * the very text JSON.stringify gives for that object, and its length in bytes. Written by hand:
+ * ids and names are almost always plain ASCII, needing neither escapes nor a UTF-8 count
+ * (docs/benchmarks.md, "Choices the measurements made").
  */
 export function firedReplyJson(activation: string, events: readonly string[], workers: readonly string[], outcomes: unknown): { text: string; bytes: number } {
   allPlain = true;

@@ -6,6 +6,12 @@
  */
 
 /**
+ * Request headers that carry the caller's credentials: never stored (activation records, the
+ * durable journal), since a rerun or a recovery is authorised on its own, not by replayed credentials.
+ */
+export const kSecretHeaders: readonly string[] = Object.freeze(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
  * Variables that hold credentials: COUCHDB_URL, LIVELY_* ones named for a user, password, secret
  * or token, and any whose value is a URL with a password in it.
  */

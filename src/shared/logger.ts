@@ -18,8 +18,8 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-const ORDER = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
-export type Level = keyof typeof ORDER;
+const kLevelOrder = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
+export type Level = keyof typeof kLevelOrder;
 export type LogFormat = 'json' | 'pretty';
 
 export interface LoggerOptions {
@@ -171,8 +171,8 @@ function prettyLine(t: Date, level: Emit, msg: string, fields: Record<string, un
 
 export function createLogger(levelOrOptions: Level | LoggerOptions = 'info', write?: (line: string) => void): Logger {
   const o: LoggerOptions = typeof levelOrOptions === 'string' ? { level: levelOrOptions, write } : levelOrOptions;
-  const min = ORDER[o.level ?? 'info'];
-  if (min === ORDER.silent) {
+  const min = kLevelOrder[o.level ?? 'info'];
+  if (min === kLevelOrder.silent) {
     const nothing = (): void => undefined;
     return { debug: nothing, info: nothing, warn: nothing, error: nothing };
   }
@@ -181,7 +181,7 @@ export function createLogger(levelOrOptions: Level | LoggerOptions = 'info', wri
   const format = o.format ?? (o.write ? 'json' : logFormatFromEnv());
   const color = o.color ?? (!o.write && process.stderr.isTTY === true && !process.env.NO_COLOR);
   const at = (lv: Emit) => (msg: string, fields?: Record<string, unknown>): void => {
-    if (ORDER[lv] < min) return;
+    if (kLevelOrder[lv] < min) return;
     let line: string;
     try {
       const t = new Date();

@@ -23,7 +23,7 @@ export type OutputCommand = (
 /** The most messages a process may hold at once, whatever it declares. */
 export const kMaxPipeline = 256;
 
-const LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
+const kLevels = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
 
 export function parseOutputLine(line: string, stream: 'stdout' | 'stderr'): OutputCommand {
   if (stream === 'stdout' && line.length > 1 && line.charCodeAt(0) === 123 /* { */) {
@@ -53,7 +53,7 @@ function command(o: Record<string, unknown>): OutputCommand | undefined {
   if (o.acknowledges === true) return { kind: 'acknowledges' };
   if (typeof o.pipeline === 'number' && Number.isInteger(o.pipeline) && o.pipeline >= 1) return { kind: 'pipeline', depth: Math.min(o.pipeline, kMaxPipeline) };
   if (typeof o.log === 'string') {
-    const level = typeof o.level === 'string' && LEVELS.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
+    const level = typeof o.level === 'string' && kLevels.has(o.level as LogLevel) ? o.level as LogLevel : 'info';
     return { kind: 'log', level, msg: o.log };
   }
   return undefined;

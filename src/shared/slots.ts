@@ -1,18 +1,9 @@
 /**
- * Entries held for a short while under a numeric id the table hands out, in reusable array
- * slots: what the dispatch path uses instead of a Map for messages in flight.
- *
- * Why not a Map: one entry added and one deleted per message makes V8 rebuild the Map's hash
- * table every few dozen messages, and each table it replaces keeps a link to its successor
- * (for iterators that were walking it). Once a replaced table has been promoted to the old
- * generation, it is garbage that young-generation collections cannot see as garbage: it keeps
- * its successor alive, which is promoted in turn and keeps the next. On a busy runtime every
- * message then outlived the young generation with everything it referred to (about 1 MB copied
- * and promoted per collection, against 40 KB without), until the next full collection, after
- * which the chain started again. An array of slots is never replaced while its size is steady.
- *
- * An id is its slot plus a multiple of the slot span, the multiple counting reuses, so an id
- * that was deleted is not found again when its slot holds something newer.
+ * Entries held briefly under numeric ids the table hands out, in reusable array slots: what the
+ * dispatch path uses instead of a Map for messages in flight. A Map with one add and one delete
+ * per message is rebuilt every few dozen, and its replaced tables chain each other into the old
+ * generation, so every message outlived the young generation (docs/benchmarks.md). An id is its
+ * slot plus a multiple of the span counting reuses, so a deleted id never finds a newer entry.
  */
 const kSpan = 2 ** 22;
 const kRounds = 2 ** 30;

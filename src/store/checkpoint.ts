@@ -2,9 +2,8 @@
  * A feed's position kept in a `_local/<name>` document, as CouchDB replication keeps its own:
  * `_local` documents are never replicated and never show in `_changes`.
  */
-import type nano from 'nano';
 import { LivelyError } from '../shared/errors.ts';
-import { statusOf } from './couch.ts';
+import { getDoc, putDoc, statusOf, type DocumentScope } from './couch.ts';
 
 interface CheckpointDoc {
   _id: string;
@@ -14,27 +13,27 @@ interface CheckpointDoc {
 }
 
 export class LocalCheckpoint {
-  readonly #db: nano.DocumentScope<unknown>;
+  private readonly db: DocumentScope<unknown>;
   readonly id: string;
-  #rev: string | undefined;
+  private rev: string | undefined;
 
-  constructor(db: nano.DocumentScope<unknown>, name: string) {
+  constructor(db: DocumentScope<unknown>, name: string) {
     if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]+$/.test(name)) {
       throw new LivelyError('LC_CONFIG', `checkpoint name must be letters, digits, '_', '.', ':' or '-': ${JSON.stringify(name)}`);
     }
-    this.#db = db;
+    this.db = db;
     this.id = `_local/${name}`;
   }
 
   /** The saved seq, or undefined when nothing was saved yet. */
   async load(): Promise<string | undefined> {
     try {
-      const doc = (await this.#db.get(this.id)) as unknown as CheckpointDoc;
-      this.#rev = doc._rev;
+      const doc = await getDoc<CheckpointDoc>(this.db, this.id);
+      this.rev = doc._rev;
       return typeof doc.seq === 'string' ? doc.seq : undefined;
     } catch (err) {
       if (statusOf(err) === 404) {
-        this.#rev = undefined;
+        this.rev = undefined;
         return undefined;
       }
       throw err;
@@ -45,10 +44,10 @@ export class LocalCheckpoint {
   async save(seq: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const doc: CheckpointDoc = { _id: this.id, seq: String(seq), updated: new Date().toISOString() };
-      if (this.#rev) doc._rev = this.#rev;
+      if (this.rev) doc._rev = this.rev;
       try {
-        const res = await this.#db.insert(doc as never);
-        this.#rev = res.rev;
+        const res = await putDoc(this.db, doc);
+        this.rev = res.rev;
         return;
       } catch (err) {
         if (statusOf(err) !== 409 || attempt > 0) throw err;

@@ -104,3 +104,75 @@ export async function retry<T>(fn: () => Promise<T>, options: RetryOptions = {})
 }
 
 export { sleep };
+
+// Typed calls for documents of the runtime's own shapes (state, claims, leases, journals): nano
+// types a database by one document type, these name the shape per call, so callers cast nothing.
+
+/** Which database on which server: all a feed needs, whatever the database's document type. */
+export type DbRef = Pick<DocumentScope<unknown>, 'config' | 'server'>;
+
+/** A stored document: its shape with `_id` and `_rev`. */
+export type Stored<T> = T & { _id: string; _rev: string };
+
+/** One row of a `_changes` answer or feed. */
+export interface ChangeRow {
+  id: string;
+  seq: string;
+  changes: Array<{ rev: string }>;
+  deleted?: boolean;
+  doc?: Record<string, unknown> & { _id: string; _rev: string };
+}
+
+export interface ListRow<T> { id: string; key: string; value: { rev: string; deleted?: boolean }; doc?: Stored<T> }
+
+/** A row of a `_bulk_docs` answer: `rev` when written, `error` when refused. */
+export interface BulkRow { id: string; rev?: string; ok?: boolean; error?: string; reason?: string }
+
+export async function getDoc<T>(db: DocumentScope<any>, id: string): Promise<Stored<T>> {
+  return (await db.get(id)) as Stored<T>;
+}
+
+/** Writes one document (a `_rev` in it updates); its new rev. */
+export async function putDoc(db: DocumentScope<any>, doc: object): Promise<{ id: string; rev: string }> {
+  const res = await db.insert(doc);
+  return { id: res.id, rev: res.rev };
+}
+
+export async function bulkDocs(db: DocumentScope<any>, docs: object[]): Promise<BulkRow[]> {
+  return (await db.bulk({ docs })) as BulkRow[];
+}
+
+export async function listDocs<T>(db: DocumentScope<any>, params: { include_docs?: boolean; limit?: number; startkey?: string; endkey?: string } = {}): Promise<ListRow<T>[]> {
+  return (await db.list(params)).rows as ListRow<T>[];
+}
+
+/** One `_changes` read (not a feed: see ./feed.ts). */
+export async function readChanges(db: DocumentScope<any>, params: { since: string; include_docs?: boolean; limit?: number }): Promise<{ results: ChangeRow[]; last_seq: string }> {
+  const res = await db.changes(params);
+  return { results: res.results as ChangeRow[], last_seq: String(res.last_seq) };
+}
+
+/** Creates a database with its shard count (`q`) and copies (`n`) where the store honours them. */
+export async function createDb(server: ServerScope, name: string, params: { q?: number; n?: number } = {}): Promise<void> {
+  await server.db.create(name, params);
+}
+
+/** What `GET /<db>` tells; `update_seq` is a string on CouchDB, a number on the embedded store. */
+export interface DbInfo { sizes?: { file?: number; active?: number }; compact_running?: boolean; update_seq?: unknown; doc_count?: number }
+
+export async function dbInfo(server: ServerScope, name: string): Promise<DbInfo> {
+  return (await server.db.get(name)) as DbInfo;
+}
+
+/** The names of the databases in [start, end]. */
+export async function dbNames(server: ServerScope, start: string, end: string): Promise<string[]> {
+  return (await server.request({ path: '_all_dbs', qs: { start_key: start, end_key: end } })) as string[];
+}
+
+/**
+ * A request with JSON text made by the caller: a bare value, or a large body stringified once
+ * (nano's own stringify walks every key with a replacer). The answer is typed by the caller.
+ */
+export async function sendJson<T = unknown>(server: ServerScope, method: 'PUT' | 'POST', at: { db: string; doc?: string; path?: string }, json: string): Promise<T> {
+  return (await server.request({ ...at, method, body: json, dontStringify: true, headers: { 'content-type': 'application/json' } } as nano.RequestOptions)) as T;
+}

@@ -7,12 +7,11 @@
  * supports it and by name in any case. They hold what workers were sent and said, so they are
  * created readable and writable by admins only.
  */
-import type { ServerScope } from 'nano';
 import { LivelyError } from '../shared/errors.ts';
-import { ensureDb, statusOf } from './couch.ts';
+import { kDatabaseNamePattern } from '../shared/db-name.ts';
+import { dbNames, ensureDb, statusOf, type ServerScope } from './couch.ts';
 import { kAdminOnlySecurity as kDaySecurity } from './init.ts';
 
-const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
 export const kDayMs = 86_400_000;
 
 export interface DayDb {
@@ -42,7 +41,7 @@ export class DayDbs {
     if (t >= this.last.start && t < this.last.start + kDayMs) return this.last.name;
     const iso = new Date(t).toISOString();
     const name = `${this.base}${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}`;
-    if (!kDbName.test(name)) throw new LivelyError('LC_CONFIG', `options.dbPrefix gives an invalid CouchDB database name: ${JSON.stringify(name)}`);
+    if (!kDatabaseNamePattern.test(name)) throw new LivelyError('LC_CONFIG', `options.dbPrefix gives an invalid CouchDB database name: ${JSON.stringify(name)}`);
     this.last = { start: dayStart(t), name };
     return name;
   }
@@ -58,7 +57,7 @@ export class DayDbs {
 
   /** The day databases that exist, newest first. */
   async list(server: ServerScope): Promise<DayDb[]> {
-    const names = await server.request({ path: '_all_dbs', qs: { start_key: this.base, end_key: `${this.base}\ufff0` } }) as unknown as string[];
+    const names = await dbNames(server, this.base, `${this.base}\ufff0`);
     const days: DayDb[] = [];
     for (const name of names) {
       const day = this.parse(name);

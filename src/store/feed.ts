@@ -13,15 +13,8 @@ import type nano from 'nano';
 import { request } from 'undici';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { silentLogger, type Logger } from '../shared/logger.ts';
-import { basicAuthOf, sleep, statusOf } from './couch.ts';
+import { basicAuthOf, sleep, statusOf, type ChangeRow, type DbRef } from './couch.ts';
 
-export interface ChangeRow {
-  id: string;
-  seq: string;
-  changes: Array<{ rev: string }>;
-  deleted?: boolean;
-  doc?: Record<string, unknown> & { _id: string; _rev: string };
-}
 
 export interface ChangesFeedOptions {
   /** where to start: 'now' (only what happens from here on), '0' (everything) or a saved seq. */
@@ -57,15 +50,15 @@ const kBackoffStart = 100;
  * (results, lastSeq) after a batch was handled; 'retry' (error, delay); 'error' (fatal: the
  * feed has stopped); 'stop'. */
 export class ChangesFeed extends EventEmitter {
-  readonly #db: nano.DocumentScope<unknown>;
-  readonly #opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>;
-  #since: string;
-  #controller: AbortController | undefined;
-  #running = false;
-  #done: Promise<void> | undefined;
-  #batch: Promise<void> | undefined;
+  private readonly db: DbRef;
+  private readonly opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>;
+  private sinceSeq: string;
+  private controller: AbortController | undefined;
+  private isRunning = false;
+  private done: Promise<void> | undefined;
+  private batch: Promise<void> | undefined;
 
-  constructor(db: nano.DocumentScope<unknown>, options: ChangesFeedOptions) {
+  constructor(db: DbRef, options: ChangesFeedOptions) {
     super();
     if (!options || typeof options.onBatch !== 'function') {
       throw new LivelyError('LC_CONFIG', 'options.onBatch must be a function');
@@ -78,25 +71,25 @@ export class ChangesFeed extends EventEmitter {
     if (opts.heartbeat !== undefined && (!Number.isInteger(opts.heartbeat) || opts.heartbeat < 1)) {
       throw new LivelyError('LC_CONFIG', 'options.heartbeat must be a positive integer');
     }
-    this.#db = db;
-    this.#opts = opts;
-    this.#since = opts.since;
+    this.db = db;
+    this.opts = opts;
+    this.sinceSeq = opts.since;
   }
 
   /** The seq after the last handled batch (or the start `since`). */
   get since(): string {
-    return this.#since;
+    return this.sinceSeq;
   }
 
   get running(): boolean {
-    return this.#running;
+    return this.isRunning;
   }
 
   start(): this {
-    if (this.#running) return this;
-    this.#running = true;
-    this.#controller = new AbortController();
-    this.#done = this.#loop(this.#controller.signal);
+    if (this.isRunning) return this;
+    this.isRunning = true;
+    this.controller = new AbortController();
+    this.done = this.loop(this.controller.signal);
     return this;
   }
 
@@ -106,39 +99,39 @@ export class ChangesFeed extends EventEmitter {
    * timeout to answer, and nothing it says after stop() is handled.
    */
   async stop(): Promise<void> {
-    if (this.#running) {
-      this.#running = false;
-      this.#controller?.abort();
+    if (this.isRunning) {
+      this.isRunning = false;
+      this.controller?.abort();
     }
-    await this.#batch;
+    await this.batch;
   }
 
-  async #loop(signal: AbortSignal): Promise<void> {
-    const { logger, maxBackoff } = this.#opts;
+  private async loop(signal: AbortSignal): Promise<void> {
+    const { logger, maxBackoff } = this.opts;
     let backoff = kBackoffStart;
     // the next page, asked for while a full batch is handled (dropped if that batch fails)
     let prefetched: { since: string; page: Promise<ChangesPage>; abort: AbortController } | undefined;
     while (!signal.aborted) {
       let page: ChangesPage;
       try {
-        if (prefetched && prefetched.since === this.#since) {
+        if (prefetched && prefetched.since === this.sinceSeq) {
           const p = prefetched.page;
           prefetched = undefined;
           page = await p;
         } else {
           prefetched?.abort.abort();
           prefetched = undefined;
-          page = await this.#poll(signal, this.#since);
+          page = await this.poll(signal, this.sinceSeq);
         }
       } catch (err) {
         if (signal.aborted) break;
         const status = statusOf(err);
         if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
-          this.#running = false;
-          this.emit('error', new LivelyError('LC_STORE_UNAVAILABLE', `_changes of ${this.#db.config.db} failed: ${describeError(err)}`, { status }));
+          this.isRunning = false;
+          this.emit('error', new LivelyError('LC_STORE_UNAVAILABLE', `_changes of ${this.db.config.db} failed: ${describeError(err)}`, { status }));
           break;
         }
-        logger.warn('changes feed retrying', { db: this.#db.config.db, error: describeError(err), in: backoff });
+        logger.warn('changes feed retrying', { db: this.db.config.db, error: describeError(err), in: backoff });
         this.emit('retry', err, backoff);
         await sleep(backoff, signal).catch(() => undefined);
         backoff = Math.min(backoff * 2, maxBackoff);
@@ -149,25 +142,25 @@ export class ChangesFeed extends EventEmitter {
       const lastSeq = String(page.last_seq);
       this.emit('page', { results: page.results.length, pending: page.pending, lastSeq });
       if (page.results.length > 0) {
-        if (page.results.length >= this.#opts.batchSize) {
+        if (page.results.length >= this.opts.batchSize) {
           // more is waiting: fetch it while this batch is handled
           const abort = new AbortController();
           const onAbort = () => abort.abort();
           signal.addEventListener('abort', onAbort, { once: true });
-          const next = this.#poll(abort.signal, lastSeq).finally(() => signal.removeEventListener('abort', onAbort));
+          const next = this.poll(abort.signal, lastSeq).finally(() => signal.removeEventListener('abort', onAbort));
           next.catch(() => undefined); // awaited (or dropped) later
           prefetched = { since: lastSeq, page: next, abort };
         }
         // Handling and checkpointing are one unit that stop() waits for.
-        const unit = this.#handle(page.results, lastSeq);
-        this.#batch = unit.then(() => undefined, () => undefined);
+        const unit = this.handle(page.results, lastSeq);
+        this.batch = unit.then(() => undefined, () => undefined);
         try {
           await unit;
         } catch (err) {
           // stopped while handling (the handler gave up on the batch): nothing to retry
           if (signal.aborted) break;
           // the batch is not acknowledged: it is delivered again from the same `since`
-          logger.error('changes batch failed; retrying it', { db: this.#db.config.db, error: describeError(err) });
+          logger.error('changes batch failed; retrying it', { db: this.db.config.db, error: describeError(err) });
           this.emit('retry', err, backoff);
           await sleep(backoff, signal).catch(() => undefined);
           backoff = Math.min(backoff * 2, maxBackoff);
@@ -175,24 +168,24 @@ export class ChangesFeed extends EventEmitter {
         }
         this.emit('batch', page.results, lastSeq);
       } else {
-        this.#since = lastSeq;
+        this.sinceSeq = lastSeq;
       }
     }
     prefetched?.abort.abort();
     this.emit('stop');
   }
 
-  async #handle(results: ChangeRow[], lastSeq: string): Promise<void> {
-    await this.#opts.onBatch(results, lastSeq);
-    this.#since = lastSeq;
-    if (this.#opts.checkpoint) {
-      await this.#opts.checkpoint(lastSeq).catch((err) =>
-        this.#opts.logger.warn('changes checkpoint failed', { db: this.#db.config.db, error: describeError(err) }));
+  private async handle(results: ChangeRow[], lastSeq: string): Promise<void> {
+    await this.opts.onBatch(results, lastSeq);
+    this.sinceSeq = lastSeq;
+    if (this.opts.checkpoint) {
+      await this.opts.checkpoint(lastSeq).catch((err) =>
+        this.opts.logger.warn('changes checkpoint failed', { db: this.db.config.db, error: describeError(err) }));
     }
   }
 
-  async #poll(signal: AbortSignal, since: string): Promise<ChangesPage> {
-    const { includeDocs, batchSize, timeout, selector, heartbeat } = this.#opts;
+  private async poll(signal: AbortSignal, since: string): Promise<ChangesPage> {
+    const { includeDocs, batchSize, timeout, selector, heartbeat } = this.opts;
     const qs: Record<string, unknown> = {
       feed: 'longpoll',
       since,
@@ -201,9 +194,9 @@ export class ChangesFeed extends EventEmitter {
       include_docs: includeDocs,
     };
     if (selector) qs.filter = '_selector';
-    if (heartbeat !== undefined) return this.#watchedPoll(qs, heartbeat, signal);
-    const res = await this.#db.server.request({
-      db: this.#db.config.db,
+    if (heartbeat !== undefined) return this.watchedPoll(qs, heartbeat, signal);
+    const res = await this.db.server.request({
+      db: this.db.config.db,
       path: '_changes',
       method: selector ? 'POST' : 'GET',
       qs,
@@ -222,9 +215,9 @@ export class ChangesFeed extends EventEmitter {
    * for longer than `2 × heartbeat + 1 s` aborts the request (a dropped connection). Sent
    * without Accept-Encoding: a compressed answer would hold the newlines back.
    */
-  async #watchedPoll(qs: Record<string, unknown>, heartbeat: number, signal: AbortSignal): Promise<ChangesPage> {
-    const { selector } = this.#opts;
-    const base = new URL(this.#db.config.url);
+  private async watchedPoll(qs: Record<string, unknown>, heartbeat: number, signal: AbortSignal): Promise<ChangesPage> {
+    const { selector } = this.opts;
+    const base = new URL(this.db.config.url);
     const headers: Record<string, string> = { accept: 'application/json' };
     const authorization = basicAuthOf(base);
     if (authorization) {
@@ -233,7 +226,7 @@ export class ChangesFeed extends EventEmitter {
       base.password = '';
     }
     const search = new URLSearchParams(Object.entries({ ...qs, heartbeat }).map(([k, v]) => [k, String(v)]));
-    const url = `${base.toString().replace(/\/$/, '')}/${encodeURIComponent(this.#db.config.db)}/_changes?${search}`;
+    const url = `${base.toString().replace(/\/$/, '')}/${encodeURIComponent(this.db.config.db)}/_changes?${search}`;
     const stall = 2 * heartbeat + 1_000;
     const local = new AbortController();
     const onAbort = () => local.abort(signal.reason);
@@ -266,7 +259,7 @@ export class ChangesFeed extends EventEmitter {
       }
       return { results: page.results, last_seq: String(page.last_seq), ...(typeof page.pending === 'number' ? { pending: page.pending } : {}) };
     } catch (err) {
-      if (silent && !signal.aborted) throw new LivelyError('LC_STORE_UNAVAILABLE', `_changes of ${this.#db.config.db} went silent for ${stall} ms: connection dropped`);
+      if (silent && !signal.aborted) throw new LivelyError('LC_STORE_UNAVAILABLE', `_changes of ${this.db.config.db} went silent for ${stall} ms: connection dropped`);
       throw err;
     } finally {
       clearTimeout(timer);

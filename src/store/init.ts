@@ -9,10 +9,10 @@
  * content). The runtime's state (`<prefix>logs`) and the secrets (`<prefix>secrets`) are for
  * server admins only, `_local` documents included.
  */
-import type nano from 'nano';
 import { eventsDesignDoc, workersDesignDoc, type ValidationDesignDoc } from '../events/design.ts';
 import { LivelyError } from '../shared/errors.ts';
-import { ensureDb, retry, statusOf } from './couch.ts';
+import { kDatabaseNamePattern } from '../shared/db-name.ts';
+import { ensureDb, getDoc, putDoc, retry, statusOf, type DocumentScope, type ServerScope } from './couch.ts';
 import { ensureStateDb } from './state-db.ts';
 
 export interface InitOptions {
@@ -27,12 +27,11 @@ export interface StoreDatabases {
   secrets: string;
 }
 
-const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
 
 export function databaseNames(prefix: string): StoreDatabases {
   const names = { events: `${prefix}events`, workers: `${prefix}workers`, logs: `${prefix}logs`, secrets: `${prefix}secrets` };
   for (const name of Object.values(names)) {
-    if (!kDbName.test(name)) throw new LivelyError('LC_CONFIG', `options.prefix gives an invalid CouchDB database name: ${JSON.stringify(name)}`);
+    if (!kDatabaseNamePattern.test(name)) throw new LivelyError('LC_CONFIG', `options.prefix gives an invalid CouchDB database name: ${JSON.stringify(name)}`);
   }
   return names;
 }
@@ -48,7 +47,7 @@ export const kAdminOnlySecurity = Object.freeze({
   members: { names: [], roles: ['_admin'] },
 });
 
-export async function initStore(server: nano.ServerScope, opts: InitOptions): Promise<StoreDatabases> {
+export async function initStore(server: ServerScope, opts: InitOptions): Promise<StoreDatabases> {
   if (!opts || typeof opts.prefix !== 'string') throw new LivelyError('LC_CONFIG', 'options.prefix must be a string');
   if (opts.writerRole !== undefined && (typeof opts.writerRole !== 'string' || opts.writerRole === '' || opts.writerRole.startsWith('_'))) {
     throw new LivelyError('LC_CONFIG', 'options.writerRole must be a non-empty role name not starting with "_"');
@@ -72,7 +71,7 @@ export async function initStore(server: nano.ServerScope, opts: InitOptions): Pr
   return names;
 }
 
-async function putSecurity(server: nano.ServerScope, db: string, security: object): Promise<void> {
+async function putSecurity(server: ServerScope, db: string, security: object): Promise<void> {
   await server.request({ db, path: '_security', method: 'PUT', body: security });
 }
 
@@ -92,12 +91,12 @@ function sortKeys(v: unknown): unknown {
 }
 
 /** Writes the design document when it is missing or differs, carrying the current _rev. */
-export async function installDesignDoc(db: nano.DocumentScope<unknown>, design: { _id: string; _rev?: string }): Promise<void> {
+export async function installDesignDoc(db: DocumentScope<unknown>, design: { _id: string; _rev?: string }): Promise<void> {
   const ddoc = design as DesignDoc;
   for (let attempt = 0; ; attempt++) {
     let current: DesignDoc | undefined;
     try {
-      current = (await db.get(ddoc._id)) as unknown as DesignDoc;
+      current = await getDoc<DesignDoc>(db, ddoc._id);
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
     }
@@ -106,7 +105,7 @@ export async function installDesignDoc(db: nano.DocumentScope<unknown>, design: 
     delete doc._rev;
     if (current) doc._rev = current._rev;
     try {
-      await db.insert(doc as never);
+      await putDoc(db, doc);
       return;
     } catch (err) {
       // another instance installed it at the same moment: compare again

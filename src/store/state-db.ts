@@ -1,35 +1,26 @@
 /**
- * The state database (`<prefix>logs`): leases, schedule claims, changes checkpoints, durable
- * heartbeats and claims. Runtimes arbitrate through it by writing with the revision they read,
- * which holds only where a 409 reliably means "you lost" and a 201 "you won".
- *
- * On a CouchDB cluster that is not so for a database with several copies: two writes with the
- * same `_rev` through two nodes can both be accepted, leaving a conflict. So the state database
- * is made with q=1, n=1: one shard, one copy, whose writes its node serialises. The price: while
- * that node is down no runtime can claim a tick or renew a lease, so nothing is fired twice but
- * ticks are skipped and changes wait until it is back (see docs/cluster.md). A state database
- * made earlier with several copies is reported (`placement().copies > 1`).
- *
- * Its growth is bounded: a low revision limit (where the store has one) and `_compact` when the
- * file is mostly old revisions (StateCompactor).
+ * The state database (`<prefix>logs`: leases, tick claims, checkpoints, durable heartbeats).
+ * Runtimes arbitrate by writing with the revision read, which holds only where a 409 reliably
+ * means "lost": on a cluster, a database of one shard and one copy (q=1, n=1); one made earlier
+ * with more copies is reported. Its growth is bounded by a low revision limit and `_compact`
+ * (StateCompactor). Why and what it costs: docs/cluster.md.
  */
-import type nano from 'nano';
 import type { Logger } from '../shared/logger.ts';
 import { describeError } from '../shared/errors.ts';
-import { statusOf } from './couch.ts';
+import { createDb, dbInfo, sendJson, statusOf, type ServerScope } from './couch.ts';
 
 /** Revisions kept per document: a lease or claim needs only its latest. */
 export const kStateRevsLimit = 20;
 
-export async function ensureStateDb(server: nano.ServerScope, name: string): Promise<void> {
+export async function ensureStateDb(server: ServerScope, name: string): Promise<void> {
   try {
-    await server.db.create(name, { q: 1, n: 1 } as never);
+    await createDb(server, name, { q: 1, n: 1 });
   } catch (err) {
     if (statusOf(err) !== 412) throw err;
     return;
   }
   try {
-    await server.request({ db: name, path: '_revs_limit', method: 'PUT', body: kStateRevsLimit as never });
+    await sendJson(server, 'PUT', { db: name, path: '_revs_limit' }, String(kStateRevsLimit));
   } catch {
     // the embedded store has no _revs_limit; compaction alone bounds it there
   }
@@ -44,7 +35,7 @@ export interface Placement {
 }
 
 /** Where the state database lives, and whether its writes serialise. */
-export async function placement(server: nano.ServerScope, name: string): Promise<Placement> {
+export async function placement(server: ServerScope, name: string): Promise<Placement> {
   let shards: Record<string, string[]>;
   try {
     shards = ((await server.request({ db: name, path: '_shards' })) as { shards?: Record<string, string[]> }).shards ?? {};
@@ -63,8 +54,6 @@ export async function placement(server: nano.ServerScope, name: string): Promise
   return p;
 }
 
-interface DbInfo { sizes?: { file?: number; active?: number }; compact_running?: boolean; update_seq?: unknown; doc_count?: number }
-
 /**
  * Compacts the state database when its file is more than twice its live data (and over
  * `minBytes`), checked every `everyMs`. Where the store reports no sizes (the embedded store,
@@ -72,14 +61,14 @@ interface DbInfo { sizes?: { file?: number; active?: number }; compact_running?:
  * written since the last compaction; failing both, every tenth check.
  */
 export class StateCompactor {
-  #timer: NodeJS.Timeout | undefined;
-  #checks = 0;
-  #compactedAt: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private checks = 0;
+  private compactedAt: number | undefined;
   compactions = 0;
   lastSize: number | undefined;
 
   constructor(
-    private readonly server: nano.ServerScope,
+    private readonly server: ServerScope,
     private readonly db: string,
     private readonly logger: Logger,
     private readonly everyMs = 60_000,
@@ -87,36 +76,36 @@ export class StateCompactor {
   ) {}
 
   start(): void {
-    this.#timer = setInterval(() => void this.check(), this.everyMs);
-    this.#timer.unref();
+    this.timer = setInterval(() => void this.check(), this.everyMs);
+    this.timer.unref();
   }
 
   /** Resolves with whether a compaction was started. */
-  #seqAtCompaction: string | undefined;
+  private seqAtCompaction: string | undefined;
 
   async check(): Promise<boolean> {
-    this.#checks++;
+    this.checks++;
     try {
-      const info = (await this.server.db.get(this.db)) as unknown as DbInfo;
+      const info = await dbInfo(this.server, this.db);
       const file = info.sizes?.file;
       const active = info.sizes?.active;
       this.lastSize = file;
       if (info.compact_running) return false;
       // nothing written since the last compaction: compacting again gains nothing (seqs compared for equality only)
       const seqKey = JSON.stringify(info.update_seq);
-      if (seqKey === this.#seqAtCompaction) return false;
+      if (seqKey === this.seqAtCompaction) return false;
       const seq = typeof info.update_seq === 'number' || /^\d+$/.test(String(info.update_seq)) ? Number(info.update_seq) : undefined;
-      this.#compactedAt ??= 0;
+      this.compactedAt ??= 0;
       const due = file !== undefined && active !== undefined
         ? file > this.minBytes && file > 2 * active
         : seq !== undefined
-          ? seq - this.#compactedAt > Math.max(200, 4 * (info.doc_count ?? 0))
-          : this.#checks % 10 === 0;
+          ? seq - this.compactedAt > Math.max(200, 4 * (info.doc_count ?? 0))
+          : this.checks % 10 === 0;
       if (!due) return false;
       await this.server.request({ db: this.db, path: '_compact', method: 'POST', headers: { 'content-type': 'application/json' } });
       this.compactions++;
-      this.#seqAtCompaction = seqKey;
-      if (seq !== undefined) this.#compactedAt = seq;
+      this.seqAtCompaction = seqKey;
+      if (seq !== undefined) this.compactedAt = seq;
       this.logger.debug('state database compacted', { db: this.db, file, active });
       return true;
     } catch (err) {
@@ -126,6 +115,6 @@ export class StateCompactor {
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.timer) clearInterval(this.timer);
   }
 }

@@ -1,29 +1,16 @@
 /**
- * Changes triggers: `{ "changes": { "db": "inbox", "selector": {…}, "include_docs": true } }`
- * fires the event once per change of that database.
- *
- * - Delivery: a batch of at most `concurrency` changes is fired at once; the trigger's
- *   checkpoint (a `_local` document of the logs database, as CouchDB replication keeps its
- *   own) moves past the batch only after every one of its activations has finished. After a
- *   crash the next follower starts from the checkpoint: nothing is missed (at-least-once),
- *   and nothing is done twice but the one batch that was in flight.
- * - Several runtimes: each trigger's feed is followed by one runtime at a time, the one
- *   holding its lease (./lease.ts); the others stand by and take over from the checkpoint
- *   within a lease period when the holder dies. A holder that loses its lease fires no more.
- * - Faults: a database that does not exist (yet), one that is deleted, a store that is away
- *   and a feed that drops are retried with backoff for as long as the event stays; `stats()`
- *   says which feeds run, stand by or retry, and why.
- *
- * A new trigger starts at the database's current seq; a trigger whose database did not exist
- * when it was first looked at (or that was deleted under it) starts at its beginning once
- * it appears: every change of it came after the trigger.
+ * Changes triggers (`{ "changes": { "db": "inbox", … } }`): one activation per change, at most
+ * `concurrency` at once; the checkpoint (a `_local` document) moves past a batch only once all
+ * its activations finished, so a crash loses nothing and repeats only the batch in flight.
+ * One runtime follows each feed, the holder of its lease (./lease.ts); a missing, deleted or
+ * unreachable database is retried with backoff while the event stays. A new trigger starts at
+ * the current seq; one whose database appears later starts at its beginning.
  */
 import { createHash } from 'node:crypto';
-import type { DocumentScope, ServerScope } from 'nano';
 import type { ChangesTrigger, EventDef } from '../events/model.ts';
-import { ChangesFeed, type ChangeRow } from '../store/feed.ts';
+import { ChangesFeed } from '../store/feed.ts';
 import { LocalCheckpoint } from '../store/checkpoint.ts';
-import { sleep, statusOf } from '../store/couch.ts';
+import { readChanges, sleep, statusOf, type ChangeRow, type DocumentScope, type ServerScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
 import { describeError, isLivelyError } from '../shared/errors.ts';
 import { Lease } from './lease.ts';
@@ -148,7 +135,7 @@ class Follower {
   }
 
   private async startFeed(): Promise<void> {
-    const db = this.opts.server.use(this.trigger.db) as DocumentScope<unknown>;
+    const db = this.opts.server.use<unknown>(this.trigger.db);
     let since = await this.checkpoint.load();
     let updateSeq: string;
     try {
@@ -338,7 +325,7 @@ export async function checkpointProblem(db: DocumentScope<unknown>, since: strin
     return `is ahead of the database's update_seq ${updateSeq}`;
   }
   try {
-    await db.changes({ since, limit: 1 } as never);
+    await readChanges(db, { since, limit: 1 });
   } catch (err) {
     if (statusOf(err) === 400) return `the database refuses as a seq (${describeError(err)})`;
     throw err;

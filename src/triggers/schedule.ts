@@ -1,16 +1,9 @@
 /**
- * Schedule triggers: `{ "every": "1m" }` or `{ "cron": "<five fields>", "tz": "Europe/Berlin" }`
- * (cron in UTC unless `tz` names an IANA zone, read through Intl).
- * Tick times are absolute (multiples of `every` since the epoch, or cron minutes), so
- * several runtimes on one CouchDB agree on them; each tick is claimed through the store
- * (`claim`, see ./ticks.ts) and only the runtime whose claim wins fires it.
- * Ticks missed while no runtime ran are not replayed in a burst: when a trigger is armed,
- * the last of them fires once (`"catchup": 1`, the default) or none (`"catchup": 0`).
- * The clock is injected, so specs fire ticks by hand instead of waiting.
- *
- * The scheduler cannot flood: each trigger has at most one claim in flight. A tick that comes
- * while the previous one is still being claimed, or whose claim is won only after the next tick
- * is due, or that the dispatcher refuses, is skipped and counted (`stats()`), never queued.
+ * Schedule triggers (`{ "every": "1m" }`, or `cron` with an optional IANA `tz`). Tick times are
+ * absolute, so runtimes agree on them, and only the runtime whose claim wins fires one
+ * (./ticks.ts). Missed ticks are not replayed in a burst (`catchup`: the last one or none); a
+ * trigger has at most one claim in flight, so a late or refused tick is skipped and counted,
+ * never queued. The clock is injected, so specs fire ticks by hand.
  */
 import { createHash } from 'node:crypto';
 import type { EventDef, ScheduleTrigger } from '../events/model.ts';
@@ -63,14 +56,14 @@ export interface ScheduleOptions {
   logger: Logger;
 }
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
+const kMinute = 60_000;
+const kHour = 60 * kMinute;
+const kDay = 24 * kHour;
 
 interface Wall { month: number; day: number; hour: number; minute: number; weekday: number }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
-const WEEKDAYS: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+const kWeekdays: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
 
 /** The wall clock of zone `tz` (UTC when undefined) at instant `t`. */
 function wallClock(t: number, tz: string | undefined): Wall {
@@ -89,7 +82,7 @@ function wallClock(t: number, tz: string | undefined): Wall {
     else if (p.type === 'day') w.day = Number(p.value);
     else if (p.type === 'hour') w.hour = Number(p.value) % 24;
     else if (p.type === 'minute') w.minute = Number(p.value);
-    else if (p.type === 'weekday') w.weekday = WEEKDAYS[p.value] ?? 0;
+    else if (p.type === 'weekday') w.weekday = kWeekdays[p.value] ?? 0;
   }
   return w;
 }
@@ -108,8 +101,8 @@ export function nextCronTime(expr: string, after: number, tz?: string): number |
   const minList = parsed.fields[0];
   const domAny = doms!.size === 31;
   const dowAny = dows!.size === 7;
-  let t = Math.floor(after / MINUTE) * MINUTE + MINUTE;
-  const limit = after + 4 * 366 * DAY;
+  let t = Math.floor(after / kMinute) * kMinute + kMinute;
+  const limit = after + 4 * 366 * kDay;
   while (t < limit) {
     const w = wallClock(t, tz);
     const domOk = doms!.has(w.day);
@@ -119,17 +112,17 @@ export function nextCronTime(expr: string, after: number, tz?: string): number |
     if (!months!.has(w.month) || !dayOk) {
       // on to the next day: in big steps, then hour by hour, so a 23- or 25-hour day is not overshot
       const toMidnight = 24 * 60 - (w.hour * 60 + w.minute);
-      t += (toMidnight > 180 ? toMidnight - 120 : 60 - w.minute) * MINUTE;
+      t += (toMidnight > 180 ? toMidnight - 120 : 60 - w.minute) * kMinute;
       continue;
     }
-    if (!hours!.has(w.hour)) { t += (60 - w.minute) * MINUTE; continue; }
+    if (!hours!.has(w.hour)) { t += (60 - w.minute) * kMinute; continue; }
     if (!mins!.has(w.minute)) {
       const m = minList.find((x) => x > w.minute);
-      t += (m === undefined ? 60 - w.minute : m - w.minute) * MINUTE;
+      t += (m === undefined ? 60 - w.minute : m - w.minute) * kMinute;
       continue;
     }
     // as cron does: a job at fixed hours runs once in a repeated hour; an hourly one keeps its pace
-    if (tz !== undefined && hours!.size < 24 && repeatsEarlierWallTime(t, w, tz)) { t += MINUTE; continue; }
+    if (tz !== undefined && hours!.size < 24 && repeatsEarlierWallTime(t, w, tz)) { t += kMinute; continue; }
     return t;
   }
   return undefined;
@@ -137,7 +130,7 @@ export function nextCronTime(expr: string, after: number, tz?: string): number |
 
 /** Whether the wall clock showed the same time half an hour or an hour before (clocks went back). */
 function repeatsEarlierWallTime(t: number, w: Wall, tz: string): boolean {
-  for (const back of [30 * MINUTE, HOUR]) {
+  for (const back of [30 * kMinute, kHour]) {
     const p = wallClock(t - back, tz);
     if (p.day === w.day && p.hour === w.hour && p.minute === w.minute) return true;
   }
@@ -162,7 +155,7 @@ export function lastTickBetween(trigger: ScheduleTrigger, after: number, upTo: n
     return { at, missed: (at - first) / trigger.every + 1 };
   }
   // cron: look back over growing windows, so a frequent cron is not walked over years
-  for (const span of [HOUR, DAY, 32 * DAY, 366 * DAY, Infinity]) {
+  for (const span of [kHour, kDay, 32 * kDay, 366 * kDay, Infinity]) {
     const from = Math.max(after, upTo - span);
     let at = from === after ? first : nextTick(trigger, from);
     if (at === undefined || at > upTo) continue;

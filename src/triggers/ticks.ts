@@ -1,28 +1,13 @@
 /**
- * Schedule tick claims: ONE ordinary document per schedule trigger in the logs database
- * (`schedule-<hash>`), holding the last tick any runtime claimed. Claiming tick `at` is
- * writing `last: at` with the revision read, allowed only while `last < at`: of two runtimes
- * claiming the same tick one write lands and the other gets 409, re-reads, sees the tick
- * taken and does nothing. A runtime that wakes late for a tick already passed sees it too.
- *
- * Why not a document per tick: a 1 s schedule would add 86,400 documents a day (and as
- * many tombstones once pruned); here the claims are revisions of one document, which
- * CouchDB and the embedded store stem at the database's revision limit. Why not `_local`:
- * Apache CouchDB does not check revisions on `_local` writes, so a `_local` claim would
- * never lose. The same document says when the trigger last fired, which is what catch-up
- * after downtime needs.
- *
- * On a cluster the claim documents must live in a database whose writes serialise (the state
- * database is made with q=1, n=1: see src/store/state-db.ts); there a 409 means "lost" and a
- * 201 means "won", which is all this needs.
- *
- * A claim more than kMaxAheadMs in the future cannot come from a runtime (they claim a tick
- * when it is due): it is reported (./anomalies.ts) and overwritten, so it cannot stop the
- * schedule.
+ * Schedule tick claims: one ordinary document per schedule trigger in the state database,
+ * holding the last tick claimed; claiming tick `at` writes `last: at` with the revision read,
+ * only while `last < at`, so of two runtimes one lands and the other sees the tick taken.
+ * One document, not one per tick (86,400 a day at 1 s), and not `_local` (revisions unchecked,
+ * so a claim would never lose); it also says when the trigger last fired, for catch-up.
+ * A claim from the future is reported (./anomalies.ts) and overwritten. See docs/cluster.md.
  */
 import { createHash } from 'node:crypto';
-import type { DocumentScope } from 'nano';
-import { statusOf } from '../store/couch.ts';
+import { getDoc, putDoc, statusOf, type DocumentScope } from '../store/couch.ts';
 import type { Anomalies } from './anomalies.ts';
 
 /** How far ahead of this runtime's clock a claim may be (other runtimes' clocks run ahead a little). */
@@ -66,7 +51,7 @@ export class TickClaims {
       const doc: ClaimDoc = { _id: TickClaims.docId(key), type: 'schedule', key, last: at, at: new Date(at).toISOString(), by: this.instance };
       if (state.rev) doc._rev = state.rev;
       try {
-        const res = await this.db.insert(doc as never);
+        const res = await putDoc(this.db, doc);
         this.known.set(key, { rev: res.rev, last: at });
         return true;
       } catch (err) {
@@ -79,7 +64,7 @@ export class TickClaims {
 
   private async read(key: string): Promise<{ rev?: string; last?: number }> {
     try {
-      const doc = (await this.db.get(TickClaims.docId(key))) as unknown as ClaimDoc;
+      const doc = await getDoc<ClaimDoc>(this.db, TickClaims.docId(key));
       let last = typeof doc.last === 'number' && Number.isFinite(doc.last) ? doc.last : undefined;
       if (last !== undefined && last > this.now() + kMaxAheadMs) {
         this.anomalies?.report('future-claim', doc._id, `schedule claim for ${key} says its last tick is ${Math.abs(last) <= 8.64e15 ? new Date(last).toISOString() : last}, in the future; no runtime claims ahead of time, so it is overwritten by the next tick`, { key, last });

@@ -1,22 +1,10 @@
 /**
- * Bundles with esbuild: a worker revision from its attachments, and the code that runs inside
- * threads (bundleRuntimeFile).
- *
- * Attachments live in memory (they come from CouchDB), so a plugin with its own namespace
- * resolves relative imports to other attachments. Bare imports stay external: for node they
- * are resolved at run time by the thread's `require` from the runtime's own node_modules;
- * for 'neutral' (isolates) only the helper API may stay external and node builtins are refused.
- *
- * `require(variable)` cannot be resolved at bundle time. esbuild leaves it as a call to the
- * `require` the thread supplies, and that function refuses relative and absolute paths, so a
- * dynamic require never reaches the runtime's own source files (see workers-runtime/thread/require.ts).
- *
- * Bundles are cached by (worker id, revision) in memory and on disk, so a restart does not
- * rebundle; bundling a new revision deletes the previous revision's file.
- *
- * Each bundle has a source map (next to it on disk as `<file>.map`), so that the stack of an
- * error in worker code names the attachment, line and column the user wrote
- * (workers-runtime/stack.ts), not the bundle's.
+ * Bundles with esbuild: a worker revision from its attachments (through a namespaced plugin:
+ * they live in memory), and the code that runs inside threads (bundleRuntimeFile). Bare imports
+ * stay external (resolved at run time by the thread's `require`, which refuses paths, so a
+ * dynamic require never reaches the runtime's source); isolates get no node builtins. Cached by
+ * (id, revision) in memory and on disk, with a source map so that worker stacks name the
+ * user's files (workers-runtime/stack.ts).
  */
 import { createHash } from 'node:crypto';
 import { builtinModules } from 'node:module';
@@ -56,18 +44,18 @@ export interface BundlerStats {
 /** The import that gives worker code the helper API (emit, log, couch). */
 export const kHelperModule = 'livelycouch/worker';
 
-const NS = 'lc-attachment';
-const EXTENSIONS = ['', '.js', '.cjs', '.mjs', '.json', '/index.js'];
-const LOADERS: Record<string, esbuild.Loader> = {
+const kNamespace = 'lc-attachment';
+const kExtensions = ['', '.js', '.cjs', '.mjs', '.json', '/index.js'];
+const kLoaders: Record<string, esbuild.Loader> = {
   '.js': 'js', '.cjs': 'js', '.mjs': 'js', '.json': 'json', '.ts': 'ts', '.txt': 'text',
   // pages and styles a worker serves as its response body
   '.html': 'text', '.css': 'text', '.svg': 'text',
 };
-const BUILTINS = new Set(builtinModules);
+const kBuiltins = new Set(builtinModules);
 /** the project root, so that anything esbuild resolves by itself resolves here. */
 const kModuleRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-const isBuiltin = (p: string) => p.startsWith('node:') || BUILTINS.has(p) || BUILTINS.has(p.split('/')[0]!);
+const isBuiltin = (p: string) => p.startsWith('node:') || kBuiltins.has(p) || kBuiltins.has(p.split('/')[0]!);
 
 function fileKey(id: string): string {
   return createHash('sha256').update(id).digest('hex').slice(0, 24);
@@ -163,7 +151,7 @@ export function bundleWorker(spec: WorkerSpec, opts: BundleOptions): Promise<Bun
 function resolveAttachment(spec: WorkerSpec, from: string, request: string): string | undefined {
   const base = path.posix.normalize(path.posix.join(path.posix.dirname(from), request));
   if (base.startsWith('..')) return undefined;
-  for (const ext of EXTENSIONS) {
+  for (const ext of kExtensions) {
     const name = (base + ext).replace(/^\.\//, '');
     if (Object.hasOwn(spec.attachments, name)) return name;
   }
@@ -175,14 +163,14 @@ function attachmentPlugin(spec: WorkerSpec, platform: BundlePlatform): esbuild.P
     name: 'livelycouch-attachments',
     setup(build) {
       build.onResolve({ filter: /.*/ }, (args) => {
-        if (args.kind === 'entry-point') return { path: spec.delegate, namespace: NS };
+        if (args.kind === 'entry-point') return { path: spec.delegate, namespace: kNamespace };
         const p = args.path;
         if (p.startsWith('./') || p.startsWith('../') || p === '.' || p === '..') {
           const name = resolveAttachment(spec, args.importer, p);
           if (name === undefined) {
             return { errors: [{ text: `cannot find module '${p}' required from ${args.importer}: no such attachment` }] };
           }
-          return { path: name, namespace: NS };
+          return { path: name, namespace: kNamespace };
         }
         if (p.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(p)) {
           return { errors: [{ text: `absolute path '${p}' in ${args.importer}: workers may only load their own attachments and packages` }] };
@@ -194,9 +182,9 @@ function attachmentPlugin(spec: WorkerSpec, platform: BundlePlatform): esbuild.P
         }
         return { path: p, external: true };
       });
-      build.onLoad({ filter: /.*/, namespace: NS }, (args) => {
+      build.onLoad({ filter: /.*/, namespace: kNamespace }, (args) => {
         const att = spec.attachments[args.path]!;
-        const loader = LOADERS[path.posix.extname(args.path)] ?? 'js';
+        const loader = kLoaders[path.posix.extname(args.path)] ?? 'js';
         return { contents: att.data, loader, resolveDir: kModuleRoot };
       });
     },
@@ -239,7 +227,7 @@ function toBundleError(spec: WorkerSpec, err: unknown): LivelyError {
   const first = (err as esbuild.BuildFailure).errors?.[0];
   if (!first) return new LivelyError('LC_BUNDLE_FAILED', `worker '${spec.id}': ${(err as Error)?.message ?? String(err)}`);
   const loc = first.location;
-  const file = loc?.file ? loc.file.replace(`${NS}:`, '') : spec.delegate;
+  const file = loc?.file ? loc.file.replace(`${kNamespace}:`, '') : spec.delegate;
   const where = loc ? `${file}:${loc.line}:${loc.column}` : file;
   return new LivelyError('LC_BUNDLE_FAILED', `worker '${spec.id}': ${where}: ${first.text}`,
     { file, line: loc?.line, column: loc?.column });

@@ -3,7 +3,7 @@
  * the workers database's `_changes` says the document changed. A change drops the cached
  * revision and tells the runtime, which retires the old instances in every dispatcher.
  */
-import type { DocumentScope } from 'nano';
+import type { DocumentScope } from '../store/couch.ts';
 import type { Config } from '../config/index.ts';
 import { LivelyError } from '../shared/errors.ts';
 import { parseWorkerDoc } from './worker-doc.ts';

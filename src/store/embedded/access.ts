@@ -1,16 +1,8 @@
 /**
- * `_security` enforced by the shield, as Apache CouchDB enforces it, for every route into a
- * database. express-pouchdb checks it on most routes but not all: `_find` and `_bulk_get` read
- * a members-only database anonymously, and it keeps a database's `_security` object as the local
- * document `_local/_security`, which any member could overwrite through the document routes
- * (`validate_doc_update` never sees local documents). So, for a caller who is not the store admin:
- * - a database whose `_security` names members admits only those members, its admins and server
- *   admins, on every route (documents, `_local` documents, `_all_docs`, `_changes`, `_find`,
- *   `_bulk_get`, …): 401 for nobody, 403 for a user who is neither;
- * - `_users` admits server admins only unless sign-up is on, as on CouchDB 3, whose `_users`
- *   database is created admin-only (`"user"` in an event's `auth` then means a user an admin made);
- * - `_all_dbs` and `_dbs_info` are for server admins, as on CouchDB 3;
- * - `_local/_security` is never written through a document route, by anyone.
+ * `_security` enforced by the shield on every route into a database, as Apache CouchDB does:
+ * express-pouchdb let `_find` and `_bulk_get` read members-only databases anonymously, and keeps
+ * `_security` as `_local/_security`, which any member could overwrite. Members-only databases,
+ * admin-only `_users` (unless sign-up is on), `_all_dbs` and `_dbs_info`: docs/security.md.
  */
 import type { IncomingMessage } from 'node:http';
 

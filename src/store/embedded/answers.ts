@@ -1,16 +1,8 @@
 /**
  * What the embedded store answers where express-pouchdb would answer otherwise than Apache
- * CouchDB 3.5: checked against a real CouchDB (spec/store/conformance.spec.ts compares both).
- * - `GET /` is CouchDB's welcome (no PouchDB names);
- * - a document PUT takes its body as JSON whatever the content type (curl's default is a form:
- *   express-pouchdb stored an empty document), while the POSTs that read a JSON body refuse any
- *   other content type with CouchDB's 415;
- * - bad `rev`, `open_revs`, JSON query values and integer query values are CouchDB's 400s
- *   (express-pouchdb answered 500s or ignored them);
- * - a DELETE of a document without its revision is CouchDB's 409 (PouchDB deleted the latest);
- * - `_bulk_get` with no array of objects is refused as CouchDB refuses it (express-pouchdb
- *   crashed, answered empty documents, or hung on an empty list);
- * - PouchDB's words in errors are CouchDB's: a missing database is "Database does not exist.".
+ * CouchDB 3.5 (the welcome, JSON bodies whatever the content type and 415s, CouchDB's 400s and
+ * 409s, `_bulk_get` refusals, CouchDB's wording): spec/store/conformance.spec.ts checks each
+ * against a real CouchDB; docs/stores.md lists them.
  */
 import { randomUUID } from 'node:crypto';
 

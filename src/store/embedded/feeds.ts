@@ -1,21 +1,9 @@
 /**
- * Live `_changes` feeds in the embedded store, held to what CouchDB 3 does.
- *
- * express-pouchdb's routes start a live PouchDB feed and a heartbeat interval for a continuous
- * feed and for a longpoll that has to wait, and a client that closed its feed left them running
- * for the life of the store process, writing heartbeats into a closed response and reading
- * every later write to the database: the continuous route releases them only when the feed
- * reports an error; the longpoll route when its feed completes, but cancelling the feed (what it
- * does when the client goes) removes its own listener for that first. Any client could make the
- * store slower with every feed it opened and closed. Here the live feed a route opens is tied to
- * its response and stopped, with the route's own clean-up, when that closes.
- *
- * Without a `heartbeat`, CouchDB ends a continuous feed after `timeout` ms (default and most
- * 60 s) in which no change was sent, with a `{"last_seq":…,"pending":0}` line; express-pouchdb
- * never ends it and sends a newline every 6 s instead. The shield asks the route for no
- * heartbeat then (see `normalizeHeartbeat`) and ends the feed here, as it does after `limit`
- * changes, which PouchDB's live feed ignores. `feed=eventsource`, which express-pouchdb does not
- * have, is a continuous feed sent as server-sent events (`asEventSource`).
+ * Live `_changes` feeds in the embedded store, held to what CouchDB 3 does. express-pouchdb left
+ * the live feed and heartbeat of a closed client running for the store's life (any client could
+ * slow the store with every feed it opened): here a route's feed is tied to its response and
+ * stopped when that closes. A continuous feed without heartbeat ends after `timeout`, one with
+ * `limit` after that many changes, and `feed=eventsource` is served (docs/stores.md).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 

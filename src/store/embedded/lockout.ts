@@ -12,28 +12,28 @@ import type { IncomingMessage } from 'node:http';
 export const kLockedOut = { error: 'forbidden', reason: 'Account is temporarily locked due to multiple authentication failures' };
 
 export class Lockout {
-  readonly #failures = new Map<string, number[]>();
+  private readonly failures = new Map<string, number[]>();
 
   constructor(private readonly threshold = 5, private readonly lifetimeMs = 300_000) {}
 
-  #recent(key: string, now: number): number[] {
-    const times = (this.#failures.get(key) ?? []).filter((t) => now - t < this.lifetimeMs);
-    if (times.length === 0) this.#failures.delete(key);
-    else this.#failures.set(key, times);
+  private recent(key: string, now: number): number[] {
+    const times = (this.failures.get(key) ?? []).filter((t) => now - t < this.lifetimeMs);
+    if (times.length === 0) this.failures.delete(key);
+    else this.failures.set(key, times);
     return times;
   }
 
   locked(peer: string, name: string): boolean {
-    return this.#recent(`${peer}\0${name}`, Date.now()).length >= this.threshold;
+    return this.recent(`${peer}\0${name}`, Date.now()).length >= this.threshold;
   }
 
   failed(peer: string, name: string): void {
     const key = `${peer}\0${name}`;
-    const times = this.#recent(key, Date.now());
+    const times = this.recent(key, Date.now());
     times.push(Date.now());
-    this.#failures.set(key, times.slice(-this.threshold));
+    this.failures.set(key, times.slice(-this.threshold));
     // a flood of made-up names must not grow the map without end
-    if (this.#failures.size > 100_000) this.#failures.delete(this.#failures.keys().next().value!);
+    if (this.failures.size > 100_000) this.failures.delete(this.failures.keys().next().value!);
   }
 }
 

@@ -17,8 +17,8 @@ interface Part {
   body: Buffer;
 }
 
-const CRLF = Buffer.from('\r\n');
-const HEADER_END = Buffer.from('\r\n\r\n');
+const kCrlf = Buffer.from('\r\n');
+const kHeaderEnd = Buffer.from('\r\n\r\n');
 
 export function boundaryOf(contentType: string | undefined): string | undefined {
   if (!contentType || !/^multipart\/related\b/i.test(contentType)) return undefined;
@@ -39,18 +39,18 @@ function parseHeaders(block: string): Record<string, string> {
  * so binary data that happens to contain the boundary text is still read whole. */
 export function splitParts(body: Buffer, boundary: string): Part[] {
   const dash = Buffer.from('--' + boundary);
-  const delimiter = Buffer.concat([CRLF, dash]);
+  const delimiter = Buffer.concat([kCrlf, dash]);
   let pos = body.indexOf(dash);
   if (pos < 0) throw new MultipartError('multipart body has no boundary');
   pos += dash.length;
   const parts: Part[] = [];
   for (;;) {
     if (body.subarray(pos, pos + 2).toString() === '--') return parts;
-    if (!body.subarray(pos, pos + 2).equals(CRLF)) throw new MultipartError('malformed multipart boundary line');
+    if (!body.subarray(pos, pos + 2).equals(kCrlf)) throw new MultipartError('malformed multipart boundary line');
     pos += 2;
-    const headerEnd = body.indexOf(HEADER_END, pos);
+    const headerEnd = body.indexOf(kHeaderEnd, pos);
     // a part without headers starts straight after the boundary's CRLF
-    const noHeaders = body.subarray(pos, pos + 2).equals(CRLF);
+    const noHeaders = body.subarray(pos, pos + 2).equals(kCrlf);
     if (!noHeaders && headerEnd < 0) throw new MultipartError('multipart part has no header end');
     const headers = noHeaders ? {} : parseHeaders(body.subarray(pos, headerEnd).toString('latin1'));
     const start = noHeaders ? pos + 2 : headerEnd + 4;

@@ -1,27 +1,15 @@
 /**
- * LivelyCouch's middleware in front of express-pouchdb. express-pouchdb is unmaintained and
- * takes its process down on some requests; the shield repairs those before they reach it:
- * - a `multipart/related` document PUT is parsed here and handed on as the JSON document
- *   with inline base64 attachments;
- * - `_changes?filter=_selector` is handed on as PouchDB's own `selector` option (other filters
- *   it would crash on are refused in the store's PouchDB layer, ./filters.ts);
- * - any error express would answer with an HTML page is answered as CouchDB-style JSON;
- * - creating or deleting a database needs the store admin (express-pouchdb crashes otherwise),
- *   and a database being deleted is not opened (so created again) by a request meanwhile;
- * - longpoll `_changes` ends after `timeout`, as CouchDB's does (and a poll on a database
- *   deleted meanwhile ends without bringing the database back);
- * - a continuous or longpoll `_changes` whose client goes releases its feed, a continuous one
- *   without a heartbeat ends after `timeout` and one with `limit` after that many changes,
- *   `heartbeat` is checked as CouchDB checks it,
- *   `feed=eventsource` is server-sent events, and `_changes` is never gzipped (./feeds.ts);
- * - JSON answers are `application/json` whatever the Accept header, as CouchDB 3's are;
- * - `/_node/<node>/_config` is `/_config`, where CouchDB 3 has it;
- * - `_security` is enforced on every database route, `_local` documents included, and
- *   `_users` is for server admins unless sign-up is on (./access.ts).
+ * LivelyCouch's middleware in front of express-pouchdb, which is unmaintained and takes its
+ * process down on some requests: the shield answers those as CouchDB 3 does before they reach
+ * it — multipart document PUTs, `_selector` filters, JSON (never HTML) errors, admin-only
+ * database create/delete, `_changes` timeouts, heartbeats and event streams (./feeds.ts),
+ * `/_node/<node>/_config`, and `_security` on every route (./access.ts). docs/stores.md lists
+ * each difference it closes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { kDatabaseNamePattern } from '../../shared/db-name.ts';
 import { multipartToDocument, MultipartError } from './multipart.ts';
 import { kMissingEnd, parseReplicateBody, replicationReply, type Replicator } from './replicate.ts';
 import { HttpError, checkBulkGet, checkDelete, checkQuery, isDocumentPut, isJsonContentType, isJsonPost, parseDocumentBody, welcome } from './answers.ts';
@@ -167,12 +155,9 @@ async function repairSelectorChanges(req: ShieldedRequest, url: URL): Promise<vo
   req.url = url.pathname + url.search;
 }
 
-/** Apache CouchDB 3's rule for a database name (system databases, starting with "_", aside). */
-const kDbName = /^[a-z][a-z0-9_$()+/-]*$/;
-
 /** CouchDB's 400 for a database name it would not create; express-pouchdb creates any. */
 function checkDbName(db: string): void {
-  if (db.startsWith('_') || kDbName.test(db)) return;
+  if (db.startsWith('_') || kDatabaseNamePattern.test(db)) return;
   throw new HttpError(400, 'illegal_database_name', `Name: '${db}'. Only lowercase characters (a-z), digits (0-9), and any of the characters _, $, (, ), +, -, and / are allowed. Must begin with a letter.`);
 }
 

@@ -53,21 +53,21 @@ export function adminPassword(dataDir: string): string {
 }
 
 export class EmbeddedStore extends EventEmitter {
-  readonly #opts: Required<Omit<EmbeddedStoreOptions, 'logger'>> & { logger: Logger };
-  #password = '';
-  #port = 0;
-  #child: ChildProcess | undefined;
-  #stopping = false;
-  #backoff = kBackoffStart;
-  #restartTimer: NodeJS.Timeout | undefined;
-  #started = false;
+  private readonly opts: Required<Omit<EmbeddedStoreOptions, 'logger'>> & { logger: Logger };
+  private password = '';
+  private port = 0;
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private backoff = kBackoffStart;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private started = false;
 
   constructor(opts: EmbeddedStoreOptions) {
     super();
     if (!opts || typeof opts.dataDir !== 'string' || opts.dataDir === '') {
       throw new LivelyError('LC_CONFIG', 'options.dataDir must be a non-empty string');
     }
-    this.#opts = {
+    this.opts = {
       dataDir: path.resolve(opts.dataDir),
       memory: opts.memory ?? false,
       logger: opts.logger ?? silentLogger,
@@ -78,39 +78,39 @@ export class EmbeddedStore extends EventEmitter {
 
   /** `http://lively:<password>@127.0.0.1:<port>`; valid across restarts. */
   get url(): string {
-    if (!this.#port) throw new LivelyError('LC_STORE_UNAVAILABLE', 'the embedded store has not been started');
-    return `http://${kAdminName}:${encodeURIComponent(this.#password)}@127.0.0.1:${this.#port}`;
+    if (!this.port) throw new LivelyError('LC_STORE_UNAVAILABLE', 'the embedded store has not been started');
+    return `http://${kAdminName}:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}`;
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.child?.pid;
   }
 
   async start(): Promise<void> {
-    if (this.#started) throw new LivelyError('LC_CONFIG', 'the embedded store is already started');
-    this.#started = true;
-    this.#stopping = false;
-    this.#password = adminPassword(this.#opts.dataDir);
+    if (this.started) throw new LivelyError('LC_CONFIG', 'the embedded store is already started');
+    this.started = true;
+    this.stopping = false;
+    this.password = adminPassword(this.opts.dataDir);
     try {
-      await this.#launch();
+      await this.launch();
     } catch (err) {
       await this.stop();
       throw err;
     }
-    this.#opts.logger.info('embedded store started', { port: this.#port, pid: this.pid, memory: this.#opts.memory });
+    this.opts.logger.info('embedded store started', { port: this.port, pid: this.pid, memory: this.opts.memory });
   }
 
   async stop(): Promise<void> {
-    this.#stopping = true;
-    clearTimeout(this.#restartTimer);
-    const child = this.#child;
-    this.#child = undefined;
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    this.child = undefined;
     if (child) await terminate(child);
-    this.#started = false;
+    this.started = false;
   }
 
-  #launch(): Promise<void> {
-    const { dataDir, memory, startTimeout, logger, signup } = this.#opts;
+  private launch(): Promise<void> {
+    const { dataDir, memory, startTimeout, logger, signup } = this.opts;
     const child = spawn(process.execPath, kServerArgs, {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Its own process group: a Ctrl-C or a signal to the runtime's group must not kill the
@@ -119,15 +119,15 @@ export class EmbeddedStore extends EventEmitter {
       env: {
         ...withoutCredentials(process.env),
         [Env.dataDir]: dataDir,
-        [Env.port]: String(this.#port),
+        [Env.port]: String(this.port),
         [Env.memory]: memory ? '1' : '0',
         [Env.parentPid]: String(process.pid),
         [Env.signup]: signup ? '1' : '0',
       },
     });
-    this.#child = child;
+    this.child = child;
     // by IPC, not the environment: /proc/<pid>/environ is readable by every process of the user
-    const hello: PasswordMessage = { password: this.#password };
+    const hello: PasswordMessage = { password: this.password };
     child.send(hello, (err) => { if (err) logger.warn('embedded store did not take its password', { error: describeError(err) }); });
     // the IPC channel exists only so the child notices our death; it must not keep us alive
     child.unref();
@@ -153,7 +153,7 @@ export class EmbeddedStore extends EventEmitter {
           if (line) {
             ready = true;
             clearTimeout(timer);
-            this.#port = line.port;
+            this.port = line.port;
             resolve();
           }
         }
@@ -164,32 +164,32 @@ export class EmbeddedStore extends EventEmitter {
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         if (!ready) reject(new LivelyError('LC_STORE_UNAVAILABLE', `embedded store exited before it was ready (code ${code}, signal ${signal})`));
-        if (this.#child !== child) return;
-        this.#child = undefined;
-        if (this.#stopping) return;
-        if (Date.now() - startedAt > kStableAfter) this.#backoff = kBackoffStart;
-        logger.warn('embedded store exited; restarting', { code, signal, in: this.#backoff });
+        if (this.child !== child) return;
+        this.child = undefined;
+        if (this.stopping) return;
+        if (Date.now() - startedAt > kStableAfter) this.backoff = kBackoffStart;
+        logger.warn('embedded store exited; restarting', { code, signal, in: this.backoff });
         this.emit('exit', { code, signal });
-        this.#scheduleRestart();
+        this.scheduleRestart();
       });
     });
   }
 
-  #scheduleRestart(): void {
-    const delay = this.#backoff;
-    this.#backoff = Math.min(this.#backoff * 2, kBackoffMax);
-    this.#restartTimer = setTimeout(() => {
-      if (this.#stopping) return;
-      this.#launch().then(
+  private scheduleRestart(): void {
+    const delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, kBackoffMax);
+    this.restartTimer = setTimeout(() => {
+      if (this.stopping) return;
+      this.launch().then(
         () => {
-          this.#opts.logger.info('embedded store restarted', { port: this.#port, pid: this.pid });
-          this.emit('restart', { port: this.#port, pid: this.pid });
+          this.opts.logger.info('embedded store restarted', { port: this.port, pid: this.pid });
+          this.emit('restart', { port: this.port, pid: this.pid });
         },
         // the exit handler of the failed child schedules the next attempt
-        (err) => this.#opts.logger.error('embedded store restart failed', { error: describeError(err) }),
+        (err) => this.opts.logger.error('embedded store restart failed', { error: describeError(err) }),
       );
     }, delay);
-    this.#restartTimer.unref();
+    this.restartTimer.unref();
   }
 }
 
