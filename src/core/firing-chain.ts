@@ -9,7 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { LateOutput } from '../workers/dispatcher.ts';
 import type { ActivationSink } from './activation-sink.ts';
 import { newActivationId } from './activation-id.ts';
-import type { FireInput } from './firing.ts';
+import type { FireInput } from './firing-types.ts';
 
 export type LifecycleKind = 'worker_started' | 'worker_done' | 'worker_error';
 

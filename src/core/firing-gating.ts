@@ -8,7 +8,7 @@ import { kSecretHeaders } from '../shared/credentials.ts';
 import type { EventDef, EventMatch } from '../events/model.ts';
 import type { EventCatalog } from './event-catalog.ts';
 import type { DurableEntry } from './durable-store.ts';
-import type { FireInput } from './firing.ts';
+import type { FireInput } from './firing-types.ts';
 import { kAnyTrigger } from './firing-match.ts';
 
 /** Whether any matched event must be authorised or stored before it starts (most need neither). */

@@ -6,7 +6,7 @@
 import { LivelyError } from '../shared/errors.ts';
 import type { EventDef, EventMatch, HttpTrigger } from '../events/model.ts';
 import type { EventCatalog } from './event-catalog.ts';
-import type { FireInput } from './firing.ts';
+import type { FireInput } from './firing-types.ts';
 
 /** The trigger of a match that no HTTP trigger made (changes, schedule, internal, by id). */
 export const kAnyTrigger: HttpTrigger = { kind: 'http', path: '', methods: '*', parameters: {} };

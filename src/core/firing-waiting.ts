@@ -7,7 +7,7 @@
 import type { WorkerOutcome } from '../shared/message.ts';
 import type { EventMatch, EventWorkerRef } from '../events/model.ts';
 import type { WorkerSpec } from '../workers/revision.ts';
-import type { FireInput, Fired } from './firing.ts';
+import type { FireInput, Fired } from './firing-types.ts';
 
 /** What runs the activation once the gate admits it (Firing.startAlone). */
 export interface StartsAlone {

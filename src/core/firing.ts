@@ -26,28 +26,11 @@ import { authorizeMatches, durableEntry, isDurable, needsGating, recoveredTrigge
 import { Retries } from './firing-retry.ts';
 import { WaitingActivation } from './firing-waiting.ts';
 import { lateRecorder, lifecyclePath, recordChainTooDeep } from './firing-chain.ts';
+import type { FireInput, Fired } from './firing-types.ts';
 
 const kDefaultResponseLimit = 6 * 1024 * 1024;
 
-/** `params` are the message's own parameters (query, body fields). */
-export interface FireInput extends ActivationInput {
-  depth: number;
-  /** the activation whose worker emitted this event. */
-  parent?: string;
-  /** the activation this one fires again. */
-  rerunOf?: string;
-}
-
-export interface Fired {
-  activation: string;
-  events: string[];
-  workers: string[];
-  done: Promise<WorkerOutcome[]>;
-  /** an event with `"response"` matched: the index, in `workers` and the outcomes, of the worker that answers. */
-  responder?: number;
-  /** the first matched event's `"cors"` that has one. */
-  cors?: CorsPolicy;
-}
+export type { FireInput, Fired } from './firing-types.ts';
 
 export interface FiringDeps {
   catalog: EventCatalog;
