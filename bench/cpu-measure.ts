@@ -11,6 +11,19 @@ import { drained, status, type Target, type TargetStatus } from './targets.ts';
 export interface TaskStat { cpuUs: number; sleeps: number }
 
 /** utime + stime (clock ticks of 10 ms) and voluntary switches of each thread of `pid`, by thread id. */
+/** CPU µs of a process's threads between two readings: all of them, the main one, the others (each), and sleeps. */
+export function threadCpu(before: Map<number, TaskStat>, after: Map<number, TaskStat>, pid: number): { all: number; main: number; workers: number; each: number[]; sleeps: number } {
+  let workers = 0, all = 0, sleeps = 0;
+  const each: number[] = [];
+  for (const [tid, a] of after) {
+    const b = before.get(tid) ?? { cpuUs: 0, sleeps: 0 };
+    all += a.cpuUs - b.cpuUs;
+    sleeps += a.sleeps - b.sleeps;
+    if (tid !== pid) { workers += a.cpuUs - b.cpuUs; if (a.cpuUs > b.cpuUs) each.push(a.cpuUs - b.cpuUs); }
+  }
+  return { all, main: after.get(pid)!.cpuUs - before.get(pid)!.cpuUs, workers, each, sleeps };
+}
+
 export function tasks(pid: number): Map<number, TaskStat> {
   const out = new Map<number, TaskStat>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -91,15 +104,7 @@ export async function measureCpu(t: Target, url: string, seconds: number, opts: 
   const after = { threads: tasks(pid), store: opts.storePid ? processCpuUs(opts.storePid) : 0, fired: s?.activations.fired ?? load.requests.total, batches: s && threadBatches(s) };
   const n = after.fired - before.fired;
   const cores = (machine.busy - machine0.busy) / ((machine.total - machine0.total) / os.cpus().length);
-  let workers = 0, all = 0, sleeps = 0;
-  const each: number[] = [];
-  for (const [tid, a] of after.threads) {
-    const b = before.threads.get(tid) ?? { cpuUs: 0, sleeps: 0 };
-    all += a.cpuUs - b.cpuUs;
-    sleeps += a.sleeps - b.sleeps;
-    if (tid !== pid) { workers += a.cpuUs - b.cpuUs; if (a.cpuUs > b.cpuUs) each.push(a.cpuUs - b.cpuUs); }
-  }
-  const main = after.threads.get(pid)!.cpuUs - before.threads.get(pid)!.cpuUs;
+  const { all, main, workers, each, sleeps } = threadCpu(before.threads, after.threads, pid);
   const per = (us: number) => Number((us / n).toFixed(1));
   return {
     triggers: n, reqPerSecond: Math.round(load.requests.average), processedPerSecond: Math.round(n / elapsedS), non2xx: load.non2xx,

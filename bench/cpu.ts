@@ -26,7 +26,7 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import { drained, startTarget, status, stopTarget } from './targets.ts';
-import { machineTicks, processCpuUs, tasks, threadBatches } from './cpu-measure.ts';
+import { machineTicks, processCpuUs, tasks, threadBatches, threadCpu } from './cpu-measure.ts';
 
 const path = process.argv[2] ?? '/_events/bench/thread?wait=true';
 const seconds = Number(process.argv[3] ?? 5);
@@ -90,15 +90,7 @@ async function main(): Promise<void> {
     gcLines = undefined;
     const n = after.fired - before.fired;
     const cores = (machine.busy - machine0.busy) / ((machine.total - machine0.total) / os.cpus().length);
-    let workers = 0, all = 0, sleeps = 0;
-    const each: number[] = [];
-    for (const [tid, a] of after.threads) {
-      const b = before.threads.get(tid) ?? { cpuUs: 0, sleeps: 0 };
-      all += a.cpuUs - b.cpuUs;
-      sleeps += a.sleeps - b.sleeps;
-      if (tid !== target.pid) { workers += a.cpuUs - b.cpuUs; if (a.cpuUs > b.cpuUs) each.push(a.cpuUs - b.cpuUs); }
-    }
-    const main = after.threads.get(target.pid!)!.cpuUs - before.threads.get(target.pid!)!.cpuUs;
+    const { all, main, workers, each, sleeps } = threadCpu(before.threads, after.threads, target.pid!);
     const per = (us: number) => Number((us / n).toFixed(1));
     console.log(JSON.stringify({
       target: mode, path: bare ? '/' : path, seconds, triggers: n, reqPerSecond: Math.round(load.requests.average), non2xx: load.non2xx,
