@@ -39,17 +39,20 @@ mkdirSync(kFixtureDir, { recursive: true });
 // as the machine's temp folder is: other users (a worker run as nobody) reach what specs make there
 chmodSync(kRoot, 0o755);
 chmodSync(kSuiteTmp, 0o1777);
-// tsx keeps its compile cache in the temp folder: children started with `--import tsx` keep
-// sharing the machine's one instead of compiling everything again in each run
-const kTsxCache = `tsx-${process.geteuid?.() ?? os.userInfo().username}`;
-const kOwnTsxCache = path.join(os.tmpdir(), kTsxCache);
-mkdirSync(kOwnTsxCache, { recursive: true, mode: 0o700 });
-if (!existsSync(path.join(kSuiteTmp, kTsxCache))) symlinkSync(kOwnTsxCache, path.join(kSuiteTmp, kTsxCache));
+// Tools keep compile caches in the temp folder: tsx its own, and TypeScript's compiler turns on
+// Node's (`node-compile-cache`, Node 22 and later). Children keep sharing the machine's caches
+// instead of compiling everything again in each run; they are not what specs leave behind.
+const kToolCaches = [`tsx-${process.geteuid?.() ?? os.userInfo().username}`, 'node-compile-cache'];
+for (const cache of kToolCaches) {
+  const shared = path.join(os.tmpdir(), cache);
+  mkdirSync(shared, { recursive: true, mode: 0o700 });
+  if (!existsSync(path.join(kSuiteTmp, cache))) symlinkSync(shared, path.join(kSuiteTmp, cache));
+}
 process.env.TMPDIR = kSuiteTmp;
 
 /** What the specs left in the suite's temp folder. */
 export function leftBehind(): string[] {
-  return readdirSync(kSuiteTmp).filter((name) => name !== kTsxCache).sort();
+  return readdirSync(kSuiteTmp).filter((name) => !kToolCaches.includes(name)).sort();
 }
 
 export function removeSuiteTmp(): void {
