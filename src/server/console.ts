@@ -214,6 +214,10 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
       }
     }
     const invalid = new Map(rt.registry.invalid().map((w) => [w.id, w.reason]));
+    const laneOf = (id: string): { inFlight: number; queued: number } => {
+      const lane = rt.gate.lane(id);
+      return { inFlight: lane.running, queued: lane.waiting };
+    };
     const out = [];
     for (const row of all.rows) {
       if (row.id.startsWith('_design/') || !row.doc) continue;
@@ -227,7 +231,7 @@ export function createConsoleRoutes(rt: Runtime): ConsoleRoutes {
         env: Object.keys((doc.env ?? {}) as object), secrets: Array.isArray(doc.secrets) ? doc.secrets : [],
         loadedRev: loaded.get(row.id), problem: invalid.get(row.id),
         warm: held.get(row.id)?.warm ?? 0, memoryBytes: held.get(row.id)?.memoryBytes,
-        inFlight: rt.gate?.lane(row.id).running ?? 0, queued: rt.gate?.lane(row.id).waiting ?? 0,
+        ...laneOf(row.id),
         ...feed.workerStats(row.id),
       });
     }

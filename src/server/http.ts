@@ -61,7 +61,7 @@ const kSafeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
  * rerun activations or set secrets (cross-site request forgery). Browsers say where a request
  * comes from in `Origin` (and `Sec-Fetch-Site`); the CLI and scripts send neither.
  */
-export function crossSiteWrite(req: IncomingMessage): boolean {
+function crossSiteWrite(req: IncomingMessage): boolean {
   if (kSafeMethods.has(req.method ?? 'GET')) return false;
   const site = req.headers['sec-fetch-site'];
   if (site === 'cross-site' || site === 'same-site') return true;
