@@ -182,6 +182,18 @@ const cases: Case[] = [
     expect: [[200, { ok: true }], [200, { members: { names: [], roles: ['team'] } }], [200, { ok: true }], [200, { ok: true }],
       [401, { error: 'unauthorized', reason: 'Name or password is incorrect.' }], [200, { ok: true, userCtx: { name: null, roles: [] } }]],
   },
+  {
+    // Two runtimes starting on one store write each database's _security at the same moment.
+    name: '_security written by many at once: every write succeeds (none is a conflict), and one of them is what is read',
+    run: async (s) => {
+      const roles = Array.from({ length: 12 }, (_, k) => `role${k}`);
+      const puts = await Promise.all(roles.map((r) => s('PUT', '/{db}/_security', { admins: { names: [], roles: ['_admin'] }, members: { names: [], roles: [r] } })));
+      const got = await s('GET', '/{db}/_security');
+      const read = (got.body as { members?: { roles?: string[] } }).members?.roles ?? [];
+      return [...puts, { ...got, body: { oneOfTheWrites: read.length === 1 && roles.includes(read[0]!) } }];
+    },
+    expect: [...Array(12).fill([200, { ok: true }]), [200, { oneOfTheWrites: true }]],
+  },
 ];
 
 /** `expected` holds for `actual`: every field given is there, equal (objects compared field by field, arrays item by item). */

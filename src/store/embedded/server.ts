@@ -115,6 +115,42 @@ function couchBulkGet(db: { bulkGet: BulkGet }): void {
   };
 }
 
+type SecurityWriter = (this: LocalDb, secObj: unknown, callback?: (err: unknown, res?: { ok: true }) => void) => Promise<{ ok: true }>;
+type LocalDb = { name: string; type(): string; get(id: string): Promise<Record<string, unknown>>; put(doc: object): Promise<unknown> };
+
+/**
+ * `PUT /{db}/_security` as CouchDB answers it: the last writer wins, never 409. pouchdb-security
+ * keeps the object in `_local/_security` and writes it with a read and a put, so two writers at
+ * once (two runtimes starting on one store) got "Document update conflict" from the loser. Here
+ * the write is read and put again until it lands, and the writes to one database take turns.
+ * Remote databases (the http adapter) keep the plugin's own path.
+ */
+function lastWriterWinsSecurity(security: { putSecurity: SecurityWriter }): void {
+  const original = security.putSecurity;
+  const turns = new Map<string, Promise<unknown>>();
+  security.putSecurity = function (this: LocalDb, secObj, callback) {
+    if (['http', 'https'].includes(this.type())) return original.call(this, secObj, callback);
+    const db = this;
+    const write = async (): Promise<{ ok: true }> => {
+      for (let attempt = 0; ; attempt++) {
+        const doc = await db.get('_local/_security').catch(() => ({ _id: '_local/_security' }));
+        try {
+          await db.put({ ...doc, security: secObj });
+          return { ok: true };
+        } catch (err) {
+          if ((err as { status?: number }).status !== 409 || attempt >= 20) throw err;
+        }
+      }
+    };
+    const run = (turns.get(db.name) ?? Promise.resolve()).then(write);
+    const settled = run.catch(() => undefined);
+    turns.set(db.name, settled);
+    void settled.then(() => { if (turns.get(db.name) === settled) turns.delete(db.name); });
+    if (callback) run.then((r) => callback(null, r), (err: unknown) => callback(err));
+    return run;
+  };
+}
+
 /** PouchDB whose databases answer `_bulk_get` as CouchDB does (see couchBulkGet). */
 function withCouchBulkGet<T extends new (...a: any[]) => { bulkGet: BulkGet }>(Base: T): T {
   return class extends Base {
@@ -140,6 +176,7 @@ async function main(): Promise<void> {
   }
 
   PouchDB = withCouchBulkGet(PouchDB);
+  lastWriterWinsSecurity(require('pouchdb-security'));
   const expressPouchDB = require('express-pouchdb');
   // every JSON answer of express-pouchdb goes through this one function: put in CouchDB's words
   const utils = require('express-pouchdb/lib/utils');
