@@ -5,7 +5,8 @@
  * the store, the size of the state database (`<prefix>logs`), errors logged and how far the
  * changes trigger is behind; at the end, after the backlog drains, changes lost and ticks fired
  * twice or not at all. Expected: RSS and state size flat (±10 % after warm-up), zero errors,
- * zero lost. Exits 1 when something was lost or fired twice.
+ * zero lost. RSS is shown as anonymous + file-backed pages (see rssOf); exits 1 when something
+ * was lost or fired twice, an error was logged, or memory or the state database grew.
  * Defaults: 10 minutes at 3,000 changes/s, half the peak measured for a changes trigger (README).
  * Env SOAK_MINUTES and SOAK_RATE as well; LIVELY_LEASE_MS is passed on. `--couch URL` (SOAK_COUCH_URL)
  * soaks on a CouchDB instead (`--store-pid` for its RSS); the state database's size is then
@@ -30,13 +31,23 @@ const rate = Number(values.rate ?? process.env.SOAK_RATE ?? 3_000);
 const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function rssMb(pid: number | undefined): string {
-  if (!pid) return 'n/a';
+/**
+ * A process's resident memory in MB: all of it, and its anonymous part (heap, stacks, what it
+ * allocated) apart from file-backed pages. The embedded store's LevelDB maps its table files
+ * into memory, so every page of the database it reads counts in its RSS as a file page: the
+ * kernel's cache of the data, shared and dropped under memory pressure, growing with the data
+ * read. Memory the process holds is the anonymous part, which is what must stay flat.
+ */
+interface Rss { total: number; anon: number; file: number }
+function rssOf(pid: number | undefined): Rss | undefined {
+  if (!pid) return undefined;
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? (Number(m[1]) / 1024).toFixed(0) : 'n/a';
-  } catch { return 'gone'; }
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
+    return { total: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
+  } catch { return undefined; }
 }
+const shown = (r: Rss | undefined) => (r ? `${r.total.toFixed(0)} (${r.anon.toFixed(0)} + ${r.file.toFixed(0)})` : 'n/a');
 
 function duKb(dir: string): number {
   try { return Number(execFileSync('du', ['-sk', dir], { encoding: 'utf8' }).split('\t')[0]); } catch { return NaN; }
@@ -54,6 +65,42 @@ module.exports = async (msg) => {
   return {};
 };`),
 };
+
+const kWarmupMinutes = 2;
+
+/**
+ * Flat: after the warm-up (the first two minutes: thread pools, caches and the JIT settle, a
+ * feed catches up with its first backlog), no minute's anonymous memory of either process is
+ * more than 10 % above its median over those minutes. A minute below it is memory a collection
+ * gave back, not growth: it is shown, not failed. The state database is bounded: its largest
+ * size in the second half of the run is at most 10 % above the largest in the first (it is a
+ * sawtooth: LevelDB or CouchDB's compaction merges the checkpoint's overwrites).
+ */
+function flatness(samples: Array<{ runtime?: Rss; store?: Rss; stateKb: number }>): { ok: boolean; lines: string[] } {
+  const lines: string[] = [];
+  let ok = true;
+  const after = samples.slice(kWarmupMinutes);
+  if (after.length < 3) return { ok: true, lines: [`flat: too short a run to tell (${kWarmupMinutes + 3} minutes at least)`] };
+  for (const who of ['runtime', 'store'] as const) {
+    const xs = after.map((s) => s[who]?.anon).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    if (xs.length < after.length) { lines.push(`flat: ${who} anonymous RSS not read (not a local process)`); continue; }
+    const sorted = [...xs].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const lo = sorted[0]!;
+    const hi = sorted[sorted.length - 1]!;
+    const within = hi <= median * 1.1;
+    ok &&= within;
+    const files = after.map((s) => s[who]?.file ?? 0);
+    lines.push(`flat: ${who} anonymous RSS ${lo.toFixed(0)}–${hi.toFixed(0)} MB after minute ${kWarmupMinutes}, at most ${((hi / median - 1) * 100).toFixed(1)} % above its median ${median.toFixed(0)} MB: ${within ? 'flat' : 'NOT flat (more than +10 %)'}; file pages ${Math.min(...files).toFixed(0)}–${Math.max(...files).toFixed(0)} MB`);
+  }
+  const half = Math.ceil(samples.length / 2);
+  const first = Math.max(...samples.slice(0, half).map((s) => s.stateKb));
+  const second = Math.max(...samples.slice(half).map((s) => s.stateKb));
+  const bounded = !(second > first * 1.1);
+  ok &&= bounded;
+  lines.push(`flat: state database at most ${first} KB in the first half, ${second} KB in the second: ${bounded ? 'bounded' : 'NOT bounded'}`);
+  return { ok, lines };
+}
 
 async function run(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'lively-soak-'));
@@ -84,7 +131,8 @@ async function run(): Promise<void> {
     await server.use(`${prefix}events`).insert({ _id: 'tick', trigger: { schedule: { every: '1s' } }, workers: { recorder: { file: ticksFile } } } as never);
     await sleep(3_000); // the feed takes its lease and its first checkpoint
     console.log(`soak: ${minutes} min, ${rate} changes/s into ${prefix}inbox, a 1 s schedule; runtime pid ${rt.pid}, store ${couchArg ? 'CouchDB' : 'embedded'} pid ${storePid ?? 'n/a'}`);
-    console.log('minute | runtime RSS MB | store RSS MB | state db KB | errors | written | fired | behind');
+    console.log('minute | runtime RSS MB (anon + file) | store RSS MB (anon + file) | state db KB | errors | written | fired | behind');
+    const samples: Array<{ runtime?: Rss; store?: Rss; stateKb: number }> = [];
     let written = 0;
     let writing = true;
     const inbox = server.use(`${prefix}inbox`);
@@ -106,7 +154,9 @@ async function run(): Promise<void> {
     for (let m = 1; m <= minutes; m++) {
       await sleep(t0 + m * 60_000 - Date.now());
       const fired = lines(changesFile).length;
-      console.log(`${String(m).padStart(6)} | ${rssMb(rt.pid).padStart(14)} | ${rssMb(storePid).padStart(12)} | ${String(await stateKb()).padStart(11)} | ${String(errors).padStart(6)} | ${String(written).padStart(7)} | ${String(fired).padStart(7)} | ${written - fired}`);
+      const sample = { runtime: rssOf(rt.pid), store: rssOf(storePid), stateKb: await stateKb() };
+      samples.push(sample);
+      console.log(`${String(m).padStart(6)} | ${shown(sample.runtime).padStart(26)} | ${shown(sample.store).padStart(24)} | ${String(sample.stateKb).padStart(11)} | ${String(errors).padStart(6)} | ${String(written).padStart(7)} | ${String(fired).padStart(7)} | ${written - fired}`);
     }
     writing = false;
     await writer;
@@ -124,7 +174,9 @@ async function run(): Promise<void> {
     for (let t = Math.ceil((t0 + 2_000) / 1000) * 1000; t <= end - 2_000; t += 1000) if (!tickSet.has(new Date(t).toISOString())) missingTicks++;
     const lost = written - distinct.size;
     console.log(`end (drained ${((Date.now() - end) / 1000).toFixed(0)} s after writing stopped): ${written} changes written, ${distinct.size} fired (${fired.length - distinct.size} twice), lost ${lost}; ${tickSet.size} ticks, ${ticks.length - tickSet.size} twice, ${missingTicks} not fired; errors ${errors}`);
-    process.exitCode = lost === 0 && ticks.length === tickSet.size && missingTicks === 0 ? 0 : 1;
+    const flat = flatness(samples);
+    for (const line of flat.lines) console.log(line);
+    process.exitCode = lost === 0 && ticks.length === tickSet.size && missingTicks === 0 && errors === 0 && flat.ok ? 0 : 1;
   } finally {
     rt.kill('SIGTERM');
     await new Promise((r) => (rt.exitCode !== null ? r(null) : rt.once('exit', r)));
