@@ -6,6 +6,7 @@
  * compile cache is warm, as on a developer's machine). Measured from spawn to exit for
  * `--help` and `trigger` (fire-and-forget, against a runtime this script starts), and to the
  * first 200 of /_lively/health for `start`; with the CPU time its processes used by then.
+ * `CLI_BENCH_BASE=<checkout>` adds that checkout's `npm start` (see kBase).
  * Prints medians and ratios to before; writes them to
  * bench/results/cli-start-<time>.json with the load average before and after.
  */
@@ -32,6 +33,12 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.k
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 `);
 const kNewBin = path.join(kRoot, 'bin/livelycouch.js');
+/**
+ * CLI_BENCH_BASE: another checkout (a worktree of an older commit, sharing this node_modules)
+ * whose `npm start` runs beside the others. "tsx (before)" runs today's sources, which carry
+ * every improvement to the start itself; the base shows the time a user had then.
+ */
+const kBase = process.env.CLI_BENCH_BASE ? path.resolve(process.env.CLI_BENCH_BASE) : undefined;
 const kTsx = import.meta.resolve('tsx');
 
 interface Variant { name: string; args: string[] }
@@ -152,6 +159,7 @@ try {
         { name: 'tsx (before)', args: ['--no-node-snapshot', '--import', kTsx, path.join(kRoot, 'src/cli/main.ts'), ...startArgs('old')] },
         { name: 'dist', args: ['--no-node-snapshot', kNewBin, ...startArgs('new')] },
         { name: 'dist, bin without the flag (re-exec)', args: [kNewBin, ...startArgs('reexec')] },
+        ...(kBase ? [{ name: `${path.basename(kBase)}: its npm start (tsx)`, args: ['--no-node-snapshot', '--import', kTsx, path.join(kBase, 'src/cli/main.ts'), ...startArgs('base')] }] : []),
       ],
     },
   ];

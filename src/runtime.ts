@@ -131,15 +131,17 @@ export class Runtime {
     const p = config.dbPrefix;
     this.db = { events: this.nano.use(`${p}events`), workers: this.nano.use(`${p}workers`), logs: this.nano.use(`${p}logs`) };
     this.anomalies = new Anomalies(logger);
-    const statePlacement: Placement = await placement(this.nano, `${p}logs`).catch((err) => ({ nodes: [], copies: 0, warning: `placement unknown: ${describeError(err)}` }));
+    this.secretStore = new SecretStore(this.nano.use(`${p}secrets`), logger);
+    // three reads of different databases (and the sample app's first write): side by side
+    const [statePlacement] = await Promise.all([
+      placement(this.nano, `${p}logs`).catch((err): Placement => ({ nodes: [], copies: 0, warning: `placement unknown: ${describeError(err)}` })),
+      this.secretStore.start(),
+      config.sample ? deploySampleIfEmpty(this.db.events, this.db.workers, logger) : undefined,
+    ]);
     if (statePlacement.warning) logger.error(statePlacement.warning);
     const stateCompactor = new StateCompactor(this.nano, `${p}logs`, logger, config.stateCompactMs);
     this.stateCompactor = stateCompactor;
     stateCompactor.start();
-    this.secretStore = new SecretStore(this.nano.use(`${p}secrets`), logger);
-    await this.secretStore.start();
-
-    if (config.sample) await deploySampleIfEmpty(this.db.events, this.db.workers, logger);
     this.registry = new WorkerRegistry(this.db.workers, config);
     this.feeds.push(followWorkers(this.db.workers, this.registry, () => this.dispatchers, logger));
 

@@ -54,12 +54,12 @@ export async function initStore(server: ServerScope, opts: InitOptions): Promise
   }
   const names = databaseNames(opts.prefix);
   const security = securityObject(opts.writerRole);
-  // Each database is created, locked and given its rules before anything else is written to
-  // it; the four are independent of each other, so they are set up side by side.
+  // Each database is created, then locked and given its rules (the two side by side) before
+  // anything else is written to it; the four are independent of each other, so they are set up
+  // side by side too.
   const app = async (name: string, ddoc: ValidationDesignDoc): Promise<void> => {
     await retry(() => ensureDb(server, name));
-    await retry(() => putSecurity(server, name, security));
-    await retry(() => installDesignDoc(server.use(name), ddoc));
+    await Promise.all([retry(() => putSecurity(server, name, security)), retry(() => installDesignDoc(server.use(name), ddoc))]);
   };
   await Promise.all([
     app(names.events, eventsDesignDoc(opts.writerRole)),

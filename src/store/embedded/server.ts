@@ -15,6 +15,7 @@ import type { Replicator } from './replicate.ts';
 import { createShield } from './shield.ts';
 import type { SecurityObject, UserCtx } from './access.ts';
 import { guardChangesFilters } from './filters.ts';
+import { deferPouchHttp } from './lazy-http.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -164,6 +165,7 @@ function withCouchBulkGet<T extends new (...a: any[]) => { bulkGet: BulkGet }>(B
 async function main(): Promise<void> {
   watchParent();
   const password = await receivePassword();
+  deferPouchHttp(require);
   let PouchDB = require('pouchdb-node');
   guardChangesFilters(PouchDB);
   if (memory) {
