@@ -6,6 +6,8 @@
  *  - throughput: N documents written while the event is disabled, then changes processed
  *    per second from enabling it to the last finished activation (the store's own write
  *    rate is reported beside it: a trigger cannot sustain more than the store takes in).
+ * `BENCH_COUCH_URL=<admin url>` runs the same on that CouchDB (its databases get a prefix of their
+ * own and are dropped at the end) instead of an embedded store.
  * Prints one JSON line.  node --no-node-snapshot --import tsx bench/changes.ts [lagDocs=500] [docs=20000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +21,10 @@ const docs = Number(process.argv[3] ?? 20_000);
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lc-bench-changes-'));
 const now = () => performance.timeOrigin + performance.now();
 
-const rt = await new Runtime({ config: makeConfig({ port: 0, dataDir, sample: false, logLevel: 'error', ...(process.env.BENCH_CHANGES_CONCURRENCY ? { changesConcurrency: Number(process.env.BENCH_CHANGES_CONCURRENCY) } : {}) }) }).start();
+const couchUrl = process.env.BENCH_COUCH_URL;
+const prefix = couchUrl ? `bench${Date.now().toString(36)}_` : 'lively_';
+const inboxName = `${prefix}inbox`;
+const rt = await new Runtime({ config: makeConfig({ port: 0, dataDir, sample: false, logLevel: 'error', ...(couchUrl ? { couchUrl, dbPrefix: prefix } : {}), ...(process.env.BENCH_CHANGES_CONCURRENCY ? { changesConcurrency: Number(process.env.BENCH_CHANGES_CONCURRENCY) } : {}) }) }).start();
 const lags: number[] = [];
 // the worker reports when it started; the bench reads it from the activation's outcome
 const fireEvent = rt.firing.fireEvent.bind(rt.firing);
@@ -30,11 +35,11 @@ rt.firing.fireEvent = (event, input) => {
 };
 
 const nano = rt.nano;
-await nano.db.create('bench_inbox');
-const inbox = nano.use<Record<string, unknown>>('bench_inbox');
+await nano.db.create(inboxName);
+const inbox = nano.use<Record<string, unknown>>(inboxName);
 await rt.db.workers.insert({ _id: 'started', type: 'node', delegate: 'index.js', _attachments: { 'index.js': { content_type: 'application/javascript', data: Buffer.from(
   'module.exports = (m) => ({ lag: performance.timeOrigin + performance.now() - m.parameters.doc.t });').toString('base64') } } });
-await rt.db.events.insert({ _id: 'on_write', trigger: { changes: { db: 'bench_inbox', include_docs: true } }, workers: { started: {} } });
+await rt.db.events.insert({ _id: 'on_write', trigger: { changes: { db: inboxName, include_docs: true } }, workers: { started: {} } });
 while (rt.changesTriggers?.feeds('on_write') !== 1) await new Promise((r) => setTimeout(r, 20));
 // warm the worker
 await inbox.insert({ _id: 'warm', t: now() });
@@ -67,5 +72,6 @@ const elapsed = (performance.now() - t0) / 1000;
 const throughput = { docs, perSecond: Math.round(docs / elapsed), seconds: Number(elapsed.toFixed(2)), writeSeconds, errors: rt.firing.outcomes.error + rt.firing.outcomes.timeout };
 
 await rt.stop();
+if (couchUrl) for (const db of await nano.db.list()) if (db.startsWith(prefix)) await nano.db.destroy(db);
 rmSync(dataDir, { recursive: true, force: true });
-console.log(JSON.stringify({ machine: `${os.cpus()[0]?.model} x${os.cpus().length}, node ${process.version}`, store: 'embedded (disk)', concurrency: rt.config.changesConcurrency, lag, throughput }));
+console.log(JSON.stringify({ machine: `${os.cpus()[0]?.model} x${os.cpus().length}, node ${process.version}`, store: couchUrl ? 'CouchDB' : 'embedded (disk)', concurrency: rt.config.changesConcurrency, lag, throughput }));
