@@ -31,6 +31,8 @@ const rate = Number(values.rate ?? process.env.SOAK_RATE ?? 3_000);
 const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+interface Rss { total: number; anon: number; file: number }
+
 /**
  * A process's resident memory in MB: all of it, and its anonymous part (heap, stacks, what it
  * allocated) apart from file-backed pages. The embedded store's LevelDB maps its table files
@@ -38,7 +40,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * kernel's cache of the data, shared and dropped under memory pressure, growing with the data
  * read. Memory the process holds is the anonymous part, which is what must stay flat.
  */
-interface Rss { total: number; anon: number; file: number }
 function rssOf(pid: number | undefined): Rss | undefined {
   if (!pid) return undefined;
   try {

@@ -25,7 +25,7 @@ export function connect(url: string): nano.ServerScope {
 /**
  * nano sends its requests with the global `fetch`, which is node's own bundled copy of undici:
  * a second HTTP client beside the undici package the feeds and the proxy use, compiled on
- * nano's first request (about 80 ms of a runtime's start, on its critical path). So in a process
+ * nano's first request (about 80 ms when measured alone). So in a process
  * that uses nano the global `fetch` is the undici package's. Worker threads, isolates and process
  * workers have globals of their own and keep node's.
  */

@@ -26,7 +26,7 @@ const cache = (Module as unknown as { _cache: Record<string, unknown> })._cache;
 
 /** A module in the require cache whose exports are `exports`. */
 function seed(file: string, exports: unknown): void {
-  const m = new (Module as unknown as new (id: string) => { filename: string; loaded: boolean; exports: unknown; paths: string[] })(file);
+  const m = new (Module as unknown as new (id: string) => { filename: string; loaded: boolean; exports: unknown })(file);
   m.filename = file;
   m.loaded = true;
   m.exports = exports;

@@ -123,8 +123,9 @@ type LocalDb = { name: string; type(): string; get(id: string): Promise<Record<s
  * `PUT /{db}/_security` as CouchDB answers it: the last writer wins, never 409. pouchdb-security
  * keeps the object in `_local/_security` and writes it with a read and a put, so two writers at
  * once (two runtimes starting on one store) got "Document update conflict" from the loser. Here
- * the write is read and put again until it lands, and the writes to one database take turns.
- * Remote databases (the http adapter) keep the plugin's own path.
+ * the writes to one database take turns, each reading the revision the one before it wrote; the
+ * shield refuses every other way of writing that document. Remote databases (the http adapter)
+ * keep the plugin's own path.
  */
 function lastWriterWinsSecurity(security: { putSecurity: SecurityWriter }): void {
   const original = security.putSecurity;
@@ -133,15 +134,9 @@ function lastWriterWinsSecurity(security: { putSecurity: SecurityWriter }): void
     if (['http', 'https'].includes(this.type())) return original.call(this, secObj, callback);
     const db = this;
     const write = async (): Promise<{ ok: true }> => {
-      for (let attempt = 0; ; attempt++) {
-        const doc = await db.get('_local/_security').catch(() => ({ _id: '_local/_security' }));
-        try {
-          await db.put({ ...doc, security: secObj });
-          return { ok: true };
-        } catch (err) {
-          if ((err as { status?: number }).status !== 409 || attempt >= 20) throw err;
-        }
-      }
+      const doc = await db.get('_local/_security').catch(() => ({ _id: '_local/_security' }));
+      await db.put({ ...doc, security: secObj });
+      return { ok: true };
     };
     const run = (turns.get(db.name) ?? Promise.resolve()).then(write);
     const settled = run.catch(() => undefined);
@@ -246,28 +241,15 @@ async function main(): Promise<void> {
     return doc.security ?? {};
   };
   let listening = 0;
-  // node:http, not fetch: the server has it loaded, while the global fetch would compile node's
-  // bundled undici on the first request with credentials (about 60 ms of a runtime's start)
-  const sessionAgent = new http.Agent({ keepAlive: true });
-  const askSession = (headers: Record<string, string>) => new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: listening, path: '/_session', headers, agent: sessionAgent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }); } catch (err) { reject(err); }
-      });
-      res.on('error', reject);
-    }).on('error', reject);
-  });
   // who the credentials name, answered by express-pouchdb's own `_session` (Basic or cookie)
   const whoAmI = async (req: http.IncomingMessage): Promise<UserCtx | 'bad'> => {
     const headers: Record<string, string> = {};
     if (req.headers.authorization) headers.authorization = req.headers.authorization;
     if (req.headers.cookie) headers.cookie = req.headers.cookie;
     if (!headers.authorization && !headers.cookie) return { name: null, roles: [] };
-    const res = await askSession(headers);
+    const res = await fetch(`http://127.0.0.1:${listening}/_session`, { headers });
     if (res.status === 401) return 'bad';
-    const body = res.body as { userCtx?: UserCtx };
+    const body = await res.json() as { userCtx?: UserCtx };
     return { name: body.userCtx?.name ?? null, roles: Array.isArray(body.userCtx?.roles) ? body.userCtx.roles : [] };
   };
   const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(), replicate, { security, whoAmI, signup }));
