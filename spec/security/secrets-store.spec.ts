@@ -111,7 +111,7 @@ done
     expect(await res.body.json()).to.deep.equal({ ok: true, name: 'MAIL_TOKEN', created: false });
     const reply = await fire(rt, '/all');
     for (const o of reply.outcomes.filter((x: { worker: string }) => x.worker !== 'unnamed')) {
-      expect(o.status).to.equal('ok');
+      expect(o.status, JSON.stringify(o)).to.equal('ok');
       expect(o.result.length, o.worker).to.equal(second.length);
     }
   });

@@ -57,6 +57,22 @@ describe('ProcessDispatcher - lifecycle', () => {
     } finally { await d.close(1000); }
   });
 
+  it('a revision retired and needed again at once starts in a complete directory (the old pool\'s removal is waited for)', async () => {
+    // a changed secret retires a worker's processes while its revision stays the same: the next
+    // message starts a new pool of that revision while the old pool is still removing its files
+    const d = make();
+    try {
+      const spec = workerSpec('sh', 'echo.sh');
+      const failed: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const o = await d.dispatch({ spec, message: message(spec), onEmit: () => {} });
+        if (o.status !== 'ok') failed.push(o.error?.message ?? o.status);
+        await d.retire(spec.id);
+      }
+      expect(failed).to.deep.equal([]);
+    } finally { await d.close(1000); }
+  });
+
   it('close(deadline) lets in-flight messages finish, then the processes are gone', async () => {
     const d = make();
     const spec = workerSpec('python', 'slow.py', { limits: { concurrency: 2 } });

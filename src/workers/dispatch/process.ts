@@ -159,6 +159,8 @@ export class ProcessDispatcher implements Dispatcher {
   private readonly pools = new Map<string, Map<string, RevisionPool>>();
   private readonly watchdog?: Watchdog;
   private readonly children = new Set<ChildWorker>();
+  /** revision directories being removed (by specKey): a new pool of that revision waits for it. */
+  private readonly removing = new Map<string, Promise<void>>();
   private inFlight = 0;
   private closed = false;
 
@@ -332,7 +334,10 @@ export class ProcessDispatcher implements Dispatcher {
         await new Promise((r) => setTimeout(r, delay));
       }
       const runAs = this.opts.runAs;
-      pool.dir ??= writeRevisionFiles(this.opts.dataDir, spec).then(async (d) => { if (runAs) await handOver(d, runAs); return d; });
+      // a retired pool of this same revision may still be removing the directory: after it
+      pool.dir ??= (this.removing.get(specKey(spec)) ?? Promise.resolve())
+        .then(() => writeRevisionFiles(this.opts.dataDir, spec))
+        .then(async (d) => { if (runAs) await handOver(d, runAs); return d; });
       const dir = await pool.dir.catch((e) => { pool.dir = undefined; throw e; });
       const couchUrl = spec.couch ? await (this.opts.couchAccess?.(spec) ?? publicUrl(this.opts.couchUrl)) : undefined;
       const [exe, ...args] = command;
@@ -406,7 +411,11 @@ export class ProcessDispatcher implements Dispatcher {
     if (revs?.get(pool.spec.rev) !== pool) return;
     revs.delete(pool.spec.rev);
     if (revs.size === 0) this.pools.delete(pool.spec.id);
-    void removeRevisionFiles(this.opts.dataDir, pool.spec).catch(() => { /* best effort */ });
+    const key = specKey(pool.spec);
+    const removed: Promise<void> = removeRevisionFiles(this.opts.dataDir, pool.spec)
+      .catch(() => { /* best effort */ })
+      .finally(() => { if (this.removing.get(key) === removed) this.removing.delete(key); });
+    this.removing.set(key, removed);
     this.opts.logger.debug('worker revision retired', { worker: specKey(pool.spec) });
   }
 }
