@@ -25,7 +25,7 @@ const kRequirers = [
 const cache = (Module as unknown as { _cache: Record<string, unknown> })._cache;
 
 /** A module in the require cache whose exports are `exports`. */
-function seed(file: string, exports: unknown): void {
+export function seed(file: string, exports: unknown): void {
   const m = new (Module as unknown as new (id: string) => { filename: string; loaded: boolean; exports: unknown })(file);
   m.filename = file;
   m.loaded = true;
@@ -34,7 +34,7 @@ function seed(file: string, exports: unknown): void {
 }
 
 /** Loads the real module at `file` in place of its stand-in. */
-function loadReal(require: NodeJS.Require, file: string): Loaded {
+export function loadReal(require: NodeJS.Require, file: string): Loaded {
   delete cache[file];
   return require(file) as Loaded;
 }

@@ -15,6 +15,7 @@ import type { Replicator } from './replicate.ts';
 import { createShield } from './shield.ts';
 import type { SecurityObject, UserCtx } from './access.ts';
 import { guardChangesFilters } from './filters.ts';
+import { deferPouchFind } from './lazy-find.ts';
 import { deferPouchHttp } from './lazy-http.ts';
 
 const require = createRequire(import.meta.url);
@@ -161,6 +162,7 @@ async function main(): Promise<void> {
   watchParent();
   const password = await receivePassword();
   deferPouchHttp(require);
+  deferPouchFind(require);
   let PouchDB = require('pouchdb-node');
   guardChangesFilters(PouchDB);
   if (memory) {
