@@ -6,7 +6,7 @@
  * compile cache is warm, as on a developer's machine). Measured from spawn to exit for
  * `--help` and `trigger` (fire-and-forget, against a runtime this script starts), and to the
  * first 200 of /_lively/health for `start`; with the CPU time its processes used by then.
- * `CLI_BENCH_BASE=<checkout>` adds that checkout's `npm start` (see kBase).
+ * `CLI_BENCH_BASE=<checkout>` adds that checkout's bin (`--help`, `trigger`) and `npm start` (see kBase).
  * Prints medians and ratios to before; writes them to
  * bench/results/cli-start-<time>.json with the load average before and after.
  */
@@ -35,7 +35,7 @@ child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 const kNewBin = path.join(kRoot, 'bin/livelycouch.js');
 /**
  * CLI_BENCH_BASE: another checkout (a worktree of an older commit, sharing this node_modules)
- * whose `npm start` runs beside the others. "tsx (before)" runs today's sources, which carry
+ * whose bin and `npm start` run beside the others. "tsx (before)" runs today's sources, which carry
  * every improvement to the start itself; the base shows the time a user had then.
  */
 const kBase = process.env.CLI_BENCH_BASE ? path.resolve(process.env.CLI_BENCH_BASE) : undefined;
@@ -146,12 +146,14 @@ try {
         { name: 'tsx (before)', args: [kOldBin, '--help'] },
         { name: 'dist', args: [kNewBin, '--help'] },
         { name: 'dist, node --no-node-snapshot', args: ['--no-node-snapshot', kNewBin, '--help'] },
+        ...(kBase ? [{ name: `${path.basename(kBase)}: its bin`, args: [path.join(kBase, 'bin/livelycouch.js'), '--help'] }] : []),
       ],
     },
     {
       name: 'livelycouch trigger email_event', runs, until: 'exit', variants: [
         { name: 'tsx (before)', args: [kOldBin, 'trigger', 'email_event', '--url', url] },
         { name: 'dist', args: [kNewBin, 'trigger', 'email_event', '--url', url] },
+        ...(kBase ? [{ name: `${path.basename(kBase)}: its bin`, args: [path.join(kBase, 'bin/livelycouch.js'), 'trigger', 'email_event', '--url', url] }] : []),
       ],
     },
     {

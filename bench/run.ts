@@ -12,11 +12,15 @@
  * Environment:
  *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
  *   BENCH_SECONDS=5    seconds per scenario and round
- *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bs cs bn cn db dw c0 d d0 py dp pyp iso f fb e a1 c1 r r1)
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bs cs bn cn db dw c0 d d0 py dp pyp iso f fb e a1 c1 cC bC c1C r r1)
  *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
+ *   BENCH_COUCH_URL=<admin url>  a second runtime on that CouchDB (databases under a prefix of
+ *                      their own, dropped at the end) for cC, bC and c1C: (c), (b) and c1 there;
+ *                      every other target stays on its embedded store
  * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
  * Console: BENCH_ONLY=b,bs,c,cs (bs/cs: b and c with a console's live stream open)
  * Endpoints: BENCH_ONLY=c,r,a1,r1 (r/c: an endpoint against ?wait=true; r1 against a1: the single-connection gap)
+ * CouchDB: BENCH_COUCH_URL=… BENCH_ONLY=c,cC,b,bC,a1,c1,c1C (cC/c: HTTP triggers with records on CouchDB against the embedded store)
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +32,9 @@ import { drained, startTarget, status, stopTarget, type Target } from './targets
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 50;
+/** Read once and removed, so that only the CouchDB target sees it. */
+const COUCH_URL = process.env.BENCH_COUCH_URL;
+delete process.env.BENCH_COUCH_URL;
 /** Sequential requests before each single-connection measurement, on its fresh connection. */
 const WARMUP_MS = 1_000;
 
@@ -132,7 +139,7 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); retu
 
 async function main(): Promise<void> {
   // The servers under test, started once the scenarios to run are known.
-  const t = {} as Record<'bare' | 'rt' | 'quiet' | 'persistent' | 'fresh' | 'floor' | 'floor202', Target>;
+  const t = {} as Record<'bare' | 'rt' | 'quiet' | 'persistent' | 'fresh' | 'floor' | 'floor202' | 'couch', Target>;
   const scenarios: Array<{ key: string; label: string; run: () => Promise<Sample> }> = [
     { key: 'a', label: '(a) bare node:http, 200', run: () => load(t.bare.url, SECONDS, CONNECTIONS) },
     { key: 'b', label: '(b) /_events, thread worker, fire-and-forget (processed/s)', run: () => processed(t.rt, '/_events/bench/thread', SECONDS) },
@@ -165,13 +172,18 @@ async function main(): Promise<void> {
     // An endpoint (an event with "response"): the same thread worker as (c), its result the response
     // body ({"ok":true,"n":null}); next to (c) and (a1) so the ratio and the gap see the same moment.
     { key: 'r', label: '(r) endpoint: the same thread worker, its result the response ("response")', run: () => load(`${t.rt.url}/_events/bench/endpoint`, SECONDS, CONNECTIONS) },
+    // The same runtime on a CouchDB (BENCH_COUCH_URL): records, state and the app there.
+    { key: 'cC', label: '(c) the same on CouchDB (BENCH_COUCH_URL), records on', run: () => load(`${t.couch.url}/_events/bench/thread?wait=true`, SECONDS, CONNECTIONS) },
+    { key: 'bC', label: '(b) the same on CouchDB (BENCH_COUCH_URL), records on (processed/s)', run: () => processed(t.couch, '/_events/bench/thread', SECONDS) },
+    { key: 'c1C', label: '(c) on CouchDB, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(`${t.couch.url}/_events/bench/thread?wait=true`, SECONDS) },
     { key: 'r1', label: '(r) endpoint, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(`${t.rt.url}/_events/bench/endpoint`, SECONDS) },
   ];
   const only = process.env.BENCH_ONLY?.split(',').map((k) => k.trim()).filter(Boolean);
   // A key that names no scenario (a typo, or one renamed since) would otherwise just measure less.
   const unknown = only?.filter((k) => !scenarios.some((s) => s.key === k)) ?? [];
   if (unknown.length) throw new Error(`BENCH_ONLY: unknown scenario ${unknown.join(', ')}; known: ${scenarios.map((s) => s.key).join(', ')}`);
-  const chosen = only ? scenarios.filter((s) => only.includes(s.key)) : scenarios;
+  // the CouchDB scenarios (keys ending in C) run by default only when there is a CouchDB
+  const chosen = only ? scenarios.filter((s) => only.includes(s.key)) : scenarios.filter((s) => COUCH_URL || !s.key.endsWith('C'));
   t.bare = await startTarget('bare');
   t.rt = await startTarget('runtime');
   // The same runtime writing no activation records: what logging costs.
@@ -180,6 +192,11 @@ async function main(): Promise<void> {
   t.fresh = await startTarget('fresh');
   t.floor = await startTarget('floor');
   t.floor202 = await startTarget('floor202');
+  if (chosen.some((s) => s.key.endsWith('C'))) {
+    if (!COUCH_URL) throw new Error('cC, bC and c1C run on a CouchDB: set BENCH_COUCH_URL to its admin URL');
+    t.couch = await startTarget('runtime', { env: { BENCH_COUCH_URL: COUCH_URL } });
+    await (await request(`${t.couch.url}/_events/bench/thread?wait=true`)).body.text();
+  }
   // Warm every worker so cold starts are not in the throughput figures: a few triggers at once,
   // so a process worker's pool (up to its concurrency) has all its children before (d) runs.
   for (const p of ['thread', 'process', 'python', 'process_pipe', 'python_pipe', 'isolate', 'noop', 'durable', 'endpoint']) {
@@ -214,7 +231,7 @@ async function main(): Promise<void> {
   const p50Gap = result.c1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.c1.p50us - result.a1.p50us) : undefined;
   const endpointGap = result.r1?.p50us !== undefined && result.a1?.p50us !== undefined ? Math.round(result.r1.p50us - result.a1.p50us) : undefined;
   const ratio = (x: string, y: string) => (result[x] && result[y] ? +(result[x]!.rps / result[y]!.rps).toFixed(2) : undefined);
-  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'd/d0': ratio('d', 'd0'), 'dp/d0': ratio('dp', 'd0'), 'py/d0': ratio('py', 'd0'), 'pyp/d0': ratio('pyp', 'd0'), 'iso/c': ratio('iso', 'c'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap, 'endpoint r/c': ratio('r', 'c'), 'console bs/b': ratio('bs', 'b'), 'console cs/c': ratio('cs', 'c'), 'p50(r1)-p50(a1) µs': endpointGap };
+  const ratios = { 'c/d': ratio('c', 'd'), 'c/d0': ratio('c', 'd0'), 'd/d0': ratio('d', 'd0'), 'dp/d0': ratio('dp', 'd0'), 'py/d0': ratio('py', 'd0'), 'pyp/d0': ratio('pyp', 'd0'), 'iso/c': ratio('iso', 'c'), 'c/a': ratio('c', 'a'), 'b/a': ratio('b', 'a'), 'durable db/b': ratio('db', 'b'), 'records b/bn': ratio('b', 'bn'), 'records c/cn': ratio('c', 'cn'), 'f/a': ratio('f', 'a'), 'fb/a': ratio('fb', 'a'), 'c/f': ratio('c', 'f'), 'b/fb': ratio('b', 'fb'), 'durable dw/c': ratio('dw', 'c'), 'CouchDB cC/c': ratio('cC', 'c'), 'CouchDB bC/b': ratio('bC', 'b'), 'p50(c1)-p50(a1) ms': p50Gap === undefined ? undefined : +(p50Gap / 1000).toFixed(3), 'p50(c1)-p50(a1) µs': p50Gap, 'endpoint r/c': ratio('r', 'c'), 'console bs/b': ratio('bs', 'b'), 'console cs/c': ratio('cs', 'c'), 'p50(r1)-p50(a1) µs': endpointGap };
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS };
   mkdirSync(new URL('./results', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ machine, result, ratios, coldStart: cold, changesTrigger: changes }, null, 2));
@@ -222,6 +239,7 @@ async function main(): Promise<void> {
   for (const r of Object.values(result)) lines.push(`| ${r.label} | ${r.rps} | ${r.p50} | ${r.p99} |${r.errors ? ` (${r.errors} errors)` : ''}`);
   const one = (k: string, name: string) => (result[k] ? [`${name} p50 ${result[k]!.p50us} µs, p99 ${result[k]!.p99us} µs`] : []);
   const single = [...one('a1', '(a) bare'), ...one('c1', '(c) thread worker ?wait=true'), ...(p50Gap === undefined ? [] : [`p50 difference ${p50Gap} µs (${(p50Gap / 1000).toFixed(3)} ms)`]),
+    ...one('c1C', '(c) on CouchDB'),
     ...one('r1', '(r) endpoint'), ...(endpointGap === undefined ? [] : [`endpoint p50 difference ${endpointGap} µs (${(endpointGap / 1000).toFixed(3)} ms)`])];
   process.stdout.write(`${JSON.stringify(machine)}\n\n${lines.join('\n')}\n\nratios: ${JSON.stringify(ratios)}\n${single.length ? `single connection (one keep-alive connection, sequential requests, per-request latency, medians over rounds): ${single.join('; ')}\n` : ''}cold start (new revision to first completed message): ${JSON.stringify(cold)}\nchanges trigger (embedded store, trivial node worker): ${JSON.stringify(changes)}\n`);
 }

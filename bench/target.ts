@@ -3,6 +3,7 @@
  * an event loop with it. Prints `READY <url>` when it serves.
  *   bare        node:http answering 200: the ceiling
  *   runtime     LivelyCouch on an embedded store with bench/app deployed (in memory; on disk with BENCH_STORE=disk;
+ *               on a CouchDB with BENCH_COUCH_URL=<admin url>, its databases under a prefix of their own;
  *               BENCH_RECORDS=off keeps no activation records; BENCH_CONCURRENCY=n sets workers' default concurrency)
  *   persistent  scenario (d0), the minimal stand-in for the 2010 design once warm: one child
  *               process fed JSON lines, answering each, behind node:http with no runtime around it
@@ -83,7 +84,9 @@ async function main(): Promise<void> {
     }));
   } else if (mode === 'runtime') {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-'));
-    const config = makeConfig({ port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off', ...(process.env.BENCH_CONCURRENCY ? { workerConcurrency: Number(process.env.BENCH_CONCURRENCY) } : {}) });
+    // BENCH_COUCH_URL=<admin url>: on that CouchDB instead, under a prefix of its own, dropped at the end
+    const couch = process.env.BENCH_COUCH_URL ? { couchUrl: process.env.BENCH_COUCH_URL, dbPrefix: `bench${Date.now().toString(36)}_` } : {};
+    const config = makeConfig({ ...couch, port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off', ...(process.env.BENCH_CONCURRENCY ? { workerConcurrency: Number(process.env.BENCH_CONCURRENCY) } : {}) });
     const rt = await new Runtime({ config, logger: createLogger(config.logLevel), dispatchers: [new ImmediateDispatcher()] }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     const events = readdirSync(new URL('./app/events', import.meta.url)).length;
@@ -92,7 +95,11 @@ async function main(): Promise<void> {
     const admin = new URL(rt.couchUrl);
     const auth = basicAuthOf(admin)!.slice('Basic '.length);
     process.stdout.write(`READY ${rt.url} ${auth}\n`);
-    process.on('SIGTERM', () => { void profile().then(() => rt.stop(2_000)).then(() => process.exit(0)); });
+    const dropOwn = async () => {
+      if (!couch.dbPrefix) return;
+      for (const db of await rt.nano.db.list()) if (db.startsWith(couch.dbPrefix)) await rt.nano.db.destroy(db);
+    };
+    process.on('SIGTERM', () => { void profile().then(() => rt.stop(2_000)).then(dropOwn).then(() => process.exit(0)); });
   } else {
     throw new Error(`unknown mode ${mode}`);
   }
