@@ -15,6 +15,7 @@ import type { Replicator } from './replicate.ts';
 import { createShield } from './shield.ts';
 import type { SecurityObject, UserCtx } from './access.ts';
 import { guardChangesFilters } from './filters.ts';
+import { rememberAdminLogins, type SessionApi } from './admin-auth.ts';
 import { deferPouchFind } from './lazy-find.ts';
 import { deferPouchHttp } from './lazy-http.ts';
 
@@ -194,6 +195,10 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     app.couchConfig.set('admins', kAdminName, password, (err: unknown) => (err ? reject(err) : resolve())));
   app.couchConfig.set('log', 'level', 'error', () => {});
+  // the runtime's requests as the admin are not authenticated from scratch every time (./admin-auth.ts)
+  const sessionApi = createRequire(require.resolve('express-pouchdb/package.json'))('pouchdb-auth/lib/sessionapi') as SessionApi;
+  const adminLogins = rememberAdminLogins(sessionApi, { name: kAdminName, password, timeoutS: () => Number(app.couchConfig.get('couch_httpd_auth', 'timeout')) || 600 });
+  app.couchConfig.on('admins', () => adminLogins.forget());
   await app.setPouchDB(PouchDB);
   app.disable('x-powered-by');
 
