@@ -4,6 +4,8 @@
  * store does not keep, and dropping finished past days.
  */
 import { expect } from 'chai';
+import http from 'node:http';
+import { request } from 'undici';
 import { connect } from '../../src/store/couch.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { isLivelyError } from '../../src/shared/errors.ts';
@@ -90,8 +92,11 @@ describe('DurableJournal', function () {
     prefix = uniquePrefix();
     await server.db.create(`${prefix}logs`);
   });
+  /** what a spec opened besides journals, closed after them. */
+  const closing: Array<() => Promise<void>> = [];
   afterEach(async () => {
     await Promise.all(journals.splice(0).map((j) => j.close()));
+    await Promise.all(closing.splice(0).map((c) => c()));
     await dropPrefix(prefix);
   });
 
@@ -114,11 +119,11 @@ describe('DurableJournal', function () {
   });
 
   it('finishes made while an accept is being written ride along with the next accept write, not a write of their own', async () => {
-    // The store as it is, but its writes wait while `hold` is set: an accept write stays in flight.
+    // The store as it is, behind a forwarder whose requests wait while `hold` is set: an accept write stays in flight.
     let hold: Promise<void> | undefined;
-    const held = new Proxy(server, {
-      get: (target, key) => (key === 'request' ? async (o: never) => { await hold; return target.request(o); } : Reflect.get(target, key)),
-    });
+    const forwarder = await holdingForwarder(couchUrl(), () => hold);
+    closing.push(() => forwarder.close());
+    const held = connect(forwarder.url);
     const j = new DurableJournal({ server: held, prefix, instance: 'afafafaf', heartbeats: server.use(`${prefix}logs`), logger: silentLogger, finishRideMs: 60_000 });
     journals.push(j);
     const first = await j.accept(entry('ride-1', 1));
@@ -282,3 +287,26 @@ describe('DurableJournal', function () {
     expect(dbs).to.include(busy);
   });
 });
+
+/**
+ * An HTTP forwarder to the store at `target` whose requests wait for `gate()` (when it gives a
+ * promise) before they go on: a write held in flight, at the wire, whatever client sends it.
+ */
+async function holdingForwarder(target: string, gate: () => Promise<void> | undefined): Promise<{ url: string; close(): Promise<void> }> {
+  const to = new URL(target);
+  const srv = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    await gate();
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length', 'transfer-encoding'].includes(k))) as Record<string, string>;
+    const up = await request(`${to.origin}${req.url}`, { method: req.method as 'GET', headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+    const body = Buffer.from(await up.body.arrayBuffer());
+    res.writeHead(up.statusCode, { 'content-type': String(up.headers['content-type'] ?? 'application/json'), 'content-length': body.length });
+    res.end(body);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  const url = new URL(target);
+  url.host = `127.0.0.1:${port}`;
+  return { url: url.toString(), close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }) };
+}
