@@ -1,9 +1,10 @@
 /**
  * express-pouchdb authenticates every request from scratch. A request with Basic credentials
  * costs pouchdb-auth's `multiUserLogIn` (a read of the user's document, PBKDF2, an HMAC) and then
- * `multiUserSession` (the database's info, the document again, two HMACs): about 0.4 ms of the
- * store's CPU, on every request the runtime makes (activation records, the durable journal,
- * feeds and checkpoints), and the runtime is the store's busiest client.
+ * `multiUserSession` (the database's info, the document again, two HMACs), on every request the
+ * runtime makes (activation records, the durable journal, feeds and checkpoints), and the runtime
+ * is the store's busiest client. Kept as below, a write costs the store 0.4 to 1.1 ms less CPU
+ * (`npm run bench:store`, docs/benchmarks.md).
  *
  * `rememberAdminLogins` keeps, for a few seconds, what those two functions answered for the
  * store's own admin, whose name and password the store was started with:
