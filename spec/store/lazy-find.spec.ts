@@ -23,7 +23,7 @@ PouchDB.plugin(require('pouchdb-adapter-memory'));
 PouchDB.plugin(createRequire(require.resolve('express-pouchdb/package.json'))('pouchdb-find'));
 const mapreduceLoaded = () => Object.keys(require.cache).some((k) => k.includes('pouchdb-abstract-mapreduce'));
 const mapreduceAtStart = mapreduceLoaded();
-const findLoadedAtStart = require.cache[findFile].exports.find.toString().includes('load()');
+const standInAtStart = require.cache[findFile].exports.find.toString().includes('load()');
 const db = new PouchDB('lazy-find-spec', { adapter: 'memory' });
 await db.bulkDocs([{ _id: 'a', kind: 'x', n: 1 }, { _id: 'b', kind: 'y', n: 2 }, { _id: 'c', kind: 'x', n: 3 }]);
 const created = await db.createIndex({ index: { fields: ['kind'] }, name: 'by-kind', ddoc: 'idx' });
@@ -33,7 +33,7 @@ const indexes = await db.getIndexes();
 const viaCallback = await new Promise((resolve, reject) => db.find({ selector: { n: { $gt: 1 } } }, (err, res) => (err ? reject(err) : resolve(res.docs.map((d) => d._id).sort()))));
 const badFind = await db.find({}).then(() => 'accepted', (e) => e.message);
 process.stdout.write(JSON.stringify({
-  standInAtStart: findLoadedAtStart,
+  standInAtStart,
   mapreduceAtStart,
   created: created.result,
   found: found.docs,

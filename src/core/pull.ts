@@ -4,16 +4,14 @@
  * travel between CouchDBs. Design documents stay where they are (each store has its own
  * validation documents); secrets never travel, they live apart from the app.
  */
-import type { ServerScope } from '../store/couch.ts';
+import { credentialsApart, type ServerScope } from '../store/couch.ts';
 import { LivelyError, describeError } from '../shared/errors.ts';
 
 export interface PullReport { db: string; from: string; docsWritten: number; docsRead: number }
 
 /** The source URL without credentials, for messages. */
 function shown(url: string): string {
-  const u = new URL(url);
-  u.username = ''; u.password = '';
-  return u.toString().replace(/\/$/, '');
+  return credentialsApart(url).base;
 }
 
 /** Replicates `<fromPrefix>events` and `<fromPrefix>workers` of `from` into `<prefix>…` of `server` (whose URL is `to`). */

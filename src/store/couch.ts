@@ -52,6 +52,15 @@ export function basicAuthOf(url: string | URL): string | undefined {
   return `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
 }
 
+/** A CouchDB URL split in two: the URL without credentials (no trailing slash) and them as an `Authorization` value. */
+export function credentialsApart(url: string | URL): { base: string; authorization?: string } {
+  const u = new URL(url);
+  const authorization = basicAuthOf(u);
+  u.username = '';
+  u.password = '';
+  return { base: u.toString().replace(/\/$/, ''), ...(authorization ? { authorization } : {}) };
+}
+
 export function statusOf(err: unknown): number | undefined {
   const s = (err as { statusCode?: unknown } | null)?.statusCode;
   return typeof s === 'number' ? s : undefined;
@@ -182,18 +191,11 @@ export async function dbNames(server: ServerScope, start: string, end: string): 
   return (await server.request({ path: '_all_dbs', qs: { start_key: start, end_key: end } })) as string[];
 }
 
-/** Where a nano client's requests go: its URL without credentials, and them as a header. */
+/** Where a nano client's requests go, worked out once per client. */
 const targets = new WeakMap<ServerScope, { base: string; authorization?: string }>();
 function targetOf(server: ServerScope): { base: string; authorization?: string } {
   let t = targets.get(server);
-  if (!t) {
-    const u = new URL(server.config.url);
-    const authorization = basicAuthOf(u);
-    u.username = '';
-    u.password = '';
-    t = { base: u.toString().replace(/\/$/, ''), ...(authorization ? { authorization } : {}) };
-    targets.set(server, t);
-  }
+  if (!t) targets.set(server, t = credentialsApart(server.config.url));
   return t;
 }
 

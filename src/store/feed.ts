@@ -13,7 +13,7 @@ import type nano from 'nano';
 import { request } from 'undici';
 import { LivelyError, describeError } from '../shared/errors.ts';
 import { silentLogger, type Logger } from '../shared/logger.ts';
-import { basicAuthOf, sleep, statusOf, type ChangeRow, type DbRef } from './couch.ts';
+import { credentialsApart, sleep, statusOf, type ChangeRow, type DbRef } from './couch.ts';
 
 
 export interface ChangesFeedOptions {
@@ -217,16 +217,11 @@ export class ChangesFeed extends EventEmitter {
    */
   private async watchedPoll(qs: Record<string, unknown>, heartbeat: number, signal: AbortSignal): Promise<ChangesPage> {
     const { selector } = this.opts;
-    const base = new URL(this.db.config.url);
+    const { base, authorization } = credentialsApart(this.db.config.url);
     const headers: Record<string, string> = { accept: 'application/json' };
-    const authorization = basicAuthOf(base);
-    if (authorization) {
-      headers.authorization = authorization;
-      base.username = '';
-      base.password = '';
-    }
+    if (authorization) headers.authorization = authorization;
     const search = new URLSearchParams(Object.entries({ ...qs, heartbeat }).map(([k, v]) => [k, String(v)]));
-    const url = `${base.toString().replace(/\/$/, '')}/${encodeURIComponent(this.db.config.db)}/_changes?${search}`;
+    const url = `${base}/${encodeURIComponent(this.db.config.db)}/_changes?${search}`;
     const stall = 2 * heartbeat + 1_000;
     const local = new AbortController();
     const onAbort = () => local.abort(signal.reason);

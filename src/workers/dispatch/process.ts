@@ -7,6 +7,7 @@
  * This dispatcher is the fallback for every type that is neither `isolate` nor a thread node
  * worker, so an unknown type reaches it and gets LC_UNKNOWN_TYPE as its outcome.
  */
+import { credentialsApart } from '../../store/couch.ts';
 import { LivelyError, describeError, isLivelyError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import type { WorkerOutcome } from '../../shared/message.ts';
@@ -106,11 +107,7 @@ const kNodeHelperPath = fileURLToPath(new URL('../../../workers-runtime/child/no
 const kRuntimeModules = fileURLToPath(new URL('../../../node_modules', import.meta.url));
 
 function publicUrl(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  return u.toString().replace(/\/$/, '');
+  return url ? credentialsApart(url).base : undefined;
 }
 
 interface Waiter { resolve: (c: ChildWorker | undefined) => void }
