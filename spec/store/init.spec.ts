@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { connect, statusOf } from '../../src/store/couch.ts';
 import { initStore } from '../../src/store/init.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 
 function asUser(name: string, password: string): string {
@@ -60,6 +62,34 @@ describe('initStore', () => {
     }
   });
 
+  it('initStore on databases that are set up - only reads: no database, _security or design document is written', async () => {
+    const seen: string[] = [];
+    const counting = await countingForwarder(couchUrl(), seen);
+    try {
+      await initStore(connect(counting.url), { prefix, writerRole: 'deployer' });
+    } finally {
+      await counting.close();
+    }
+    // the four _security documents and the two design documents, read once each
+    expect(seen.filter((r) => !r.startsWith('GET '))).to.deep.equal([]);
+    expect(seen.filter((r) => r.endsWith('/_security'))).to.have.length(4);
+    expect(seen.filter((r) => r.endsWith('/_design/lively'))).to.have.length(2);
+  });
+
+  it('initStore after someone loosened a database\'s _security - writes it back', async () => {
+    const loose = { admins: { names: [], roles: [] }, members: { names: [], roles: [] } };
+    await server.request({ db: `${prefix}secrets`, path: '_security', method: 'PUT', body: loose });
+    await server.request({ db: `${prefix}events`, path: '_security', method: 'PUT', body: loose });
+    await initStore(server, { prefix, writerRole: 'deployer' });
+    const secrets = await server.request({ db: `${prefix}secrets`, path: '_security' }) as { admins: { roles: string[] }; members: { roles: string[] } };
+    expect(secrets.admins.roles).to.deep.equal(['_admin']);
+    expect(secrets.members.roles).to.deep.equal(['_admin']);
+    const events = await server.request({ db: `${prefix}events`, path: '_security' }) as { admins: { roles: string[] }; members: { roles: string[] } };
+    expect(events.members.roles).to.have.members(['_admin', 'deployer']);
+    const bob = connect(asUser(user, 'pw-bob'));
+    expect((await rejection(bob.use(`${prefix}secrets`).list())).statusCode).to.be.oneOf([401, 403]);
+  });
+
   it('PUT /<prefix>events/bad - a malformed event is refused 403 with a reason naming the field', async () => {
     const err = await rejection(server.use(`${prefix}events`).insert({ _id: 'bad', trigger: 42, workers: { w: {} } } as never));
     expect(err.statusCode).to.equal(403);
@@ -93,3 +123,22 @@ describe('initStore', () => {
     expect((err as unknown as { code: string }).code).to.equal('LC_CONFIG');
   });
 });
+
+/** An HTTP server that forwards every request to `target` and notes `METHOD /path` (query left off) in `seen`. */
+async function countingForwarder(target: string, seen: string[]): Promise<{ url: string; close(): Promise<void> }> {
+  const to = new URL(target);
+  const auth = to.username ? `Basic ${Buffer.from(`${decodeURIComponent(to.username)}:${decodeURIComponent(to.password)}`).toString('base64')}` : undefined;
+  const srv = http.createServer((req, res) => {
+    seen.push(`${req.method} ${(req.url ?? '').split('?')[0]}`);
+    const headers = { ...req.headers, host: to.host, ...(auth ? { authorization: auth } : {}) };
+    const out = http.request({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  return { url, close: () => new Promise((resolve) => { srv.closeAllConnections(); srv.close(() => resolve()); }) };
+}

@@ -54,21 +54,48 @@ export async function initStore(server: ServerScope, opts: InitOptions): Promise
   }
   const names = databaseNames(opts.prefix);
   const security = securityObject(opts.writerRole);
-  // Each database is created, then locked and given its rules (the two side by side) before
-  // anything else is written to it; the four are independent of each other, so they are set up
-  // side by side too.
+  // Each database is made to exist and to carry its `_security` before anything else is written
+  // to it, and the events and workers databases get their rules beside that; the four are
+  // independent of each other, so they are set up side by side too. A start on databases that
+  // are already set up only reads: their `_security` and the design documents, one round.
   const app = async (name: string, ddoc: ValidationDesignDoc): Promise<void> => {
-    await retry(() => ensureDb(server, name));
-    await Promise.all([retry(() => putSecurity(server, name, security)), retry(() => installDesignDoc(server.use(name), ddoc))]);
+    const secured = secureDb(server, name, security, () => ensureDb(server, name));
+    const rules = async () => {
+      try {
+        await retry(() => installDesignDoc(server.use(name), ddoc));
+      } catch (err) {
+        // the database did not exist yet: the rules go in once it does
+        if (statusOf(err) !== 404) throw err;
+        await secured;
+        await retry(() => installDesignDoc(server.use(name), ddoc));
+      }
+    };
+    await Promise.all([secured, rules()]);
   };
   await Promise.all([
     app(names.events, eventsDesignDoc(opts.writerRole)),
     app(names.workers, workersDesignDoc(opts.writerRole)),
     // one shard, one copy: where runtimes arbitrate, a 201 must mean "won" (./state-db.ts)
-    retry(() => ensureStateDb(server, names.logs)).then(() => retry(() => putSecurity(server, names.logs, kAdminOnlySecurity))),
-    retry(() => ensureDb(server, names.secrets)).then(() => retry(() => putSecurity(server, names.secrets, kAdminOnlySecurity))),
+    secureDb(server, names.logs, kAdminOnlySecurity, () => ensureStateDb(server, names.logs)),
+    secureDb(server, names.secrets, kAdminOnlySecurity, () => ensureDb(server, names.secrets)),
   ]);
   return names;
+}
+
+/**
+ * Makes database `name` exist (`create`, when reading its `_security` says it does not) and carry
+ * `security`, written only when what it has differs.
+ */
+async function secureDb(server: ServerScope, name: string, security: object, create: () => Promise<void>): Promise<void> {
+  let current: unknown;
+  try {
+    current = await retry(() => server.request({ db: name, path: '_security' }));
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+    await retry(create);
+  }
+  if (current !== undefined && JSON.stringify(sortKeys(current)) === JSON.stringify(sortKeys(security))) return;
+  await retry(() => putSecurity(server, name, security));
 }
 
 async function putSecurity(server: ServerScope, db: string, security: object): Promise<void> {
