@@ -1,7 +1,8 @@
 /**
  * Builds the JavaScript that LivelyCouch runs from: dist/cli.js (the command), dist/store-server.js
  * (the embedded store's child process) and dist/thread-runtime.js (the code of every worker thread),
- * each one ESM file with its source map, packages left as imports. Plain JavaScript, so that
+ * each one ESM file with its source map. Packages stay imports from node_modules, but for undici
+ * and nano (kInlined), which are bundled in. Plain JavaScript, so that
  * bin/livelycouch.js can rebuild a stale dist/ without tsx; scripts/build.ts runs it at install.
  *
  * The bundles keep resolving files next to their sources (workers-runtime/, templates/, examples/,
@@ -52,6 +53,24 @@ export function staleReason(root) {
   return undefined;
 }
 
+/** Packages bundled into dist/ instead of imported from node_modules at run time. */
+const kInlined = new Set(['undici', 'nano']);
+
+/** The esbuild plugin that leaves every package but `inlined` (and their own files) as an import. */
+function packagesExternalBut(inlined) {
+  return {
+    name: 'livelycouch-packages-external',
+    setup(build) {
+      // a bare specifier: a package, or one of node's own modules
+      build.onResolve({ filter: /^[^./]/ }, (args) => {
+        const name = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
+        if (inlined.has(name)) return undefined;
+        return { path: args.path, external: true };
+      });
+    },
+  };
+}
+
 /** The esbuild plugin that gives each project module its own source URL as `import.meta.url`. */
 function sourceUrls(root, outDir) {
   const projectFile = /\.(ts|js|mjs)$/;
@@ -89,11 +108,17 @@ export async function bundle(packageRoot) {
     absWorkingDir: root, outdir: outDir, bundle: true, write: false, format: 'esm', platform: 'node',
     target: 'node20', packages: 'external', metafile: true, logLevel: 'silent',
   };
+  // undici and nano go into the bundle: pure JavaScript, and loading their hundred-odd files one
+  // by one was most of what the runtime's start read from disk
+  const inlined = {
+    ...common, packages: undefined, plugins: [sourceUrls(root, outDir), packagesExternalBut(kInlined)],
+    banner: { js: "import { createRequire as __lcCreateRequire } from 'node:module'; const require = __lcCreateRequire(import.meta.url);" },
+  };
   const results = await Promise.all([
     // split: what only some commands need is in chunks of its own, loaded when one runs
     esbuild.build({
-      ...common, entryPoints: entries(false), sourcemap: 'linked', splitting: true,
-      define: { LIVELYCOUCH_DIST: 'true' }, plugins: [sourceUrls(root, outDir)],
+      ...inlined, entryPoints: entries(false), sourcemap: 'linked', splitting: true,
+      define: { LIVELYCOUCH_DIST: 'true' },
     }),
     esbuild.build({ ...common, entryPoints: entries(true) }),
   ]);
