@@ -19,7 +19,24 @@ export const Env = {
   parentPid: 'LIVELY_STORE_PARENT',
   /** '1': anonymous clients may sign up in `_users`. */
   signup: 'LIVELY_STORE_SIGNUP',
+  /** the file NODE_EXTRA_CA_CERTS named in the supervisor, read at the child's first TLS connection (./extra-ca.ts). */
+  extraCa: 'LIVELY_STORE_EXTRA_CA',
 } as const;
+
+const kOtherCaStores = ['--use-openssl-ca', '--use-system-ca'];
+
+/**
+ * The environment changes for the store's child: NODE_EXTRA_CA_CERTS moved to Env.extraCa, so
+ * that node does not read it at the child's start (./extra-ca.ts), unless the supervisor's node
+ * trusts another CA store. `undefined` removes a variable.
+ */
+export function storeCaEnv(env: NodeJS.ProcessEnv, execArgv: readonly string[]): Record<string, string | undefined> {
+  const file = env.NODE_EXTRA_CA_CERTS;
+  if (!file) return {};
+  const flags = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)];
+  if (flags.some((f) => kOtherCaStores.includes(f))) return {};
+  return { NODE_EXTRA_CA_CERTS: undefined, [Env.extraCa]: file };
+}
 
 export interface PasswordMessage {
   password: string;

@@ -210,7 +210,25 @@ async function main(): Promise<void> {
     const info = await new PouchDB(db, { skip_setup: true }).info();
     return info.update_seq;
   };
+  // NODE_EXTRA_CA_CERTS of the runtime, read when a replication first needs TLS (./extra-ca.ts)
+  let caSetUp: Promise<void> | undefined;
+  const trustCa = () => (caSetUp ??= (async () => {
+    const file = process.env[Env.extraCa];
+    if (!file) return;
+    const { trustExtraCa } = await import('./extra-ca.ts');
+    trustExtraCa(file, (message) => process.stderr.write(`embedded store: ${message}\n`));
+  })());
+  // the status of GET `url`, through node's global agents as PouchDB's own requests go
+  const status = async (url: string, headers: Record<string, string> | undefined): Promise<number> => {
+    const client = url.startsWith('https:') ? await import('node:https') : http;
+    return new Promise((resolve, reject) => {
+      const req = client.request(url, { headers }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+      req.on('error', reject);
+      req.end();
+    });
+  };
   const replicate: Replicator = async (r) => {
+    await trustCa();
     const open = async (name: string, create: boolean) => {
       if (/^https?:\/\//.test(name)) {
         // asked first, so that a database that is not there is CouchDB's db_not_found and not
@@ -218,10 +236,9 @@ async function main(): Promise<void> {
         const u = new URL(name);
         const shown = `${u.origin}${u.pathname.replace(/\/?$/, '/')}`;
         const auth = u.username ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` } : undefined;
-        const head = await fetch(shown, { headers: auth }).catch((err: Error) => { throw Object.assign(new Error(`${shown}: ${err.message}`), { status: 502 }); });
-        await head.body?.cancel();
-        if (head.status === 404) throw Object.assign(new Error(shown), { status: 404, reason: shown });
-        if (head.status === 401 || head.status === 403) throw Object.assign(new Error(`${shown}: ${head.status}`), { status: head.status, reason: `${shown} refused the credentials` });
+        const code = await status(shown, auth).catch((err: Error) => { throw Object.assign(new Error(`${shown}: ${err.message}`), { status: 502 }); });
+        if (code === 404) throw Object.assign(new Error(shown), { status: 404, reason: shown });
+        if (code === 401 || code === 403) throw Object.assign(new Error(`${shown}: ${code}`), { status: code, reason: `${shown} refused the credentials` });
         return new PouchDB(name, { skip_setup: true });
       }
       if (!create && !((await PouchDB.allDbs()) as string[]).includes(name)) throw Object.assign(new Error(name), { status: 404, reason: name });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LivelyError, describeError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
-import { Env, kAdminName, kPasswordFile, parseReadyLine, type PasswordMessage } from './contract.ts';
+import { Env, kAdminName, kPasswordFile, parseReadyLine, storeCaEnv, type PasswordMessage } from './contract.ts';
 import { withoutCredentials } from '../../shared/credentials.ts';
 import { kDistDir } from '../../shared/dist.ts';
 
@@ -118,6 +118,8 @@ export class EmbeddedStore extends EventEmitter {
       detached: true,
       env: {
         ...withoutCredentials(process.env),
+        // read by the child when it first connects over TLS, not at its start (./extra-ca.ts)
+        ...storeCaEnv(process.env, process.execArgv),
         [Env.dataDir]: dataDir,
         [Env.port]: String(this.port),
         [Env.memory]: memory ? '1' : '0',
