@@ -16,6 +16,7 @@ import { createShield } from './shield.ts';
 import type { SecurityObject, UserCtx } from './access.ts';
 import { guardChangesFilters } from './filters.ts';
 import { rememberAdminLogins, type SessionApi } from './admin-auth.ts';
+import { deferExpressExtras } from './lazy-express.ts';
 import { deferPouchFind } from './lazy-find.ts';
 import { deferPouchHttp } from './lazy-http.ts';
 
@@ -164,6 +165,7 @@ async function main(): Promise<void> {
   const password = await receivePassword();
   deferPouchHttp(require);
   deferPouchFind(require);
+  deferExpressExtras(require);
   let PouchDB = require('pouchdb-node');
   guardChangesFilters(PouchDB);
   if (memory) {
