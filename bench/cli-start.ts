@@ -7,6 +7,8 @@
  * `--help` and `trigger` (fire-and-forget, against a runtime this script starts), and to the
  * first 200 of /_lively/health for `start`; with the CPU time its processes used by then.
  * `CLI_BENCH_BASE=<checkout>` adds that checkout's bin (`--help`, `trigger`) and `npm start` (see kBase).
+ * `start` is measured twice: as the node command `npm start` runs, and through npm itself, whose
+ * own start (the same for every checkout) is then in the figure.
  * Prints medians and ratios to before; writes them to
  * bench/results/cli-start-<time>.json with the load average before and after.
  */
@@ -41,7 +43,8 @@ const kNewBin = path.join(kRoot, 'bin/livelycouch.js');
 const kBase = process.env.CLI_BENCH_BASE ? path.resolve(process.env.CLI_BENCH_BASE) : undefined;
 const kTsx = import.meta.resolve('tsx');
 
-interface Variant { name: string; args: string[] }
+/** `args` for node, or for `command` (say, npm) in `cwd` when given. */
+interface Variant { name: string; args: string[]; command?: string; cwd?: string }
 interface Case { name: string; variants: Variant[]; runs: number; until: 'exit' | 'healthy' }
 
 function freePort(): Promise<number> {
@@ -89,10 +92,12 @@ function treeCpuMs(pid: number): number {
  * the command's processes used by then (a steadier figure on a busy machine). A command run to
  * its end runs under bash, whose `times` gives its children's CPU, grandchildren included.
  */
-async function once(args: string[], until: Case['until'], port: number): Promise<{ ms: number; cpuMs: number }> {
+async function once(v: Variant, until: Case['until'], port: number): Promise<{ ms: number; cpuMs: number }> {
+  const { args } = v;
   const began = performance.now();
   const argv = until === 'exit' ? ['-c', '"$@" >/dev/null; s=$?; times; exit $s', 'bash', process.execPath, ...args] : args;
-  const child = spawn(until === 'exit' ? 'bash' : process.execPath, argv, { cwd: kRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  // a command (npm) runs in a process group of its own, ended whole: npm does not pass SIGTERM on to its script's children
+  const child = spawn(until === 'exit' ? 'bash' : v.command ?? process.execPath, argv, { cwd: v.cwd ?? kRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: v.command !== undefined });
   let stderr = '';
   let stdout = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
@@ -115,8 +120,11 @@ async function once(args: string[], until: Case['until'], port: number): Promise
   }
   const ms = performance.now() - began;
   const cpuMs = treeCpuMs(child.pid!);
-  child.kill('SIGTERM');
+  if (v.command !== undefined) process.kill(-child.pid!, 'SIGTERM');
+  else child.kill('SIGTERM');
   await exited;
+  // the runtime under npm may outlive npm by a moment: the next run needs the port
+  while (await healthy(port)) await new Promise((r) => setTimeout(r, 20));
   return { ms, cpuMs };
 }
 
@@ -162,6 +170,9 @@ try {
         { name: 'dist', args: ['--no-node-snapshot', kNewBin, ...startArgs('new')] },
         { name: 'dist, bin without the flag (re-exec)', args: [kNewBin, ...startArgs('reexec')] },
         ...(kBase ? [{ name: `${path.basename(kBase)}: its npm start (tsx)`, args: ['--no-node-snapshot', '--import', kTsx, path.join(kBase, 'src/cli/main.ts'), ...startArgs('base')] }] : []),
+        // the same two through npm itself, whose own start (the same for both) is in the figure
+        { name: 'dist, through `npm start`', command: 'npm', cwd: kRoot, args: ['start', '--silent', '--', ...startArgs('npm-new').slice(1)] },
+        ...(kBase ? [{ name: `${path.basename(kBase)}: through \`npm start\``, command: 'npm', cwd: kBase, args: ['start', '--silent', '--', ...startArgs('npm-base').slice(1)] }] : []),
       ],
     },
   ];
@@ -170,12 +181,12 @@ try {
   for (const c of cases) {
     const times = c.variants.map(() => [] as number[]);
     const cpu = c.variants.map(() => [] as number[]);
-    for (const v of c.variants) await once(v.args, c.until, startPort);
+    for (const v of c.variants) await once(v, c.until, startPort);
     for (let i = 0; i < c.runs; i++) {
       const order = c.variants.map((_, k) => k);
       if (i % 2) order.reverse();
       for (const k of order) {
-        const r = await once(c.variants[k]!.args, c.until, startPort);
+        const r = await once(c.variants[k]!, c.until, startPort);
         times[k]!.push(r.ms);
         cpu[k]!.push(r.cpuMs);
       }
