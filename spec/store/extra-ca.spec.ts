@@ -39,13 +39,15 @@ async function tlsFront(target: string): Promise<{ port: number; close(): Promis
   return { port: (srv.address() as AddressInfo).port, close: () => new Promise((resolve) => { srv.closeAllConnections(); srv.close(() => resolve()); }) };
 }
 
-/** An embedded store started while NODE_EXTRA_CA_CERTS is `ca` (unset when undefined). */
-async function storeWith(ca: string | undefined, dataDir: string): Promise<EmbeddedStore> {
+/** An embedded store started while NODE_EXTRA_CA_CERTS is `ca` (unset when undefined); what it says on stderr goes to `said`. */
+async function storeWith(ca: string | undefined, dataDir: string, said: string[] = []): Promise<EmbeddedStore> {
   const before = process.env.NODE_EXTRA_CA_CERTS;
   if (ca === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
   else process.env.NODE_EXTRA_CA_CERTS = ca;
   try {
-    const store = new EmbeddedStore({ dataDir, memory: true });
+    const quiet = () => undefined;
+    const logger = { debug: quiet, info: quiet, error: quiet, warn: (_msg: string, fields?: Record<string, unknown>) => { said.push(String(fields?.text ?? '')); } };
+    const store = new EmbeddedStore({ dataDir, memory: true, logger });
     await store.start();
     return store;
   } finally {
@@ -110,12 +112,15 @@ describe('embedded store: NODE_EXTRA_CA_CERTS, read at the first TLS connection'
     expect(JSON.stringify(r.body)).to.match(/certificate|self.signed|issuer/i);
   });
 
-  it('a file that cannot be read: the replication goes on with node\'s own CAs, and fails on this certificate as without it', async () => {
-    const store = await storeWith(path.join(kTls, 'no-such-ca.pem'), dir());
+  it('a file that cannot be read: the store says so, and the replication goes on with node\'s own CAs, failing on this certificate as without it', async () => {
+    const said: string[] = [];
+    const missing = path.join(kTls, 'no-such-ca.pem');
+    const store = await storeWith(missing, dir(), said);
     stores.push(store);
     const r = await replicate(store, source, 'copy');
     expect(r.status, JSON.stringify(r.body)).to.not.equal(200);
     expect(JSON.stringify(r.body)).to.match(/certificate|self.signed|issuer/i);
+    expect(said.join('\n')).to.include(`ignoring extra certificates file ${missing}`);
   });
 
   it('storeCaEnv - moves the variable, and leaves it where node trusts another CA store', () => {

@@ -94,7 +94,7 @@ async function secureDb(server: ServerScope, name: string, security: object, cre
     if (statusOf(err) !== 404) throw err;
     await retry(create);
   }
-  if (current !== undefined && JSON.stringify(sortKeys(current)) === JSON.stringify(sortKeys(security))) return;
+  if (current !== undefined && sameJson(current, security)) return;
   await retry(() => putSecurity(server, name, security));
 }
 
@@ -106,7 +106,12 @@ type DesignDoc = { _id: string; _rev?: string } & Record<string, unknown>;
 
 function sameContent(a: DesignDoc, b: DesignDoc): boolean {
   const strip = ({ _rev: _r, ...rest }: DesignDoc) => rest;
-  return JSON.stringify(sortKeys(strip(a))) === JSON.stringify(sortKeys(strip(b)));
+  return sameJson(strip(a), strip(b));
+}
+
+/** Equal as JSON, whatever the order of their keys. */
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
 }
 
 function sortKeys(v: unknown): unknown {
