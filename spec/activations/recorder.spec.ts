@@ -5,7 +5,7 @@ import { dayDbName } from '../../src/activations/record-days.ts';
 import { kBatchSpanMs, parseBatchId } from '../../src/activations/batch.ts';
 import { connect } from '../../src/store/couch.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
-import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/couch.ts';
 
 const day1 = Date.UTC(2026, 0, 10, 12, 0, 0);
 const day2 = Date.UTC(2026, 0, 11, 0, 0, 1);
@@ -140,14 +140,16 @@ describe('ActivationLog', () => {
     const name = dayDbName(prefix, day1);
     // A day database that refuses documents, as a store with a full disk or a bad design doc would.
     await nano.db.create(name);
-    const ddoc = await nano.use(name).insert({ _id: '_design/refuse', validate_doc_update: 'function () { throw({ forbidden: "not now" }); }' } as never);
+    const allow = await refuseWrites(name, 'not now');
     for (let i = 0; i < 5; i++) log.record(record(i, day1 + i));
     expect(log.dropped).to.equal(2);
     await log.flush();
+    await log.flush();
     expect(log.written).to.equal(0);
-    await nano.use(name).destroy('_design/refuse', ddoc.rev);
+    await allow();
     await log.flush();
     expect(log.written).to.equal(3);
+    expect(log.dropped).to.equal(2);
     expect((await stored(name)).map((r) => r.activation)).to.deep.equal(['act-0', 'act-1', 'act-2']);
   });
 

@@ -14,7 +14,7 @@ import { LivelyError } from '../../src/shared/errors.ts';
 import { DurableJournal } from '../../src/core/durable.ts';
 import { GroupCommit } from '../../src/core/group-commit.ts';
 import { journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
-import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
 
 const entry = (activation: string, n = 0): DurableEntry => ({
@@ -190,7 +190,7 @@ describe('DurableJournal', function () {
     const j = journal('aaaaaaaa');
     const name = journalDbName(prefix, Date.now());
     await server.db.create(name);
-    await server.use(name).insert({ _id: '_design/readonly', validate_doc_update: 'function () { throw({ forbidden: "the journal is read-only" }); }' } as never);
+    await refuseWrites(name, 'the journal is read-only');
     let err: unknown;
     try { await j.accept(entry('refused')); } catch (e) { err = e; }
     expect(isLivelyError(err, 'LC_NOT_PERSISTED'), String(err)).to.equal(true);

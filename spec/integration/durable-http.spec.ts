@@ -11,6 +11,7 @@ import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
 import { journalDbName, type JournalBatch } from '../../src/core/durable-store.ts';
 import { eventually, postEvent, startRuntime } from '../support/runtime.ts';
+import { refuseWrites } from '../support/couch.ts';
 
 const att = (code: string) => ({ content_type: 'application/javascript', data: Buffer.from(code).toString('base64') });
 
@@ -81,7 +82,7 @@ describe('durable events over HTTP', function () {
   it('a journal the store refuses: 503 LC_NOT_PERSISTED, nothing runs, other events are not disturbed, and it recovers', async () => {
     const db = journal();
     await journal().info(); // the day's database exists after the first accept
-    const ddoc = await db.insert({ _id: '_design/readonly', validate_doc_update: 'function () { throw({ forbidden: "the journal is read-only" }); }' });
+    const allow = await refuseWrites(db.config.db, 'the journal is read-only');
     const out = tmp('out');
     const refused = await postEvent(rt, '/orders?wait=true', { n: 3, out });
     expect(refused.status).to.equal(503);
@@ -90,7 +91,7 @@ describe('durable events over HTTP', function () {
     const other = await postEvent(rt, '/notes?wait=true', { n: 4, out });
     expect(other.status).to.equal(200);
     expect(readFileSync(out, 'utf8')).to.equal('4\n'); // the refused trigger never ran
-    await db.destroy('_design/readonly', ddoc.rev);
+    await allow();
     const back = await postEvent(rt, '/orders?wait=true', { n: 5, out });
     expect(back.status).to.equal(200);
     expect(readFileSync(out, 'utf8')).to.equal('4\n5\n');

@@ -3,6 +3,7 @@
  * and a cleanup that removes that prefix's databases.
  */
 import { randomBytes } from 'node:crypto';
+import type nano from 'nano';
 import { basicAuthOf, connect } from '../../src/store/couch.ts';
 import type { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
 
@@ -69,4 +70,41 @@ export function adminHeaders(url: string = couchUrl()): { authorization: string 
   const authorization = basicAuthOf(url);
   if (!authorization) throw new Error('the CouchDB URL carries no admin credentials');
   return { authorization };
+}
+
+/**
+ * Makes database `name` refuse every document write with 403 `reason` (a design document whose
+ * validate_doc_update throws), as a store with a full disk or a bad design document would, and
+ * returns what lifts it. Both wait until a probe write sees the change: CouchDB keeps a
+ * database's validation functions in its ddoc cache and drops them a moment after a design
+ * document is written or deleted, so a write right after either may still be judged by the old
+ * ones.
+ */
+export async function refuseWrites(name: string, reason: string): Promise<() => Promise<void>> {
+  const db = connect(couchUrl()).use<Record<string, unknown>>(name);
+  const ddoc = await db.insert({ _id: '_design/refuse', validate_doc_update: `function () { throw({ forbidden: ${JSON.stringify(reason)} }); }` });
+  await untilProbe(db, 'refused');
+  return async () => {
+    await db.destroy('_design/refuse', ddoc.rev);
+    await untilProbe(db, 'accepted');
+  };
+}
+
+async function untilProbe(db: nano.DocumentScope<Record<string, unknown>>, want: 'refused' | 'accepted'): Promise<void> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const id = `probe-${randomBytes(6).toString('hex')}`;
+    let got: 'refused' | 'accepted';
+    try {
+      const r = await db.insert({ _id: id });
+      await db.destroy(id, r.rev);
+      got = 'accepted';
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 403) throw err;
+      got = 'refused';
+    }
+    if (got === want) return;
+    if (Date.now() > until) throw new Error(`writes to ${db.config.db} are still ${got} 10 s after the design document changed`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
