@@ -6,7 +6,8 @@
  * here first, with one line on stderr; if that fails, the sources run through tsx as before.
  * `start` and `dev` run the runtime, whose isolates need `node --no-node-snapshot`: started
  * without it, they run again in a node that has it. Every other command runs in this process,
- * without that flag, which makes node itself start slower.
+ * without that flag, which makes node itself start slower. `start` and `dev` spawn the embedded
+ * store's child first of all (src/store/embedded/spawn.ts).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -44,5 +45,7 @@ if (viaTsx || (runsRuntime && !snapshotOff)) {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 } else {
+  // the embedded store's child loads its packages while this process loads the runtime
+  if (runsRuntime) (await import(pathToFileURL(path.join(root, 'dist', 'store-spawn.js')).href)).spawnEarlyStore(args);
   await import(pathToFileURL(entry).href);
 }

@@ -23,7 +23,7 @@ export async function buildParts(root: string): Promise<string[]> {
 export async function build(root: string, log: (line: string) => void): Promise<void> {
   let began = Date.now();
   const inputs = await bundle(root);
-  log(`built dist/ (cli, store-server, thread-runtime) from ${inputs.length} files in ${Date.now() - began} ms`);
+  log(`built dist/ (cli, store-server, store-spawn, thread-runtime) from ${inputs.length} files in ${Date.now() - began} ms`);
   for (const file of await buildParts(root)) {
     began = Date.now();
     const mod = await import(pathToFileURL(path.join(root, 'scripts', file)).href) as { default?: unknown };

@@ -1,6 +1,7 @@
 /**
  * Builds the JavaScript that LivelyCouch runs from: dist/cli.js (the command), dist/store-server.js
- * (the embedded store's child process) and dist/thread-runtime.js (the code of every worker thread),
+ * (the embedded store's child process), dist/store-spawn.js (what spawns that child early) and
+ * dist/thread-runtime.js (the code of every worker thread),
  * each one ESM file with its source map. Packages stay imports from node_modules, but for undici
  * and nano (kInlined), which are bundled in. Plain JavaScript, so that
  * bin/livelycouch.js can rebuild a stale dist/ without tsx; scripts/build.ts runs it at install.
@@ -20,6 +21,8 @@ export const kInputsFile = 'inputs.json';
 export const kEntries = Object.freeze({
   cli: 'src/cli/main.ts',
   'store-server': 'src/store/embedded/server.ts',
+  /** imported by bin/livelycouch.js to spawn the store's child before the runtime loads. */
+  'store-spawn': 'src/store/embedded/spawn.ts',
   'thread-runtime': 'workers-runtime/thread/entry.ts',
 });
 /**

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { eventually } from '../support/runtime.ts';
 
 const kRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const kCopied = ['bin', 'src', 'workers-runtime', 'examples', 'templates', 'types', 'schemas', 'scripts', 'package.json', '.npmignore', 'README.md'];
@@ -65,9 +66,9 @@ function processesWith(text: string): string[] {
 }
 
 /** `bin/livelycouch.js start …` started without --no-node-snapshot, as a shell runs it; resolves with its URL. */
-async function startBin(dir: string, args: string[]): Promise<{ proc: ChildProcess; url: string; stderr: string[] }> {
+async function startBin(dir: string, args: string[], opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<{ proc: ChildProcess; url: string; stderr: string[] }> {
   const stderr: string[] = [];
-  const proc = spawn(process.execPath, [path.join(dir, 'bin/livelycouch.js'), 'start', '--port', '0', '--log-level', 'warn', ...args], { cwd: dir, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...opts.nodeArgs ?? [], path.join(dir, 'bin/livelycouch.js'), 'start', '--port', '0', '--log-level', 'warn', ...args], { cwd: dir, env: opts.env ?? env(), stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr!.on('data', (d) => stderr.push(String(d)));
   const url = await new Promise<string>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`livelycouch start exited with ${code}: ${stderr.join('')}`)));
@@ -97,7 +98,7 @@ describe('the built command (scripts/build.ts, bin/livelycouch.js, dist/)', func
     dir = packageCopy();
     const r = build(dir);
     expect(r.status, r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/built dist\/ \(cli, store-server, thread-runtime\) from \d+ files/);
+    expect(r.stdout).to.match(/built dist\/ \(cli, store-server, store-spawn, thread-runtime\) from \d+ files/);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -152,6 +153,38 @@ describe('the built command (scripts/build.ts, bin/livelycouch.js, dist/)', func
       rmSync(data, { recursive: true, force: true });
     }
     expect(s.stderr.join('')).to.not.match(/rebuil|TypeScript sources/);
+  });
+
+  it('`npm start`\'s command spawns the store\'s child before the runtime loads, and the runtime takes it over; `dev` beside a running runtime spawns none that stays', async () => {
+    const data = mkdtempSync(path.join(os.tmpdir(), 'lively-build-data-'));
+    const e = { ...env(), LIVELY_SPEC_TOKEN: 'not-for-the-store' };
+    const s = await startBin(dir, ['--data', data, '--no-sample', '--log-level', 'info'], { nodeArgs: ['--no-node-snapshot'], env: e });
+    try {
+      const started = s.stderr.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'embedded store started');
+      expect(started, s.stderr.join('')).to.include({ spawnedEarly: true });
+      const stores = processesWith(path.join(dir, 'dist/store-server.js'));
+      expect(stores).to.have.length(1);
+      const pid = started!.pid as number;
+      expect(readFileSync(`/proc/${pid}/status`, 'utf8')).to.match(new RegExp(`^PPid:\\s+${s.proc.pid}$`, 'm'));
+      // spawned before the runtime read its configuration, still without credentials
+      expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).to.not.include('LIVELY_SPEC_TOKEN=not-for-the-store');
+
+      // dev on the same data directory uses that runtime: the child its command spawned is stopped
+      const devOut: string[] = [];
+      const dev = spawn(process.execPath, ['--no-node-snapshot', path.join(dir, 'bin/livelycouch.js'), 'dev', path.join(dir, 'examples/hello'), '--data', data], { cwd: dir, env: env(), stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          dev.once('exit', (code) => reject(new Error(`dev exited with ${code}: ${devOut.join('')}`)));
+          createInterface({ input: dev.stdout! }).on('line', (line) => { devOut.push(line); if (line.startsWith('watching ')) resolve(); });
+        });
+        await eventually(() => processesWith(path.join(dir, 'dist/store-server.js')).length === 1, 5_000, 'one store child: the runtime\'s');
+      } finally {
+        await stop(dev);
+      }
+    } finally {
+      await stop(s.proc);
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 
   it('rebuilds dist/ first when a source is newer than the build, and says so on stderr', () => {

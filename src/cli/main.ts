@@ -48,10 +48,12 @@ async function withStore<T>(c: Config, a: ParsedArgs, fn: (url: string) => Promi
 }
 
 async function start(c: Config): Promise<Runtime> {
-  const [{ writeFile, rm, mkdir }, { removeCredentials }, { checkPort, lockDataDir }, { createLogger }, { unsupportedNodeNotice }] = await Promise.all([
+  const [{ writeFile, rm, mkdir }, { removeCredentials }, { checkPort, lockDataDir }, { createLogger }, { unsupportedNodeNotice }, { dropEarlyStore }] = await Promise.all([
     import('node:fs/promises'), import('../shared/credentials.ts'), import('./lock.ts'), import('../shared/logger.ts'),
-    import('../shared/node-lines.ts'),
+    import('../shared/node-lines.ts'), import('../store/embedded/spawn.ts'),
   ]);
+  // spawned by bin/livelycouch.js for an embedded store; a CouchDB set some other way needs none
+  if (c.couchUrl) dropEarlyStore();
   // read into the configuration already: nothing the runtime starts may inherit them
   removeCredentials();
   const release = await lockDataDir(c.dataDir);
@@ -119,6 +121,8 @@ async function dev(c: Config, a: ParsedArgs, dir: string): Promise<void> {
   await requireDir(dir);
   const explicit = explicitTarget(targetFlags(a));
   const running = explicit ? undefined : await runningRuntime(c);
+  // the store's child bin/livelycouch.js spawned is for a runtime of our own, which this one is not
+  if (explicit || running) (await import('../store/embedded/spawn.ts')).dropEarlyStore();
   const storeUrl = explicit ? storeUrlThrough(explicit) : running?.storeUrl ?? (await start({ ...c, sample: false })).couchUrl;
   const [{ connect }, { initStore }, { devWatch }, { deployLines }] = await Promise.all([
     import('../store/couch.ts'), import('../store/init.ts'), import('./dev.ts'), import('./format.ts'),

@@ -7,18 +7,8 @@
 export const kAdminName = 'lively';
 export const kPasswordFile = 'store-admin.secret';
 
-/**
- * Environment variables the supervisor hands the child. The admin password is not among them:
- * another process of the same user could read it in /proc/<pid>/environ. It comes as the first
- * IPC message, a PasswordMessage.
- */
+/** Environment variables of the child's own. */
 export const Env = {
-  dataDir: 'LIVELY_STORE_DATA',
-  port: 'LIVELY_STORE_PORT',
-  memory: 'LIVELY_STORE_MEMORY',
-  parentPid: 'LIVELY_STORE_PARENT',
-  /** '1': anonymous clients may sign up in `_users`. */
-  signup: 'LIVELY_STORE_SIGNUP',
   /** the file NODE_EXTRA_CA_CERTS named in the supervisor, read at the child's first TLS connection (./extra-ca.ts). */
   extraCa: 'LIVELY_STORE_EXTRA_CA',
 } as const;
@@ -38,12 +28,30 @@ export function storeCaEnv(env: NodeJS.ProcessEnv, execArgv: readonly string[]):
   return { NODE_EXTRA_CA_CERTS: undefined, [Env.extraCa]: file };
 }
 
-export interface PasswordMessage {
+/**
+ * The supervisor's one IPC message: what the child is started with. Not in the environment:
+ * another process of the same user could read the password in /proc/<pid>/environ, and a child
+ * spawned early (./spawn.ts) is spawned before the runtime has read its configuration.
+ */
+export interface StartMessage {
   password: string;
+  dataDir: string;
+  /** 0: any free loopback port (the first start); a restart asks for the port it had. */
+  port: number;
+  /** databases in memory only. */
+  memory: boolean;
+  /** anonymous clients may sign up in `_users`. */
+  signup: boolean;
+  /** the environment the child runs with, in place of the one it was spawned with. */
+  env: Record<string, string>;
 }
 
-export function isPasswordMessage(m: unknown): m is PasswordMessage {
-  return typeof m === 'object' && m !== null && typeof (m as PasswordMessage).password === 'string' && (m as PasswordMessage).password !== '';
+export function isStartMessage(m: unknown): m is StartMessage {
+  if (typeof m !== 'object' || m === null) return false;
+  const s = m as Partial<StartMessage>;
+  return typeof s.password === 'string' && s.password !== '' && typeof s.dataDir === 'string' && s.dataDir !== ''
+    && Number.isInteger(s.port) && typeof s.memory === 'boolean' && typeof s.signup === 'boolean'
+    && typeof s.env === 'object' && s.env !== null && Object.values(s.env).every((v) => typeof v === 'string');
 }
 
 /** The one line the child prints on stdout once it listens. */

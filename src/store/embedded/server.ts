@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Env, isPasswordMessage, kAdminName, type ReadyLine } from './contract.ts';
+import { Env, isStartMessage, kAdminName, type ReadyLine, type StartMessage } from './contract.ts';
 import type { Replicator } from './replicate.ts';
 
 import { createShield } from './shield.ts';
@@ -27,28 +27,31 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const dataDir = process.env[Env.dataDir] ?? fail(`${Env.dataDir} is not set`);
-const port = Number(process.env[Env.port] ?? '0');
-const memory = process.env[Env.memory] === '1';
-const parentPid = Number(process.env[Env.parentPid] ?? process.ppid);
-const signup = process.env[Env.signup] === '1';
-
-/** The admin password, the supervisor's first IPC message. */
-function receivePassword(): Promise<string> {
-  if (!process.send) fail('no IPC channel to receive the admin password on');
+/**
+ * The supervisor's StartMessage (./contract.ts). Listened for from the first moment, so that it
+ * is not missed while the packages load; they do not need it, which is what lets the command
+ * spawn this process before the runtime has read its configuration (./spawn.ts).
+ */
+function receiveStart(): Promise<StartMessage> {
+  if (!process.send) fail('no IPC channel to receive the start message on');
   return new Promise((resolve) => {
-    const timer = setTimeout(() => fail('no admin password arrived'), 30_000);
     const on = (m: unknown) => {
-      if (!isPasswordMessage(m)) return;
-      clearTimeout(timer);
+      if (!isStartMessage(m)) return;
       process.off('message', on);
-      resolve(m.password);
+      resolve(m);
     };
     process.on('message', on);
   });
 }
 
+/** The environment the supervisor runs this process with; what the spawn gave is replaced. */
+function takeEnv(env: Record<string, string>): void {
+  for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
+  Object.assign(process.env, env);
+}
+
 // A store without its parent would hold the port and the LevelDB lock forever.
+const parentPid = process.ppid;
 function watchParent(): void {
   if (process.send) process.on('disconnect', () => process.exit(0));
   const timer = setInterval(() => {
@@ -56,13 +59,6 @@ function watchParent(): void {
   }, 1000);
   timer.unref();
 }
-
-// express-pouchdb keeps its config, log file and (disk mode) databases relative to paths we
-// give it; it dies on a missing log directory, so all of them are made first.
-const storeDir = path.join(dataDir, 'store');
-const etcDir = path.join(dataDir, 'etc');
-fs.mkdirSync(storeDir, { recursive: true });
-fs.mkdirSync(etcDir, { recursive: true });
 
 /**
  * PouchDB's error objects carry a numeric HTTP status (`not_found`, `bad_request`, …). A filtered
@@ -81,7 +77,7 @@ process.on('unhandledRejection', (reason) => {
 });
 
 /** The server's uuid in `GET /`: made once per data directory, as CouchDB's is per server. */
-function serverUuid(): string {
+function serverUuid(etcDir: string): string {
   const file = path.join(etcDir, 'uuid');
   try { return fs.readFileSync(file, 'utf8').trim(); } catch { /* the first start */ }
   const uuid = newServerUuid();
@@ -161,13 +157,25 @@ function withCouchBulkGet<T extends new (...a: any[]) => { bulkGet: BulkGet }>(B
 }
 
 async function main(): Promise<void> {
+  const started = receiveStart();
   watchParent();
-  const password = await receivePassword();
+  // what needs no configuration first: PouchDB's and express-pouchdb's modules
   deferPouchHttp(require);
   deferPouchFind(require);
   deferExpressExtras(require);
   let PouchDB = require('pouchdb-node');
   guardChangesFilters(PouchDB);
+  const pouchSecurity = require('pouchdb-security');
+  const expressPouchDB = require('express-pouchdb');
+  const sessionApi = createRequire(require.resolve('express-pouchdb/package.json'))('pouchdb-auth/lib/sessionapi') as SessionApi;
+  const { password, dataDir, port, memory, signup, env } = await started;
+  takeEnv(env);
+  // express-pouchdb keeps its config, log file and (disk mode) databases relative to paths we
+  // give it; it dies on a missing log directory, so all of them are made first.
+  const storeDir = path.join(dataDir, 'store');
+  const etcDir = path.join(dataDir, 'etc');
+  fs.mkdirSync(storeDir, { recursive: true });
+  fs.mkdirSync(etcDir, { recursive: true });
   if (memory) {
     PouchDB.plugin(require('pouchdb-adapter-memory'));
     // Memory first among the adapters chosen by name, not forced on every name as
@@ -178,8 +186,7 @@ async function main(): Promise<void> {
   }
 
   PouchDB = withCouchBulkGet(PouchDB);
-  lastWriterWinsSecurity(require('pouchdb-security'));
-  const expressPouchDB = require('express-pouchdb');
+  lastWriterWinsSecurity(pouchSecurity);
   // every JSON answer of express-pouchdb goes through this one function: put in CouchDB's words
   const utils = require('express-pouchdb/lib/utils');
   const sendJSON = utils.sendJSON;
@@ -198,7 +205,6 @@ async function main(): Promise<void> {
     app.couchConfig.set('admins', kAdminName, password, (err: unknown) => (err ? reject(err) : resolve())));
   app.couchConfig.set('log', 'level', 'error', () => {});
   // the runtime's requests as the admin are not authenticated from scratch every time (./admin-auth.ts)
-  const sessionApi = createRequire(require.resolve('express-pouchdb/package.json'))('pouchdb-auth/lib/sessionapi') as SessionApi;
   const adminLogins = rememberAdminLogins(sessionApi, { name: kAdminName, password, timeoutS: () => Number(app.couchConfig.get('couch_httpd_auth', 'timeout')) || 600 });
   app.couchConfig.on('admins', () => adminLogins.forget());
   await app.setPouchDB(PouchDB);
@@ -278,7 +284,7 @@ async function main(): Promise<void> {
     const body = await res.json() as { userCtx?: UserCtx };
     return { name: body.userCtx?.name ?? null, roles: Array.isArray(body.userCtx?.roles) ? body.userCtx.roles : [] };
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(), replicate, { security, whoAmI, signup }));
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(etcDir), replicate, { security, whoAmI, signup }));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');

@@ -3,17 +3,15 @@
  * never takes the runtime down. The first start lets the child pick a free loopback port;
  * every restart reuses it so URLs handed out before stay valid.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LivelyError, describeError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
-import { Env, kAdminName, kPasswordFile, parseReadyLine, storeCaEnv, type PasswordMessage } from './contract.ts';
-import { withoutCredentials } from '../../shared/credentials.ts';
-import { kDistDir } from '../../shared/dist.ts';
+import { kAdminName, kPasswordFile, parseReadyLine, type StartMessage } from './contract.ts';
+import { spawnStoreChild, storeChildEnv, takeEarlyStore } from './spawn.ts';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -26,11 +24,6 @@ export interface EmbeddedStoreOptions {
   signup?: boolean;
 }
 
-/** The child's node arguments: the built server, or the source through tsx (resolved here, so
- * the child finds it whatever the runtime's working directory is). */
-const kServerArgs = kDistDir
-  ? [path.join(kDistDir, 'store-server.js')]
-  : ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./server.ts', import.meta.url))];
 const kBackoffStart = 200;
 const kBackoffMax = 10_000;
 /** a child that stayed up this long is considered healthy again: backoff starts over. */
@@ -61,6 +54,8 @@ export class EmbeddedStore extends EventEmitter {
   private backoff = kBackoffStart;
   private restartTimer: NodeJS.Timeout | undefined;
   private started = false;
+  /** whether the running child is the one the command spawned before the runtime loaded (./spawn.ts). */
+  private spawnedEarly = false;
 
   constructor(opts: EmbeddedStoreOptions) {
     super();
@@ -97,7 +92,7 @@ export class EmbeddedStore extends EventEmitter {
       await this.stop();
       throw err;
     }
-    this.opts.logger.info('embedded store started', { port: this.port, pid: this.pid, memory: this.opts.memory });
+    this.opts.logger.info('embedded store started', { port: this.port, pid: this.pid, memory: this.opts.memory, spawnedEarly: this.spawnedEarly });
   }
 
   async stop(): Promise<void> {
@@ -111,29 +106,14 @@ export class EmbeddedStore extends EventEmitter {
 
   private launch(): Promise<void> {
     const { dataDir, memory, startTimeout, logger, signup } = this.opts;
-    const child = spawn(process.execPath, kServerArgs, {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      // Its own process group: a Ctrl-C or a signal to the runtime's group must not kill the
-      // store before the runtime has flushed into it. It still ends with the runtime (IPC).
-      detached: true,
-      env: {
-        ...withoutCredentials(process.env),
-        // read by the child when it first connects over TLS, not at its start (./extra-ca.ts)
-        ...storeCaEnv(process.env, process.execArgv),
-        [Env.dataDir]: dataDir,
-        [Env.port]: String(this.port),
-        [Env.memory]: memory ? '1' : '0',
-        [Env.parentPid]: String(process.pid),
-        [Env.signup]: signup ? '1' : '0',
-      },
-    });
+    // the child the command spawned before the runtime loaded (./spawn.ts), on the first start
+    const early = this.port === 0 ? takeEarlyStore() : undefined;
+    const child = early ?? spawnStoreChild();
     this.child = child;
+    this.spawnedEarly = early !== undefined;
     // by IPC, not the environment: /proc/<pid>/environ is readable by every process of the user
-    const hello: PasswordMessage = { password: this.password };
-    child.send(hello, (err) => { if (err) logger.warn('embedded store did not take its password', { error: describeError(err) }); });
-    // the IPC channel exists only so the child notices our death; it must not keep us alive
-    child.unref();
-    child.channel?.unref();
+    const start: StartMessage = { password: this.password, dataDir, port: this.port, memory, signup, env: storeChildEnv() };
+    child.send(start, (err) => { if (err) logger.warn('embedded store did not take its start message', { error: describeError(err) }); });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (text: string) => logger.warn('embedded store stderr', { text: text.trimEnd() }));
 
@@ -160,11 +140,15 @@ export class EmbeddedStore extends EventEmitter {
           }
         }
       });
-      (child.stdout as unknown as { unref?: () => void }).unref?.();
-      (child.stderr as unknown as { unref?: () => void }).unref?.();
       child.on('error', (err) => logger.error('embedded store process error', { error: describeError(err) }));
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
+        if (!ready && early && this.child === child && !this.stopping) {
+          // spawned before this start: whatever ended it, a child of this start's own is tried
+          logger.warn('embedded store spawned early exited before it was ready; starting another', { code, signal });
+          this.launch().then(resolve, reject);
+          return;
+        }
         if (!ready) reject(new LivelyError('LC_STORE_UNAVAILABLE', `embedded store exited before it was ready (code ${code}, signal ${signal})`));
         if (this.child !== child) return;
         this.child = undefined;
