@@ -1,7 +1,7 @@
 // Types of scripts/bundle.js (plain JavaScript, so that bin/livelycouch.js loads it without tsx).
 export declare const kDistDir: string;
 export declare const kInputsFile: string;
-export declare const kEntries: Readonly<Record<'cli' | 'store-server' | 'thread-runtime', string>>;
+export declare const kEntries: Readonly<Record<'cli' | 'store-server' | 'store-spawn' | 'thread-runtime', string>>;
 /** Why `<root>/dist/` cannot be used as it is, or undefined when it can. */
 export declare function staleReason(root: string): string | undefined;
 /** Builds every bundle into `<root>/dist/`; returns the source files they were built from. */

@@ -13,6 +13,7 @@
  * with their modification times to find a stale build.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 
 export const kDistDir = 'dist';
@@ -31,6 +32,8 @@ export const kEntries = Object.freeze({
  * stacks tell runtime frames from the worker's.
  */
 const kAsIs = new Set(['thread-runtime']);
+/** Built on its own, with its packages in it (storeExternals, expressPouchRoutes). */
+const kStoreServer = 'store-server';
 const kSelf = 'scripts/bundle.js';
 
 /**
@@ -74,6 +77,66 @@ function packagesExternalBut(inlined) {
   };
 }
 
+/**
+ * The packages dist/store-server.js leaves to node's require: leveldown (a native addon) and
+ * level (which holds a copy of its own), pouchdb-fauxton (files it serves; its route is off),
+ * iconv-lite (a quarter of the bundle, in character tables it loads only for a body in another
+ * charset than UTF-8), and
+ * those the store replaces with stand-ins
+ * in node's require cache before its packages load (src/store/embedded/lazy-*.ts), with the
+ * packages that hold copies of their own of those (pouchdb-find, pouchdb-abstract-mapreduce).
+ */
+const kStoreExternal = new Set([
+  'leveldown', 'level', 'pouchdb-fauxton', 'iconv-lite',
+  'node-fetch', 'fetch-cookie', 'pouchdb-find', 'pouchdb-abstract-mapreduce', 'side-channel', 'multiparty',
+]);
+
+/**
+ * The esbuild plugin that leaves the packages of `external` to node's require, and fails the
+ * build when one of them, required from the bundle, would be another copy than the one its
+ * importer finds from where it lies in node_modules: the stand-ins and the packages must meet.
+ */
+function storeExternals(external, outFile) {
+  const fromBundle = createRequire(outFile);
+  return {
+    name: 'livelycouch-store-externals',
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, (args) => {
+        const name = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
+        if (!external.has(name)) return undefined;
+        let mine;
+        let theirs;
+        try { mine = fromBundle.resolve(args.path); } catch { mine = undefined; }
+        try { theirs = createRequire(args.importer).resolve(args.path); } catch { theirs = undefined; }
+        if (mine !== theirs) throw new Error(`${args.path}: ${path.relative(process.cwd(), args.importer)} finds ${theirs}, dist/store-server.js would find ${mine}`);
+        return { path: args.path, external: true };
+      });
+    },
+  };
+}
+
+/**
+ * The esbuild plugin for express-pouchdb's `require('./' + file)` of its routes, which a bundle
+ * cannot follow: the one call becomes a table of the lib/ and lib/routes/ files it can name.
+ */
+function expressPouchRoutes() {
+  const kCall = "require('./' + file)(app);";
+  return {
+    name: 'livelycouch-express-pouchdb-routes',
+    setup(build) {
+      build.onLoad({ filter: /[\\/]express-pouchdb[\\/]lib[\\/]index\.js$/ }, async (args) => {
+        const text = await fs.promises.readFile(args.path, 'utf8');
+        if (!text.includes(kCall)) throw new Error(`${args.path} no longer holds ${kCall}: see scripts/bundle.js`);
+        const lib = path.dirname(args.path);
+        const names = (dir, pre) => fs.readdirSync(path.join(lib, dir)).filter((f) => f.endsWith('.js')).map((f) => pre + f.slice(0, -3));
+        const table = [...names('.', ''), ...names('routes', 'routes/')]
+          .map((n) => `${JSON.stringify(n)}: () => require(${JSON.stringify(`./${n}`)})`).join(', ');
+        return { contents: text.replace(kCall, `({ ${table} })[file]()(app);`), loader: 'js' };
+      });
+    },
+  };
+}
+
 /** The esbuild plugin that gives each project module its own source URL as `import.meta.url`. */
 function sourceUrls(root, outDir) {
   const projectFile = /\.(ts|js|mjs)$/;
@@ -104,8 +167,8 @@ export async function bundle(packageRoot) {
   const outDir = path.join(root, kDistDir);
   let previous = {};
   try { previous = JSON.parse(await fs.promises.readFile(path.join(outDir, kInputsFile), 'utf8')) ?? {}; } catch { /* first build */ }
-  const entries = (asIs) => Object.fromEntries(Object.entries(kEntries)
-    .filter(([name]) => kAsIs.has(name) === asIs)
+  const entries = (asIs, except) => Object.fromEntries(Object.entries(kEntries)
+    .filter(([name]) => kAsIs.has(name) === asIs && name !== except)
     .map(([name, file]) => [name, path.join(root, file)]));
   const common = {
     absWorkingDir: root, outdir: outDir, bundle: true, write: false, format: 'esm', platform: 'node',
@@ -120,10 +183,16 @@ export async function bundle(packageRoot) {
   const results = await Promise.all([
     // split: what only some commands need is in chunks of its own, loaded when one runs
     esbuild.build({
-      ...inlined, entryPoints: entries(false), sourcemap: 'linked', splitting: true,
+      ...inlined, entryPoints: entries(false, kStoreServer), sourcemap: 'linked', splitting: true,
       define: { LIVELYCOUCH_DIST: 'true' },
     }),
     esbuild.build({ ...common, entryPoints: entries(true) }),
+    // the store's child runs alone: its packages are in its own file (but kStoreExternal)
+    esbuild.build({
+      ...inlined, entryPoints: { [kStoreServer]: path.join(root, kEntries[kStoreServer]) }, sourcemap: 'linked', minifyWhitespace: true, minifySyntax: true,
+      define: { LIVELYCOUCH_DIST: 'true' },
+      plugins: [sourceUrls(root, outDir), storeExternals(kStoreExternal, path.join(outDir, `${kStoreServer}.js`)), expressPouchRoutes()],
+    }),
   ]);
   await fs.promises.mkdir(outDir, { recursive: true });
   const files = results.flatMap((r) => r.outputFiles);

@@ -1,15 +1,29 @@
 /**
  * Mocha global fixture: every spec talks to one store. `COUCHDB_URL` points the suite at a real
- * Apache CouchDB 3.x; without it one embedded store (memory mode) is started for the run.
+ * Apache CouchDB 3.x; without it one embedded store (memory mode) is started for the run, from
+ * the build in dist/.
  * The URL is handed to specs through the environment (see ./couch.ts). At the end, the suite
  * fails when a spec left anything in its temp folder (./suite-tmp.ts).
  */
 // first: every module after it sees the suite's TMPDIR
 import { kFixtureDir, leftBehind, removeSuiteTmp } from './suite-tmp.ts';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundle, staleReason } from '../../scripts/bundle.js';
 import { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
 import { kUrlEnv, kEmbeddedPidEnv, setEmbeddedStore } from './couch.ts';
 
 let store: EmbeddedStore | undefined;
+
+/**
+ * dist/store-server.js, built again first when a source changed since the build (as the
+ * command does): the suite's store is the one users run, its packages bundled (scripts/bundle.js).
+ */
+async function builtStoreServer(): Promise<string> {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  if (staleReason(root) !== undefined) await bundle(root);
+  return path.join(root, 'dist', 'store-server.js');
+}
 
 async function startStore(): Promise<void> {
   if (process.env[kUrlEnv]) return;
@@ -17,7 +31,7 @@ async function startStore(): Promise<void> {
     process.env[kUrlEnv] = process.env.COUCHDB_URL;
     return;
   }
-  store = new EmbeddedStore({ dataDir: kFixtureDir, memory: true });
+  store = new EmbeddedStore({ dataDir: kFixtureDir, memory: true, serverFile: await builtStoreServer() });
   await store.start();
   process.env[kUrlEnv] = store.url;
   process.env[kEmbeddedPidEnv] = String(store.pid);

@@ -19,8 +19,20 @@ import { rememberAdminLogins, type SessionApi } from './admin-auth.ts';
 import { deferExpressExtras } from './lazy-express.ts';
 import { deferPouchFind } from './lazy-find.ts';
 import { deferPouchHttp } from './lazy-http.ts';
+import type * as Packages from './packages.cts';
 
 const require = createRequire(import.meta.url);
+
+declare const LIVELYCOUCH_DIST: boolean | undefined;
+/**
+ * ./packages.cts: in the build, its packages are in this bundle; from the sources it is loaded
+ * through node's CommonJS loader, so that the packages' own `require`s are node's (through the
+ * ESM loader, a package requiring a JSON file fails on node 20).
+ */
+async function packagesModule(): Promise<typeof Packages> {
+  if (typeof LIVELYCOUCH_DIST !== 'undefined') return import('./packages.cts');
+  return require('./packages.cts') as typeof Packages;
+}
 
 function fail(msg: string): never {
   process.stderr.write(`embedded store: ${msg}\n`);
@@ -70,6 +82,18 @@ function answeredPouchError(reason: unknown): reason is { status: number; name?:
   return typeof reason === 'object' && reason !== null && typeof (reason as { status?: unknown }).status === 'number'
     && (reason as { error?: unknown }).error === true;
 }
+
+/**
+ * express-pouchdb builds answers with `new Buffer()`. Node says that this is deprecated (DEP0005)
+ * only for code outside node_modules, which the build's bundle is: the warning would be one
+ * line of the store's stderr, which the runtime logs, at every start. That one is dropped.
+ */
+const emitWarning = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+  const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
+  if (code === 'DEP0005') return;
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
 
 process.on('unhandledRejection', (reason) => {
   if (!answeredPouchError(reason)) throw reason;
@@ -163,11 +187,12 @@ async function main(): Promise<void> {
   deferPouchHttp(require);
   deferPouchFind(require);
   deferExpressExtras(require);
-  let PouchDB = require('pouchdb-node');
+  const { storePackages, memoryAdapter } = await packagesModule();
+  const packages = storePackages();
+  let PouchDB = packages.PouchDB;
   guardChangesFilters(PouchDB);
-  const pouchSecurity = require('pouchdb-security');
-  const expressPouchDB = require('express-pouchdb');
-  const sessionApi = createRequire(require.resolve('express-pouchdb/package.json'))('pouchdb-auth/lib/sessionapi') as SessionApi;
+  const { pouchSecurity, expressPouchDB, expressPouchUtils: utils } = packages;
+  const sessionApi = packages.sessionApi as SessionApi;
   const { password, dataDir, port, memory, signup, env } = await started;
   takeEnv(env);
   // express-pouchdb keeps its config, log file and (disk mode) databases relative to paths we
@@ -177,7 +202,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(storeDir, { recursive: true });
   fs.mkdirSync(etcDir, { recursive: true });
   if (memory) {
-    PouchDB.plugin(require('pouchdb-adapter-memory'));
+    PouchDB.plugin(memoryAdapter());
     // Memory first among the adapters chosen by name, not forced on every name as
     // defaults({adapter}) would: a URL (a _replicate source or target) still gets http.
     PouchDB.preferredAdapters = ['memory', ...PouchDB.preferredAdapters.filter((a: string) => a !== 'memory')];
@@ -188,7 +213,6 @@ async function main(): Promise<void> {
   PouchDB = withCouchBulkGet(PouchDB);
   lastWriterWinsSecurity(pouchSecurity);
   // every JSON answer of express-pouchdb goes through this one function: put in CouchDB's words
-  const utils = require('express-pouchdb/lib/utils');
   const sendJSON = utils.sendJSON;
   utils.sendJSON = (res: { req?: { method?: string; originalUrl?: string } }, status: number, body: unknown) =>
     sendJSON(res, status, couchBody(body, `${res.req?.method ?? ''} ${res.req?.originalUrl ?? ''}`));

@@ -35,9 +35,9 @@ export function storeChildEnv(env: NodeJS.ProcessEnv = process.env, execArgv: re
   return out;
 }
 
-/** Spawns the store's child, waiting for its StartMessage; it ends with this process. */
-export function spawnStoreChild(): ChildProcess {
-  const child = spawn(process.execPath, kStoreChildArgs, {
+/** Spawns the store's child (node `args`), waiting for its StartMessage; it ends with this process. */
+export function spawnStoreChild(args: readonly string[] = kStoreChildArgs): ChildProcess {
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     // Its own process group: a Ctrl-C or a signal to the runtime's group must not kill the
     // store before the runtime has flushed into it. It still ends with the runtime (IPC).

@@ -22,6 +22,11 @@ export interface EmbeddedStoreOptions {
   startTimeout?: number;
   /** anonymous clients may sign up in `_users` (default false: only the admin creates users). */
   signup?: boolean;
+  /**
+   * The child's entry file: a build's dist/store-server.js, as the suite runs the store users
+   * run. Default: the one of this code (the build's when it runs from dist/, else the source).
+   */
+  serverFile?: string;
 }
 
 const kBackoffStart = 200;
@@ -46,7 +51,7 @@ export function adminPassword(dataDir: string): string {
 }
 
 export class EmbeddedStore extends EventEmitter {
-  private readonly opts: Required<Omit<EmbeddedStoreOptions, 'logger'>> & { logger: Logger };
+  private readonly opts: Required<Omit<EmbeddedStoreOptions, 'logger' | 'serverFile'>> & Pick<EmbeddedStoreOptions, 'serverFile'> & { logger: Logger };
   private password = '';
   private port = 0;
   private child: ChildProcess | undefined;
@@ -68,6 +73,7 @@ export class EmbeddedStore extends EventEmitter {
       logger: opts.logger ?? silentLogger,
       startTimeout: opts.startTimeout ?? 30_000,
       signup: opts.signup ?? false,
+      serverFile: opts.serverFile,
     };
   }
 
@@ -107,8 +113,8 @@ export class EmbeddedStore extends EventEmitter {
   private launch(): Promise<void> {
     const { dataDir, memory, startTimeout, logger, signup } = this.opts;
     // the child the command spawned before the runtime loaded (./spawn.ts), on the first start
-    const early = this.port === 0 ? takeEarlyStore() : undefined;
-    const child = early ?? spawnStoreChild();
+    const early = this.port === 0 && !this.opts.serverFile ? takeEarlyStore() : undefined;
+    const child = early ?? spawnStoreChild(this.opts.serverFile ? [this.opts.serverFile] : undefined);
     this.child = child;
     this.spawnedEarly = early !== undefined;
     // by IPC, not the environment: /proc/<pid>/environ is readable by every process of the user
