@@ -6,3 +6,5 @@ export declare const kEntries: Readonly<Record<'cli' | 'store-server' | 'store-s
 export declare function staleReason(root: string): string | undefined;
 /** Builds every bundle into `<root>/dist/`; returns the source files they were built from. */
 export declare function bundle(root: string): Promise<string[]>;
+/** The esbuild plugin that leaves `external` packages to node's require, each resolved from where its importer lies in node_modules. */
+export declare function storeExternals(external: ReadonlySet<string>): import('esbuild').Plugin;

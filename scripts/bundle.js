@@ -13,7 +13,6 @@
  * with their modification times to find a stale build.
  */
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 
 export const kDistDir = 'dist';
@@ -92,24 +91,38 @@ const kStoreExternal = new Set([
 ]);
 
 /**
- * The esbuild plugin that leaves the packages of `external` to node's require, and fails the
- * build when one of them, required from the bundle, would be another copy than the one its
- * importer finds from where it lies in node_modules: the stand-ins and the packages must meet.
+ * The esbuild plugin that leaves the packages of `external` to node's require, each required as
+ * its importer would from where that lies in node_modules (not from dist/, which may find another
+ * copy where an install nests one): the stand-ins and the packages then meet in any layout. The
+ * importer's place is the chain of packages above it (`a`, then `b` in a/node_modules/b), which
+ * the bundle resolves at run time from its own folder.
  */
-function storeExternals(external, outFile) {
-  const fromBundle = createRequire(outFile);
+export function storeExternals(external) {
+  const kNamespace = 'livelycouch-store-external';
   return {
     name: 'livelycouch-store-externals',
     setup(build) {
       build.onResolve({ filter: /^[^./]/ }, (args) => {
         const name = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
         if (!external.has(name)) return undefined;
-        let mine;
-        let theirs;
-        try { mine = fromBundle.resolve(args.path); } catch { mine = undefined; }
-        try { theirs = createRequire(args.importer).resolve(args.path); } catch { theirs = undefined; }
-        if (mine !== theirs) throw new Error(`${args.path}: ${path.relative(process.cwd(), args.importer)} finds ${theirs}, dist/store-server.js would find ${mine}`);
-        return { path: args.path, external: true };
+        const parts = args.importer.split(path.sep);
+        const chain = [];
+        for (let i = parts.indexOf('node_modules'); i >= 0 && i < parts.length - 1; i = parts.indexOf('node_modules', i + 1)) {
+          chain.push(parts[i + 1].startsWith('@') ? `${parts[i + 1]}/${parts[i + 2]}` : parts[i + 1]);
+        }
+        if (chain.length === 0) return { path: args.path, external: true };
+        return { path: JSON.stringify([chain, args.path]), namespace: kNamespace };
+      });
+      build.onLoad({ filter: /.*/, namespace: kNamespace }, (args) => {
+        const [chain, request] = JSON.parse(args.path);
+        return {
+          contents: `const { createRequire } = require('node:module');
+let from = require;
+for (const name of ${JSON.stringify(chain)}) from = createRequire(from.resolve(name));
+module.exports = from(${JSON.stringify(request)});
+`,
+          loader: 'js',
+        };
       });
     },
   };
@@ -191,7 +204,7 @@ export async function bundle(packageRoot) {
     esbuild.build({
       ...inlined, entryPoints: { [kStoreServer]: path.join(root, kEntries[kStoreServer]) }, sourcemap: 'linked', minifyWhitespace: true, minifySyntax: true,
       define: { LIVELYCOUCH_DIST: 'true' },
-      plugins: [sourceUrls(root, outDir), storeExternals(kStoreExternal, path.join(outDir, `${kStoreServer}.js`)), expressPouchRoutes()],
+      plugins: [sourceUrls(root, outDir), storeExternals(kStoreExternal), expressPouchRoutes()],
     }),
   ]);
   await fs.promises.mkdir(outDir, { recursive: true });
@@ -207,7 +220,8 @@ export async function bundle(packageRoot) {
     if (typeof old === 'string' && !outputs.includes(old) && !old.includes('/')) await fs.promises.rm(path.join(outDir, old), { force: true });
   }
   const inputs = [...new Set([...results.flatMap((r) => Object.keys(r.metafile.inputs)), kSelf])]
-    .filter((f) => !f.includes('node_modules/'))
+    // files of this package: not packages, nor the modules a plugin made (`namespace:path`)
+    .filter((f) => !f.includes('node_modules/') && !/^[\w-]+:/.test(f))
     .sort();
   const stamp = path.join(outDir, kInputsFile);
   await fs.promises.writeFile(`${stamp}.${process.pid}.tmp`, JSON.stringify({ startedAt, outputs, inputs }, null, 1) + '\n');
