@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type nano from 'nano';
 import { basicAuthOf, connect } from '../../src/store/couch.ts';
 import type { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
+import { eventually } from './eventually.ts';
 
 export const kUrlEnv = 'LIVELY_TEST_COUCH_URL';
 export const kEmbeddedPidEnv = 'LIVELY_TEST_EMBEDDED_PID';
@@ -90,21 +91,17 @@ export async function refuseWrites(name: string, reason: string): Promise<() => 
   };
 }
 
-async function untilProbe(db: nano.DocumentScope<Record<string, unknown>>, want: 'refused' | 'accepted'): Promise<void> {
-  const until = Date.now() + 10_000;
-  for (;;) {
+/** Waits until a probe write to `db` is `want`; the probe document is deleted again. */
+function untilProbe(db: nano.DocumentScope<Record<string, unknown>>, want: 'refused' | 'accepted'): Promise<void> {
+  return eventually(async () => {
     const id = `probe-${randomBytes(6).toString('hex')}`;
-    let got: 'refused' | 'accepted';
     try {
       const r = await db.insert({ _id: id });
       await db.destroy(id, r.rev);
-      got = 'accepted';
+      return want === 'accepted';
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 403) throw err;
-      got = 'refused';
+      return want === 'refused';
     }
-    if (got === want) return;
-    if (Date.now() > until) throw new Error(`writes to ${db.config.db} are still ${got} 10 s after the design document changed`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  }, 10_000, `writes to ${db.config.db} ${want} after the design document changed`);
 }

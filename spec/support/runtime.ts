@@ -46,15 +46,9 @@ export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: D
   }
 }
 
-/** Polls `check` until it returns true, failing after `ms`; hot-reload specs wait on the store this way. */
-export async function eventually(check: () => Promise<boolean> | boolean, ms = 5_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { eventually } from './eventually.ts';
+
+export { eventually };
 
 /** POSTs a JSON body to `/_events<p>` of a runtime; the reply's status and parsed body. */
 export async function postEvent(rt: Runtime, p: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
