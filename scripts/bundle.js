@@ -83,11 +83,13 @@ function packagesExternalBut(inlined) {
  * charset than UTF-8), and
  * those the store replaces with stand-ins
  * in node's require cache before its packages load (src/store/embedded/lazy-*.ts), with the
- * packages that hold copies of their own of those (pouchdb-find, pouchdb-abstract-mapreduce).
+ * packages that hold copies of their own of those (pouchdb-find, pouchdb-abstract-mapreduce), and
+ * pouchdb-bulkdocs-wrapper, replaced by an ordered one (src/store/embedded/bulk-order.ts).
  */
 const kStoreExternal = new Set([
   'leveldown', 'level', 'pouchdb-fauxton', 'iconv-lite',
   'node-fetch', 'fetch-cookie', 'pouchdb-find', 'pouchdb-abstract-mapreduce', 'side-channel', 'multiparty',
+  'pouchdb-bulkdocs-wrapper',
 ]);
 
 /**

@@ -7,23 +7,11 @@
  */
 // first: every module after it sees the suite's TMPDIR
 import { kFixtureDir, leftBehind, removeSuiteTmp } from './suite-tmp.ts';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { bundle, staleReason } from '../../scripts/bundle.js';
+import { builtStoreServer } from './store-build.ts';
 import { EmbeddedStore } from '../../src/store/embedded/supervisor.ts';
 import { kUrlEnv, kEmbeddedPidEnv, setEmbeddedStore } from './couch.ts';
 
 let store: EmbeddedStore | undefined;
-
-/**
- * dist/store-server.js, built again first when a source changed since the build (as the
- * command does): the suite's store is the one users run, its packages bundled (scripts/bundle.js).
- */
-async function builtStoreServer(): Promise<string> {
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  if (staleReason(root) !== undefined) await bundle(root);
-  return path.join(root, 'dist', 'store-server.js');
-}
 
 async function startStore(): Promise<void> {
   if (process.env[kUrlEnv]) return;

@@ -16,6 +16,8 @@ export function storePackages() {
     expressPouchUtils: require('express-pouchdb/lib/utils'),
     /** pouchdb-auth's session API, the one express-pouchdb's `_session` uses (./admin-auth.ts). */
     sessionApi: require('pouchdb-auth/lib/sessionapi'),
+    /** the LevelDB binding PouchDB opens its databases with on disk (./read-ahead.ts). */
+    leveldown: require('leveldown') as { prototype: object },
   };
 }
 

@@ -18,7 +18,9 @@ import { guardChangesFilters } from './filters.ts';
 import { rememberAdminLogins, type SessionApi } from './admin-auth.ts';
 import { deferExpressExtras } from './lazy-express.ts';
 import { deferPouchFind } from './lazy-find.ts';
+import { orderBulkDocs } from './bulk-order.ts';
 import { deferPouchHttp } from './lazy-http.ts';
+import { installReadAhead } from './read-ahead.ts';
 import type * as Packages from './packages.cts';
 
 const require = createRequire(import.meta.url);
@@ -186,6 +188,7 @@ async function main(): Promise<void> {
   // what needs no configuration first: PouchDB's and express-pouchdb's modules
   deferPouchHttp(require);
   deferPouchFind(require);
+  orderBulkDocs(require);
   deferExpressExtras(require);
   const { storePackages, memoryAdapter } = await packagesModule();
   const packages = storePackages();
@@ -207,6 +210,7 @@ async function main(): Promise<void> {
     // defaults({adapter}) would: a URL (a _replicate source or target) still gets http.
     PouchDB.preferredAdapters = ['memory', ...PouchDB.preferredAdapters.filter((a: string) => a !== 'memory')];
   } else {
+    installReadAhead(packages.leveldown);
     PouchDB = PouchDB.defaults({ prefix: storeDir + path.sep });
   }
 

@@ -15,6 +15,7 @@ import { kMissingEnd, parseReplicateBody, replicationReply, type Replicator } fr
 import { HttpError, checkBulkGet, checkDelete, checkQuery, isDocumentPut, isJsonContentType, isJsonPost, parseDocumentBody, welcome } from './answers.ts';
 import { Lockout, basicNameOf, kLockedOut, peerOf } from './lockout.ts';
 import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
+import { readAheadStats } from './read-ahead.ts';
 import { bodyWritesSecurityDoc, checkAccess, writesSecurityDoc, type AccessOptions } from './access.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
@@ -370,7 +371,7 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       }
       if (url.pathname === '/_lively_store/stats' && req.method === 'GET') {
         if (!isServerAdmin(req, admin)) throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
-        sendJson(res, 200, feedStats());
+        sendJson(res, 200, { ...feedStats(), ...readAheadStats() });
         return;
       }
       if (segments.length === 0 && (req.method === 'GET' || req.method === 'HEAD')) {
