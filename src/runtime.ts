@@ -226,6 +226,7 @@ export class Runtime {
       anomalies: this.anomalies,
       leaseMs: config.leaseMs,
       concurrency: config.changesConcurrency,
+      page: config.changesPage,
       // a waiting poll ends at least once a lease period, so a deleted database is noticed as soon
       pollTimeout: Math.min(30_000, Math.max(1_000, config.leaseMs)),
       fire: async (event, change, db) => {

@@ -82,6 +82,64 @@ describe('ChangesFeed', () => {
     expect(seen).to.deep.equal(['a']);
   });
 
+  it('GET /db/_changes?limit=<pageSize> - a page of several batches is handled batch by batch, each checkpointed at its last row\'s seq; a feed from a checkpoint inside a page delivers the rest', async () => {
+    const name = `${prefix}pages`;
+    await server.db.create(name);
+    const db = server.use(name);
+    const ids = Array.from({ length: 45 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+    await db.bulk({ docs: ids.map((_id) => ({ _id })) });
+    const batches: string[][] = [];
+    const checkpoints: string[] = [];
+    let pages = 0;
+    let inBatch = false;
+    const feed = new ChangesFeed(db, {
+      since: '0', batchSize: 7, pageSize: 20, timeout: 1000,
+      onBatch: async (rows) => { inBatch = true; await new Promise((r) => setTimeout(r, 2)); batches.push(rows.map((r) => r.id)); inBatch = false; },
+      checkpoint: async (seq) => { expect(inBatch).to.equal(false); checkpoints.push(seq); },
+    });
+    feed.on('page', (p: { results: number }) => { if (p.results > 0) pages++; });
+    feed.start();
+    await until(feed, () => batches.flat().length >= ids.length);
+    await feed.stop();
+    expect([...batches.flat()].sort()).to.deep.equal(ids);
+    expect(batches.every((b) => b.length >= 1 && b.length <= 7)).to.equal(true);
+    expect(pages).to.equal(3); // 20 + 20 + 5, read three times: not once per batch
+    expect(batches.length).to.equal(7); // 7+7+6, 7+7+6, 5
+    expect(checkpoints).to.have.lengthOf(batches.length);
+    // from the checkpoint after the second batch: what the first two batches held is not delivered again, the rest is
+    const done = new Set(batches.slice(0, 2).flat());
+    const rest: string[] = [];
+    const again = new ChangesFeed(db, { since: checkpoints[1]!, batchSize: 7, pageSize: 20, timeout: 1000, onBatch: async (rows) => { for (const r of rows) rest.push(r.id); } });
+    again.start();
+    await until(again, () => rest.length >= ids.length - done.size);
+    await again.stop();
+    expect([...rest].sort()).to.deep.equal(ids.filter((id) => !done.has(id)));
+  });
+
+  it('GET /db/_changes?limit=<pageSize> - a batch that fails inside a page is delivered again from the last checkpoint; the batches before it are not', async () => {
+    const name = `${prefix}pagefail`;
+    await server.db.create(name);
+    const db = server.use(name);
+    const ids = Array.from({ length: 30 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    await db.bulk({ docs: ids.map((_id) => ({ _id })) });
+    const handled: string[] = [];
+    let calls = 0;
+    const feed = new ChangesFeed(db, {
+      since: '0', batchSize: 10, pageSize: 30, timeout: 1000, maxBackoff: 50,
+      onBatch: async (rows) => {
+        calls++;
+        if (calls === 2) throw new Error('the second batch fails once');
+        for (const r of rows) handled.push(r.id);
+      },
+    });
+    feed.start();
+    await until(feed, () => handled.length >= ids.length);
+    await feed.stop();
+    expect(calls).to.equal(4);
+    expect(handled).to.have.lengthOf(ids.length);
+    expect([...handled].sort()).to.deep.equal(ids);
+  });
+
   it('POST /db/_changes?filter=_selector - a feed with a selector delivers only matching docs', async () => {
     const name = `${prefix}selector`;
     await server.db.create(name);

@@ -69,6 +69,7 @@ export const kOptions = {
   leaseMs: int({ env: 'LIVELY_LEASE_MS', default: 15_000, min: 30, unit: 'ms', doc: 'lease period of a changes trigger among several runtimes' }),
   stateCompactMs: int({ env: 'LIVELY_STATE_COMPACT_MS', default: 60_000, min: 1_000, unit: 'ms', doc: 'how often the runtime checks whether `<prefix>logs` is due for compaction ([cluster.md](cluster.md))' }),
   changesConcurrency: int({ env: 'LIVELY_CHANGES_CONCURRENCY', default: 100, min: 1, doc: 'changes of one changes trigger fired at once (one checkpointed batch)' }),
+  changesPage: int({ env: 'LIVELY_CHANGES_PAGE', default: 400, min: 1, doc: 'changes of one changes trigger read from the store per request, fired batch by batch (never fewer than changesConcurrency)' }),
   interpreters: { kind: 'interpreters', env: 'LIVELY_INTERPRETERS', default: kDefaultInterpreters, shown: 'see below the table', doc: 'JSON: type → command, e.g. `{"lua":["lua5.4"]}`' } as InterpretersOption,
   logRetentionDays: int({ env: 'LIVELY_LOG_RETENTION_DAYS', default: 7, min: 0, unit: 'days', doc: 'how long activation records are kept' }),
   logMaxRecords: int({ env: 'LIVELY_LOG_MAX_RECORDS', default: 1_000_000, min: 1, doc: 'activation records kept at most, over all days; past it the oldest go first' }),

@@ -3,7 +3,7 @@
  * `_local` documents are never replicated and never show in `_changes`.
  */
 import { LivelyError } from '../shared/errors.ts';
-import { getDoc, putDoc, statusOf, type DocumentScope } from './couch.ts';
+import { getDoc, sendJson, statusOf, type DocumentScope } from './couch.ts';
 
 interface CheckpointDoc {
   _id: string;
@@ -46,7 +46,8 @@ export class LocalCheckpoint {
       const doc: CheckpointDoc = { _id: this.id, seq: String(seq), updated: new Date().toISOString() };
       if (this.rev) doc._rev = this.rev;
       try {
-        const res = await putDoc(this.db, doc);
+        // written after every batch of a changes trigger: undici, not nano (./couch.ts, sendJson)
+        const res = await sendJson<{ rev: string }>(this.db.server, 'PUT', { db: this.db.config.db, doc: this.id }, JSON.stringify(doc));
         this.rev = res.rev;
         return;
       } catch (err) {

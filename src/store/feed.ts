@@ -22,8 +22,10 @@ export interface ChangesFeedOptions {
   includeDocs?: boolean;
   /** a Mango selector: only matching changes are delivered (`filter=_selector`). */
   selector?: Record<string, unknown>;
-  /** most changes per batch. */
+  /** most changes per batch: handled together, then checkpointed (what a crash can repeat). */
   batchSize?: number;
+  /** most changes read per request to the store (default: batchSize); a page of several batches is handled batch by batch. */
+  pageSize?: number;
   /** longpoll timeout the store is asked for, ms. */
   timeout?: number;
   /** longest wait between retries after a failure, ms. */
@@ -51,7 +53,7 @@ const kBackoffStart = 100;
  * feed has stopped); 'stop'. */
 export class ChangesFeed extends EventEmitter {
   private readonly db: DbRef;
-  private readonly opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'>;
+  private readonly opts: Required<Omit<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat' | 'pageSize'>> & Pick<ChangesFeedOptions, 'selector' | 'checkpoint' | 'heartbeat'> & { pageSize: number };
   private sinceSeq: string;
   private controller: AbortController | undefined;
   private isRunning = false;
@@ -71,8 +73,11 @@ export class ChangesFeed extends EventEmitter {
     if (opts.heartbeat !== undefined && (!Number.isInteger(opts.heartbeat) || opts.heartbeat < 1)) {
       throw new LivelyError('LC_CONFIG', 'options.heartbeat must be a positive integer');
     }
+    if (opts.pageSize !== undefined && (!Number.isInteger(opts.pageSize) || opts.pageSize < 1)) {
+      throw new LivelyError('LC_CONFIG', 'options.pageSize must be a positive integer');
+    }
     this.db = db;
-    this.opts = opts;
+    this.opts = { ...opts, pageSize: Math.max(opts.pageSize ?? opts.batchSize, opts.batchSize) };
     this.sinceSeq = opts.since;
   }
 
@@ -142,8 +147,8 @@ export class ChangesFeed extends EventEmitter {
       const lastSeq = String(page.last_seq);
       this.emit('page', { results: page.results.length, pending: page.pending, lastSeq });
       if (page.results.length > 0) {
-        if (page.results.length >= this.opts.batchSize) {
-          // more is waiting: fetch it while this batch is handled
+        if (page.results.length >= this.opts.pageSize) {
+          // more is waiting: fetch it while this page is handled
           const abort = new AbortController();
           const onAbort = () => abort.abort();
           signal.addEventListener('abort', onAbort, { once: true });
@@ -151,22 +156,32 @@ export class ChangesFeed extends EventEmitter {
           next.catch(() => undefined); // awaited (or dropped) later
           prefetched = { since: lastSeq, page: next, abort };
         }
-        // Handling and checkpointing are one unit that stop() waits for.
-        const unit = this.handle(page.results, lastSeq);
-        this.batch = unit.then(() => undefined, () => undefined);
-        try {
-          await unit;
-        } catch (err) {
-          // stopped while handling (the handler gave up on the batch): nothing to retry
-          if (signal.aborted) break;
-          // the batch is not acknowledged: it is delivered again from the same `since`
-          logger.error('changes batch failed; retrying it', { db: this.db.config.db, error: describeError(err) });
-          this.emit('retry', err, backoff);
-          await sleep(backoff, signal).catch(() => undefined);
-          backoff = Math.min(backoff * 2, maxBackoff);
-          continue;
+        // A page is handled batch by batch, each checkpointed at its last row's seq (the
+        // page's last_seq for the last batch, which also covers changes a selector left out).
+        const { batchSize } = this.opts;
+        let failed = false;
+        for (let from = 0; from < page.results.length && !signal.aborted; from += batchSize) {
+          const rows = page.results.length <= batchSize ? page.results : page.results.slice(from, from + batchSize);
+          const seq = from + batchSize >= page.results.length ? lastSeq : String(rows[rows.length - 1]!.seq);
+          // Handling and checkpointing are one unit that stop() waits for.
+          const unit = this.handle(rows, seq);
+          this.batch = unit.then(() => undefined, () => undefined);
+          try {
+            await unit;
+          } catch (err) {
+            // stopped while handling (the handler gave up on the batch): nothing to retry
+            if (signal.aborted) break;
+            // the batch is not acknowledged: it is delivered again from the same `since`
+            logger.error('changes batch failed; retrying it', { db: this.db.config.db, error: describeError(err) });
+            this.emit('retry', err, backoff);
+            await sleep(backoff, signal).catch(() => undefined);
+            backoff = Math.min(backoff * 2, maxBackoff);
+            failed = true;
+            break;
+          }
+          this.emit('batch', rows, seq);
         }
-        this.emit('batch', page.results, lastSeq);
+        if (failed) continue;
       } else {
         this.sinceSeq = lastSeq;
       }
@@ -185,12 +200,12 @@ export class ChangesFeed extends EventEmitter {
   }
 
   private async poll(signal: AbortSignal, since: string): Promise<ChangesPage> {
-    const { includeDocs, batchSize, timeout, selector, heartbeat } = this.opts;
+    const { includeDocs, pageSize, timeout, selector, heartbeat } = this.opts;
     const qs: Record<string, unknown> = {
       feed: 'longpoll',
       since,
       timeout,
-      limit: batchSize,
+      limit: pageSize,
       include_docs: includeDocs,
     };
     if (selector) qs.filter = '_selector';

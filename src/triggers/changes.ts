@@ -31,6 +31,8 @@ export interface ChangesTriggerOptions {
   leaseMs?: number;
   /** changes fired at once, and so the most done twice after a crash. */
   concurrency?: number;
+  /** changes read from the store per request (never fewer than `concurrency`), fired `concurrency` at a time. */
+  page?: number;
   /** ms between the store's keep-alive newlines on a waiting feed. */
   heartbeat?: number;
   /** longest wait between attempts to (re)start a feed. */
@@ -56,7 +58,7 @@ export interface FeedStats {
   lastError?: string;
 }
 
-export const kChangesTriggerDefaults = Object.freeze({ leaseMs: 15_000, concurrency: 100, heartbeat: 10_000, maxBackoff: 30_000, pollTimeout: 30_000 });
+export const kChangesTriggerDefaults = Object.freeze({ leaseMs: 15_000, concurrency: 100, page: 400, heartbeat: 10_000, maxBackoff: 30_000, pollTimeout: 30_000 });
 const kBackoffStart = 250;
 
 class LeaseLost extends Error {
@@ -79,6 +81,8 @@ class Follower {
   /** set when shutdown gave up waiting for the batch in flight: it must not be checkpointed. */
   abandoned = false;
   private unfinished = 0;
+  /** changes of the page read last that no batch has started yet. */
+  private queued = 0;
   private pending: number | undefined;
   private starting: Promise<void> | undefined;
 
@@ -110,7 +114,7 @@ class Follower {
 
   stats(): FeedStats {
     const s: FeedStats = { event: this.event.id, db: this.trigger.db, state: this.state, holder: this.lease.holder };
-    if (this.feed) s.lag = this.unfinished + (this.pending ?? 0);
+    if (this.feed) s.lag = this.unfinished + this.queued + (this.pending ?? 0);
     if (this.since !== undefined) s.checkpoint = this.since;
     if (this.lastError !== undefined) s.lastError = this.lastError;
     return s;
@@ -167,6 +171,7 @@ class Follower {
       includeDocs: this.trigger.includeDocs,
       selector: this.trigger.selector,
       batchSize: this.opts.concurrency,
+      pageSize: this.opts.page,
       heartbeat: this.opts.heartbeat,
       timeout: this.opts.pollTimeout,
       maxBackoff: this.opts.maxBackoff,
@@ -178,8 +183,9 @@ class Follower {
         this.since = seq;
       },
     });
-    feed.on('page', (p: { pending?: number }) => {
+    feed.on('page', (p: { results: number; pending?: number }) => {
       this.pending = p.pending;
+      this.queued = p.results;
       if (this.state !== 'running') { this.state = 'running'; this.attempt = 0; }
     });
     feed.on('retry', (err: unknown) => {
@@ -203,6 +209,7 @@ class Follower {
   private async handle(rows: ChangeRow[]): Promise<void> {
     if (!this.lease.valid()) { this.pause(); throw new LeaseLost(); }
     this.unfinished = rows.length;
+    this.queued = Math.max(0, this.queued - rows.length);
     await Promise.all(rows.map(async (row) => {
       // a holder that lost its lease (paused, cut off) fires nothing more
       if (!this.lease.valid() || this.stopped) return;
@@ -231,6 +238,7 @@ class Follower {
     const feed = this.feed;
     this.feed = undefined;
     this.unfinished = 0;
+    this.queued = 0;
     this.pending = undefined;
     if (!this.stopped) this.state = 'standby';
     void feed?.stop();
