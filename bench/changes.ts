@@ -7,7 +7,8 @@
  *    per second from enabling it to the last finished activation (the store's own write
  *    rate is reported beside it: a trigger cannot sustain more than the store takes in).
  * `BENCH_COUCH_URL=<admin url>` runs the same on that CouchDB (its databases get a prefix of their
- * own and are dropped at the end) instead of an embedded store.
+ * own and are dropped at the end) instead of an embedded store. `BENCH_CHANGES_CONCURRENCY` and
+ * `BENCH_CHANGES_PAGE` set the trigger's batch and page.
  * Prints one JSON line.  node --no-node-snapshot --import tsx bench/changes.ts [lagDocs=500] [docs=20000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +25,7 @@ const now = () => performance.timeOrigin + performance.now();
 const couchUrl = process.env.BENCH_COUCH_URL;
 const prefix = couchUrl ? `bench${Date.now().toString(36)}_` : 'lively_';
 const inboxName = `${prefix}inbox`;
-const rt = await new Runtime({ config: makeConfig({ port: 0, dataDir, sample: false, logLevel: 'error', ...(couchUrl ? { couchUrl, dbPrefix: prefix } : {}), ...(process.env.BENCH_CHANGES_CONCURRENCY ? { changesConcurrency: Number(process.env.BENCH_CHANGES_CONCURRENCY) } : {}) }) }).start();
+const rt = await new Runtime({ config: makeConfig({ port: 0, dataDir, sample: false, logLevel: 'error', ...(couchUrl ? { couchUrl, dbPrefix: prefix } : {}), ...(process.env.BENCH_CHANGES_CONCURRENCY ? { changesConcurrency: Number(process.env.BENCH_CHANGES_CONCURRENCY) } : {}), ...(process.env.BENCH_CHANGES_PAGE ? { changesPage: Number(process.env.BENCH_CHANGES_PAGE) } : {}) }) }).start();
 const lags: number[] = [];
 // the worker reports when it started; the bench reads it from the activation's outcome
 const fireEvent = rt.firing.fireEvent.bind(rt.firing);
