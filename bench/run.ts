@@ -12,7 +12,7 @@
  * Environment:
  *   BENCH_ROUNDS=3     rounds; every chosen scenario runs once per round
  *   BENCH_SECONDS=5    seconds per scenario and round
- *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bs cs bn cn db dw c0 d d0 py dp pyp iso f fb e a1 c1 cC bC c1C r r1)
+ *   BENCH_ONLY=a,c,d   only these scenario keys (a b c bs cs bn cn db dw c0 d d0 py dp pyp iso f fb e a1 f1 c1n c1 cC bC c1C r r1)
  *   BENCH_SCRIPTS=off  skip bench/coldstart.ts and bench/changes.ts after the scenarios
  *   BENCH_COUCH_URL=<admin url>  a second runtime on that CouchDB (databases under a prefix of
  *                      their own, dropped at the end) for cC, bC and c1C: (c), (b) and c1 there;
@@ -20,6 +20,7 @@
  * Quick run: BENCH_ROUNDS=1 BENCH_SECONDS=2 BENCH_ONLY=a,c,d,d0,a1,c1 BENCH_SCRIPTS=off npm run bench
  * Console: BENCH_ONLY=b,bs,c,cs (bs/cs: b and c with a console's live stream open)
  * Endpoints: BENCH_ONLY=c,r,a1,r1 (r/c: an endpoint against ?wait=true; r1 against a1: the single-connection gap)
+ * One connection: BENCH_ONLY=a1,f1,c1,c1n (f1: the floor's own hop to a thread; c1n: c1 keeping no records)
  * CouchDB: BENCH_COUCH_URL=… BENCH_ONLY=c,cC,b,bC,a1,c1,c1C (cC/c: HTTP triggers with records on CouchDB against the embedded store)
  */
 import { spawn } from 'node:child_process';
@@ -168,6 +169,8 @@ async function main(): Promise<void> {
     { key: 'e', label: '(e) fresh node process per trigger (2010 cold)', run: () => load(t.fresh.url, Math.min(SECONDS, 3), 4) },
     // Next to each other in every round, so both see the same moment of the machine.
     { key: 'a1', label: '(a) bare, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(t.bare.url, SECONDS) },
+    { key: 'f1', label: '(f) floor, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(t.floor.url, SECONDS) },
+    { key: 'c1n', label: '(c) a runtime keeping no activation records, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(`${t.quiet.url}/_events/bench/thread?wait=true`, SECONDS) },
     { key: 'c1', label: '(c) thread worker ?wait=true, 1 keep-alive connection, sequential requests (p50/p99 per request, µs precision)', run: () => sequential(`${t.rt.url}/_events/bench/thread?wait=true`, SECONDS) },
     // An endpoint (an event with "response"): the same thread worker as (c), its result the response
     // body ({"ok":true,"n":null}); next to (c) and (a1) so the ratio and the gap see the same moment.
