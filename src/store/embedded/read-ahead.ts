@@ -102,14 +102,20 @@ function isBySeqKey(key: unknown): boolean {
   return Buffer.isBuffer(key) && key.length > kBySeq.length && key.compare(kBySeq, 0, kBySeq.length, 0, kBySeq.length) === 0;
 }
 
-/** The `_id` of a by-sequence entry (a document's JSON), or undefined. */
+/**
+ * The `_id` of a by-sequence entry (a document's JSON), or undefined. PouchDB writes `_id` and
+ * `_rev` after the document's own fields, so the last `"_id":"` is taken without parsing the
+ * document; it is a guess (a nested `_id` after it would win), which only decides what is read
+ * ahead, never what a get answers: a key read ahead by mistake is simply not asked for.
+ */
 export function idOf(value: unknown): string | undefined {
   const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : undefined;
   if (text === undefined) return undefined;
-  // PouchDB writes `_id` first; anything else is parsed in full
-  if (text.startsWith('{"_id":"')) {
-    const end = text.indexOf('"', 8);
-    if (end > 8 && text.lastIndexOf('\\', end) < 8) return text.slice(8, end);
+  const at = text.lastIndexOf('"_id":"');
+  if (at !== -1) {
+    const from = at + 7;
+    const end = text.indexOf('"', from);
+    if (end > from && text.lastIndexOf('\\', end) < from) return text.slice(from, end);
   }
   try {
     const id = (JSON.parse(text) as { _id?: unknown })._id;
