@@ -113,4 +113,23 @@ describe('embedded store on disk: the same answers as in memory, with metadata r
       await call(store, 'DELETE', db);
     }
   });
+
+  it('attachments of bytes that are not UTF-8 - read back byte for byte, alone and several in one turn (disk and memory)', async () => {
+    const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) % 256));
+    for (const store of [disk, memory]) {
+      const { base, authorization } = credentialsApart(store.url);
+      const headers = authorization ? { authorization } : {};
+      await call(store, 'PUT', 'bin');
+      const docs = Array.from({ length: 6 }, (_, i) => ({ _id: `b${i}`, _attachments: { 'x.bin': { content_type: 'application/octet-stream', data: bytes.subarray(i).toString('base64') } } }));
+      const rows = (await call(store, 'POST', 'bin/_bulk_docs', { docs })).body as Array<{ ok?: boolean }>;
+      expect(rows.every((r) => r.ok)).to.equal(true);
+      const one = await request(`${base}/bin/b0/x.bin`, { headers });
+      expect(Buffer.from(await one.body.arrayBuffer()).equals(bytes)).to.equal(true);
+      const all = await Promise.all(docs.map((_, i) => request(`${base}/bin/b${i}/x.bin`, { headers }).then(async (r) => Buffer.from(await r.body.arrayBuffer()))));
+      all.forEach((b, i) => expect(b.equals(bytes.subarray(i)), `b${i} on ${store === disk ? 'disk' : 'memory'}`).to.equal(true));
+      const withDocs = (await call(store, 'GET', 'bin/_all_docs?include_docs=true&attachments=true')).body as { rows: Array<{ id: string; doc: { _attachments: Record<string, { data: string }> } }> };
+      withDocs.rows.forEach((r, i) => expect(Buffer.from(r.doc._attachments['x.bin']!.data, 'base64').equals(bytes.subarray(i))).to.equal(true));
+      await call(store, 'DELETE', 'bin');
+    }
+  });
 });

@@ -77,16 +77,17 @@ describe('embedded store: read-ahead of document metadata under _changes (real L
     expect(JSON.parse(out[41]!).v).to.equal('first');
   });
 
-  it('gets asked for in one turn - answered together, a missing key as NotFound and a Buffer where one was asked for', async () => {
+  it('gets asked for in one turn - text answered together, a missing key as NotFound; bytes read on their own, byte for byte', async () => {
+    const bytes = Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1]);
+    await call((cb) => (db as unknown as { put(k: string, v: Buffer, cb: (e?: Error) => void): void }).put('\xffbinary\xffx', bytes, cb));
     const before = readAheadStats().gets_together;
-    const results = await Promise.allSettled([get(doc('d1')), get(doc('missing')), get(doc('d2'), true)]);
-    expect(results[0]).to.deep.include({ status: 'fulfilled' });
+    const results = await Promise.allSettled([get(doc('d1')), get(doc('missing')), get('\xffbinary\xffx', true), get(doc('d2'))]);
     expect(JSON.parse(String((results[0] as PromiseFulfilledResult<string>).value)).id).to.equal('d1');
     expect(results[1]!.status).to.equal('rejected');
     expect(String((results[1] as PromiseRejectedResult).reason)).to.match(/notfound/i);
     const buf = (results[2] as PromiseFulfilledResult<Buffer>).value;
-    expect(Buffer.isBuffer(buf)).to.equal(true);
-    expect(JSON.parse(buf.toString('utf8')).id).to.equal('d2');
+    expect(Buffer.isBuffer(buf) && buf.equals(bytes)).to.equal(true);
+    expect(JSON.parse(String((results[3] as PromiseFulfilledResult<string>).value)).id).to.equal('d2');
     expect(readAheadStats().gets_together - before).to.equal(3);
   });
 

@@ -9,6 +9,9 @@
  * from LevelDB, the metadata of their documents is asked for at once with one `getMany`, and
  * the gets PouchDB makes next are answered from it.
  *
+ * Only reads of text go through here (document metadata is JSON); a read of bytes (an
+ * attachment's) is left as it was, since getMany answers in one encoding for all its keys.
+ *
  * What was read ahead is never older than a get would have seen: every write to the database
  * (`put`, `del`, `batch`, `clear`) drops all of it, so a get after a write goes to LevelDB; a
  * key that was not found, or not read ahead, goes to LevelDB too. An iterator that ends drops
@@ -169,6 +172,7 @@ export function installReadAhead(LevelDOWN: { prototype: object }): boolean {
   const getMany = proto._getMany;
   /** Gets asked for in one turn, by database: one getMany at the end of the turn. */
   const queued = new Map<object, Array<{ key: string; options: { asBuffer?: boolean }; callback: Callback }>>();
+  // (only gets of text are queued: getMany answers them as text, which is what they asked for)
   const flush = () => {
     const all = [...queued];
     queued.clear();
@@ -181,7 +185,7 @@ export function installReadAhead(LevelDOWN: { prototype: object }): boolean {
           if (err) { g.callback(err); continue; }
           const value = values[i];
           if (value === undefined) g.callback(new Error('NotFound: '));
-          else g.callback(null, g.options.asBuffer && !Buffer.isBuffer(value) ? Buffer.from(value, 'utf8') : value);
+          else g.callback(null, value);
         }
       });
     }
@@ -196,7 +200,7 @@ export function installReadAhead(LevelDOWN: { prototype: object }): boolean {
   };
   proto._get = function (this: object, key, options, callback) {
     const st = states.get(this);
-    if (st !== undefined && typeof key === 'string') {
+    if (st !== undefined && typeof key === 'string' && !options.asBuffer) {
       const entry = st.entries.get(key);
       if (entry !== undefined) {
         st.entries.delete(key);
@@ -205,7 +209,7 @@ export function installReadAhead(LevelDOWN: { prototype: object }): boolean {
             const value = entry.batch.values?.[entry.index];
             if (value === undefined) { later(this, key, options, callback); return; }
             stats.served++;
-            callback(null, options.asBuffer && !Buffer.isBuffer(value) ? Buffer.from(value, 'utf8') : value);
+            callback(null, value);
           };
           if (entry.batch.settled) process.nextTick(answer);
           else entry.batch.then(answer);
@@ -213,7 +217,8 @@ export function installReadAhead(LevelDOWN: { prototype: object }): boolean {
         }
       }
     }
-    if (typeof key === 'string') later(this, key, options, callback);
+    // Text only: a value asked for as bytes (an attachment) is read as it was, one get of its own.
+    if (typeof key === 'string' && !options.asBuffer) later(this, key, options, callback);
     else get.call(this, key, options, callback);
   };
 
