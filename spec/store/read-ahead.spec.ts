@@ -91,6 +91,18 @@ describe('embedded store: read-ahead of document metadata under _changes (real L
     expect(readAheadStats().gets_together - before).to.equal(3);
   });
 
+  it('gets and a close in one turn - the gets are answered "Database is not open", and LevelDB is not read after its close', async () => {
+    const LevelDOWN = require('leveldown') as (location: string) => Down;
+    const other = LevelDOWN(fs.mkdtempSync(path.join(os.tmpdir(), 'lc-read-ahead-close-')));
+    await call((cb) => other.open(cb));
+    await call((cb) => other.batch([{ type: 'put', key: doc('a'), value: '{"id":"a"}' }, { type: 'put', key: doc('b'), value: '{"id":"b"}' }], cb));
+    const asked = [doc('a'), doc('b')].map((k) => new Promise<string>((resolve) => other.get(k, { asBuffer: false }, (err, v) => resolve(err ? String(err.message) : String(v)))));
+    const closed = call((cb) => other.close(cb));
+    expect(await Promise.all(asked)).to.deep.equal(['Database is not open', 'Database is not open']);
+    await closed;
+    fs.rmSync((other as unknown as { location: string }).location, { recursive: true, force: true });
+  });
+
   it('an iterator that ends early - what it read ahead and nobody asked for is dropped', async () => {
     const it = db.iterator({ gt: seq(0), lt: '\xffby-sequence\xff\xff', keyAsBuffer: true, valueAsBuffer: false });
     await new Promise<void>((resolve, reject) => it.next((err) => (err ? reject(err) : resolve())));

@@ -12,6 +12,9 @@
  * Only reads of text go through here (document metadata is JSON); a read of bytes (an
  * attachment's) is left as it was, since getMany answers in one encoding for all its keys.
  *
+ * A get is held until the end of its turn; a database closed meanwhile answers it with leveldown's
+ * own "Database is not open" (LevelDB is never read after its close, which would end the store).
+ *
  * What was read ahead is never older than a get would have seen: every write to the database
  * (`put`, `del`, `batch`, `clear`) drops all of it, so a get after a write goes to LevelDB; a
  * key that was not found, or not read ahead, goes to LevelDB too. An iterator that ends drops
@@ -135,6 +138,7 @@ export function idOf(value: unknown): string | undefined {
  */
 function readAhead(proto: LevelDownProto, it: IteratorLike, first: unknown, rest: unknown[]): void {
   const db = it.db;
+  if ((db as { status?: string }).status !== 'open') return;
   const st = stateOf(db);
   if (st.entries.size > kMaxEntries) st.entries.clear();
   const keys: string[] = [];
@@ -177,6 +181,11 @@ export function installReadAhead(LevelDOWN: { prototype: object }): boolean {
     const all = [...queued];
     queued.clear();
     for (const [db, gets] of all) {
+      // closed, or closing, since the gets were asked for: LevelDB must not be read any more
+      if ((db as { status?: string }).status !== 'open') {
+        for (const g of gets) process.nextTick(g.callback, new Error('Database is not open'));
+        continue;
+      }
       if (gets.length === 1) { const g = gets[0]!; get.call(db, g.key, g.options, g.callback); continue; }
       stats.coalesced += gets.length;
       getMany.call(db, gets.map((g) => g.key), { asBuffer: false, fillCache: true }, (err, values) => {
