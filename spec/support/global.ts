@@ -1,6 +1,6 @@
 /**
  * Mocha global fixture: every spec talks to one store. `COUCHDB_URL` points the suite at a real
- * Apache CouchDB 3.x; without it one embedded store (memory mode) is started for the run, from
+ * Apache CouchDB 3.x; without it one embedded store (memory mode; on disk with SPEC_STORE=disk) is started for the run, from
  * the build in dist/.
  * The URL is handed to specs through the environment (see ./couch.ts). At the end, the suite
  * fails when a spec left anything in its temp folder (./suite-tmp.ts).
@@ -19,7 +19,8 @@ async function startStore(): Promise<void> {
     process.env[kUrlEnv] = process.env.COUCHDB_URL;
     return;
   }
-  store = new EmbeddedStore({ dataDir: kFixtureDir, memory: true, serverFile: await builtStoreServer() });
+  // SPEC_STORE=disk: the store as `livelycouch start` runs it, its databases on disk (LevelDB)
+  store = new EmbeddedStore({ dataDir: kFixtureDir, memory: process.env.SPEC_STORE !== 'disk', serverFile: await builtStoreServer() });
   await store.start();
   process.env[kUrlEnv] = store.url;
   process.env[kEmbeddedPidEnv] = String(store.pid);
