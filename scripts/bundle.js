@@ -80,11 +80,10 @@ function packagesExternalBut(inlined) {
  * The packages dist/store-server.js leaves to node's require: leveldown (a native addon) and
  * level (which holds a copy of its own), pouchdb-fauxton (files it serves; its route is off),
  * iconv-lite (a quarter of the bundle, in character tables it loads only for a body in another
- * charset than UTF-8), and
- * those the store replaces with stand-ins
- * in node's require cache before its packages load (src/store/embedded/lazy-*.ts), with the
- * packages that hold copies of their own of those (pouchdb-find, pouchdb-abstract-mapreduce), and
- * pouchdb-bulkdocs-wrapper, replaced by an ordered one (src/store/embedded/bulk-order.ts).
+ * charset than UTF-8), and those the store replaces in node's require cache before its packages
+ * load: the stand-ins of src/store/embedded/lazy-*.ts (with pouchdb-find and
+ * pouchdb-abstract-mapreduce, which hold copies of their own of those) and the ordered
+ * pouchdb-bulkdocs-wrapper of src/store/embedded/bulk-order.ts.
  */
 const kStoreExternal = new Set([
   'leveldown', 'level', 'pouchdb-fauxton', 'iconv-lite',

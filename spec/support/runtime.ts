@@ -8,6 +8,9 @@ import { couchUrl, uniquePrefix } from './couch.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
+/** eventually() lives in ./eventually.ts (couch.ts uses it too); specs import it from here beside startRuntime. */
+import { eventually } from './eventually.ts';
+export { eventually };
 
 /** A Runtime whose data directory the helper made, and removes once the runtime stopped. */
 class SpecRuntime extends Runtime {
@@ -45,10 +48,6 @@ export async function startRuntime(opts: { config?: ConfigInput; dispatchers?: D
     throw err;
   }
 }
-
-import { eventually } from './eventually.ts';
-
-export { eventually };
 
 /** POSTs a JSON body to `/_events<p>` of a runtime; the reply's status and parsed body. */
 export async function postEvent(rt: Runtime, p: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {

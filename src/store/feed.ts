@@ -159,7 +159,6 @@ export class ChangesFeed extends EventEmitter {
         // A page is handled batch by batch, each checkpointed at its last row's seq (the
         // page's last_seq for the last batch, which also covers changes a selector left out).
         const { batchSize } = this.opts;
-        let failed = false;
         for (let from = 0; from < page.results.length && !signal.aborted; from += batchSize) {
           const rows = page.results.length <= batchSize ? page.results : page.results.slice(from, from + batchSize);
           const seq = from + batchSize >= page.results.length ? lastSeq : String(rows[rows.length - 1]!.seq);
@@ -176,12 +175,10 @@ export class ChangesFeed extends EventEmitter {
             this.emit('retry', err, backoff);
             await sleep(backoff, signal).catch(() => undefined);
             backoff = Math.min(backoff * 2, maxBackoff);
-            failed = true;
-            break;
+            break; // the next round reads again from the last checkpoint
           }
           this.emit('batch', rows, seq);
         }
-        if (failed) continue;
       } else {
         this.sinceSeq = lastSeq;
       }

@@ -1,6 +1,6 @@
 /**
  * The embedded store's packages, required by name with CommonJS `require`: the build bundles
- * them into dist/store-server.js (scripts/bundle.js, storeServerBuild), so the child does not
+ * them into dist/store-server.js (scripts/bundle.js), so the child does not
  * resolve and read several hundred files one by one at every start; from the sources they load
  * from node_modules. Called after the stand-ins of ./lazy-http.ts, ./lazy-find.ts and
  * ./lazy-express.ts are in node's require cache: the packages those replace stay outside the

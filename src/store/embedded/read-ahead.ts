@@ -66,7 +66,8 @@ class Batch {
     return this.values !== undefined || this.failed;
   }
 
-  then(fn: () => void): void {
+  /** Runs `fn` once the answer came (not `then`: a Batch must never pass for a promise). */
+  whenSettled(fn: () => void): void {
     (this.waiting ??= []).push(fn);
   }
 }
@@ -221,7 +222,7 @@ export function installReadAhead(LevelDOWN: { prototype: object }): boolean {
             callback(null, value);
           };
           if (entry.batch.settled) process.nextTick(answer);
-          else entry.batch.then(answer);
+          else entry.batch.whenSettled(answer);
           return;
         }
       }
