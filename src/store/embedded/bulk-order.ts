@@ -12,13 +12,42 @@
 import { createRequire } from 'node:module';
 import { seed } from './lazy-http.ts';
 
-type Handler = (doc: { _id?: string }, args: { docs: Array<{ _id?: string }> }) => Promise<unknown>;
+type BulkArgs = { docs: Array<{ _id?: string }>; base?: object };
+type Handler = (doc: { _id?: string }, args: BulkArgs) => Promise<unknown>;
+type AllDocs = (opts?: unknown, callback?: unknown) => Promise<unknown>;
+
+/**
+ * The database as the checks of one `_bulk_docs` see it: the same, but an `allDocs` asked for
+ * with the same options is read once. pouchdb-validation reads every design document of the
+ * database for each document it checks (to find the `validate_doc_update` functions): for a
+ * write of 25 documents, 25 reads of the same range. Every check of one write starts before
+ * anything of it is written, so they all read the same answer either way; each gets its own
+ * copy of it.
+ */
+export function readsOnce<T extends object>(base: T): T {
+  const read = new Map<string, Promise<unknown>>();
+  return new Proxy(base, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target) as unknown;
+      if (key !== 'allDocs' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+      const allDocs = value as AllDocs;
+      return (opts?: unknown, callback?: unknown) => {
+        if (callback !== undefined || typeof opts === 'function') return allDocs.call(target, opts, callback);
+        const k = JSON.stringify(opts ?? null);
+        let p = read.get(k);
+        if (!p) read.set(k, p = allDocs.call(target, opts));
+        return p.then((answer) => structuredClone(answer));
+      };
+    },
+  });
+}
 
 /** Checks each document with `handler`; writes the accepted ones; answers one row per document, in their order. */
-export function orderedBulkDocsWrapper(handler: Handler, bulkDocs: () => Promise<unknown[]>, args: { docs: Array<{ _id?: string }> }): Promise<unknown[]> {
+export function orderedBulkDocsWrapper(handler: Handler, bulkDocs: () => Promise<unknown[]>, args: BulkArgs): Promise<unknown[]> {
   const docs = args.docs;
   const refused: unknown[] = new Array(docs.length);
-  return Promise.all(docs.map((doc, i) => handler(doc, args).then(
+  const checked = docs.length > 1 && args.base ? { ...args, base: readsOnce(args.base) } : args;
+  return Promise.all(docs.map((doc, i) => handler(doc, checked).then(
     () => undefined,
     (err: { id?: string }) => { err.id = doc._id; refused[i] = err; },
   ))).then(() => {
