@@ -27,6 +27,8 @@ const kMatrix: Row[] = [
   ['state db ({p}logs): read', 'GET', '/{p}logs/_all_docs', undefined, 401, 401, 403, 403, 200],
   ['state db: write _local', 'PUT', '/{p}logs/_local/x_{n}', { seq: '1' }, 401, 401, 403, 403, 201],
   ['activation db ({p}logs-{day}): read', 'GET', '/{p}logs-{day}/_all_docs', undefined, 401, 401, 403, 403, 200],
+  ['activation db: _bulk_docs write', 'POST', '/{p}logs-{day}/_bulk_docs', { docs: [{ _id: 'x_{n}' }] }, 401, 401, 403, 403, 201],
+  ['durable db: _bulk_docs write', 'POST', '/{p}durable_{day}/_bulk_docs', { docs: [{ _id: 'x_{n}' }] }, 401, 401, 403, 403, 201],
   ['durable db ({p}durable_{day}): read', 'POST', '/{p}durable_{day}/_find', { selector: {} }, 401, 401, 403, 403, 200],
   ['secrets db ({p}secrets): read', 'GET', '/{p}secrets/_all_docs', undefined, 401, 401, 403, 403, 200],
   ['secrets API: list', 'GET', '/_lively/secrets', undefined, 401, 401, 403, 403, 200],

@@ -11,6 +11,8 @@ export const kPasswordFile = 'store-admin.secret';
 export const Env = {
   /** the file NODE_EXTRA_CA_CERTS named in the supervisor, read at the child's first TLS connection (./extra-ca.ts). */
   extraCa: 'LIVELY_STORE_EXTRA_CA',
+  /** `off`: the store admin's `_bulk_docs` go through express-pouchdb too, not the shield's direct lane (./direct-bulk.ts). */
+  directBulk: 'LIVELY_STORE_DIRECT_BULK',
 } as const;
 
 const kOtherCaStores = ['--use-openssl-ca', '--use-system-ca'];

@@ -21,6 +21,7 @@ import { deferPouchFind } from './lazy-find.ts';
 import { orderBulkDocs } from './bulk-order.ts';
 import { deferPouchHttp } from './lazy-http.ts';
 import { installReadAhead } from './read-ahead.ts';
+import { DirectBulk } from './direct-bulk.ts';
 import type * as Packages from './packages.cts';
 
 const require = createRequire(import.meta.url);
@@ -234,7 +235,8 @@ async function main(): Promise<void> {
   app.couchConfig.set('log', 'level', 'error', () => {});
   // the runtime's requests as the admin are not authenticated from scratch every time (./admin-auth.ts)
   const adminLogins = rememberAdminLogins(sessionApi, { name: kAdminName, password, timeoutS: () => Number(app.couchConfig.get('couch_httpd_auth', 'timeout')) || 600 });
-  app.couchConfig.on('admins', () => adminLogins.forget());
+  const direct = process.env[Env.directBulk] === 'off' ? undefined : new DirectBulk(kAdminName);
+  app.couchConfig.on('admins', () => { adminLogins.forget(); direct?.close(); });
   await app.setPouchDB(PouchDB);
   app.disable('x-powered-by');
 
@@ -312,7 +314,7 @@ async function main(): Promise<void> {
     const body = await res.json() as { userCtx?: UserCtx };
     return { name: body.userCtx?.name ?? null, roles: Array.isArray(body.userCtx?.roles) ? body.userCtx.roles : [] };
   };
-  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(etcDir), replicate, { security, whoAmI, signup }));
+  const server = http.createServer(createShield(app, { name: kAdminName, password }, updateSeq, () => PouchDB.allDbs() as Promise<string[]>, serverUuid(etcDir), replicate, { security, whoAmI, signup }, direct));
   server.keepAliveTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"bad_request","reason":"malformed HTTP request"}\n');

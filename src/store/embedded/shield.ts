@@ -17,6 +17,7 @@ import { Lockout, basicNameOf, kLockedOut, peerOf } from './lockout.ts';
 import { asEventSource, endAtLimit, endIdleFeed, feedStats, feedTimeout, normalizeHeartbeat, tieLiveFeed } from './feeds.ts';
 import { readAheadStats } from './read-ahead.ts';
 import { bodyWritesSecurityDoc, checkAccess, writesSecurityDoc, type AccessOptions } from './access.ts';
+import type { DirectBulk } from './direct-bulk.ts';
 
 /** The body limit for requests the shield has to read itself (document uploads). */
 const kMaxBody = 256 * 1024 * 1024;
@@ -327,7 +328,7 @@ function watchLogin(lockout: Lockout, peer: string, name: string, res: ServerRes
   }) as typeof res.end;
 }
 
-export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], uuid = 'embedded', replicate?: Replicator, access?: AccessOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createShield(app: ExpressApp, admin: { name: string; password: string }, updateSeq: (db: string) => Promise<unknown>, listDbs: () => Promise<string[]> = async () => [], uuid = 'embedded', replicate?: Replicator, access?: AccessOptions, direct?: DirectBulk): (req: IncomingMessage, res: ServerResponse) => void {
   const guard = deletionGuard(listDbs);
   const lockout = new Lockout();
   const fallback = (res: ServerResponse) => (err?: unknown) => {
@@ -371,7 +372,7 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       }
       if (url.pathname === '/_lively_store/stats' && req.method === 'GET') {
         if (!isServerAdmin(req, admin)) throw new HttpError(401, 'unauthorized', 'You are not a server admin.');
-        sendJson(res, 200, { ...feedStats(), ...readAheadStats() });
+        sendJson(res, 200, { ...feedStats(), ...readAheadStats(), ...direct?.stats() });
         return;
       }
       if (segments.length === 0 && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -393,7 +394,11 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
         if (req.method === 'PUT' && segments.length === 1) await deletion;
         else throw new HttpError(404, 'not_found', 'Database does not exist.');
       }
-      if (req.method === 'DELETE' && segments.length === 1 && db !== undefined && !db.startsWith('_')) await guard.start(db, res);
+      if (req.method === 'DELETE' && segments.length === 1 && db !== undefined && !db.startsWith('_')) {
+        direct?.forget(db);
+        res.once('close', () => direct?.forget(db));
+        await guard.start(db, res);
+      }
       else if (db !== undefined && !db.startsWith('_')) guard.track(db, segments[1] === '_changes' && /^(longpoll|continuous|eventsource)$/.test(url.searchParams.get('feed') ?? ''), res);
       const changes = segments[1] === '_changes' && segments.length === 2;
       if (changes) {
@@ -431,6 +436,9 @@ export function createShield(app: ExpressApp, admin: { name: string; password: s
       let login = basicNameOf(req);
       if (req.method === 'POST' && url.pathname === '/_session') login = await readLogin(req) ?? login;
       if (login !== undefined) watchLogin(lockout, peerOf(req), login, res);
+      // the store admin's bulk writes, answered as express-pouchdb's route would (./direct-bulk.ts)
+      if (direct && serverAdmin && db !== undefined && req.method === 'POST' && segments.length === 2 && segments[1] === '_bulk_docs' && req._body
+        && direct.serve(req, res, db, url.search)) return;
       app(req, res, fallback(res));
     })().catch((err: unknown) => {
       if (err instanceof HttpError) sendJson(res, err.status, { error: err.error, reason: err.message });
