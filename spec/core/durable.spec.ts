@@ -13,7 +13,7 @@ import { kDaySecurity } from '../../src/store/days.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
 import { DurableJournal } from '../../src/core/durable.ts';
 import { GroupCommit } from '../../src/core/group-commit.ts';
-import { journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
+import { batchJson, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
 import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
 
@@ -76,6 +76,21 @@ describe('GroupCommit', () => {
 async function batches(db: { list(p: object): Promise<{ rows: Array<{ doc?: unknown }> }> }): Promise<JournalBatch[]> {
   return (await db.list({ include_docs: true })).rows.map((r) => r.doc as JournalBatch);
 }
+
+describe('durable journal: a batch document\'s JSON from its entries\' JSON', () => {
+  it('is the text JSON.stringify makes of the whole batch, entries with any characters included', () => {
+    const head = { _id: 'mihx0r2k-0a1b2c3d-1', type: 'durable' as const, owner: 'inst/0a1b2c3d', accepted: 1765000000000 };
+    const entries: DurableEntry[] = [
+      { activation: 'a-1', method: 'POST', path: '/x', params: { q: 'ü "quoted" \\ \u2028' }, events: [{ id: 'e', bindings: { id: '1' } }], request: { query: {}, headers: { 'content-type': 'text/plain' }, body: 'line\nbreak 😀' } as never },
+      { activation: 'a-2', method: 'GET', path: '/y', params: {}, events: [] },
+    ];
+    for (const list of [entries, entries.slice(0, 1), []]) {
+      const text = batchJson(head, list.map((e) => JSON.stringify(e)));
+      expect(text).to.equal(JSON.stringify({ ...head, entries: list }));
+      expect(JSON.parse(text)).to.deep.equal({ ...head, entries: list });
+    }
+  });
+});
 
 describe('DurableJournal', function () {
   this.timeout(30_000);

@@ -63,6 +63,20 @@ export function journalDbName(prefix: string, at: number): string {
 
 /** `_bulk_docs`, by document id (a write never holds one id twice); stringified here, once: nano's own stringify walks every key with a replacer. */
 export async function bulk(server: ServerScope, db: string, docs: unknown[]): Promise<Map<string | undefined, BulkRow>> {
-  const rows = await sendJson<BulkRow[]>(server, 'POST', { db, path: '_bulk_docs' }, JSON.stringify({ docs }));
+  return bulkJson(server, db, JSON.stringify({ docs }));
+}
+
+/** `_bulk_docs` of a body already in JSON (`{"docs":[…]}`), by document id. */
+export async function bulkJson(server: ServerScope, db: string, json: string): Promise<Map<string | undefined, BulkRow>> {
+  const rows = await sendJson<BulkRow[]>(server, 'POST', { db, path: '_bulk_docs' }, json);
   return new Map(rows.map((r) => [r.id, r]));
+}
+
+/**
+ * A batch document in JSON, its entries given in JSON already (each was stringified once, to
+ * know its size when it was accepted): the same text as `JSON.stringify(batch)`.
+ */
+export function batchJson(batch: Omit<JournalBatch, 'entries'>, entries: readonly string[]): string {
+  const head = JSON.stringify(batch);
+  return `${head.slice(0, -1)}${head.length > 2 ? ',' : ''}"entries":[${entries.join(',')}]}`;
 }

@@ -14,7 +14,7 @@ import { LivelyError, describeError } from '../shared/errors.ts';
 import { statusOf } from '../store/couch.ts';
 import { ensureDayDb, type DayDbs } from '../store/days.ts';
 import { GroupCommit } from './group-commit.ts';
-import { bulk, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
+import { batchJson, bulk, bulkJson, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
 import { DurableRecovery, type Rerun } from './durable-recovery.ts';
 import type { DocumentScope, ServerScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -64,13 +64,16 @@ export interface DurableJournalOptions {
   finishRideMs?: number;
 }
 
+/** An accepted entry, and its JSON (made once: for its size, then for the write). */
+interface Accepted { entry: DurableEntry; json: string }
+
 export class DurableJournal {
   readonly boot = randomBytes(4).toString('hex');
   readonly owner: string;
   private readonly days: DayDbs;
   private readonly recovery: DurableRecovery;
   private readonly dbs = new Map<string, Promise<void>>();
-  private readonly accepts = new Map<string, GroupCommit<DurableEntry, DurableRef>>();
+  private readonly accepts = new Map<string, GroupCommit<Accepted, DurableRef>>();
   /** the batches this boot owns and has not seen all finished, by batch id. */
   private readonly owned = new Map<string, Owned>();
   private flushing: Promise<void> | undefined;
@@ -96,7 +99,8 @@ export class DurableJournal {
    * LC_BODY_TOO_LARGE (413) for an entry over kMaxEntryChars, which no store write may carry.
    */
   async accept(entry: DurableEntry): Promise<DurableRef> {
-    const size = JSON.stringify(entry).length;
+    const json = JSON.stringify(entry);
+    const size = json.length;
     if (size > kMaxEntryChars) {
       throw new LivelyError('LC_BODY_TOO_LARGE', `a durable event's trigger is stored whole before it is accepted, and this one would take ${size} characters, over the ${kMaxEntryChars} one stored trigger may have`);
     }
@@ -104,7 +108,7 @@ export class DurableJournal {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.ensure(db);
-        const ref = await this.committer(db).add(entry, size);
+        const ref = await this.committer(db).add({ entry, json }, size);
         this.stats.accepted++;
         return ref;
       } catch (err) {
@@ -115,18 +119,21 @@ export class DurableJournal {
   }
 
   /** One write for every entry accepted meanwhile: one batch document. */
-  private committer(db: string): GroupCommit<DurableEntry, DurableRef> {
+  private committer(db: string): GroupCommit<Accepted, DurableRef> {
     let c = this.accepts.get(db);
     if (!c) {
-      c = new GroupCommit<DurableEntry, DurableRef>(async (entries) => {
+      c = new GroupCommit<Accepted, DurableRef>(async (accepted) => {
         const now = Date.now();
-        const doc: JournalBatch = { _id: `${now.toString(36)}-${this.boot}-${(this.batchSeq++).toString(36)}`, type: 'durable', owner: this.owner, accepted: now, entries };
+        const head = { _id: `${now.toString(36)}-${this.boot}-${(this.batchSeq++).toString(36)}`, type: 'durable' as const, owner: this.owner, accepted: now };
+        const entries = accepted.map((a) => a.entry);
+        const doc: JournalBatch = { ...head, entries };
         // The finishes due in this database go in the same write.
         const carried = this.takeDue(now, db).byDb.get(db) ?? [];
         const finishing = carried.map((o) => this.finishDoc(o));
         let rows: Map<string | undefined, BulkRow>;
         try {
-          rows = await bulk(this.opts.server, db, [doc, ...finishing.map((f) => f.doc)]);
+          const json = `{"docs":[${batchJson(head, accepted.map((a) => a.json))}${finishing.map((f) => `,${JSON.stringify(f.doc)}`).join('')}]}`;
+          rows = await bulkJson(this.opts.server, db, json);
         } catch (err) {
           this.applyFinish(carried, finishing, err);
           if (statusOf(err) === 404) this.dbs.delete(db); // deleted under us: made again on the next accept
