@@ -62,6 +62,9 @@ function sender(store: Store, db: string): Send {
 interface Case { name: string; run: (send: Send) => Promise<Answer[]>; expect: Array<[number, Record<string, unknown>?]> }
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' };
+/** Refuses a document with `show`, saying what it was given besides the document (the same on every store). */
+const kShowContext = 'function (doc, old, userCtx, secObj) { if (doc.show) throw({ forbidden: JSON.stringify({ db: typeof userCtx.db, dbNamed: !!userCtx.db, admin: userCtx.roles.indexOf("_admin") !== -1, members: secObj.members || null }) }); }';
+const kShownContext = JSON.stringify({ db: 'string', dbNamed: true, admin: true, members: { names: ['somebody'], roles: [] } });
 const att = Buffer.from('hello, attachment');
 
 const cases: Case[] = [
@@ -117,6 +120,20 @@ const cases: Case[] = [
     },
     expect: [[201, { ok: true, id: 'withatt' }], [200, { text: 'hello, attachment' }], [200, { stub: { stub: true, content_type: 'text/plain', length: att.length, digest: undefined, revpos: 1 } }],
       [404, { error: 'not_found' }]],
+  },
+  {
+    name: 'a validate_doc_update gets the database in its user context and the _security object, on _bulk_docs as on a PUT',
+    run: async (s) => [
+      await s('PUT', '/{db}/_security', { admins: { names: [], roles: [] }, members: { names: ['somebody'], roles: [] } }),
+      await s('PUT', '/{db}/_design/shows', { validate_doc_update: kShowContext }),
+      await s('POST', '/{db}/_bulk_docs', { docs: [{ _id: 'shown', show: true }, { _id: 'kept' }] }),
+      await s('PUT', '/{db}/put-shown', { show: true }),
+      await s('POST', '/{db}/_bulk_docs', { docs: [{ _id: 'alone', show: true }] }),
+    ],
+    expect: [[200, { ok: true }], [201, { ok: true }],
+      [201, { 0: { id: 'shown', error: 'forbidden', reason: kShownContext }, 1: { id: 'kept', ok: true } }],
+      [403, { error: 'forbidden', reason: kShownContext }],
+      [201, { 0: { id: 'alone', error: 'forbidden', reason: kShownContext } }]],
   },
   {
     name: '_bulk_docs, _all_docs and _bulk_get',

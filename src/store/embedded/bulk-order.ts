@@ -42,15 +42,29 @@ export function readsOnce<T extends object>(base: T): T {
   });
 }
 
+type SecurityReader = { getSecurity?: () => Promise<unknown> };
+
+/**
+ * CouchDB hands a `validate_doc_update` the database's `_security` object on every write;
+ * express-pouchdb reads it for a request only after its `_bulk_docs` route has answered, so
+ * pouchdb-validation gave those functions `{}`. The checks of a write now get it, read once.
+ */
+function withSecurity(args: BulkArgs & { options?: { secObj?: unknown } }): Promise<void> {
+  const options = args.options;
+  const base = args.base as SecurityReader | undefined;
+  if (!options || typeof options !== 'object' || options.secObj !== undefined || typeof base?.getSecurity !== 'function') return Promise.resolve();
+  return base.getSecurity().then((secObj) => { if (options.secObj === undefined) options.secObj = secObj; }, () => undefined);
+}
+
 /** Checks each document with `handler`; writes the accepted ones; answers one row per document, in their order. */
 export function orderedBulkDocsWrapper(handler: Handler, bulkDocs: () => Promise<unknown[]>, args: BulkArgs): Promise<unknown[]> {
   const docs = args.docs;
   const refused: unknown[] = new Array(docs.length);
   const checked = docs.length > 1 && args.base ? { ...args, base: readsOnce(args.base) } : args;
-  return Promise.all(docs.map((doc, i) => handler(doc, checked).then(
+  return withSecurity(args).then(() => Promise.all(docs.map((doc, i) => handler(doc, checked).then(
     () => undefined,
     (err: { id?: string }) => { err.id = doc._id; refused[i] = err; },
-  ))).then(() => {
+  )))).then(() => {
     args.docs = docs.filter((_, i) => refused[i] === undefined);
     return bulkDocs();
   }).then((rows) => {

@@ -15,8 +15,8 @@
  *    first write to a database always goes through express-pouchdb, and so does every write
  *    after its deletion, until one has gone through again;
  *  - the options: `new_edits` from the body, and the admin's user context
- *    (`{ name, roles: ['_admin'] }`); no security object, which express-pouchdb does not load
- *    before `_bulk_docs` either (a `validate_doc_update` gets `{}`);
+ *    (`{ name, roles: ['_admin'], db }`); the database's security object is read by the
+ *    checks of the write (./bulk-order.ts), on both paths;
  *  - the answer: 201 with the rows, a refused document as `{ id, error, reason }`, an error of
  *    the whole write as express-pouchdb's `sendError` words it, through the same CouchDB
  *    wording (./answers.ts, couchBody).
@@ -87,7 +87,7 @@ export class DirectBulk {
     }
     this.counts.direct_bulk++;
     const opts: Record<string, unknown> = 'new_edits' in body ? { new_edits: body.new_edits } : {};
-    opts.userCtx = { name: this.adminName, roles: ['_admin'] };
+    opts.userCtx = { name: this.adminName, roles: ['_admin'], db };
     const url = `POST ${req.url ?? ''}`;
     known.bulkDocs(body, opts, (err, rows) => {
       if (err) {

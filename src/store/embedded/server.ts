@@ -218,6 +218,15 @@ async function main(): Promise<void> {
   PouchDB = withCouchBulkGet(PouchDB);
   lastWriterWinsSecurity(pouchSecurity);
   // every JSON answer of express-pouchdb goes through this one function: put in CouchDB's words
+  // CouchDB names the database in a validate_doc_update's user context; express-pouchdb looks
+  // for a `_db_name` PouchDB 9 no longer has. A copy: the session's object is shared.
+  const makeOpts = utils.makeOpts;
+  utils.makeOpts = (req: { db?: { name?: unknown } }, start?: Record<string, unknown>) => {
+    const opts = makeOpts(req, start);
+    const name = req.db?.name;
+    if (opts.userCtx && typeof name === 'string') opts.userCtx = { ...opts.userCtx, db: decodeURIComponent(name) };
+    return opts;
+  };
   const sendJSON = utils.sendJSON;
   utils.sendJSON = (res: { req?: { method?: string; originalUrl?: string } }, status: number, body: unknown) =>
     sendJSON(res, status, couchBody(body, `${res.req?.method ?? ''} ${res.req?.originalUrl ?? ''}`));
