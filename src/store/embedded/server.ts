@@ -217,7 +217,6 @@ async function main(): Promise<void> {
 
   PouchDB = withCouchBulkGet(PouchDB);
   lastWriterWinsSecurity(pouchSecurity);
-  // every JSON answer of express-pouchdb goes through this one function: put in CouchDB's words
   // CouchDB names the database in a validate_doc_update's user context; express-pouchdb looks
   // for a `_db_name` PouchDB 9 no longer has. A copy: the session's object is shared.
   const makeOpts = utils.makeOpts;
@@ -227,6 +226,7 @@ async function main(): Promise<void> {
     if (opts.userCtx && typeof name === 'string') opts.userCtx = { ...opts.userCtx, db: decodeURIComponent(name) };
     return opts;
   };
+  // every JSON answer of express-pouchdb goes through this one function: put in CouchDB's words
   const sendJSON = utils.sendJSON;
   utils.sendJSON = (res: { req?: { method?: string; originalUrl?: string } }, status: number, body: unknown) =>
     sendJSON(res, status, couchBody(body, `${res.req?.method ?? ''} ${res.req?.originalUrl ?? ''}`));
