@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EmbeddedStore } from '../src/store/embedded/supervisor.ts';
+import { builtStore } from './built-store.ts';
 import { connect } from '../src/store/couch.ts';
 import { ActivationLog } from '../src/activations/recorder.ts';
 import { silentLogger } from '../src/shared/logger.ts';
@@ -19,7 +19,7 @@ const BATCHES = Number(process.env.BATCHES ?? 120);
 const PER = Number(process.env.PER ?? 2_000);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lively-bench-activations-'));
-const store = new EmbeddedStore({ dataDir, memory: true });
+const store = await builtStore({ dataDir, memory: true });
 await store.start();
 try {
   const log = new ActivationLog(connect(store.url), { prefix: 'bench_', retentionDays: 7, maxRecords: 1e9, logger: silentLogger, maxBuffer: 1e9 });

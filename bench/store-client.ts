@@ -9,9 +9,9 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EmbeddedStore } from '../src/store/embedded/supervisor.ts';
+import { builtStore } from './built-store.ts';
 import { connect, sendJson } from '../src/store/couch.ts';
-const store = new EmbeddedStore({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'lc-sendcost-')), memory: true });
+const store = await builtStore({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'lc-sendcost-')), memory: true });
 await store.start();
 const server = connect(store.url);
 await server.db.create('cost');

@@ -13,12 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { Env } from '../src/store/embedded/contract.ts';
-import { EmbeddedStore } from '../src/store/embedded/supervisor.ts';
+import type { EmbeddedStore } from '../src/store/embedded/supervisor.ts';
+import { builtStore } from './built-store.ts';
 
 const seconds = Number(process.argv[2] ?? 3);
 
 async function startStore(lane: boolean): Promise<EmbeddedStore> {
-  const store = new EmbeddedStore({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'lively-bench-store-')), memory: true });
+  const store = await builtStore({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'lively-bench-store-')), memory: true });
   if (lane) delete process.env[Env.directBulk]; else process.env[Env.directBulk] = 'off';
   await store.start();
   delete process.env[Env.directBulk];

@@ -28,6 +28,7 @@ import type { WorkerOutcome } from '../src/shared/message.ts';
 import { deployDir } from '../src/core/deploy.ts';
 import { basicAuthOf } from '../src/store/couch.ts';
 import { floorServer } from './floor.ts';
+import { builtStore } from './built-store.ts';
 
 const mode = process.argv[2];
 const CHILD = `const rl=require('readline').createInterface({input:process.stdin});rl.on('line',l=>{const m=JSON.parse(l);process.stdout.write(JSON.stringify({result:{ok:true,n:m.n??null}})+'\\n')})`;
@@ -87,7 +88,10 @@ async function main(): Promise<void> {
     // BENCH_COUCH_URL=<admin url>: on that CouchDB instead, under a prefix of its own, dropped at the end
     const couch = process.env.BENCH_COUCH_URL ? { couchUrl: process.env.BENCH_COUCH_URL, dbPrefix: `bench${Date.now().toString(36)}_` } : {};
     const config = makeConfig({ ...couch, port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off', ...(process.env.BENCH_CONCURRENCY ? { workerConcurrency: Number(process.env.BENCH_CONCURRENCY) } : {}) });
-    const rt = await new Runtime({ config, logger: createLogger(config.logLevel), dispatchers: [new ImmediateDispatcher()] }).start();
+    const logger = createLogger(config.logLevel);
+    // the store users run (bench/built-store.ts); the runtime stops it
+    const store = config.couchUrl ? undefined : builtStore({ dataDir, memory: config.embeddedMemory, logger }).then(async (s) => { await s.start(); return s; });
+    const rt = await new Runtime({ config, logger, dispatchers: [new ImmediateDispatcher()], ...(store ? { store } : {}) }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     const events = readdirSync(new URL('./app/events', import.meta.url)).length;
     for (;;) { if (rt.catalog.matcher.size >= events) break; await new Promise((r) => setTimeout(r, 20)); }

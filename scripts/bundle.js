@@ -170,6 +170,19 @@ function sourceUrls(root, outDir) {
 }
 
 /**
+ * `<root>/dist/store-server.js`, built again first when a source changed since the build (as the
+ * command does): the embedded store as users run it, its packages bundled. Specs and benchmarks
+ * start their stores from it; from the sources through tsx, the store's packages would resolve
+ * every `require` they make at run time through tsx's hooks (readable-stream 1 requires a module
+ * on every stream it makes), which users never pay.
+ */
+export async function builtStoreServer(packageRoot) {
+  const root = path.resolve(packageRoot);
+  if (staleReason(root) !== undefined) await bundle(root);
+  return path.join(root, kDistDir, `${kStoreServer}.js`);
+}
+
+/**
  * Builds every bundle of kEntries into `<root>/dist/` and then writes dist/inputs.json. Each file is
  * written beside its place and renamed into it, so a command starting meanwhile never reads half a file.
  * Returns the source files the bundles were built from.
