@@ -16,6 +16,7 @@ import { GroupCommit } from '../../src/core/group-commit.ts';
 import { batchJson, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
 import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 const entry = (activation: string, n = 0): DurableEntry => ({
   activation, method: 'POST', path: '/orders', params: { n }, events: [{ id: 'orders', bindings: {} }],
@@ -233,6 +234,42 @@ describe('DurableJournal', function () {
     const claimed = await again.recover((e, ref) => { ran.push(e.activation); again.finish(ref); return { done: Promise.resolve() }; });
     expect(claimed).to.equal(2);
     expect(ran.sort()).to.deep.equal(['left-1', 'left-2']);
+  });
+
+  it('close() waits for the recovery scan in flight, so a store stopped after it cuts no scan off (nothing logged as failed)', async () => {
+    const old = journal('cccccccc');
+    for (let i = 0; i < 3; i++) await old.accept(entry(`left-${i}`));
+    // The new boot talks to the store through a relay that the "stop" then cuts.
+    const proxy = await startTcpProxy(couchUrl());
+    closing.push(() => proxy.close());
+    const warnings: string[] = [];
+    const through = connect(proxy.url);
+    const again = new DurableJournal({ server: through, prefix, instance: 'cccccccc', heartbeats: through.use(`${prefix}logs`), logger: { ...silentLogger, warn: (msg: string) => { warnings.push(msg); } } });
+    journals.push(again);
+    await again.start((_e, ref) => { again.finish(ref); return { done: Promise.resolve() }; });
+    // start() has sent the scan's first request and not waited for it
+    await again.close();
+    proxy.cut();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(warnings).to.deep.equal([]);
+  });
+
+  it('close() does not wait for ever on a scan that cannot end (its re-runs never finish)', async () => {
+    const old = journal('dddddddd');
+    await old.accept(entry('left-1'));
+    await old.accept(entry('left-2'));
+    const warnings: string[] = [];
+    // one re-run at a time, and the first never finishes: the scan waits on it for the second
+    const again = new DurableJournal({ server, prefix, instance: 'dddddddd', heartbeats: server.use(`${prefix}logs`), recoveryConcurrency: 1, logger: { ...silentLogger, warn: (msg: string) => { warnings.push(msg); } } });
+    journals.push(again);
+    const ran: string[] = [];
+    await again.start((e) => { ran.push(e.activation); return { done: new Promise<void>(() => {}) }; });
+    await eventually(() => ran.length === 1, 5_000, 'the first re-run');
+    const began = Date.now();
+    await again.close();
+    expect(Date.now() - began).to.be.within(1_500, 10_000);
+    expect(ran).to.have.length(1);
+    expect(warnings).to.deep.equal([]);
   });
 
   it('leaves the entries of a live instance alone, and takes them over once its heartbeat is older than the lease', async () => {

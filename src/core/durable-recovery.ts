@@ -41,10 +41,14 @@ export interface RecoveryOptions {
   days: DayDbs;
 }
 
+/** How long stop() waits for a heartbeat or scan in flight. */
+const kStopWaitMs = 2_000;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export class DurableRecovery {
   private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
   private recovering: Promise<number> | undefined;
   private heartbeatRev: string | undefined;
 
@@ -52,18 +56,35 @@ export class DurableRecovery {
 
   /** Heartbeat, then recovery now and every third of the lease. */
   async start(rerun: Rerun): Promise<void> {
-    await this.heartbeat().catch((err) => this.opts.logger.warn('durable heartbeat failed', { error: describeError(err) }));
+    await this.heartbeat().catch((err) => this.failed('durable heartbeat failed', err));
     const tick = async () => {
-      await this.heartbeat().catch((err) => this.opts.logger.warn('durable heartbeat failed', { error: describeError(err) }));
-      await this.recover(rerun).catch((err) => this.opts.logger.warn('durable recovery failed', { error: describeError(err) }));
+      await this.heartbeat().catch((err) => this.failed('durable heartbeat failed', err));
+      await this.recover(rerun).catch((err) => this.failed('durable recovery failed', err));
     };
-    this.timer = setInterval(() => void tick(), Math.max(1_000, Math.floor(this.opts.leaseMs / 3)));
+    this.timer = setInterval(() => { this.ticking ??= tick().finally(() => { this.ticking = undefined; }); }, Math.max(1_000, Math.floor(this.opts.leaseMs / 3)));
     this.timer.unref();
-    void this.recover(rerun).catch((err) => this.opts.logger.warn('durable recovery failed', { error: describeError(err) }));
+    void this.recover(rerun).catch((err) => this.failed('durable recovery failed', err));
   }
 
-  stop(): void {
+  /**
+   * No more ticks; resolves once the heartbeat and scan in flight have ended (a scan stops at its
+   * next page once the journal is closed), or after kStopWaitMs on a store that does not answer:
+   * the runtime stops the embedded store only after this, so a scan is not cut off in the middle
+   * of a request.
+   */
+  stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    const inFlight = [this.ticking, this.recovering].filter((p) => p !== undefined);
+    if (inFlight.length === 0) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, kStopWaitMs); });
+    return Promise.race([Promise.allSettled(inFlight), bound]).then(() => clearTimeout(timer));
+  }
+
+  /** A failure while the journal runs is a warning; one after it closed is the closing's doing. */
+  private failed(what: string, err: unknown): void {
+    if (this.host.closed) this.opts.logger.debug(`${what} while closing`, { error: describeError(err) });
+    else this.opts.logger.warn(what, { error: describeError(err) });
   }
 
   /**
@@ -100,6 +121,7 @@ export class DurableRecovery {
         startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
         const orphans: JournalBatch[] = [];
         for (const row of page.rows) {
+          if (this.host.closed) return claimed;
           const doc = row.doc as JournalBatch | undefined;
           if (doc?.type !== 'durable' || !Array.isArray(doc.entries)) continue;
           if (await this.orphaned(doc.owner, heartbeats) && await this.arbitrate(name, doc, heartbeats)) orphans.push(doc);

@@ -320,7 +320,7 @@ export class DurableJournal {
    */
   async close(): Promise<void> {
     this.closed = true;
-    this.recovery.stop();
+    await this.recovery.stop();
     if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = undefined; }
     await this.flushing;
     if (this.hasDirty()) await this.flush();
