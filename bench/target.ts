@@ -15,7 +15,7 @@
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -103,7 +103,8 @@ async function main(): Promise<void> {
       if (!couch.dbPrefix) return;
       for (const db of await rt.nano.db.list()) if (db.startsWith(couch.dbPrefix)) await rt.nano.db.destroy(db);
     };
-    process.on('SIGTERM', () => { void profile().then(() => rt.stop(2_000)).then(dropOwn).then(() => process.exit(0)); });
+    // the data directory goes with the run (a disk store's files, the instance name, bundles)
+    process.on('SIGTERM', () => { void profile().then(() => rt.stop(2_000)).then(dropOwn).then(() => rmSync(dataDir, { recursive: true, force: true })).then(() => process.exit(0)); });
   } else {
     throw new Error(`unknown mode ${mode}`);
   }
