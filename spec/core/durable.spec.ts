@@ -272,6 +272,17 @@ describe('DurableJournal', function () {
     expect(warnings).to.deep.equal([]);
   });
 
+  it('a journal closed while it starts keeps no heartbeat or recovery running after close()', async () => {
+    const j = journal('eeeeeeee', 3_000); // a tick every second
+    const starting = j.start(() => undefined);
+    await j.close();
+    await starting;
+    const logs = server.use<{ _rev?: string }>(`${prefix}logs`);
+    const before = (await logs.get('_local/lively-durable-eeeeeeee'))._rev;
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await logs.get('_local/lively-durable-eeeeeeee'))._rev).to.equal(before);
+  });
+
   it('leaves the entries of a live instance alone, and takes them over once its heartbeat is older than the lease', async () => {
     const live = journal('bbbbbbbb');
     await live.start(() => undefined);

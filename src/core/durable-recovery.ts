@@ -57,6 +57,7 @@ export class DurableRecovery {
   /** Heartbeat, then recovery now and every third of the lease. */
   async start(rerun: Rerun): Promise<void> {
     await this.heartbeat().catch((err) => this.failed('durable heartbeat failed', err));
+    if (this.host.closed) return; // closed while the first heartbeat was written: no ticks
     const tick = async () => {
       await this.heartbeat().catch((err) => this.failed('durable heartbeat failed', err));
       await this.recover(rerun).catch((err) => this.failed('durable recovery failed', err));
