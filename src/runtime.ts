@@ -270,7 +270,7 @@ export class Runtime {
     this.firing?.close();
     // no new ticks or changes; a changes batch in flight gets until the deadline to finish
     this.scheduleTriggers?.close();
-    this.stateCompactor?.stop();
+    const compactorStopped = this.stateCompactor?.stop();
     const triggersStopped = this.changesTriggers?.close(Math.max(0, until - Date.now()));
     while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));
@@ -280,6 +280,7 @@ export class Runtime {
     await Promise.all(this.feeds.map((f, i) => f.stop().then(() => logger.debug('stopping: feed stopped', { i }))));
     logger.debug('stopping: feeds stopped');
     await this.journal?.close();
+    await compactorStopped;
     await this.secretStore?.stop();
     await this.activationLog?.close().catch(() => undefined);
     logger.debug('stopping: activation log flushed');

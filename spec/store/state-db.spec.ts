@@ -4,6 +4,7 @@ import { ensureStateDb, kStateRevsLimit, placement, StateCompactor } from '../..
 import { silentLogger } from '../../src/shared/logger.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 interface Info { sizes?: { file?: number; active?: number }; compact_running?: boolean; cluster?: { q: number; n: number } }
 
@@ -70,5 +71,22 @@ describe('the state database (one shard, one copy; compacted by the runtime)', f
     if (!started) await compactor.check();
     // nothing written since the runtime's compaction: not compacted again
     expect(await compactor.check()).to.equal(false);
+  });
+  it('stop() waits for the check in flight: a store stopped after it cuts no check off (nothing logged as failed)', async () => {
+    const name = `${prefix}stopping`;
+    await ensureStateDb(server, name);
+    const proxy = await startTcpProxy(couchUrl());
+    try {
+      const warnings: string[] = [];
+      const compactor = new StateCompactor(connect(proxy.url), name, { ...silentLogger, warn: (msg: string) => { warnings.push(msg); } }, 5);
+      compactor.start();
+      await new Promise((r) => setTimeout(r, 100)); // checks back to back, one always about to start or running
+      await compactor.stop();
+      proxy.cut();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(warnings).to.deep.equal([]);
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -54,6 +54,9 @@ export async function placement(server: ServerScope, name: string): Promise<Plac
   return p;
 }
 
+/** How long StateCompactor.stop() waits for a check in flight. */
+const kStopWaitMs = 2_000;
+
 /**
  * Compacts the state database when its file is more than twice its live data (and over
  * `minBytes`), checked every `everyMs`. Where the store reports no sizes (the embedded store,
@@ -62,6 +65,8 @@ export async function placement(server: ServerScope, name: string): Promise<Plac
  */
 export class StateCompactor {
   private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<boolean> | undefined;
+  private stopped = false;
   private checks = 0;
   private compactedAt: number | undefined;
   compactions = 0;
@@ -76,7 +81,7 @@ export class StateCompactor {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.everyMs);
+    this.timer = setInterval(() => { this.checking ??= this.check().finally(() => { this.checking = undefined; }); }, this.everyMs);
     this.timer.unref();
   }
 
@@ -109,12 +114,21 @@ export class StateCompactor {
       this.logger.debug('state database compacted', { db: this.db, file, active });
       return true;
     } catch (err) {
-      this.logger.warn('state database not compacted', { db: this.db, error: describeError(err) });
+      // a check cut off by the runtime stopping (its store with it) is not worth a warning
+      if (this.stopped) this.logger.debug('state database check ended by stopping', { db: this.db, error: describeError(err) });
+      else this.logger.warn('state database not compacted', { db: this.db, error: describeError(err) });
       return false;
     }
   }
 
-  stop(): void {
+  /** No more checks; resolves once the one in flight has ended (at most kStopWaitMs on a store that does not answer). */
+  stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    const checking = this.checking;
+    if (!checking) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, kStopWaitMs); });
+    return Promise.race([checking.then(() => undefined), bound]).then(() => clearTimeout(timer));
   }
 }
