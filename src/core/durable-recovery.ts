@@ -12,6 +12,7 @@ import type { Logger } from '../shared/logger.ts';
 import { putDoc, statusOf, type DocumentScope, type ServerScope } from '../store/couch.ts';
 import { dropDayDb, kDayMs, type DayDbs } from '../store/days.ts';
 import { bulk, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
+import { settledWithin } from '../shared/settle.ts';
 
 /** Runs an entry again; the promise settles when its activation is done. Undefined: nothing to run. */
 export type Rerun = (entry: DurableEntry, ref: DurableRef) => { done: Promise<unknown> } | undefined;
@@ -75,11 +76,7 @@ export class DurableRecovery {
    */
   stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    const inFlight = [this.ticking, this.recovering].filter((p) => p !== undefined);
-    if (inFlight.length === 0) return Promise.resolve();
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, kStopWaitMs); });
-    return Promise.race([Promise.allSettled(inFlight), bound]).then(() => clearTimeout(timer));
+    return settledWithin([this.ticking, this.recovering], kStopWaitMs);
   }
 
   /** A failure while the journal runs is a warning; one after it closed is the closing's doing. */

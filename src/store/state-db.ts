@@ -8,6 +8,7 @@
 import type { Logger } from '../shared/logger.ts';
 import { describeError } from '../shared/errors.ts';
 import { createDb, dbInfo, sendJson, statusOf, type ServerScope } from './couch.ts';
+import { settledWithin } from '../shared/settle.ts';
 
 /** Revisions kept per document: a lease or claim needs only its latest. */
 export const kStateRevsLimit = 20;
@@ -125,10 +126,6 @@ export class StateCompactor {
   stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    const checking = this.checking;
-    if (!checking) return Promise.resolve();
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, kStopWaitMs); });
-    return Promise.race([checking.then(() => undefined), bound]).then(() => clearTimeout(timer));
+    return settledWithin([this.checking], kStopWaitMs);
   }
 }
