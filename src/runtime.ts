@@ -42,6 +42,7 @@ import { Anomalies } from './triggers/anomalies.ts';
 import { StateCompactor, placement, type Placement } from './store/state-db.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { settledWithin } from './shared/settle.ts';
 
 type Db = DocumentScope<Record<string, unknown>>;
 
@@ -269,9 +270,11 @@ export class Runtime {
     logger.debug('stopping: server closed');
     this.firing?.close();
     // no new ticks or changes; a changes batch in flight gets until the deadline to finish
-    this.scheduleTriggers?.close();
+    const ticksClaimed = this.scheduleTriggers?.close();
     const compactorStopped = this.stateCompactor?.stop();
     const triggersStopped = this.changesTriggers?.close(Math.max(0, until - Date.now()));
+    // a tick claimed before the stop still runs: its claim settles first, then it is in flight
+    await settledWithin([ticksClaimed], until - Date.now());
     while (this.firing && this.firing.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.dispatchers.map((d) => d.close(Math.max(0, until - Date.now())).catch(() => undefined)));
     logger.debug('stopping: dispatchers closed');

@@ -89,6 +89,30 @@ describe('schedule triggers', () => {
     b.close();
   });
 
+  it('a tick whose claim is in flight when it closes still fires once won, and close() waits for that claim; no tick after', async () => {
+    const clock = new ManualClock(T0);
+    const fired: Tick[] = [];
+    let win: ((won: boolean) => void) | undefined;
+    const s = new ScheduleTriggers({ clock, claim: () => new Promise<boolean>((resolve) => { win = resolve; }), logger: silentLogger, fire: (_e, t) => fired.push(t) });
+    const ev = event({ _id: 'e', trigger: [{ schedule: { cron: '* * * * *' } }], workers: { w: {} } });
+    s.set(ev.id, ev);
+    clock.advance(60_000);
+    await new Promise((r) => setImmediate(r));
+    expect(win, 'the first tick is being claimed').to.be.a('function');
+    let closed = false;
+    const closing = s.close().then(() => { closed = true; });
+    await new Promise((r) => setImmediate(r));
+    expect(closed, 'close() waits for the claim in flight').to.equal(false);
+    win!(true);
+    await closing;
+    // claimed by this runtime, so no other will run it: it fires although the triggers closed
+    expect(fired.map((t) => t.at)).to.deep.equal(['2026-01-05T10:01:00.000Z']);
+    s.set(ev.id, ev); // an event change arriving while the runtime stops arms nothing
+    clock.advance(5 * 60_000);
+    await new Promise((r) => setImmediate(r));
+    expect(fired).to.have.length(1);
+  });
+
   it('a disabled or deleted event stops ticking', async () => {
     const clock = new ManualClock(T0);
     const fired: Tick[] = [];

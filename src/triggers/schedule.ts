@@ -176,6 +176,9 @@ export class ScheduleTriggers {
   private readonly clock: Clock;
   /** triggers (by key) with a claim in flight. */
   private readonly claiming = new Set<string>();
+  /** the claims and catch-ups in flight, for close() to wait for. */
+  private readonly claims = new Set<Promise<void>>();
+  private closed = false;
   readonly counts: ScheduleStats = { fired: 0, lost: 0, skipped: 0, failed: 0 };
 
   constructor(private readonly opts: ScheduleOptions) {
@@ -185,7 +188,7 @@ export class ScheduleTriggers {
   /** Reconciles one event: (re)arms its schedule triggers, or disarms them when it is gone or disabled. */
   set(id: string, event: EventDef | undefined): void {
     this.clear(id);
-    if (!event || event.disabled) return;
+    if (!event || event.disabled || this.closed) return;
     const schedules = event.triggers.filter((t): t is ScheduleTrigger => t.kind === 'schedule');
     if (schedules.length === 0) return;
     const handles: unknown[] = [];
@@ -199,7 +202,7 @@ export class ScheduleTriggers {
         this.opts.logger.error('schedule trigger not armed', { event: event.id, error: describeError(err) });
         return;
       }
-      if ((trigger.catchup ?? 1) === 1) void this.catchUp(event, trigger, key, handles);
+      if ((trigger.catchup ?? 1) === 1) this.track(this.catchUp(event, trigger, key, handles));
     });
   }
 
@@ -208,7 +211,7 @@ export class ScheduleTriggers {
     if (!this.opts.last) return;
     try {
       const last = await this.opts.last(key);
-      if (last === undefined || this.timers.get(event.id) !== handles) return;
+      if (last === undefined || this.closed || this.timers.get(event.id) !== handles) return;
       const missed = lastTickBetween(trigger, last, this.clock.now());
       if (!missed) return;
       if (!(await this.opts.claim(key, missed.at)) || this.timers.get(event.id) !== handles) return;
@@ -247,7 +250,7 @@ export class ScheduleTriggers {
       return;
     }
     this.claiming.add(key);
-    void this.opts.claim(key, at).then((won) => {
+    const claim = this.opts.claim(key, at).then((won) => {
       if (!won) { this.counts.lost++; return; }
       if (this.timers.get(event.id) !== handles) return; // changed or stopped meanwhile
       const next = nextTick(trigger, at);
@@ -263,6 +266,13 @@ export class ScheduleTriggers {
       this.counts.failed++;
       this.opts.logger.warn('schedule tick not claimed', { event: event.id, at: new Date(at).toISOString(), error: describeError(err) });
     }).finally(() => this.claiming.delete(key));
+    this.track(claim);
+  }
+
+  /** A claim (or catch-up) in flight, which close() waits for. */
+  private track(claim: Promise<void>): void {
+    this.claims.add(claim);
+    void claim.finally(() => this.claims.delete(claim));
   }
 
   private skip(event: EventDef, at: number, why: string): void {
@@ -279,7 +289,15 @@ export class ScheduleTriggers {
     this.timers.delete(id);
   }
 
-  close(): void {
-    for (const id of [...this.timers.keys()]) this.clear(id);
+  /**
+   * No more ticks. A tick whose claim is in flight still fires if this runtime wins it (no other
+   * runtime will, once it is claimed): resolves when those claims are settled, so that the
+   * runtime waits for what they fire before it closes its dispatchers.
+   */
+  close(): Promise<void> {
+    this.closed = true;
+    // the timers stop; the events stay known, so that a claim in flight still finds its own
+    for (const handles of this.timers.values()) for (const h of handles) if (h !== undefined) this.clock.clearTimeout(h);
+    return Promise.allSettled([...this.claims]).then(() => undefined);
   }
 }
