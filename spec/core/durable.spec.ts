@@ -18,6 +18,9 @@ import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/cou
 import { eventually } from '../support/runtime.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
+/** A logger that keeps the warnings it is given, in `warnings`. */
+const warningsKept = (warnings: string[]) => ({ ...silentLogger, warn: (msg: string) => { warnings.push(msg); } });
+
 const entry = (activation: string, n = 0): DurableEntry => ({
   activation, method: 'POST', path: '/orders', params: { n }, events: [{ id: 'orders', bindings: {} }],
   request: { query: {}, headers: { 'content-type': 'application/json' }, body: { n } },
@@ -244,7 +247,7 @@ describe('DurableJournal', function () {
     closing.push(() => proxy.close());
     const warnings: string[] = [];
     const through = connect(proxy.url);
-    const again = new DurableJournal({ server: through, prefix, instance: 'cccccccc', heartbeats: through.use(`${prefix}logs`), logger: { ...silentLogger, warn: (msg: string) => { warnings.push(msg); } } });
+    const again = new DurableJournal({ server: through, prefix, instance: 'cccccccc', heartbeats: through.use(`${prefix}logs`), logger: warningsKept(warnings) });
     journals.push(again);
     await again.start((_e, ref) => { again.finish(ref); return { done: Promise.resolve() }; });
     // start() has sent the scan's first request and not waited for it
@@ -260,7 +263,7 @@ describe('DurableJournal', function () {
     await old.accept(entry('left-2'));
     const warnings: string[] = [];
     // one re-run at a time, and the first never finishes: the scan waits on it for the second
-    const again = new DurableJournal({ server, prefix, instance: 'dddddddd', heartbeats: server.use(`${prefix}logs`), recoveryConcurrency: 1, logger: { ...silentLogger, warn: (msg: string) => { warnings.push(msg); } } });
+    const again = new DurableJournal({ server, prefix, instance: 'dddddddd', heartbeats: server.use(`${prefix}logs`), recoveryConcurrency: 1, logger: warningsKept(warnings) });
     journals.push(again);
     const ran: string[] = [];
     await again.start((e) => { ran.push(e.activation); return { done: new Promise<void>(() => {}) }; });

@@ -72,6 +72,7 @@ describe('the state database (one shard, one copy; compacted by the runtime)', f
     // nothing written since the runtime's compaction: not compacted again
     expect(await compactor.check()).to.equal(false);
   });
+
   it('stop() waits for the check in flight: a store stopped after it cuts no check off (nothing logged as failed)', async () => {
     const name = `${prefix}stopping`;
     await ensureStateDb(server, name);

@@ -12,7 +12,7 @@ import type { Logger } from '../shared/logger.ts';
 import { putDoc, statusOf, type DocumentScope, type ServerScope } from '../store/couch.ts';
 import { dropDayDb, kDayMs, type DayDbs } from '../store/days.ts';
 import { bulk, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
-import { settledWithin } from '../shared/settle.ts';
+import { kStopWaitMs, settledWithin } from '../shared/settle.ts';
 
 /** Runs an entry again; the promise settles when its activation is done. Undefined: nothing to run. */
 export type Rerun = (entry: DurableEntry, ref: DurableRef) => { done: Promise<unknown> } | undefined;
@@ -41,9 +41,6 @@ export interface RecoveryOptions {
   recoveryConcurrency?: number;
   days: DayDbs;
 }
-
-/** How long stop() waits for a heartbeat or scan in flight. */
-const kStopWaitMs = 2_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 

@@ -1,3 +1,6 @@
+/** How long a stopping part waits for its work in flight before it gives up on it. */
+export const kStopWaitMs = 2_000;
+
 /**
  * Waiting for work in flight while stopping, without waiting for ever on a store that stopped
  * answering: resolves when every promise has settled (fulfilled or rejected), or after `ms`,

@@ -8,7 +8,7 @@
 import type { Logger } from '../shared/logger.ts';
 import { describeError } from '../shared/errors.ts';
 import { createDb, dbInfo, sendJson, statusOf, type ServerScope } from './couch.ts';
-import { settledWithin } from '../shared/settle.ts';
+import { kStopWaitMs, settledWithin } from '../shared/settle.ts';
 
 /** Revisions kept per document: a lease or claim needs only its latest. */
 export const kStateRevsLimit = 20;
@@ -54,9 +54,6 @@ export async function placement(server: ServerScope, name: string): Promise<Plac
   }
   return p;
 }
-
-/** How long StateCompactor.stop() waits for a check in flight. */
-const kStopWaitMs = 2_000;
 
 /**
  * Compacts the state database when its file is more than twice its live data (and over
