@@ -258,6 +258,15 @@ describe('HTTP server: triggers and its own routes', () => {
       expect(raw.toString().match(/HTTP\/1\.1 \d{3}/g)).to.deep.equal(['HTTP/1.1 404', 'HTTP/1.1 405', 'HTTP/1.1 202']);
     });
 
+    it('pipelined on one connection, answers come in request order though 202s wait for the end of the turn', async () => {
+      const n0 = firer.requests.length;
+      const get = (path: string, close = false) => `GET ${path} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+      const raw = (await rawExchange(port, [get('/_events/p1') + get('/_events/p2') + get('/_events/missing') + get('/_events/p3?wait=true') + get('/_events/p4', true)])).toString();
+      expect(raw.match(/HTTP\/1\.1 \d{3}/g)).to.deep.equal(['HTTP/1.1 202', 'HTTP/1.1 202', 'HTTP/1.1 404', 'HTTP/1.1 200', 'HTTP/1.1 202']);
+      const activations = [...raw.matchAll(/"activation":"(act-\d+)"/g)].map((m) => m[1]);
+      expect(activations).to.deep.equal([1, 2, 4, 5].map((k) => `act-${n0 + k}`));
+    });
+
     it('a body is still read in full before the firer sees the request', async () => {
       const r = await call('POST', '/_events/sync-body', '{"n":1}', { 'content-type': 'application/json' });
       expect(r.status).to.equal(202);

@@ -12,7 +12,7 @@ import { LivelyError, describeError } from '../shared/errors.ts';
 import type { EventFirer, HttpTriggerReply, HttpTriggerRequest } from './firer.ts';
 import { hasNoBody } from './body.ts';
 import { createCouchProxy } from './proxy.ts';
-import { firedReplyJson, sendError, sendJson, sendJsonText, sendResponse } from './reply.ts';
+import { TurnReplies, firedReplyJson, sendError, sendJson, sendJsonText, sendResponse } from './reply.ts';
 import { kEventsPrefix, readTriggerRequest } from './trigger.ts';
 import { handleActivations, kActivationsPath } from './activations.ts';
 import { handleSecrets, kSecretsPath } from './secrets.ts';
@@ -77,6 +77,7 @@ function crossSiteWrite(req: IncomingMessage): boolean {
 export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
   const { config, firer, logger } = opts;
   const proxy = createCouchProxy(opts.couchUrl, logger);
+  const accepted = new TurnReplies<IncomingMessage>((req, res, err) => fail(req, res, err));
 
   const lively: Record<string, (res: ServerResponse, query: URLSearchParams) => Promise<void>> = {
     '/_lively/health': async (res) => {
@@ -107,14 +108,15 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
     sendError(res, err, req.complete || hasNoBody(req.headers) ? undefined : { connection: 'close' });
   }
 
-  function replyFired(res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
+  function replyFired(req: IncomingMessage, res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
     if (reply.response !== undefined) {
       if (reply.response instanceof LivelyError) sendError(res, reply.response, reply.headers);
       else sendResponse(res, reply.response, reply.headers);
       return;
     }
     const { text, bytes } = firedReplyJson(reply.activation, reply.events, reply.workers, reply.outcomes);
-    sendJsonText(res, wait ? 200 : 202, text, bytes, reply.headers);
+    if (wait) sendJsonText(res, 200, text, bytes, reply.headers);
+    else accepted.accepted(req, res, text, bytes, reply.headers);
   }
 
   /**
@@ -132,7 +134,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
     try {
       const reply = firer.fireHttp(request);
       if (reply instanceof Promise) reply.then((r) => replyFiredOrFail(req, res, r, request.wait), (err) => fail(req, res, err));
-      else replyFired(res, reply, request.wait);
+      else replyFired(req, res, reply, request.wait);
     } catch (err) {
       fail(req, res, err);
     }
@@ -140,7 +142,7 @@ export function createLivelyServer(opts: LivelyServerOptions): LivelyServer {
 
   function replyFiredOrFail(req: IncomingMessage, res: ServerResponse, reply: HttpTriggerReply, wait: boolean): void {
     try {
-      replyFired(res, reply, wait);
+      replyFired(req, res, reply, wait);
     } catch (err) {
       fail(req, res, err);
     }
