@@ -138,7 +138,12 @@ export class BatchBuilder {
       activation[i] = k >= 0 ? k : this.oddIds.get(i)!;
       started[i] = this.started[i]! - t0;
     }
-    const col = (c: Int32Array | Float64Array): number[] => Array.from(c.subarray(0, n));
+    // A loop, not Array.from, which walks a typed array through its iterator: two to three times slower.
+    const col = (c: Int32Array | Float64Array): number[] => {
+      const out = new Array<number>(n);
+      for (let i = 0; i < n; i++) out[i] = c[i]!;
+      return out;
+    };
     const out: StoredBatch = {
       _id: id, type: 'activations', v: 2, count: n, boot: this.boot ?? '', strings: this.strings.slice(),
       activation, events: col(this.events), trigger: col(this.trigger), path: col(this.path), method: col(this.method),
