@@ -209,3 +209,38 @@ describe('Firing - a worker emitting into a full queue', () => {
     firing.close();
   });
 });
+
+describe('Firing - a dispatcher that fails', () => {
+  it('throwing at once or rejecting, it gives that worker a failed outcome, the activation its record, and frees the slot', async () => {
+    const failing: Dispatcher = {
+      ...dispatcher,
+      dispatch: (ctx: DispatchContext): Promise<WorkerOutcome> => {
+        if (ctx.spec.id === 'throws') throw new Error('dispatcher broke at once');
+        if (ctx.spec.id === 'rejects') return Promise.reject(new Error('dispatcher broke later'));
+        return dispatcher.dispatch(ctx);
+      },
+    };
+    const catalog = new EventCatalog();
+    catalog.apply([
+      { id: 'e', doc: { _id: 'e', trigger: { '/e': {} }, workers: { throws: {}, rejects: {}, a: {} } } },
+      { id: 'lone', doc: { _id: 'lone', trigger: { '/lone': {} }, workers: { rejects: {} } } },
+    ]);
+    const specs = new Map(['throws', 'rejects', 'a'].map((id) => [id, spec(id)]));
+    const gate = new WorkerGate(100, 100);
+    const records: ActivationRecord[] = [];
+    const firing = new Firing({
+      catalog, registry: { peek: (name: string) => specs.get(name) } as unknown as WorkerRegistry, gate,
+      dispatchers: [failing], log: { record: (r) => { records.push(r); } }, logger: silentLogger, maxChainDepth: 5,
+    });
+    const several = firing.fire(input('/e')) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>;
+    const alone = firing.fire(input('/lone')) as Exclude<ReturnType<Firing['fire']>, Promise<unknown>>;
+    const outcomes = await several.done;
+    expect(outcomes.map((o) => [o.worker, o.status, o.error?.message])).to.deep.equal([
+      ['throws', 'error', 'dispatcher broke at once'], ['rejects', 'error', 'dispatcher broke later'], ['a', 'ok', undefined],
+    ]);
+    expect((await alone.done).map((o) => [o.worker, o.status, o.error?.code])).to.deep.equal([['rejects', 'error', 'LC_WORKER_ERROR']]);
+    expect(records.map((r) => r.activation)).to.have.members([several.activation, alone.activation]);
+    for (const id of ['throws', 'rejects', 'a']) expect(gate.lane(id), id).to.deep.equal({ running: 0, waiting: 0 });
+    expect(firing.inFlight).to.equal(0);
+  });
+});

@@ -309,10 +309,16 @@ export class Firing {
     return this.run(spec, m, ref, input, activation);
   }
 
-  /** Runs a message admitted through the gate; releases its slot when done. */
-  private async run(spec: WorkerSpec, m: EventMatch, ref: EventWorkerRef, input: FireInput, activation: string): Promise<WorkerOutcome> {
+  /**
+   * Runs a message admitted through the gate; releases its slot when done. Not an async
+   * function: a suspended one would hold its whole frame while the worker runs, and under load
+   * hundreds are in flight, each kept through young-generation collections. The reaction holds
+   * only what finishing needs.
+   */
+  private run(spec: WorkerSpec, m: EventMatch, ref: EventWorkerRef, input: FireInput, activation: string): Promise<WorkerOutcome> {
     this.inFlight++;
     const lifecycle = this.deps.catalog.hasLifecycleRoutes && input.trigger !== 'lively';
+    let pending: Promise<WorkerOutcome>;
     try {
       const args = resolveArguments(spec.arguments, ref.arguments, m.bindings);
       const message: WorkerMessage = {
@@ -331,7 +337,20 @@ export class Firing {
       const secrets = spec.secrets?.length ? this.secretsOf(spec) : undefined;
       const ctx: DispatchContext = { spec, message, onEmit: this.emitter(spec.id, input.depth + 1, activation), ...(secrets ? { secrets } : {}) };
       if (dispatcher.name === 'process') ctx.onLate = lateRecorder(this.deps.log, this.deps.logger, spec.id, m.event.id, input, activation);
-      let outcome = await dispatcher.dispatch(ctx);
+      pending = dispatcher.dispatch(ctx);
+    } catch (err) {
+      this.ran(spec);
+      return Promise.resolve(failed(spec.id, err, Date.now()));
+    }
+    return pending.then(
+      (outcome) => this.finishRun(spec, m, input, activation, lifecycle, outcome),
+      (err: unknown) => { this.ran(spec); return failed(spec.id, err, Date.now()); },
+    );
+  }
+
+  /** What run() does once the worker answered: the response check and lifecycle event, then the slot is free. */
+  private finishRun(spec: WorkerSpec, m: EventMatch, input: FireInput, activation: string, lifecycle: boolean, outcome: WorkerOutcome): WorkerOutcome {
+    try {
       if (m.event.response === spec.id && input.trigger === 'http' && outcome.status === 'ok') outcome = checkResponse(outcome, this.deps.responseLimit ?? kDefaultResponseLimit);
       if (lifecycle) {
         const kind = outcome.status === 'ok' ? 'worker_done' : 'worker_error';
@@ -341,9 +360,14 @@ export class Firing {
     } catch (err) {
       return failed(spec.id, err, Date.now());
     } finally {
-      this.inFlight--;
-      this.deps.gate.release(spec.id, spec.limits.concurrency);
+      this.ran(spec);
     }
+  }
+
+  /** A run is over: its slot goes to the next message waiting. */
+  private ran(spec: WorkerSpec): void {
+    this.inFlight--;
+    this.deps.gate.release(spec.id, spec.limits.concurrency);
   }
 
   /** Where a worker's emitted events go: built here, not as a named function in run() (see docs/benchmarks.md). */
