@@ -5,6 +5,7 @@ import { kDayMs, parseBatchId } from '../../src/activations/batch.ts';
 import { connect } from '../../src/store/couch.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
+import { warningsKept } from '../support/logger.ts';
 
 const now = Date.UTC(2026, 2, 20, 9, 30);
 const daysAgo = (n: number, ms = 0) => Date.UTC(2026, 2, 20 - n, 6) + ms;
@@ -91,7 +92,7 @@ describe('activation record retention', () => {
     prefixes.push(prefix);
     const broken = new ActivationLog(connect('http://127.0.0.1:9'), {
       prefix, retentionDays: 1, maxRecords: 10,
-      logger: { ...silentLogger, warn: (msg: string) => { warnings.push(msg); } },
+      logger: warningsKept(warnings),
     });
     expect(await broken.prune(now)).to.include({ deletedBatches: 0, deletedRecords: 0 });
     expect(warnings).to.deep.equal(['pruning activation records failed']);

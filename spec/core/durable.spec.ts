@@ -16,10 +16,8 @@ import { GroupCommit } from '../../src/core/group-commit.ts';
 import { batchJson, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
 import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
+import { warningsKept } from '../support/logger.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
-
-/** A logger that keeps the warnings it is given, in `warnings`. */
-const warningsKept = (warnings: string[]) => ({ ...silentLogger, warn: (msg: string) => { warnings.push(msg); } });
 
 const entry = (activation: string, n = 0): DurableEntry => ({
   activation, method: 'POST', path: '/orders', params: { n }, events: [{ id: 'orders', bindings: {} }],

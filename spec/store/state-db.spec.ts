@@ -4,6 +4,7 @@ import { ensureStateDb, kStateRevsLimit, placement, StateCompactor } from '../..
 import { silentLogger } from '../../src/shared/logger.ts';
 import { couchUrl, dropPrefix, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
+import { warningsKept } from '../support/logger.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 interface Info { sizes?: { file?: number; active?: number }; compact_running?: boolean; cluster?: { q: number; n: number } }
@@ -79,7 +80,7 @@ describe('the state database (one shard, one copy; compacted by the runtime)', f
     const proxy = await startTcpProxy(couchUrl());
     try {
       const warnings: string[] = [];
-      const compactor = new StateCompactor(connect(proxy.url), name, { ...silentLogger, warn: (msg: string) => { warnings.push(msg); } }, 5);
+      const compactor = new StateCompactor(connect(proxy.url), name, warningsKept(warnings), 5);
       compactor.start();
       await new Promise((r) => setTimeout(r, 100)); // checks back to back, one always about to start or running
       await compactor.stop();
