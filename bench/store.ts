@@ -2,8 +2,9 @@
  * `npm run bench:store -- [seconds]`: what one `_bulk_docs` write costs the embedded store, by
  * what it writes, with the store admin's direct lane (src/store/embedded/direct-bulk.ts) and
  * without it (LIVELY_STORE_DIRECT_BULK=off: through express-pouchdb), side by side. Writes:
- * one durable-journal-shaped batch document of 1, 25 or 100 entries, that document with the
- * deletion of the one written before (the journal's steady state), and 100 small documents.
+ * one durable-journal batch document of 1, 25 or 100 entries, that document with the deletion
+ * of the one written before (the journal's steady state), the same with its entries as an array
+ * (as earlier versions wrote them), and 100 small documents.
  * Written one at a time for `seconds` each (default 3), the two stores alternating, two rounds
  * (the first a warm-up), against stores in memory (as in `npm run bench`). Prints per write the
  * wall time and the store process's CPU time (from /proc). Linux only.
@@ -52,12 +53,16 @@ const entry = (i: number) => ({
 });
 
 interface Scenario { name: string; docs: (seq: number, prev?: { id: string; rev: string }) => object[] }
-const batch = (n: number, seq: number) => ({ _id: `batch-${seq}`, type: 'durable', owner: 'bench/1', accepted: Date.now(), entries: Array.from({ length: n }, (_, i) => entry(i)) });
+/** A journal batch as the journal writes it: its entries as one JSON text (src/core/durable-store.ts). */
+const batch = (n: number, seq: number) => ({ _id: `batch-${seq}`, type: 'durable', owner: 'bench/1', accepted: Date.now(), entriesJson: JSON.stringify(Array.from({ length: n }, (_, i) => entry(i))) });
+/** The same batch as earlier versions wrote it: an array of entries. */
+const arrayBatch = (n: number, seq: number) => ({ _id: `batch-${seq}`, type: 'durable', owner: 'bench/1', accepted: Date.now(), entries: Array.from({ length: n }, (_, i) => entry(i)) });
 const scenarios: Scenario[] = [
   { name: '1 entry', docs: (seq) => [batch(1, seq)] },
   { name: '25 entries', docs: (seq) => [batch(25, seq)] },
   { name: '100 entries', docs: (seq) => [batch(100, seq)] },
   { name: '25 entries + deletion', docs: (seq, prev) => [batch(25, seq), ...(prev ? [{ _id: prev.id, _rev: prev.rev, _deleted: true }] : [])] },
+  { name: '25 entries as an array (before) + deletion', docs: (seq, prev) => [arrayBatch(25, seq), ...(prev ? [{ _id: prev.id, _rev: prev.rev, _deleted: true }] : [])] },
   { name: '100 documents', docs: (seq) => Array.from({ length: 100 }, (_, i) => ({ _id: `doc-${seq}-${i}`, n: i })) },
 ];
 

@@ -13,7 +13,7 @@ import { kDaySecurity } from '../../src/store/days.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
 import { DurableJournal } from '../../src/core/durable.ts';
 import { GroupCommit } from '../../src/core/group-commit.ts';
-import { batchJson, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
+import { batchEntries, entriesJson, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
 import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
 import { warningsKept } from '../support/logger.ts';
@@ -79,18 +79,26 @@ async function batches(db: { list(p: object): Promise<{ rows: Array<{ doc?: unkn
   return (await db.list({ include_docs: true })).rows.map((r) => r.doc as JournalBatch);
 }
 
-describe('durable journal: a batch document\'s JSON from its entries\' JSON', () => {
-  it('is the text JSON.stringify makes of the whole batch, entries with any characters included', () => {
-    const head = { _id: 'mihx0r2k-0a1b2c3d-1', type: 'durable' as const, owner: 'inst/0a1b2c3d', accepted: 1765000000000 };
-    const entries: DurableEntry[] = [
-      { activation: 'a-1', method: 'POST', path: '/x', params: { q: 'ü "quoted" \\ \u2028' }, events: [{ id: 'e', bindings: { id: '1' } }], request: { query: {}, headers: { 'content-type': 'text/plain' }, body: 'line\nbreak 😀' } as never },
-      { activation: 'a-2', method: 'GET', path: '/y', params: {}, events: [] },
-    ];
+describe('durable journal: a batch document\'s entries as one JSON text', () => {
+  const head = { _id: 'mihx0r2k-0a1b2c3d-1', type: 'durable' as const, owner: 'inst/0a1b2c3d', accepted: 1765000000000 };
+  const entries: DurableEntry[] = [
+    { activation: 'a-1', method: 'POST', path: '/x', params: { q: 'ü "quoted" \\ \u2028' }, events: [{ id: 'e', bindings: { id: '1' } }], request: { query: {}, headers: { 'content-type': 'text/plain' }, body: 'line\nbreak 😀' } as never },
+    { activation: 'a-2', method: 'GET', path: '/y', params: {}, events: [] },
+  ];
+
+  it('reads back, through the document\'s JSON, exactly the entries stored, entries with any characters included', () => {
     for (const list of [entries, entries.slice(0, 1), []]) {
-      const text = batchJson(head, list.map((e) => JSON.stringify(e)));
-      expect(text).to.equal(JSON.stringify({ ...head, entries: list }));
-      expect(JSON.parse(text)).to.deep.equal({ ...head, entries: list });
+      const doc: JournalBatch = JSON.parse(JSON.stringify({ ...head, entriesJson: entriesJson(list.map((e) => JSON.stringify(e))) }));
+      expect(doc.entriesJson).to.be.a('string');
+      expect(batchEntries(doc)).to.deep.equal(list);
     }
+  });
+
+  it('reads a batch an earlier version wrote with an entries array, and none from a batch whose entries cannot be read', () => {
+    expect(batchEntries({ ...head, entries })).to.equal(entries);
+    expect(batchEntries({ ...head, entriesJson: '[{"activation":' })).to.equal(undefined);
+    expect(batchEntries({ ...head, entriesJson: '{"activation":"a"}' })).to.equal(undefined);
+    expect(batchEntries({ ...head })).to.equal(undefined);
   });
 });
 
@@ -124,11 +132,12 @@ describe('DurableJournal', function () {
     const db = server.use<Record<string, unknown>>(journalDbName(prefix, Date.now()));
     expect(refs[0]!.db).to.equal(journalDbName(prefix, Date.now()));
     const docs = await batches(db);
-    expect(docs.map((d) => d.entries.length).sort((a, b) => a - b)).to.deep.equal([1, 99]);
+    expect(docs.map((d) => batchEntries(d)!.length).sort((a, b) => a - b)).to.deep.equal([1, 99]);
     for (const d of docs) expect(d).to.include({ type: 'durable', owner: `aaaaaaaa/${j.boot}` });
+    for (const d of docs) expect(d.entriesJson, 'entries as one JSON text').to.be.a('string');
     // What callers sent is in there: the day's journal is for admins only, like the activation records.
     expect(await server.request({ db: journalDbName(prefix, Date.now()), path: '_security' })).to.deep.equal(kDaySecurity);
-    const seventh = docs.flatMap((d) => d.entries).find((e) => e.activation === 'act-7');
+    const seventh = docs.flatMap((d) => batchEntries(d)!).find((e) => e.activation === 'act-7');
     expect(seventh).to.deep.equal(entry('act-7', 7));
     for (const ref of refs) j.finish(ref);
     await j.close();
@@ -155,7 +164,7 @@ describe('DurableJournal', function () {
     await second;
     await j.accept(entry('ride-3', 3)); // carries the first batch's deletion
     expect(j.stats.finishWrites).to.equal(0);
-    const left = (await batches(server.use(journalDbName(prefix, Date.now())))).flatMap((d) => d.entries.map((e) => e.activation));
+    const left = (await batches(server.use(journalDbName(prefix, Date.now())))).flatMap((d) => batchEntries(d)!.map((e) => e.activation));
     expect(left.sort()).to.deep.equal(['ride-2', 'ride-3']);
   });
 
@@ -164,7 +173,7 @@ describe('DurableJournal', function () {
     const big = (i: number): DurableEntry => ({ ...entry(`big-${i}`, i), request: { query: {}, headers: {}, body: { text: 'x'.repeat(600_000) } } });
     const refs = await Promise.all(Array.from({ length: 12 }, (_, i) => j.accept(big(i))));
     const docs = await batches(server.use(journalDbName(prefix, Date.now())));
-    expect(docs.flatMap((d) => d.entries.map((e) => e.activation)).sort()).to.deep.equal(refs.map((r) => r.activation).sort());
+    expect(docs.flatMap((d) => batchEntries(d)!.map((e) => e.activation)).sort()).to.deep.equal(refs.map((r) => r.activation).sort());
     expect(docs.length).to.be.at.least(4);
     for (const d of docs) expect(JSON.stringify(d).length).to.be.below(2_100_000);
     for (const ref of refs) j.finish(ref);
@@ -181,7 +190,7 @@ describe('DurableJournal', function () {
     expect(err.message).to.match(/stored whole before it is accepted.*over the 3000000/);
     expect(ok.status).to.equal('fulfilled');
     const docs = await batches(server.use(journalDbName(prefix, Date.now())));
-    expect(docs.flatMap((d) => d.entries.map((e) => e.activation))).to.deep.equal(['small']);
+    expect(docs.flatMap((d) => batchEntries(d)!.map((e) => e.activation))).to.deep.equal(['small']);
     j.finish((ok as PromiseFulfilledResult<DurableRef>).value);
   });
 
@@ -221,7 +230,7 @@ describe('DurableJournal', function () {
     await server.db.destroy(first.db);
     const second = await j.accept(entry('after'));
     expect(second.db).to.equal(first.db);
-    const stored = (await batches(server.use(second.db))).flatMap((d) => d.entries.map((e) => e.activation));
+    const stored = (await batches(server.use(second.db))).flatMap((d) => batchEntries(d)!.map((e) => e.activation));
     expect(stored).to.deep.equal(['after']);
   });
 
@@ -326,6 +335,18 @@ describe('DurableJournal', function () {
     const next = journal('dddddddd', 1);
     await eventually(async () => (await next.recover((e, r) => { next.finish(r); return { done: Promise.resolve() }; })) === 1, 5_000, 'taken over');
     expect((await server.use<{ owner: string }>(`${prefix}logs`).get(`durable-claim-${ref.db}-${ref.batch}`)).owner).to.equal(next.owner);
+  });
+
+  it('a batch an earlier version wrote, its entries as an array, is claimed, its unfinished entries run again, and it is deleted once they finish', async () => {
+    const db = journalDbName(prefix, Date.now());
+    await server.db.create(db);
+    await server.use(db).insert({ _id: 'older', type: 'durable', owner: 'ffffffff/zzzz', accepted: Date.now(), entries: [entry('old-1', 1), entry('old-2', 2)], done: ['old-1'] } as never);
+    const j = journal('aaaaaaaa');
+    const ran: DurableEntry[] = [];
+    expect(await j.recover((e, ref) => { ran.push(e); j.finish(ref); return { done: Promise.resolve() }; })).to.equal(1);
+    expect(ran).to.deep.equal([entry('old-2', 2)]);
+    await j.close();
+    expect((await server.use(db).info()).doc_count).to.equal(0);
   });
 
   it('an entry whose rerun finds nothing to run is finished, not retried forever', async () => {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import type { Runtime } from '../../src/runtime.ts';
-import { journalDbName, type JournalBatch } from '../../src/core/durable-store.ts';
+import { batchEntries, journalDbName, type JournalBatch } from '../../src/core/durable-store.ts';
 import { eventually, postEvent, startRuntime } from '../support/runtime.ts';
 import { refuseWrites } from '../support/couch.ts';
 
@@ -35,7 +35,7 @@ describe('durable events over HTTP', function () {
   const stored = async (activation: string): Promise<{ entry: any; done: boolean } | undefined> => {
     for (const row of (await journal().list({ include_docs: true })).rows) {
       const batch = row.doc as unknown as JournalBatch;
-      const entry = batch.entries?.find((e) => e.activation === activation);
+      const entry = batchEntries(batch)?.find((e) => e.activation === activation);
       if (entry) return { entry, done: (batch.done ?? []).includes(activation) };
     }
     return undefined;

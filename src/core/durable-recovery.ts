@@ -11,7 +11,7 @@ import { describeError, type LivelyError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { putDoc, statusOf, type DocumentScope, type ServerScope } from '../store/couch.ts';
 import { dropDayDb, kDayMs, type DayDbs } from '../store/days.ts';
-import { bulk, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
+import { batchEntries, bulk, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
 import { kStopWaitMs, settledWithin } from '../shared/settle.ts';
 
 /** Runs an entry again; the promise settles when its activation is done. Undefined: nothing to run. */
@@ -114,24 +114,25 @@ export class DurableRecovery {
         }
         if (page.rows.length === 0) break;
         startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
-        const orphans: JournalBatch[] = [];
+        const orphans: Array<{ doc: JournalBatch; entries: DurableEntry[] }> = [];
         for (const row of page.rows) {
           if (this.host.closed) return claimed;
           const doc = row.doc as JournalBatch | undefined;
-          if (doc?.type !== 'durable' || !Array.isArray(doc.entries)) continue;
-          if (await this.orphaned(doc.owner, heartbeats) && await this.arbitrate(name, doc, heartbeats)) orphans.push(doc);
+          const entries = doc?.type === 'durable' ? batchEntries(doc) : undefined;
+          if (!doc || !entries) continue;
+          if (await this.orphaned(doc.owner, heartbeats) && await this.arbitrate(name, doc, heartbeats)) orphans.push({ doc, entries });
         }
         if (orphans.length === 0) continue;
         const now = Date.now();
         const owner = this.host.owner;
-        const rows = await bulk(server, name, orphans.map((d) => ({ ...d, owner, claimed: now })));
-        for (const doc of orphans) {
+        const rows = await bulk(server, name, orphans.map(({ doc }) => ({ ...doc, owner, claimed: now })));
+        for (const { doc, entries } of orphans) {
           const r = rows.get(doc._id);
           if (!r || r.error || !r.rev) continue; // another instance claimed it first (409)
           const mine: JournalBatch = { ...doc, _rev: r.rev, owner, claimed: now };
-          const owned: Owned = { db: name, doc: mine, done: new Set(doc.done ?? []), dirty: false, writtenAt: now };
+          const owned: Owned = { db: name, doc: mine, count: entries.length, done: new Set(doc.done ?? []), dirty: false, writtenAt: now };
           this.host.adopt(doc._id, owned);
-          for (const entry of doc.entries) {
+          for (const entry of entries) {
             if (owned.done.has(entry.activation)) continue;
             claimed++;
             this.host.stats.recovered++;

@@ -1,6 +1,10 @@
 /**
  * What the durable journal stores, and where: batch documents of entries in per-day
- * databases `<prefix>durable_<yyyymmdd>` (UTC), written with `_bulk_docs`.
+ * databases `<prefix>durable_<yyyymmdd>` (UTC), written with `_bulk_docs`. A batch keeps its
+ * entries as one JSON text (`entriesJson`): the store takes in one string rather than every
+ * field of every entry, which it would parse, copy and hash one by one (about half its CPU per
+ * journal write, docs/benchmarks.md). Batches with an `entries` array, as earlier versions
+ * wrote them, are read too.
  */
 import { sendJson, type ServerScope } from '../store/couch.ts';
 import type { HttpRequestPart } from '../shared/message.ts';
@@ -33,15 +37,29 @@ export interface JournalBatch {
   owner: string;
   accepted: number;
   claimed?: number;
-  entries: DurableEntry[];
-  /** activations of `entries` that finished. */
+  /** the entries, as the JSON text of their array. */
+  entriesJson?: string;
+  /** the entries, in a batch an earlier version wrote. */
+  entries?: DurableEntry[];
+  /** activations of the entries that finished. */
   done?: string[];
+}
+
+/** The entries of a stored batch, in either form; undefined when it has none that can be read. */
+export function batchEntries(doc: JournalBatch): DurableEntry[] | undefined {
+  if (Array.isArray(doc.entries)) return doc.entries;
+  if (typeof doc.entriesJson !== 'string') return undefined;
+  let entries: unknown;
+  try { entries = JSON.parse(doc.entriesJson); } catch { return undefined; }
+  return Array.isArray(entries) ? entries as DurableEntry[] : undefined;
 }
 
 /** A batch this boot owns, as it stands in the store (`rev`) and in memory (`done`). */
 export interface Owned {
   db: string;
   doc: JournalBatch;
+  /** entries in the batch. */
+  count: number;
   done: Set<string>;
   /** `done` has grown since the last write. */
   dirty: boolean;
@@ -72,11 +90,7 @@ export async function bulkJson(server: ServerScope, db: string, json: string): P
   return new Map(rows.map((r) => [r.id, r]));
 }
 
-/**
- * A batch document in JSON, its entries given in JSON already (each was stringified once, to
- * know its size when it was accepted): the same text as `JSON.stringify(batch)`.
- */
-export function batchJson(batch: Omit<JournalBatch, 'entries'>, entries: readonly string[]): string {
-  const head = JSON.stringify(batch);
-  return `${head.slice(0, -1)}${head.length > 2 ? ',' : ''}"entries":[${entries.join(',')}]}`;
+/** The JSON text of entries each given in JSON already (each was stringified once, to know its size when it was accepted). */
+export function entriesJson(entries: readonly string[]): string {
+  return `[${entries.join(',')}]`;
 }

@@ -14,7 +14,7 @@ import { LivelyError, describeError } from '../shared/errors.ts';
 import { statusOf } from '../store/couch.ts';
 import { ensureDayDb, type DayDbs } from '../store/days.ts';
 import { GroupCommit } from './group-commit.ts';
-import { batchJson, bulk, bulkJson, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
+import { bulk, bulkJson, entriesJson, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
 import { DurableRecovery, type Rerun } from './durable-recovery.ts';
 import type { DocumentScope, ServerScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -125,14 +125,13 @@ export class DurableJournal {
       c = new GroupCommit<Accepted, DurableRef>(async (accepted) => {
         const now = Date.now();
         const head = { _id: `${now.toString(36)}-${this.boot}-${(this.batchSeq++).toString(36)}`, type: 'durable' as const, owner: this.owner, accepted: now };
-        const entries = accepted.map((a) => a.entry);
-        const doc: JournalBatch = { ...head, entries };
+        const doc: JournalBatch = { ...head, entriesJson: entriesJson(accepted.map((a) => a.json)) };
         // The finishes due in this database go in the same write.
         const carried = this.takeDue(now, db).byDb.get(db) ?? [];
         const finishing = carried.map((o) => this.finishDoc(o));
         let rows: Map<string | undefined, BulkRow>;
         try {
-          const json = `{"docs":[${batchJson(head, accepted.map((a) => a.json))}${finishing.map((f) => `,${JSON.stringify(f.doc)}`).join('')}]}`;
+          const json = `{"docs":[${JSON.stringify(doc)}${finishing.map((f) => `,${JSON.stringify(f.doc)}`).join('')}]}`;
           rows = await bulkJson(this.opts.server, db, json);
         } catch (err) {
           this.applyFinish(carried, finishing, err);
@@ -143,9 +142,9 @@ export class DurableJournal {
         const row = rows.get(doc._id);
         if (!row || row.error || !row.rev) throw new Error(row ? `${row.error ?? 'no revision'}${row.reason ? ` (${row.reason})` : ''}` : 'the store gave no result');
         doc._rev = row.rev;
-        this.owned.set(doc._id, { db, doc, done: new Set(), dirty: false, writtenAt: now });
+        this.owned.set(doc._id, { db, doc, count: accepted.length, done: new Set(), dirty: false, writtenAt: now });
         this.stats.batches++;
-        return entries.map((e) => ({ db, batch: doc._id, activation: e.activation }));
+        return accepted.map((a) => ({ db, batch: doc._id, activation: a.entry.activation }));
       }, 2_000, kMaxBatchChars);
       this.accepts.set(db, c);
     }
@@ -194,7 +193,7 @@ export class DurableJournal {
     for (const o of this.owned.values()) {
       if (!o.dirty || o.writing || (db !== undefined && o.db !== db)) continue;
       const due = o.writtenAt + kPartialWriteMs - now;
-      if (o.done.size < o.doc.entries.length && due > 0 && !this.closed) {
+      if (o.done.size < o.count && due > 0 && !this.closed) {
         nextPartial = Math.min(nextPartial ?? due, due);
         continue;
       }
@@ -207,7 +206,7 @@ export class DurableJournal {
 
   /** A batch all finished is deleted; one still running is rewritten with its `done` list. */
   private finishDoc(o: Owned): { doc: object; deleting: boolean } {
-    const deleting = o.done.size >= o.doc.entries.length;
+    const deleting = o.done.size >= o.count;
     return { doc: deleting ? { _id: o.doc._id, _rev: o.doc._rev, _deleted: true } : { ...o.doc, done: [...o.done] }, deleting };
   }
 
