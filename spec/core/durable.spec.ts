@@ -13,7 +13,7 @@ import { kDaySecurity } from '../../src/store/days.ts';
 import { LivelyError } from '../../src/shared/errors.ts';
 import { DurableJournal } from '../../src/core/durable.ts';
 import { GroupCommit } from '../../src/core/group-commit.ts';
-import { batchEntries, entriesJson, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
+import { batchEntries, entriesLiteral, journalDbName, type DurableEntry, type DurableRef, type JournalBatch } from '../../src/core/durable-store.ts';
 import { couchUrl, dropPrefix, refuseWrites, uniquePrefix } from '../support/couch.ts';
 import { eventually } from '../support/runtime.ts';
 import { warningsKept } from '../support/logger.ts';
@@ -86,9 +86,11 @@ describe('durable journal: a batch document\'s entries as one JSON text', () => 
     { activation: 'a-2', method: 'GET', path: '/y', params: {}, events: [] },
   ];
 
-  it('reads back, through the document\'s JSON, exactly the entries stored, entries with any characters included', () => {
+  it('is built from the entries\' own literals as JSON.stringify makes it, and reads back exactly the entries stored, any characters included', () => {
     for (const list of [entries, entries.slice(0, 1), []]) {
-      const doc: JournalBatch = JSON.parse(JSON.stringify({ ...head, entriesJson: entriesJson(list.map((e) => JSON.stringify(e))) }));
+      const literal = entriesLiteral(list.map((e) => JSON.stringify(JSON.stringify(e))));
+      expect(literal).to.equal(JSON.stringify(JSON.stringify(list)));
+      const doc: JournalBatch = JSON.parse(`${JSON.stringify(head).slice(0, -1)},"entriesJson":${literal}}`);
       expect(doc.entriesJson).to.be.a('string');
       expect(batchEntries(doc)).to.deep.equal(list);
     }
@@ -181,17 +183,27 @@ describe('DurableJournal', function () {
 
   it('refuses an entry no store write may carry with LC_BODY_TOO_LARGE (413); entries accepted with it are stored', async () => {
     const j = journal('adadadad');
-    const huge: DurableEntry = { ...entry('huge'), request: { query: {}, headers: {}, body: { text: 'x'.repeat(3_000_000) } } };
+    const huge: DurableEntry = { ...entry('huge'), request: { query: {}, headers: {}, body: { text: 'x'.repeat(4_000_000) } } };
     const [refused, ok] = await Promise.allSettled([j.accept(huge), j.accept(entry('small', 1))]);
     expect(refused.status).to.equal('rejected');
     const err = (refused as PromiseRejectedResult).reason as LivelyError;
     expect(err.code).to.equal('LC_BODY_TOO_LARGE');
     expect(err.status).to.equal(413);
-    expect(err.message).to.match(/stored whole before it is accepted.*over the 3000000/);
+    expect(err.message).to.match(/stored whole before it is accepted.*over the 4000000/);
     expect(ok.status).to.equal('fulfilled');
     const docs = await batches(server.use(journalDbName(prefix, Date.now())));
     expect(docs.flatMap((d) => batchEntries(d)!.map((e) => e.activation))).to.deep.equal(['small']);
     j.finish((ok as PromiseFulfilledResult<DurableRef>).value);
+  });
+
+  it('counts an entry at its stored size, its quotes and backslashes escaped twice: one that would pass the limit only so is refused too', async () => {
+    const j = journal('adadadad');
+    // 2.2 million characters of JSON, 4.4 million as stored
+    const quotes: DurableEntry = { ...entry('quotes'), request: { query: {}, headers: {}, body: { text: '"'.repeat(1_100_000) } } };
+    expect(JSON.stringify(quotes).length).to.be.below(4_000_000);
+    const err = await j.accept(quotes).then(() => undefined, (e: LivelyError) => e);
+    expect(err?.code).to.equal('LC_BODY_TOO_LARGE');
+    expect(err?.message).to.match(/would take 44\d{5} characters/);
   });
 
   it('records the finished entries of a batch still running, so a recovery runs only the others', async () => {

@@ -90,7 +90,14 @@ export async function bulkJson(server: ServerScope, db: string, json: string): P
   return new Map(rows.map((r) => [r.id, r]));
 }
 
-/** The JSON text of entries each given in JSON already (each was stringified once, to know its size when it was accepted). */
-export function entriesJson(entries: readonly string[]): string {
-  return `[${entries.join(',')}]`;
+/**
+ * The JSON string literal of a batch's `entriesJson`, from each entry's JSON as a string literal
+ * already (`JSON.stringify(JSON.stringify(entry))`, made once, when the entry was accepted, to
+ * know its stored size): escaping is per character, so the pieces join without escaping the
+ * whole again. The same text as `JSON.stringify(JSON.stringify(entries))`.
+ */
+export function entriesLiteral(quoted: readonly string[]): string {
+  let out = '"[';
+  for (let i = 0; i < quoted.length; i++) out += (i === 0 ? '' : ',') + quoted[i]!.slice(1, -1);
+  return `${out}]"`;
 }

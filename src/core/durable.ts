@@ -14,7 +14,7 @@ import { LivelyError, describeError } from '../shared/errors.ts';
 import { statusOf } from '../store/couch.ts';
 import { ensureDayDb, type DayDbs } from '../store/days.ts';
 import { GroupCommit } from './group-commit.ts';
-import { bulk, bulkJson, entriesJson, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
+import { bulk, bulkJson, entriesLiteral, journalDays, type BulkRow, type DurableEntry, type DurableRef, type JournalBatch, type Owned } from './durable-store.ts';
 import { DurableRecovery, type Rerun } from './durable-recovery.ts';
 import type { DocumentScope, ServerScope } from '../store/couch.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -34,19 +34,20 @@ const kFinishDelayMs = 20;
 const kFinishRideMs = 250;
 
 /**
- * The entries of one journal batch document, in characters of their JSON: the document stays
+ * The entries of one journal batch document, in characters as stored (their JSON, inside the
+ * batch's one JSON text, where every quote and backslash is escaped again): the document stays
  * well under what the store accepts (Apache CouchDB 3 refuses a document over 8,000,000 bytes
  * by default), even with every character taking several bytes. Entries accepted meanwhile
  * beyond it go in the next write.
  */
 const kMaxBatchChars = 2_000_000;
 /**
- * One entry, in a batch document of its own when it is over kMaxBatchChars: room for a trigger
- * with a body at the default LIVELY_BODY_LIMIT (1 MiB), which an entry holds twice (as the
- * request's body and in its parameters), and still under CouchDB's limit for JSON that is
- * mostly ASCII.
+ * One entry, in characters as stored, in a batch document of its own when it is over
+ * kMaxBatchChars: room for a trigger with a body at the default LIVELY_BODY_LIMIT (1 MiB), which
+ * an entry holds twice (as the request's body and in its parameters), even when a third of its
+ * characters need escaping, and still under CouchDB's limit for JSON that is mostly ASCII.
  */
-const kMaxEntryChars = 3_000_000;
+const kMaxEntryChars = 4_000_000;
 
 export interface DurableJournalOptions {
   server: ServerScope;
@@ -65,7 +66,8 @@ export interface DurableJournalOptions {
 }
 
 /** An accepted entry, and its JSON (made once: for its size, then for the write). */
-interface Accepted { entry: DurableEntry; json: string }
+/** An accepted entry and its JSON as a JSON string literal (escaped again, as its batch stores it). */
+interface Accepted { entry: DurableEntry; quoted: string }
 
 export class DurableJournal {
   readonly boot = randomBytes(4).toString('hex');
@@ -99,8 +101,8 @@ export class DurableJournal {
    * LC_BODY_TOO_LARGE (413) for an entry over kMaxEntryChars, which no store write may carry.
    */
   async accept(entry: DurableEntry): Promise<DurableRef> {
-    const json = JSON.stringify(entry);
-    const size = json.length;
+    const quoted = JSON.stringify(JSON.stringify(entry));
+    const size = quoted.length;
     if (size > kMaxEntryChars) {
       throw new LivelyError('LC_BODY_TOO_LARGE', `a durable event's trigger is stored whole before it is accepted, and this one would take ${size} characters, over the ${kMaxEntryChars} one stored trigger may have`);
     }
@@ -108,7 +110,7 @@ export class DurableJournal {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.ensure(db);
-        const ref = await this.committer(db).add({ entry, json }, size);
+        const ref = await this.committer(db).add({ entry, quoted }, size);
         this.stats.accepted++;
         return ref;
       } catch (err) {
@@ -125,13 +127,14 @@ export class DurableJournal {
       c = new GroupCommit<Accepted, DurableRef>(async (accepted) => {
         const now = Date.now();
         const head = { _id: `${now.toString(36)}-${this.boot}-${(this.batchSeq++).toString(36)}`, type: 'durable' as const, owner: this.owner, accepted: now };
-        const doc: JournalBatch = { ...head, entriesJson: entriesJson(accepted.map((a) => a.json)) };
+        const literal = entriesLiteral(accepted.map((a) => a.quoted));
+        const doc: JournalBatch = { ...head, entriesJson: JSON.parse(literal) as string };
         // The finishes due in this database go in the same write.
         const carried = this.takeDue(now, db).byDb.get(db) ?? [];
         const finishing = carried.map((o) => this.finishDoc(o));
         let rows: Map<string | undefined, BulkRow>;
         try {
-          const json = `{"docs":[${JSON.stringify(doc)}${finishing.map((f) => `,${JSON.stringify(f.doc)}`).join('')}]}`;
+          const json = `{"docs":[${JSON.stringify(head).slice(0, -1)},"entriesJson":${literal}}${finishing.map((f) => `,${JSON.stringify(f.doc)}`).join('')}]}`;
           rows = await bulkJson(this.opts.server, db, json);
         } catch (err) {
           this.applyFinish(carried, finishing, err);
