@@ -12,7 +12,7 @@
  * writes to that CouchDB instead; its CPU is read when BENCH_COUCH_PID names its process
  * (`pgrep -f beam.smp`), otherwise only wall times are printed.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
@@ -57,7 +57,8 @@ function arrays(p: StoredBatch): object {
   };
 }
 
-const store = couchUrl ? undefined : await builtStore({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'lively-bench-records-')), memory: true });
+const dataDir = couchUrl ? undefined : mkdtempSync(path.join(os.tmpdir(), 'lively-bench-records-'));
+const store = dataDir ? await builtStore({ dataDir, memory: true }) : undefined;
 await store?.start();
 const u = new URL(couchUrl ?? store!.url);
 const db = `${u.protocol}//${u.host}/bench_records_${process.pid}`;
@@ -100,4 +101,5 @@ try {
 } finally {
   await (await request(db, { method: 'DELETE', headers })).body.dump().catch(() => undefined);
   await store?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }

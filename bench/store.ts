@@ -9,7 +9,7 @@
  * (the first a warm-up), against stores in memory (as in `npm run bench`). Prints per write the
  * wall time and the store process's CPU time (from /proc). Linux only.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
@@ -19,8 +19,11 @@ import { builtStore } from './built-store.ts';
 
 const seconds = Number(process.argv[2] ?? 3);
 
+const dataDirs: string[] = [];
 async function startStore(lane: boolean): Promise<EmbeddedStore> {
-  const store = await builtStore({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'lively-bench-store-')), memory: true });
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-store-'));
+  dataDirs.push(dataDir);
+  const store = await builtStore({ dataDir, memory: true });
   if (lane) delete process.env[Env.directBulk]; else process.env[Env.directBulk] = 'off';
   await store.start();
   delete process.env[Env.directBulk];
@@ -101,4 +104,5 @@ try {
   console.log(JSON.stringify({ seconds, rows }));
 } finally {
   await Promise.all(Object.values(stores).map((s) => s.stop()));
+  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
 }
