@@ -4,6 +4,9 @@
  *   (b) fire-and-forget ÷ floor (fb)'s, (c) `?wait=true` ÷ floor (f)'s,
  *   (b) with activation records ÷ the same without, durable (b) ÷ (b),
  * measured in turn, alternating, QUICK_ROUNDS rounds (3) of QUICK_SECONDS (3) each; medians.
+ * Each scenario is first loaded for QUICK_WARM seconds (1): durable triggers need about 20 for the
+ * runtime's and the store's code to be optimised (docs/benchmarks.md); shorter runs measure them
+ * partly cold.
  * Beside every figure: the load generator's CPU per request and how busy the cores were.
  * QUICK_ONLY=fb,b limits the scenarios. QUICK_BASE=<another checkout> adds its runtime's (b), (c)
  * and durable (b) as b0, c0 and db0 (say, main in a second worktree), and the ratios of this build's to them.
@@ -18,6 +21,7 @@ import { measureCpu, storePidOf, type CpuSample } from './cpu-measure.ts';
 
 const kRounds = Number(process.env.QUICK_ROUNDS ?? 3);
 const kSeconds = Number(process.env.QUICK_SECONDS ?? 3);
+const kWarm = Number(process.env.QUICK_WARM ?? 1);
 
 interface Scenario { key: string; label: string; target: string; path: string }
 
@@ -63,7 +67,7 @@ async function main(): Promise<void> {
     for (const s of scenarios) {
       const srv = servers.get(s.target)!;
       await (await request(srv.t.url + s.path)).body.dump();
-      await autocannon({ url: srv.t.url + s.path, connections: 50, duration: 1 });
+      await autocannon({ url: srv.t.url + s.path, connections: 50, duration: kWarm });
     }
     const samples = new Map<string, CpuSample[]>(scenarios.map((s) => [s.key, []]));
     console.log(`load average before: ${load0.map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores)`);
