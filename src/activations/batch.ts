@@ -10,7 +10,7 @@
  */
 import type { ActivationStatus, TriggerKind, WorkerOutcome } from '../shared/message.ts';
 import type { ActivationInput, ActivationRecord } from './record.ts';
-import { packInts, unpackInts } from './int-column.ts';
+import { packInts, readBase36, unpackInts } from './int-column.ts';
 
 /** The widest spread of start times within one batch. */
 export const kBatchSpanMs = 5_000;
@@ -232,14 +232,9 @@ function idNumber(id: string, head: string): number {
   const digits = id.length - head.length;
   if (digits < 1 || digits > 10 || !id.startsWith(head)) return -1;
   if (digits > 1 && id.charCodeAt(head.length) === 0x30) return -1;
-  let k = 0;
-  for (let i = head.length; i < id.length; i++) {
-    const c = id.charCodeAt(i);
-    if (c >= 0x30 && c <= 0x39) k = k * 36 + (c - 0x30);
-    else if (c >= 0x61 && c <= 0x7a) k = k * 36 + (c - 0x57);
-    else return -1;
-  }
-  return k; // at most 36^10 - 1, a safe integer
+  // at most 36^10 - 1, a safe integer; NaN (not base 36) or negative (a '-') is no counter
+  const k = readBase36(id, head.length, id.length);
+  return k >= 0 ? k : -1;
 }
 
 /** The plain form of a stored batch, in any of its forms. */

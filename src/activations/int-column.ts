@@ -46,8 +46,8 @@ export function unpackInts(text: unknown, n: number, delta: boolean): number[] {
     if (end === -1) end = text.length;
     const star = text.indexOf('*', at);
     const hasRun = star !== -1 && star < end;
-    const v = readInt(text, at, hasRun ? star : end);
-    const times = hasRun ? readInt(text, star + 1, end) : 1;
+    const v = readBase36(text, at, hasRun ? star : end);
+    const times = hasRun ? readBase36(text, star + 1, end) : 1;
     if (!(times >= 1)) { k++; at = end + 1; continue; }
     for (let r = 0; r < times && k < n; r++) {
       prev = delta ? prev + v : v;
@@ -59,7 +59,7 @@ export function unpackInts(text: unknown, n: number, delta: boolean): number[] {
 }
 
 /** The base-36 integer (optionally negative) in text[from, to); NaN when it is not one. */
-function readInt(text: string, from: number, to: number): number {
+export function readBase36(text: string, from: number, to: number): number {
   if (from >= to) return NaN;
   const negative = text.charCodeAt(from) === 0x2d;
   let k = 0;
