@@ -12,24 +12,21 @@
  * writes to that CouchDB instead; its CPU is read when BENCH_COUCH_PID names its process
  * (`pgrep -f beam.smp`), otherwise only wall times are printed.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { BatchBuilder, type StoredBatch } from '../src/activations/batch.ts';
 import { unpackInts } from '../src/activations/int-column.ts';
 import { builtStore } from './built-store.ts';
+import { processCpuUs } from './cpu-measure.ts';
 
 const records = Number(process.argv[2] ?? 20_000);
 const seconds = Number(process.argv[3] ?? 3);
 const couchUrl = process.env.BENCH_COUCH_URL;
 
-function cpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
+/** The store process's CPU in ms, when its process is known. */
+const cpuMs = (pid: number | undefined): number | undefined => (pid === undefined ? undefined : processCpuUs(pid) / 1000);
 
 /** One second of a busy runtime's records, built as the recorder builds them. */
 function packed(id: string): StoredBatch {

@@ -9,13 +9,14 @@
  * (the first a warm-up), against stores in memory (as in `npm run bench`). Prints per write the
  * wall time and the store process's CPU time (from /proc). Linux only.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { Env } from '../src/store/embedded/contract.ts';
 import type { EmbeddedStore } from '../src/store/embedded/supervisor.ts';
 import { builtStore } from './built-store.ts';
+import { processCpuUs } from './cpu-measure.ts';
 
 const seconds = Number(process.argv[2] ?? 3);
 
@@ -43,11 +44,7 @@ function target(store: EmbeddedStore) {
 }
 
 /** utime + stime of the store process, in ms. */
-function storeCpuMs(store: EmbeddedStore): number {
-  const stat = readFileSync(`/proc/${store.pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
+const storeCpuMs = (store: EmbeddedStore): number => processCpuUs(store.pid!) / 1000;
 
 const entry = (i: number) => ({
   activation: `a1b2c3d4-mihx0r2k-${i.toString(36)}`, method: 'GET', path: '/bench/durable', params: {},
