@@ -2,9 +2,9 @@
  * What the durable journal stores, and where: batch documents of entries in per-day
  * databases `<prefix>durable_<yyyymmdd>` (UTC), written with `_bulk_docs`. A batch keeps its
  * entries as one JSON text (`entriesJson`): the store takes in one string rather than every
- * field of every entry, which it would parse, copy and hash one by one (about half its CPU per
- * journal write, docs/benchmarks.md). Batches with an `entries` array, as earlier versions
- * wrote them, are read too.
+ * field of every entry, which it would parse, copy and hash one by one (a third to a half of
+ * its CPU per journal write, docs/benchmarks.md). Batches with an `entries` array, as earlier
+ * versions wrote them, are read too.
  */
 import { sendJson, type ServerScope } from '../store/couch.ts';
 import type { HttpRequestPart } from '../shared/message.ts';
