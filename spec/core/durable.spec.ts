@@ -361,6 +361,50 @@ describe('DurableJournal', function () {
     expect((await server.use(db).info()).doc_count).to.equal(0);
   });
 
+  it('a recovery scan ends while batches keep being written: it reads the day as it found it, not each batch written since', async () => {
+    // Every page the scan reads is followed by a new batch of a live journal, as under a steady
+    // stream of durable triggers. The scan must end on its own; 20 pages would be a chase.
+    let pages = 0;
+    let writer: DurableJournal | undefined;
+    const watched = new Proxy(server, {
+      get(target, key, receiver) {
+        if (key !== 'use') return Reflect.get(target, key, receiver);
+        return (name: string) => {
+          const db = target.use(name);
+          if (!name.startsWith(`${prefix}durable_`)) return db;
+          return new Proxy(db, {
+            get(d, k, r) {
+              if (k !== 'list') return Reflect.get(d, k, r);
+              return async (params: object) => {
+                const page = await d.list(params);
+                if (++pages >= 20) throw new Error('the scan kept reading the batches written after it began');
+                await writer!.accept(entry(`live-${pages}`));
+                return page;
+              };
+            },
+          });
+        };
+      },
+    });
+    writer = new DurableJournal({ server: watched, prefix, instance: 'bbbbbbbb', heartbeats: server.use(`${prefix}logs`), logger: silentLogger });
+    journals.push(writer);
+    await writer.accept(entry('live-0'));
+    expect(await writer.recover(() => { throw new Error('a live batch was run again'); })).to.equal(0);
+    expect(pages).to.equal(1);
+    expect(writer.stats.accepted).to.equal(2); // the batch written after the scan's page was not read
+  });
+
+  it('a scan reads a day of more batches than one page holds to its end: every orphan is claimed', async () => {
+    const db = journalDbName(prefix, Date.now());
+    await server.db.create(db);
+    const docs = Array.from({ length: 230 }, (_, i) => ({ _id: `b${String(i).padStart(3, '0')}`, type: 'durable', owner: 'ffffffff/zzzz', accepted: Date.now(), entriesJson: JSON.stringify([entry(`orphan-${i}`, i)]) }));
+    await server.use(db).bulk({ docs } as never);
+    const j = journal('aaaaaaaa');
+    const ran = new Set<string>();
+    expect(await j.recover((e, ref) => { ran.add(e.activation); j.finish(ref); return { done: Promise.resolve() }; })).to.equal(230);
+    expect(ran.size).to.equal(230);
+  });
+
   it('an entry whose rerun finds nothing to run is finished, not retried forever', async () => {
     const old = journal('ffffffff');
     const ref = await old.accept(entry('gone-event'));

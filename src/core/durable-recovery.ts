@@ -42,6 +42,9 @@ export interface RecoveryOptions {
   days: DayDbs;
 }
 
+/** Batches read per request of a scan. */
+const kPage = 100;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export class DurableRecovery {
@@ -107,22 +110,27 @@ export class DurableRecovery {
         let page;
         try {
           // From just past the last id seen (not `skip: 1`: that batch may be deleted by now).
-          page = await db.list({ include_docs: true, limit: 100, ...(startkey !== undefined ? { startkey } : {}) });
+          page = await db.list({ include_docs: true, limit: kPage, ...(startkey !== undefined ? { startkey } : {}) });
         } catch (err) {
           if (statusOf(err) === 404) break; // dropped meanwhile
           throw err;
         }
         if (page.rows.length === 0) break;
         startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
+        // A page short of the limit reached the day's last batch as the scan found it. Batches
+        // written since are the next scan's: asking again would chase a journal that keeps
+        // growing under steady durable load, a request after request for as long as it lasts.
+        const last = page.rows.length < kPage;
         const orphans: Array<{ doc: JournalBatch; entries: DurableEntry[] }> = [];
         for (const row of page.rows) {
           if (this.host.closed) return claimed;
           const doc = row.doc as JournalBatch | undefined;
-          const entries = doc?.type === 'durable' ? batchEntries(doc) : undefined;
-          if (!doc || !entries) continue;
-          if (await this.orphaned(doc.owner, heartbeats) && await this.arbitrate(name, doc, heartbeats)) orphans.push({ doc, entries });
+          // The owner first: a live batch's entries are not read at all.
+          if (doc?.type !== 'durable' || typeof doc.owner !== 'string' || !(await this.orphaned(doc.owner, heartbeats))) continue;
+          const entries = batchEntries(doc);
+          if (entries && await this.arbitrate(name, doc, heartbeats)) orphans.push({ doc, entries });
         }
-        if (orphans.length === 0) continue;
+        if (orphans.length === 0) { if (last) break; continue; }
         const now = Date.now();
         const owner = this.host.owner;
         const rows = await bulk(server, name, orphans.map(({ doc }) => ({ ...doc, owner, claimed: now })));
@@ -141,6 +149,7 @@ export class DurableRecovery {
             running.add(p);
           }
         }
+        if (last) break;
       }
       await this.dropIfDone(name);
     }
