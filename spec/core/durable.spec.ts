@@ -405,6 +405,20 @@ describe('DurableJournal', function () {
     expect(ran.size).to.equal(230);
   });
 
+  it('a batch that names no owner is left alone and does not stop the scan: the orphans after it are claimed', async () => {
+    const db = journalDbName(prefix, Date.now());
+    await server.db.create(db);
+    await server.use(db).bulk({ docs: [
+      { _id: 'a-ownerless', type: 'durable', accepted: Date.now(), entriesJson: JSON.stringify([entry('nobody-1')]) },
+      { _id: 'b-orphan', type: 'durable', owner: 'ffffffff/zzzz', accepted: Date.now(), entriesJson: JSON.stringify([entry('orphan-1')]) },
+    ] } as never);
+    const j = journal('aaaaaaaa');
+    const ran: string[] = [];
+    expect(await j.recover((e, ref) => { ran.push(e.activation); j.finish(ref); return { done: Promise.resolve() }; })).to.equal(1);
+    expect(ran).to.deep.equal(['orphan-1']);
+    expect((await server.use(db).get('a-ownerless') as { owner?: string }).owner).to.equal(undefined);
+  });
+
   it('an entry whose rerun finds nothing to run is finished, not retried forever', async () => {
     const old = journal('ffffffff');
     const ref = await old.accept(entry('gone-event'));
