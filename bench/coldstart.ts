@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { ThreadDispatcher } from '../src/workers/dispatch/thread.ts';
 import type { WorkerSpec } from '../src/workers/revision.ts';
 import type { WorkerMessage } from '../src/shared/message.ts';
@@ -25,19 +25,25 @@ function spec(rev: number): WorkerSpec {
 }
 
 async function main(): Promise<void> {
-  const d = new ThreadDispatcher({ cacheDir: mkdtempSync(path.join(os.tmpdir(), 'lively-cold-')), threads: 2 });
-  await d.start();
+  // the bundles' cache goes with the run
+  const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'lively-cold-'));
+  const d = new ThreadDispatcher({ cacheDir, threads: 2 });
   const times: number[] = [];
-  for (let rev = 1; rev <= REVISIONS; rev++) {
-    const s = spec(rev);
-    const message: WorkerMessage = { activation: `a${rev}`, event: 'e', worker: 'cold', trigger: 'http', arguments: {}, parameters: { name: 'x' } };
-    const t0 = performance.now();
-    const out = await d.dispatch({ spec: s, message, onEmit: () => {} });
-    times.push(performance.now() - t0);
-    if (out.status !== 'ok' || (out.result as { rev: number }).rev !== rev) throw new Error(`revision ${rev} failed: ${JSON.stringify(out)}`);
-    await d.retire('cold', s.rev);
+  try {
+    await d.start();
+    for (let rev = 1; rev <= REVISIONS; rev++) {
+      const s = spec(rev);
+      const message: WorkerMessage = { activation: `a${rev}`, event: 'e', worker: 'cold', trigger: 'http', arguments: {}, parameters: { name: 'x' } };
+      const t0 = performance.now();
+      const out = await d.dispatch({ spec: s, message, onEmit: () => {} });
+      times.push(performance.now() - t0);
+      if (out.status !== 'ok' || (out.result as { rev: number }).rev !== rev) throw new Error(`revision ${rev} failed: ${JSON.stringify(out)}`);
+      await d.retire('cold', s.rev);
+    }
+  } finally {
+    await d.close(1_000);
+    rmSync(cacheDir, { recursive: true, force: true });
   }
-  await d.close(1_000);
   const sorted = [...times].sort((a, b) => a - b);
   const q = (p: number) => +sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
   process.stdout.write(JSON.stringify({ revisions: REVISIONS, medianMs: q(0.5), p90Ms: q(0.9), maxMs: q(1) }) + '\n');

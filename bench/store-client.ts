@@ -6,12 +6,13 @@
  * four at a time, alternating, 3 rounds of 1,500 each after a warm-up; this process's CPU time
  * (process.cpuUsage) per request, and the wall time. The store's own CPU is not in it.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { builtStore } from './built-store.ts';
 import { connect, sendJson } from '../src/store/couch.ts';
-const store = await builtStore({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'lc-sendcost-')), memory: true });
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lc-sendcost-'));
+const store = await builtStore({ dataDir, memory: true });
 await store.start();
 const server = connect(store.url);
 await server.db.create('cost');
@@ -28,3 +29,5 @@ async function run(name: string, f: (i: number) => Promise<unknown>, count: numb
 await run('warm nano', viaNano, 300, 4); await run('warm undici', viaUndici, 300, 4);
 for (let r = 0; r < 3; r++) { console.log(JSON.stringify(await run('nano', viaNano, 1500, 4))); console.log(JSON.stringify(await run('undici', viaUndici, 1500, 4))); }
 await store.stop();
+// the store's folder goes with the run
+rmSync(dataDir, { recursive: true, force: true });
