@@ -105,7 +105,10 @@ export class DurableRecovery {
     for (const name of days) {
       const db = server.use<JournalBatch>(name);
       let startkey: string | undefined;
-      for (;;) {
+      // A page short of the limit reached the day's last batch as the scan found it. Batches
+      // written since are the next scan's: asking again would chase a journal that keeps
+      // growing under steady durable load, a request after request for as long as it lasts.
+      for (let last = false; !last;) {
         if (this.host.closed) return claimed;
         let page;
         try {
@@ -115,12 +118,8 @@ export class DurableRecovery {
           if (statusOf(err) === 404) break; // dropped meanwhile
           throw err;
         }
-        if (page.rows.length === 0) break;
-        startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
-        // A page short of the limit reached the day's last batch as the scan found it. Batches
-        // written since are the next scan's: asking again would chase a journal that keeps
-        // growing under steady durable load, a request after request for as long as it lasts.
-        const last = page.rows.length < kPage;
+        last = page.rows.length < kPage;
+        if (page.rows.length > 0) startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
         const orphans: Array<{ doc: JournalBatch; entries: DurableEntry[] }> = [];
         for (const row of page.rows) {
           if (this.host.closed) return claimed;
@@ -130,7 +129,7 @@ export class DurableRecovery {
           const entries = batchEntries(doc);
           if (entries && await this.arbitrate(name, doc, heartbeats)) orphans.push({ doc, entries });
         }
-        if (orphans.length === 0) { if (last) break; continue; }
+        if (orphans.length === 0) continue;
         const now = Date.now();
         const owner = this.host.owner;
         const rows = await bulk(server, name, orphans.map(({ doc }) => ({ ...doc, owner, claimed: now })));
@@ -149,7 +148,6 @@ export class DurableRecovery {
             running.add(p);
           }
         }
-        if (last) break;
       }
       await this.dropIfDone(name);
     }
