@@ -4,9 +4,10 @@
  *   (b) fire-and-forget ÷ floor (fb)'s, (c) `?wait=true` ÷ floor (f)'s,
  *   (b) with activation records ÷ the same without, durable (b) ÷ (b),
  * measured in turn, alternating, QUICK_ROUNDS rounds (3) of QUICK_SECONDS (3) each; medians.
- * Each scenario is first loaded for QUICK_WARM seconds (1): durable triggers need about 20 for the
- * runtime's and the store's code to be optimised (docs/benchmarks.md); shorter runs measure them
- * partly cold.
+ * Each scenario is first loaded for QUICK_WARM seconds (1), a durable one for QUICK_DURABLE_WARM (20):
+ * durable triggers need about 20 for the store's code to be optimised (docs/benchmarks.md), and a
+ * runtime that has run a while is what the figures are about; QUICK_DURABLE_WARM=1 measures them
+ * as a runtime just started meets them.
  * Beside every figure: the load generator's CPU per request and how busy the cores were.
  * QUICK_ONLY=fb,b limits the scenarios. QUICK_BASE=<another checkout> adds its runtime's (b), (c)
  * and durable (b) as b0, c0 and db0 (say, main in a second worktree), and the ratios of this build's to them.
@@ -22,8 +23,9 @@ import { measureCpu, storePidOf, type CpuSample } from './cpu-measure.ts';
 const kRounds = Number(process.env.QUICK_ROUNDS ?? 3);
 const kSeconds = Number(process.env.QUICK_SECONDS ?? 3);
 const kWarm = Number(process.env.QUICK_WARM ?? 1);
+const kDurableWarm = Number(process.env.QUICK_DURABLE_WARM ?? 20);
 
-interface Scenario { key: string; label: string; target: string; path: string }
+interface Scenario { key: string; label: string; target: string; path: string; durable?: boolean }
 
 const kScenarios: Scenario[] = [
   { key: 'fb', label: 'floor (fb): node:http + 2 threads, 202 at once', target: 'fb', path: '/' },
@@ -31,14 +33,14 @@ const kScenarios: Scenario[] = [
   { key: 'f', label: 'floor (f): node:http + 2 threads, answers outcome', target: 'f', path: '/' },
   { key: 'c', label: '(c) thread worker, ?wait=true', target: 'rt', path: '/_events/bench/thread?wait=true' },
   { key: 'bn', label: '(b) with no activation records', target: 'quiet', path: '/_events/bench/thread' },
-  { key: 'db', label: '(b) durable event, fire-and-forget', target: 'rt', path: '/_events/bench/durable' },
+  { key: 'db', label: '(b) durable event, fire-and-forget', target: 'rt', path: '/_events/bench/durable', durable: true },
 ];
 
 const kBase = process.env.QUICK_BASE;
 if (kBase) {
   kScenarios.push({ key: 'b0', label: `(b) of ${kBase}`, target: 'base', path: '/_events/bench/thread' });
   kScenarios.push({ key: 'c0', label: `(c) of ${kBase}`, target: 'base', path: '/_events/bench/thread?wait=true' });
-  kScenarios.push({ key: 'db0', label: `durable (b) of ${kBase}`, target: 'base', path: '/_events/bench/durable' });
+  kScenarios.push({ key: 'db0', label: `durable (b) of ${kBase}`, target: 'base', path: '/_events/bench/durable', durable: true });
 }
 const only = process.env.QUICK_ONLY?.split(',');
 const scenarios = only ? kScenarios.filter((s) => only.includes(s.key)) : kScenarios;
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     for (const s of scenarios) {
       const srv = servers.get(s.target)!;
       await (await request(srv.t.url + s.path)).body.dump();
-      await autocannon({ url: srv.t.url + s.path, connections: 50, duration: kWarm });
+      await autocannon({ url: srv.t.url + s.path, connections: 50, duration: s.durable ? kDurableWarm : kWarm });
     }
     const samples = new Map<string, CpuSample[]>(scenarios.map((s) => [s.key, []]));
     console.log(`load average before: ${load0.map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores)`);
