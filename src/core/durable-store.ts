@@ -57,7 +57,10 @@ export function batchEntries(doc: JournalBatch): DurableEntry[] | undefined {
 /** A batch this boot owns, as it stands in the store (`rev`) and in memory (`done`). */
 export interface Owned {
   db: string;
+  /** as last written; a batch this boot wrote holds its entries in `literal` until a rewrite needs them. */
   doc: JournalBatch;
+  /** `doc.entriesJson` as the JSON string literal it was written as: parsed only for a rewrite with its `done` list, which most batches never get. */
+  literal?: string;
   /** entries in the batch. */
   count: number;
   done: Set<string>;

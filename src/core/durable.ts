@@ -128,7 +128,7 @@ export class DurableJournal {
         const now = Date.now();
         const head = { _id: `${now.toString(36)}-${this.boot}-${(this.batchSeq++).toString(36)}`, type: 'durable' as const, owner: this.owner, accepted: now };
         const literal = entriesLiteral(accepted.map((a) => a.quoted));
-        const doc: JournalBatch = { ...head, entriesJson: JSON.parse(literal) as string };
+        const doc: JournalBatch = { ...head };
         // The finishes due in this database go in the same write.
         const carried = this.takeDue(now, db).byDb.get(db) ?? [];
         const finishing = carried.map((o) => this.finishDoc(o));
@@ -145,7 +145,7 @@ export class DurableJournal {
         const row = rows.get(doc._id);
         if (!row || row.error || !row.rev) throw new Error(row ? `${row.error ?? 'no revision'}${row.reason ? ` (${row.reason})` : ''}` : 'the store gave no result');
         doc._rev = row.rev;
-        this.owned.set(doc._id, { db, doc, count: accepted.length, done: new Set(), dirty: false, writtenAt: now });
+        this.owned.set(doc._id, { db, doc, literal, count: accepted.length, done: new Set(), dirty: false, writtenAt: now });
         this.stats.batches++;
         return accepted.map((a) => ({ db, batch: doc._id, activation: a.entry.activation }));
       }, 2_000, kMaxBatchChars);
@@ -210,6 +210,7 @@ export class DurableJournal {
   /** A batch all finished is deleted; one still running is rewritten with its `done` list. */
   private finishDoc(o: Owned): { doc: object; deleting: boolean } {
     const deleting = o.done.size >= o.count;
+    if (!deleting && o.literal !== undefined) { o.doc.entriesJson = JSON.parse(o.literal) as string; o.literal = undefined; }
     return { doc: deleting ? { _id: o.doc._id, _rev: o.doc._rev, _deleted: true } : { ...o.doc, done: [...o.done] }, deleting };
   }
 
