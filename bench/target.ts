@@ -4,7 +4,8 @@
  *   bare        node:http answering 200: the ceiling
  *   runtime     LivelyCouch on an embedded store with bench/app deployed (in memory; on disk with BENCH_STORE=disk;
  *               on a CouchDB with BENCH_COUCH_URL=<admin url>, its databases under a prefix of their own;
- *               BENCH_RECORDS=off keeps no activation records; BENCH_CONCURRENCY=n sets workers' default concurrency)
+ *               BENCH_RECORDS=off keeps no activation records; BENCH_CONCURRENCY=n sets workers' default concurrency;
+ *               on disk, LIVELY_STORE_SYNC=0 leaves writes unsynced)
  *   persistent  scenario (d0), the minimal stand-in for the 2010 design once warm: one child
  *               process fed JSON lines, answering each, behind node:http with no runtime around it
  *   fresh       the 2010 design cold: a new `node` process per trigger
@@ -87,10 +88,10 @@ async function main(): Promise<void> {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lively-bench-'));
     // BENCH_COUCH_URL=<admin url>: on that CouchDB instead, under a prefix of its own, dropped at the end
     const couch = process.env.BENCH_COUCH_URL ? { couchUrl: process.env.BENCH_COUCH_URL, dbPrefix: `bench${Date.now().toString(36)}_` } : {};
-    const config = makeConfig({ ...couch, port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off', ...(process.env.BENCH_CONCURRENCY ? { workerConcurrency: Number(process.env.BENCH_CONCURRENCY) } : {}) });
+    const config = makeConfig({ ...couch, port: 0, dataDir, embeddedMemory: process.env.BENCH_STORE !== 'disk', storeSync: process.env.LIVELY_STORE_SYNC !== '0', sample: false, logLevel: (process.env.LIVELY_LOG_LEVEL as 'warn') || 'warn', maxQueue: 1_000_000, maxWorkerQueue: 1_000_000, threads: Number(process.env.LIVELY_THREADS) || os.availableParallelism(), logRecords: process.env.BENCH_RECORDS !== 'off', ...(process.env.BENCH_CONCURRENCY ? { workerConcurrency: Number(process.env.BENCH_CONCURRENCY) } : {}) });
     const logger = createLogger(config.logLevel);
     // the store users run (bench/built-store.ts); the runtime stops it
-    const store = config.couchUrl ? undefined : builtStore({ dataDir, memory: config.embeddedMemory, logger }).then(async (s) => { await s.start(); return s; });
+    const store = config.couchUrl ? undefined : builtStore({ dataDir, memory: config.embeddedMemory, sync: config.storeSync, logger }).then(async (s) => { await s.start(); return s; });
     const rt = await new Runtime({ config, logger, dispatchers: [new ImmediateDispatcher()], ...(store ? { store } : {}) }).start();
     await deployDir(fileURLToPath(new URL('./app', import.meta.url)), rt.db.events, rt.db.workers);
     const events = readdirSync(new URL('./app/events', import.meta.url)).length;

@@ -122,7 +122,7 @@ export class Runtime {
       this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
       this.couchUrl = this.store.url;
     } else {
-      this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger, signup: config.signup });
+      this.store = new EmbeddedStore({ dataDir: config.dataDir, memory: config.embeddedMemory, logger, signup: config.signup, sync: config.storeSync });
       this.store.on('restart', () => logger.warn('embedded store restarted; feeds resume'));
       await this.store.start();
       this.couchUrl = this.store.url;

@@ -69,7 +69,7 @@ async function start(c: Config): Promise<Runtime> {
   // The embedded store's child starts while this process loads the runtime: the two take about
   // as long, and neither needs the other until the runtime connects.
   const store = c.couchUrl ? undefined : import('../store/embedded/supervisor.ts').then(async ({ EmbeddedStore }) => {
-    const s = new EmbeddedStore({ dataDir: c.dataDir, memory: c.embeddedMemory, logger, signup: c.signup });
+    const s = new EmbeddedStore({ dataDir: c.dataDir, memory: c.embeddedMemory, logger, signup: c.signup, sync: c.storeSync });
     await s.start();
     return s;
   });

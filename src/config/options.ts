@@ -74,6 +74,7 @@ export const kOptions = {
   logRetentionDays: int({ env: 'LIVELY_LOG_RETENTION_DAYS', default: 7, min: 0, unit: 'days', doc: 'how long activation records are kept' }),
   logMaxRecords: int({ env: 'LIVELY_LOG_MAX_RECORDS', default: 1_000_000, min: 1, doc: 'activation records kept at most, over all days; past it the oldest go first' }),
   logRecords: bool({ env: 'LIVELY_LOG_RECORDS', flag: 'no-records', negated: 'keep no activation records', default: true, doc: 'keep activation records (`0`/`false`: none; metrics still count)' }),
+  storeSync: bool({ env: 'LIVELY_STORE_SYNC', default: true, doc: 'embedded store on disk: each write reaches the disk before it is answered, as on Apache CouchDB (`0`/`false`: writes wait in the operating system\'s cache, faster, and a power loss can take the last ones)' }),
   signup: bool({ env: 'LIVELY_SIGNUP', default: false, doc: 'embedded store: anonymous clients may sign up in `_users` (off: only admins create users)' }),
   workerUser: str({ env: 'LIVELY_WORKER_RUN_AS', default: 'nobody', emptyOk: true, doc: 'the user process workers run as when the runtime runs as root (a name, uid or uid:gid; `""` keeps root)' }),
   sample: bool({ env: 'LIVELY_SAMPLE', flag: 'no-sample', negated: 'do not deploy examples/hello into an empty store', default: true, doc: 'deploy `examples/hello` into an empty store' }),

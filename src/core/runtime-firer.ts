@@ -114,7 +114,7 @@ export class RuntimeFirer implements EventFirer {
     return {
       ok: !p.stopping(),
       url: p.url(),
-      store: p.store ? { embedded: true, pid: p.store.pid } : { embedded: false },
+      store: p.store ? { embedded: true, pid: p.store.pid, syncsWrites: p.store.syncsWrites } : { embedded: false },
       events: { loaded: p.catalog.matcher.size, invalid: p.catalog.invalid() },
       workers: { loaded: p.registry.loaded(), invalid: p.registry.invalid(), problems: this.workerProblems() },
       dispatchers: p.dispatchers.map((d) => d.stats()),

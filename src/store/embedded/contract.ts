@@ -44,6 +44,8 @@ export interface StartMessage {
   memory: boolean;
   /** anonymous clients may sign up in `_users`. */
   signup: boolean;
+  /** on disk, every write is synced before it is answered (./sync-writes.ts). */
+  sync: boolean;
   /** the environment the child runs with, in place of the one it was spawned with. */
   env: Record<string, string>;
 }
@@ -52,7 +54,7 @@ export function isStartMessage(m: unknown): m is StartMessage {
   if (typeof m !== 'object' || m === null) return false;
   const s = m as Partial<StartMessage>;
   return typeof s.password === 'string' && s.password !== '' && typeof s.dataDir === 'string' && s.dataDir !== ''
-    && Number.isInteger(s.port) && typeof s.memory === 'boolean' && typeof s.signup === 'boolean'
+    && Number.isInteger(s.port) && typeof s.memory === 'boolean' && typeof s.signup === 'boolean' && typeof s.sync === 'boolean'
     && typeof s.env === 'object' && s.env !== null && Object.values(s.env).every((v) => typeof v === 'string');
 }
 
@@ -60,12 +62,14 @@ export function isStartMessage(m: unknown): m is StartMessage {
 export interface ReadyLine {
   ready: true;
   port: number;
+  /** the child syncs every write to disk before answering it (on disk, asked to, and installed). */
+  sync: boolean;
 }
 
 export function parseReadyLine(line: string): ReadyLine | undefined {
   try {
     const v = JSON.parse(line) as Partial<ReadyLine>;
-    if (v && v.ready === true && typeof v.port === 'number') return { ready: true, port: v.port };
+    if (v && v.ready === true && typeof v.port === 'number') return { ready: true, port: v.port, sync: v.sync === true };
   } catch { /* not the ready line */ }
   return undefined;
 }

@@ -21,6 +21,7 @@ import { deferPouchFind } from './lazy-find.ts';
 import { orderBulkDocs } from './bulk-order.ts';
 import { deferPouchHttp } from './lazy-http.ts';
 import { installReadAhead } from './read-ahead.ts';
+import { installSyncWrites } from './sync-writes.ts';
 import { DirectBulk } from './direct-bulk.ts';
 import type * as Packages from './packages.cts';
 
@@ -197,7 +198,8 @@ async function main(): Promise<void> {
   guardChangesFilters(PouchDB);
   const { pouchSecurity, expressPouchDB, expressPouchUtils: utils } = packages;
   const sessionApi = packages.sessionApi as SessionApi;
-  const { password, dataDir, port, memory, signup, env } = await started;
+  const { password, dataDir, port, memory, signup, sync, env } = await started;
+  let syncing = false;
   takeEnv(env);
   // express-pouchdb keeps its config, log file and (disk mode) databases relative to paths we
   // give it; it dies on a missing log directory, so all of them are made first.
@@ -212,6 +214,7 @@ async function main(): Promise<void> {
     PouchDB.preferredAdapters = ['memory', ...PouchDB.preferredAdapters.filter((a: string) => a !== 'memory')];
   } else {
     installReadAhead(packages.leveldown);
+    if (sync) syncing = installSyncWrites(packages.leveldown);
     PouchDB = PouchDB.defaults({ prefix: storeDir + path.sep });
   }
 
@@ -333,7 +336,7 @@ async function main(): Promise<void> {
     const address = server.address();
     if (!address || typeof address === 'string') fail('no TCP address');
     listening = address.port;
-    const line: ReadyLine = { ready: true, port: address.port };
+    const line: ReadyLine = { ready: true, port: address.port, sync: syncing };
     process.stdout.write(JSON.stringify(line) + '\n');
   });
   server.on('error', (err) => fail(`cannot listen: ${err.message}`));

@@ -22,6 +22,8 @@ export interface EmbeddedStoreOptions {
   startTimeout?: number;
   /** anonymous clients may sign up in `_users` (default false: only the admin creates users). */
   signup?: boolean;
+  /** on disk, sync every write before answering it, as Apache CouchDB does (default true; ./sync-writes.ts). */
+  sync?: boolean;
   /**
    * The child's entry file: a build's dist/store-server.js, as the suite runs the store users
    * run. Default: the one of this code (the build's when it runs from dist/, else the source).
@@ -61,6 +63,7 @@ export class EmbeddedStore extends EventEmitter {
   private started = false;
   /** whether the running child is the one the command spawned before the runtime loaded (./spawn.ts). */
   private spawnedEarly = false;
+  private syncing = false;
 
   constructor(opts: EmbeddedStoreOptions) {
     super();
@@ -73,6 +76,7 @@ export class EmbeddedStore extends EventEmitter {
       logger: opts.logger ?? silentLogger,
       startTimeout: opts.startTimeout ?? 30_000,
       signup: opts.signup ?? false,
+      sync: opts.sync ?? true,
       serverFile: opts.serverFile,
     };
   }
@@ -87,6 +91,11 @@ export class EmbeddedStore extends EventEmitter {
     return this.child?.pid;
   }
 
+  /** The running store syncs every write to disk before it answers it: what its child said when it was ready (false while none runs). */
+  get syncsWrites(): boolean {
+    return this.syncing;
+  }
+
   async start(): Promise<void> {
     if (this.started) throw new LivelyError('LC_CONFIG', 'the embedded store is already started');
     this.started = true;
@@ -98,7 +107,7 @@ export class EmbeddedStore extends EventEmitter {
       await this.stop();
       throw err;
     }
-    this.opts.logger.info('embedded store started', { port: this.port, pid: this.pid, memory: this.opts.memory, spawnedEarly: this.spawnedEarly });
+    this.opts.logger.info('embedded store started', { port: this.port, pid: this.pid, memory: this.opts.memory, syncsWrites: this.syncing, spawnedEarly: this.spawnedEarly });
   }
 
   async stop(): Promise<void> {
@@ -111,14 +120,14 @@ export class EmbeddedStore extends EventEmitter {
   }
 
   private launch(): Promise<void> {
-    const { dataDir, memory, startTimeout, logger, signup } = this.opts;
+    const { dataDir, memory, startTimeout, logger, signup, sync } = this.opts;
     // the child the command spawned before the runtime loaded (./spawn.ts), on the first start
     const early = this.port === 0 && !this.opts.serverFile ? takeEarlyStore() : undefined;
     const child = early ?? spawnStoreChild(this.opts.serverFile ? [this.opts.serverFile] : undefined);
     this.child = child;
     this.spawnedEarly = early !== undefined;
     // by IPC, not the environment: /proc/<pid>/environ is readable by every process of the user
-    const start: StartMessage = { password: this.password, dataDir, port: this.port, memory, signup, env: storeChildEnv() };
+    const start: StartMessage = { password: this.password, dataDir, port: this.port, memory, signup, sync, env: storeChildEnv() };
     child.send(start, (err) => { if (err) logger.warn('embedded store did not take its start message', { error: describeError(err) }); });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (text: string) => logger.warn('embedded store stderr', { text: text.trimEnd() }));
@@ -142,6 +151,7 @@ export class EmbeddedStore extends EventEmitter {
             ready = true;
             clearTimeout(timer);
             this.port = line.port;
+            this.syncing = line.sync;
             resolve();
           }
         }
@@ -158,6 +168,7 @@ export class EmbeddedStore extends EventEmitter {
         if (!ready) reject(new LivelyError('LC_STORE_UNAVAILABLE', `embedded store exited before it was ready (code ${code}, signal ${signal})`));
         if (this.child !== child) return;
         this.child = undefined;
+        this.syncing = false;
         if (this.stopping) return;
         if (Date.now() - startedAt > kStableAfter) this.backoff = kBackoffStart;
         logger.warn('embedded store exited; restarting', { code, signal, in: this.backoff });
