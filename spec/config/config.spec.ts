@@ -78,6 +78,16 @@ describe('configuration', () => {
     expect(() => makeConfig({ logRecords: 'no' as unknown as boolean })).to.throw(LivelyError, 'options.logRecords');
   });
 
+  it('a boolean variable reads 1/true/on/yes and 0/false/off/no in any case; any other word is refused by name, not read as on', () => {
+    for (const [text, value] of [['1', true], ['TRUE', true], ['on', true], ['Yes', true], ['0', false], ['False', false], ['off', false], [' no ', false]] as const) {
+      expect(makeConfig(configFromEnv({ LIVELY_STORE_SYNC: text })).storeSync, text).to.equal(value);
+    }
+    expect(makeConfig().storeSync).to.equal(true);
+    for (const text of ['of', 'enabled', '2']) {
+      expect(() => configFromEnv({ LIVELY_STORE_SYNC: text }), text).to.throw(LivelyError, `LIVELY_STORE_SYNC must be 1, true, on or yes, or 0, false, off or no, got "${text}"`);
+    }
+  });
+
   it('flags override, and the logged form hides the password', () => {
     const args = parseArgs(['start', '--port', '0', '--data=/tmp/x', '--no-sample', '--couch', 'http://admin:secret@127.0.0.1:5984'], 'start', findCommand('start')!.flags);
     expect(args.command).to.equal('start');

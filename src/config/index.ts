@@ -61,6 +61,9 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+const kTrue = ['1', 'true', 'on', 'yes'];
+const kFalse = ['0', 'false', 'off', 'no'];
+
 /** One option's value from its text (an environment variable's or a flag's); `name` is how the
  * user wrote it, for the error. Checks of range and form are makeConfig's. */
 export function parseOptionText(o: OptionDef, name: string, text: string): unknown {
@@ -70,7 +73,13 @@ export function parseOptionText(o: OptionDef, name: string, text: string): unkno
       if (text.trim() === '' || !Number.isInteger(n)) fail(`${name} must be an integer, got "${text}"`);
       return n;
     }
-    case 'bool': return text !== '0' && text !== 'false';
+    case 'bool': {
+      // a word that is neither is refused rather than read as on: LIVELY_STORE_SYNC=off must not sync
+      const word = text.trim().toLowerCase();
+      if (kTrue.includes(word)) return true;
+      if (kFalse.includes(word)) return false;
+      return fail(`${name} must be 1, true, on or yes, or 0, false, off or no, got "${text}"`);
+    }
     case 'interpreters':
       try { return JSON.parse(text); } catch {
         return fail(`${name} must be JSON like {"python":["python3","-u"]}`);
