@@ -118,6 +118,8 @@ describe('embedded store on disk: every write synced to disk before it is answer
       const [onDisk, unsynced, inMemory] = await Promise.all([started({}), started({ sync: false }), started({ memory: true })]);
       expect([onDisk.syncsWrites, unsynced.syncsWrites, inMemory.syncsWrites]).to.deep.equal([true, false, false]);
       for (const store of [onDisk, unsynced, inMemory]) expect(await writesAndReads(store)).to.deep.equal([1, 2]);
+      await onDisk.stop();
+      expect(onDisk.syncsWrites, 'once stopped').to.equal(false);
     });
 
     it('a restarted store child syncs again: the setting goes with every start', async () => {

@@ -115,6 +115,7 @@ export class EmbeddedStore extends EventEmitter {
     clearTimeout(this.restartTimer);
     const child = this.child;
     this.child = undefined;
+    this.syncing = false;
     if (child) await terminate(child);
     this.started = false;
   }
