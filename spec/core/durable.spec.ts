@@ -394,6 +394,80 @@ describe('DurableJournal', function () {
     expect(writer.stats.accepted).to.equal(2); // the batch written after the scan's page was not read
   });
 
+  it('a day whose batches have all finished is not listed by a scan (its tombstones are not read); one with a batch left is', async () => {
+    let lists = 0;
+    const counted = new Proxy(server, {
+      get(target, key, receiver) {
+        if (key !== 'use') return Reflect.get(target, key, receiver);
+        return (name: string) => {
+          const db = target.use(name);
+          if (!name.startsWith(`${prefix}durable_`)) return db;
+          return new Proxy(db, { get: (d, k, r) => (k === 'list' ? (params: object) => { lists++; return d.list(params); } : Reflect.get(d, k, r)) });
+        };
+      },
+    });
+    const j = new DurableJournal({ server: counted, prefix, instance: 'cdcdcdcd', heartbeats: server.use(`${prefix}logs`), logger: silentLogger });
+    journals.push(j);
+    const refs = [];
+    for (let i = 0; i < 5; i++) refs.push(await j.accept(entry(`done-${i}`, i)));
+    for (const ref of refs) j.finish(ref);
+    const db = server.use(refs[0]!.db);
+    await eventually(async () => (await db.info()).doc_count === 0, 5_000, 'the finished batches deleted');
+    expect((await db.changes()).results.filter((r) => r.deleted)).to.have.length(5); // tombstones
+    expect(await j.recover(() => { throw new Error('nothing is left to run'); })).to.equal(0);
+    expect(lists, 'a day of tombstones only').to.equal(0);
+    await j.accept(entry('running'));
+    expect(await j.recover(() => { throw new Error('a live batch was run again'); })).to.equal(0);
+    expect(lists, 'a day with a live batch').to.equal(1);
+  });
+
+  it('a scan lists a day from a minute before its oldest batch at the last scan, not its tombstones before; a full scan, every fullScanMs, lists it whole', async () => {
+    const starts: Array<string | undefined> = [];
+    const watched = new Proxy(server, {
+      get(target, key, receiver) {
+        if (key !== 'use') return Reflect.get(target, key, receiver);
+        return (name: string) => {
+          const db = target.use(name);
+          if (!name.startsWith(`${prefix}durable_`)) return db;
+          return new Proxy(db, { get: (d, k, r) => (k === 'list' ? (params: { startkey?: string }) => { starts.push(params.startkey); return d.list(params); } : Reflect.get(d, k, r)) });
+        };
+      },
+    });
+    const fullScanMs = 4_000;
+    const j = new DurableJournal({ server: watched, prefix, instance: 'efefefef', heartbeats: server.use(`${prefix}logs`), logger: silentLogger, fullScanMs });
+    journals.push(j);
+    const done = [];
+    for (let i = 0; i < 3; i++) done.push(await j.accept(entry(`finished-${i}`, i)));
+    const running = await j.accept(entry('running'));
+    for (const ref of done) j.finish(ref);
+    const dbName = running.db;
+    const db = server.use<Record<string, unknown>>(dbName);
+    await eventually(async () => (await db.info()).doc_count === 1, 5_000, 'the finished batches deleted');
+    const noRerun = () => { throw new Error('nothing of a live instance is run again'); };
+    const t0 = Date.now();
+    expect(await j.recover(noRerun)).to.equal(0);
+    expect(starts, 'the first scan of a boot lists the day whole').to.deep.equal([undefined]);
+    const floor = (parseInt(running.batch.slice(0, 8), 36) - 60_000).toString(36);
+
+    // An orphan written since, as a dead instance with a true clock would have: found by the next scan.
+    const now36 = Date.now().toString(36);
+    const dead = (id: string, n: number) => ({ _id: id, type: 'durable', owner: 'ffffffff/zzzz', accepted: Date.now(), entriesJson: JSON.stringify([entry(`orphan-${n}`, n)]) });
+    await db.insert(dead(`${now36}-zzzz-0`, 0));
+    // And one from a clock ten minutes behind, below where the next scan starts.
+    await db.insert(dead(`${(parseInt(floor, 36) - 540_000).toString(36)}-zzzz-1`, 1));
+    const ran: string[] = [];
+    const rerun = (e: DurableEntry, ref: DurableRef) => { ran.push(e.activation); j.finish(ref); return { done: Promise.resolve() }; };
+    expect(Date.now() - t0, 'the next scan comes before a full one is due').to.be.below(fullScanMs);
+    expect(await j.recover(rerun)).to.equal(1);
+    expect(starts[1]).to.equal(floor);
+    expect(ran).to.deep.equal(['orphan-0']);
+    // The full scan lists the day from its start again, and finds the other.
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + fullScanMs - Date.now())));
+    expect(await j.recover(rerun)).to.equal(1);
+    expect(starts.at(-1)).to.equal(undefined);
+    expect(ran).to.deep.equal(['orphan-0', 'orphan-1']);
+  });
+
   it('a scan reads a day of more batches than one page holds to its end: every orphan is claimed', async () => {
     const db = journalDbName(prefix, Date.now());
     await server.db.create(db);

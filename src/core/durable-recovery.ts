@@ -40,10 +40,34 @@ export interface RecoveryOptions {
   leaseMs: number;
   recoveryConcurrency?: number;
   days: DayDbs;
+  /** how often a scan lists every journal day whole (default kFullScanMs). */
+  fullScanMs?: number;
 }
 
 /** Batches read per request of a scan. */
 const kPage = 100;
+/**
+ * A scan lists a day from this long before the oldest batch it held at the last scan (or before
+ * that scan's start, when it held none), not from the day's start: batch ids begin with the
+ * time they were written, and a day's finished batches are tombstones that a listing steps over
+ * one by one, so under steady durable load a scan from the start reads more every time. What
+ * it could miss is a batch written since with an id from further back: by an instance whose
+ * clock is more than this behind. The full scans find those.
+ */
+const kFloorMarginMs = 60_000;
+/** Every journal day is listed whole at least this often, and by the first scan of a boot. */
+const kFullScanMs = 3_600_000;
+
+/** The time a batch id begins with (`<ms in base 36, 8 digits>-…`, src/core/durable.ts), if it does. */
+function writtenAt(id: string): number | undefined {
+  return /^[0-9a-z]{8}-/.test(id) ? parseInt(id.slice(0, 8), 36) : undefined;
+}
+
+/** The least id a batch written at `t` or later can have, if `t` has the 8 digits ids have. */
+function idFloor(t: number): string | undefined {
+  const s = Math.floor(t).toString(36);
+  return s.length === 8 ? s : undefined;
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -52,6 +76,9 @@ export class DurableRecovery {
   private ticking: Promise<void> | undefined;
   private recovering: Promise<number> | undefined;
   private heartbeatRev: string | undefined;
+  /** by journal day: where the next scan starts listing it (kFloorMarginMs). */
+  private readonly floors = new Map<string, string>();
+  private lastFullScan = -Infinity;
 
   constructor(private readonly opts: RecoveryOptions, private readonly host: RecoveryHost) {}
 
@@ -102,13 +129,28 @@ export class DurableRecovery {
     let claimed = 0;
     const running = new Set<Promise<unknown>>();
     const limit = this.opts.recoveryConcurrency ?? 256;
+    const began = Date.now();
+    const full = began - this.lastFullScan >= (this.opts.fullScanMs ?? kFullScanMs);
     for (const name of days) {
       const db = server.use<JournalBatch>(name);
-      let startkey: string | undefined;
+      // A day that holds no batch is not listed: its finished batches are tombstones, and a
+      // listing steps over each of them (the embedded store about 14 µs apiece), every scan,
+      // for as long as the day is kept; its count of live documents costs one request.
+      let live: number;
+      try {
+        live = (await server.db.get(name)).doc_count;
+      } catch (err) {
+        if (statusOf(err) === 404) continue; // dropped meanwhile
+        throw err;
+      }
+      let startkey = full ? undefined : this.floors.get(name);
+      /** the first batch listed: the day's oldest from where the listing began. */
+      let oldest: string | undefined;
+      let listed = live === 0;
       // A page short of the limit reached the day's last batch as the scan found it. Batches
       // written since are the next scan's: asking again would chase a journal that keeps
       // growing under steady durable load, a request after request for as long as it lasts.
-      for (let last = false; !last;) {
+      for (let last = live === 0; !last;) {
         if (this.host.closed) return claimed;
         let page;
         try {
@@ -119,6 +161,8 @@ export class DurableRecovery {
           throw err;
         }
         last = page.rows.length < kPage;
+        listed = last;
+        oldest ??= page.rows[0]?.id;
         if (page.rows.length > 0) startkey = page.rows[page.rows.length - 1]!.id + '\u0000';
         const orphans: Array<{ doc: JournalBatch; entries: DurableEntry[] }> = [];
         for (const row of page.rows) {
@@ -149,8 +193,14 @@ export class DurableRecovery {
           }
         }
       }
+      if (listed) {
+        const floor = idFloor(Math.min(oldest === undefined ? began : writtenAt(oldest) ?? 0, began) - kFloorMarginMs);
+        if (floor) this.floors.set(name, floor);
+        else this.floors.delete(name);
+      }
       await this.dropIfDone(name);
     }
+    if (full) this.lastFullScan = began;
     if (claimed > 0) logger.info('durable activations claimed to run again', { count: claimed });
     return claimed;
   }
@@ -250,6 +300,7 @@ export class DurableRecovery {
       const info = await this.opts.server.db.get(name);
       if (info.doc_count !== 0) return;
       const dropped = await dropDayDb(this.opts.server, name);
+      this.floors.delete(name);
       await this.dropClaims(name);
       this.host.dropped(name, dropped);
     } catch (err) {

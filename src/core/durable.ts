@@ -63,6 +63,8 @@ export interface DurableJournalOptions {
   recoveryConcurrency?: number;
   /** how long finishes wait for the next accept write while one is in flight (default kFinishRideMs). */
   finishRideMs?: number;
+  /** how often a recovery scan lists every journal day whole (./durable-recovery.ts, default an hour). */
+  fullScanMs?: number;
 }
 
 /** An accepted entry, and its JSON (made once: for its size, then for the write). */
@@ -92,7 +94,7 @@ export class DurableJournal {
     this.days = journalDays(opts.prefix);
     this.recovery = new DurableRecovery({
       server: opts.server, instance: opts.instance, heartbeats: opts.heartbeats, logger: opts.logger,
-      leaseMs: opts.leaseMs ?? 30_000, recoveryConcurrency: opts.recoveryConcurrency, days: this.days,
+      leaseMs: opts.leaseMs ?? 30_000, recoveryConcurrency: opts.recoveryConcurrency, days: this.days, fullScanMs: opts.fullScanMs,
     }, this);
   }
 
