@@ -83,4 +83,17 @@ module.exports = async (msg) => {
     expect(other.status).to.not.equal('ok');
     expect((await run(spec, { n: 3 })).result).to.equal(3);
   });
+
+  it('a loop behind another message of its batch times out as well, not as stopped by the isolate the other one\'s deadline disposed', async () => {
+    const spec = sourceSpec('w-spin-second', `module.exports = (msg) => {
+  if (msg.parameters.spin) for (;;) { /* never returns */ }
+  return msg.parameters.n;
+};`, { timeout: 400 });
+    await run(spec, { n: 0 });
+    const [first, spun] = await Promise.all([run(spec, { n: 1 }), run(spec, { n: 2, spin: true })]);
+    expect(spun.status, JSON.stringify(spun.error)).to.equal('timeout');
+    expect(spun.error!.code).to.equal('LC_WORKER_TIMEOUT');
+    expect(first.result, 'the first never answered: its answer waits for the batch').to.equal(undefined);
+    expect((await run(spec, { n: 3 })).result).to.equal(3);
+  });
 });

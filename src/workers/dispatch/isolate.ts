@@ -47,6 +47,9 @@ const kEpilogue = readFileSync(new URL('../../../workers-runtime/isolate/epilogu
 interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: number }
 
 /** A message sent (or about to be) into the isolate, until its answer comes back. */
+/** Deadlines this close to one that passed pass with it (checkDeadlines). */
+const kDeadlineSlackMs = 1;
+
 interface Pending { id: number; line: string; secrets: Readonly<Record<string, string>>; deadline: number; timeoutMs: number; resolve(json: string | undefined): void; reject(err: unknown): void }
 
 /** The lines of the script before the bundle's first line: the prelude and the wrapper's first line. */
@@ -126,7 +129,11 @@ class Sandbox {
   private checkDeadlines(): void {
     this.nextCheck = Infinity;
     this.deadlineTimer = undefined;
-    const now = performance.now();
+    // Timers keep time by the millisecond: messages sent in one turn have deadlines microseconds
+    // apart, and the timer may fire between them. They time out together, rather than the later
+    // ones failing a moment after as "the isolate stopped" by the first one's disposal, which
+    // could leave the message that never returned reported as stopped and another as timed out.
+    const now = performance.now() + kDeadlineSlackMs;
     let earliest = Infinity;
     for (const p of [...this.waiting.values()]) {
       if (p.deadline <= now) {
