@@ -115,6 +115,21 @@ describe('DurableJournal', function () {
     return j;
   };
 
+  /**
+   * The suite's server, with every listing of a journal day going through `list` (given the
+   * database's own and its parameters), to count or steer a recovery scan's pages.
+   */
+  const listingThrough = (list: (own: (params: object) => Promise<{ rows: unknown[] }>, params: { startkey?: string }) => Promise<unknown>) => new Proxy(server, {
+    get(target, key, receiver) {
+      if (key !== 'use') return Reflect.get(target, key, receiver);
+      return (name: string) => {
+        const db = target.use(name);
+        if (!name.startsWith(`${prefix}durable_`)) return db;
+        return new Proxy(db, { get: (d, k, r) => (k === 'list' ? (params: object) => list((ps) => d.list(ps), params) : Reflect.get(d, k, r)) });
+      };
+    },
+  });
+
   beforeEach(async () => {
     prefix = uniquePrefix();
     await server.db.create(`${prefix}logs`);
@@ -366,25 +381,11 @@ describe('DurableJournal', function () {
     // stream of durable triggers. The scan must end on its own; 20 pages would be a chase.
     let pages = 0;
     let writer: DurableJournal | undefined;
-    const watched = new Proxy(server, {
-      get(target, key, receiver) {
-        if (key !== 'use') return Reflect.get(target, key, receiver);
-        return (name: string) => {
-          const db = target.use(name);
-          if (!name.startsWith(`${prefix}durable_`)) return db;
-          return new Proxy(db, {
-            get(d, k, r) {
-              if (k !== 'list') return Reflect.get(d, k, r);
-              return async (params: object) => {
-                const page = await d.list(params);
-                if (++pages >= 20) throw new Error('the scan kept reading the batches written after it began');
-                await writer!.accept(entry(`live-${pages}`));
-                return page;
-              };
-            },
-          });
-        };
-      },
+    const watched = listingThrough(async (list, params) => {
+      const page = await list(params);
+      if (++pages >= 20) throw new Error('the scan kept reading the batches written after it began');
+      await writer!.accept(entry(`live-${pages}`));
+      return page;
     });
     writer = new DurableJournal({ server: watched, prefix, instance: 'bbbbbbbb', heartbeats: server.use(`${prefix}logs`), logger: silentLogger });
     journals.push(writer);
@@ -396,16 +397,7 @@ describe('DurableJournal', function () {
 
   it('a day whose batches have all finished is not listed by a scan (its tombstones are not read); one with a batch left is', async () => {
     let lists = 0;
-    const counted = new Proxy(server, {
-      get(target, key, receiver) {
-        if (key !== 'use') return Reflect.get(target, key, receiver);
-        return (name: string) => {
-          const db = target.use(name);
-          if (!name.startsWith(`${prefix}durable_`)) return db;
-          return new Proxy(db, { get: (d, k, r) => (k === 'list' ? (params: object) => { lists++; return d.list(params); } : Reflect.get(d, k, r)) });
-        };
-      },
-    });
+    const counted = listingThrough((list, params) => { lists++; return list(params); });
     const j = new DurableJournal({ server: counted, prefix, instance: 'cdcdcdcd', heartbeats: server.use(`${prefix}logs`), logger: silentLogger });
     journals.push(j);
     const refs = [];
@@ -423,16 +415,7 @@ describe('DurableJournal', function () {
 
   it('a scan lists a day from a minute before its oldest batch at the last scan, not its tombstones before; a full scan, every fullScanMs, lists it whole', async () => {
     const starts: Array<string | undefined> = [];
-    const watched = new Proxy(server, {
-      get(target, key, receiver) {
-        if (key !== 'use') return Reflect.get(target, key, receiver);
-        return (name: string) => {
-          const db = target.use(name);
-          if (!name.startsWith(`${prefix}durable_`)) return db;
-          return new Proxy(db, { get: (d, k, r) => (k === 'list' ? (params: { startkey?: string }) => { starts.push(params.startkey); return d.list(params); } : Reflect.get(d, k, r)) });
-        };
-      },
-    });
+    const watched = listingThrough((list, params) => { starts.push(params.startkey); return list(params); });
     const fullScanMs = 4_000;
     const j = new DurableJournal({ server: watched, prefix, instance: 'efefefef', heartbeats: server.use(`${prefix}logs`), logger: silentLogger, fullScanMs });
     journals.push(j);

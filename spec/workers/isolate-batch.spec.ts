@@ -14,6 +14,12 @@ function sourceSpec(id: string, code: string, limits: Partial<WorkerSpec['limits
   return { ...base, id, delegate: 'main.js', limits: { ...base.limits, ...limits }, attachments: { 'main.js': { contentType: 'text/javascript', data: Buffer.from(code) } } };
 }
 
+/** A worker that loops for ever when asked to (`spin`), else answers its `n`. */
+const kSpinner = `module.exports = (msg) => {
+  if (msg.parameters.spin) for (;;) { /* never returns */ }
+  return msg.parameters.n;
+};`;
+
 describe('IsolateDispatcher - a turn\'s messages in one call', () => {
   let d: IsolateDispatcher;
   beforeEach(() => { d = new IsolateDispatcher(); });
@@ -72,10 +78,7 @@ module.exports = async (msg) => {
   });
 
   it('a synchronous endless loop in a batch is stopped at its deadline; the messages sent with it fail, saying the isolate stopped', async () => {
-    const spec = sourceSpec('w-spin', `module.exports = (msg) => {
-  if (msg.parameters.spin) for (;;) { /* never returns */ }
-  return msg.parameters.n;
-};`, { timeout: 400 });
+    const spec = sourceSpec('w-spin', kSpinner, { timeout: 400 });
     await run(spec, { n: 0 });
     const [spun, other] = await Promise.all([run(spec, { n: 1, spin: true }), run(spec, { n: 2 })]);
     expect(spun.status).to.equal('timeout');
@@ -85,10 +88,7 @@ module.exports = async (msg) => {
   });
 
   it('a loop behind another message of its batch times out as well, not as stopped by the isolate the other one\'s deadline disposed', async () => {
-    const spec = sourceSpec('w-spin-second', `module.exports = (msg) => {
-  if (msg.parameters.spin) for (;;) { /* never returns */ }
-  return msg.parameters.n;
-};`, { timeout: 400 });
+    const spec = sourceSpec('w-spin-second', kSpinner, { timeout: 400 });
     await run(spec, { n: 0 });
     const [first, spun] = await Promise.all([run(spec, { n: 1 }), run(spec, { n: 2, spin: true })]);
     expect(spun.status, JSON.stringify(spun.error)).to.equal('timeout');
