@@ -124,13 +124,13 @@ export class DurableRecovery {
 
   private async scan(rerun: Rerun): Promise<number> {
     const { server, logger } = this.opts;
+    const began = Date.now();
+    const full = began - this.lastFullScan >= (this.opts.fullScanMs ?? kFullScanMs);
     const days = (await this.opts.days.list(server)).map((d) => d.name).reverse(); // oldest first
     const heartbeats: Heartbeats = new Map();
     let claimed = 0;
     const running = new Set<Promise<unknown>>();
     const limit = this.opts.recoveryConcurrency ?? 256;
-    const began = Date.now();
-    const full = began - this.lastFullScan >= (this.opts.fullScanMs ?? kFullScanMs);
     for (const name of days) {
       const db = server.use<JournalBatch>(name);
       // A day that holds no batch is not listed: its finished batches are tombstones, and a
