@@ -56,6 +56,9 @@ export function threadBatches(s: TargetStatus): number | undefined {
   return s.dispatchers?.find((d) => d.name === 'thread')?.batches;
 }
 
+/** The median (the mean of the middle two for an even count). */
+export const median = (xs: number[]) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2; };
+
 export interface CpuSample {
   /** triggers counted: activations fired (a runtime, floor202) or 2xx answers. */
   triggers: number;

@@ -18,7 +18,7 @@
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import { startTarget, stopTarget } from './targets.ts';
-import { measureCpu, storePidOf, type CpuSample } from './cpu-measure.ts';
+import { measureCpu, median, storePidOf, type CpuSample } from './cpu-measure.ts';
 
 const connections = (process.argv[2] ?? '50,100,200').split(',').map(Number);
 const rounds = Number(process.argv[3] ?? 3);
@@ -26,7 +26,6 @@ const seconds = Number(process.argv[4] ?? 3);
 const warm = Number(process.env.DURABLE_WARM ?? 20);
 const kPaths = { b: '/_events/bench/thread', db: '/_events/bench/durable' } as const;
 
-const median = (xs: number[]) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2; };
 const cost = (s: CpuSample) => s.runtimeProcess + s.store;
 
 async function main(): Promise<void> {

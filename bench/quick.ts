@@ -18,7 +18,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { request } from 'undici';
 import { startTarget, stopTarget, type Target } from './targets.ts';
-import { measureCpu, storePidOf, type CpuSample } from './cpu-measure.ts';
+import { measureCpu, median, storePidOf, type CpuSample } from './cpu-measure.ts';
 
 const kRounds = Number(process.env.QUICK_ROUNDS ?? 3);
 const kSeconds = Number(process.env.QUICK_SECONDS ?? 3);
@@ -55,7 +55,6 @@ async function start(name: string): Promise<Server> {
 }
 
 const cost = (s: CpuSample) => s.runtimeProcess + s.store;
-const median = (xs: number[]) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2; };
 const f1 = (x: number) => x.toFixed(1);
 
 async function main(): Promise<void> {

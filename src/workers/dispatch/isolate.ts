@@ -46,10 +46,10 @@ const kEpilogue = readFileSync(new URL('../../../workers-runtime/isolate/epilogu
 
 interface Job { onEmit: (e: EmitCommand) => void; logs: LogLine[]; dropped: number }
 
-/** A message sent (or about to be) into the isolate, until its answer comes back. */
 /** Deadlines this close to one that passed pass with it (checkDeadlines). */
 const kDeadlineSlackMs = 1;
 
+/** A message sent (or about to be) into the isolate, until its answer comes back. */
 interface Pending { id: number; line: string; secrets: Readonly<Record<string, string>>; deadline: number; timeoutMs: number; resolve(json: string | undefined): void; reject(err: unknown): void }
 
 /** The lines of the script before the bundle's first line: the prelude and the wrapper's first line. */
